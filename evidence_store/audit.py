@@ -1,0 +1,135 @@
+"""The audit log service: appends chained, signed events inside the caller's transaction and verifies
+the stored log (R3, R10, R17). The chain rules themselves live in `domain.audit_chain`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy.orm import Session
+
+from evidence_store.db.tables import audit_checkpoints, audit_events
+from evidence_store.domain.audit_chain import (
+    AuditCheckpoint,
+    AuditEvent,
+    AuditRecord,
+    ChainProblem,
+    ChainVerdict,
+    build_checkpoint,
+    build_event,
+    verify_chain,
+)
+from evidence_store.keys import PublicKey, StationKey
+from evidence_store.ports import Clock
+
+# Any constant works; it names the one PostgreSQL advisory lock that serialises appends to the chain.
+_PG_AUDIT_LOCK = 0x6576_6964_656E  # "eviden"
+VERIFY_BATCH = 20_000
+
+
+class AuditLog:
+    def __init__(self, key: StationKey, clock: Clock, *, checkpoint_interval: int, source: str) -> None:
+        self.key = key
+        self.clock = clock
+        self.checkpoint_interval = checkpoint_interval
+        self.source = source
+
+    def record(
+        self,
+        session: Session,
+        *,
+        actor: str,
+        action: str,
+        object_type: str,
+        object_id: str | int,
+        details: dict[str, Any] | None = None,
+        source: str | None = None,
+    ) -> AuditEvent:
+        """Append one event in the session's transaction; it commits (or rolls back) with the change
+        it describes, so the log never claims something that did not happen."""
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_AUDIT_LOCK})
+        session.flush()
+        head = session.execute(
+            select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
+        ).first()
+        event = build_event(
+            prev=(head.seq, head.hash) if head else None,
+            at=self.clock(),
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id),
+            source=source or self.source,
+            details=details,
+            sign=self.key.sign,
+        )
+        session.add(event)
+        if event.seq % self.checkpoint_interval == 0:
+            session.add(self._checkpoint(event.seq, event.hash))
+        session.flush()
+        return event
+
+    def checkpoint_now(self, session: Session) -> AuditCheckpoint | None:
+        """Sign the current head (e.g. before a backup or for external anchoring)."""
+        head = session.execute(
+            select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
+        ).first()
+        if head is None:
+            return None
+        existing = session.scalar(select(audit_checkpoints.c.id).where(audit_checkpoints.c.seq == head.seq))
+        if existing is not None:
+            return session.get(AuditCheckpoint, existing)
+        checkpoint = self._checkpoint(head.seq, head.hash)
+        session.add(checkpoint)
+        session.flush()
+        return checkpoint
+
+    def _checkpoint(self, seq: int, head_hash: str) -> AuditCheckpoint:
+        return build_checkpoint(
+            seq=seq,
+            head_hash=head_hash,
+            at=self.clock(),
+            key_fingerprint=self.key.fingerprint,
+            sign=self.key.sign,
+        )
+
+
+def _stream_events(connection: Connection) -> Iterator[AuditRecord]:
+    result = connection.execution_options(stream_results=True, yield_per=VERIFY_BATCH).execute(
+        select(audit_events).order_by(audit_events.c.seq)
+    )
+    for partition in result.partitions():
+        yield from partition  # type: ignore[misc]  # Row has the AuditRecord attributes
+
+
+def load_checkpoints(connection: Connection) -> list[AuditCheckpoint]:
+    rows = connection.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq)).all()
+    return [
+        AuditCheckpoint(
+            id=row.id,
+            seq=row.seq,
+            head_hash=row.head_hash,
+            at=row.at,
+            key_fingerprint=row.key_fingerprint,
+            signature=bytes(row.signature),
+        )
+        for row in rows
+    ]
+
+
+def verify_audit_log(engine: Engine, public_key: PublicKey, *, all_signatures: bool = False) -> ChainVerdict:
+    """Re-hash every stored event and check the signatures that vouch for them."""
+    with engine.connect() as connection:
+        checkpoints = load_checkpoints(connection)
+        foreign = [cp for cp in checkpoints if cp.key_fingerprint != public_key.fingerprint]
+        verdict = verify_chain(
+            _stream_events(connection),
+            checkpoints,
+            public_key.verify,
+            all_signatures=all_signatures,
+        )
+    for cp in foreign:
+        verdict.problems.append(ChainProblem(cp.seq, f"checkpoint at event {cp.seq} was signed by another key"))
+    return verdict

@@ -1,0 +1,1 @@
+"""Blob store adapters: local filesystem (embedded default) and S3 with Object Lock."""

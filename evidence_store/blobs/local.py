@@ -1,0 +1,137 @@
+"""The local filesystem blob store (the embedded default).
+
+Layout: ``<root>/sha256/ab/cd/<sha256>`` for blobs, ``<root>/incoming/`` for writes in progress (same
+filesystem, so the final step is an atomic link). A write hashes inline, fsyncs the file, links it to
+its content address (link, unlike rename, never replaces an existing file), fsyncs the directory and
+makes the blob read-only. A crash leaves at worst a temp file in ``incoming/``, never a partial blob.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from evidence_store.blobs.hashing_copy import CHUNK_SIZE, copy_hashing, hash_stream, write_all
+from evidence_store.errors import BlobMismatchError, BlobNotFoundError, StoreError
+from evidence_store.ports import BlobListing, StoredBlob
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def check_sha256(sha256: str) -> str:
+    """Refuse anything that is not a lowercase hex SHA-256 (it becomes a path)."""
+    if not _SHA256.match(sha256):
+        raise ValueError(f"not a sha256 digest: {sha256!r}")
+    return sha256
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalBlobStore:
+    name = "local"
+
+    def __init__(self, root: Path, *, chunk_size: int = CHUNK_SIZE) -> None:
+        self.root = root
+        self.chunk_size = chunk_size
+        self._blobs = root / "sha256"
+        self._incoming = root / "incoming"
+        try:
+            self._blobs.mkdir(parents=True, exist_ok=True)
+            self._incoming.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create blob store at {root}: {exc.strerror}") from exc
+
+    def path_for(self, sha256: str) -> Path:
+        check_sha256(sha256)
+        return self._blobs / sha256[:2] / sha256[2:4] / sha256
+
+    def put(self, source: BinaryIO, *, expected_sha256: str | None = None) -> StoredBlob:
+        temp = self._incoming / f"{uuid.uuid4().hex}.part"
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot write into {self._incoming}: {exc.strerror}") from exc
+        linked = False
+        try:
+            try:
+                result = copy_hashing(source, write_all(fd), chunk_size=self.chunk_size)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if expected_sha256 is not None and result.sha256 != expected_sha256:
+                raise BlobMismatchError(
+                    f"bytes read hash to {result.sha256}, expected {expected_sha256}: nothing stored"
+                )
+            final = self.path_for(result.sha256)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(temp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            try:
+                os.link(temp, final)
+                linked = True
+            except FileExistsError:
+                return StoredBlob(result.sha256, result.size, created=False)
+            _fsync_dir(final.parent)
+            return StoredBlob(result.sha256, result.size, created=True)
+        except OSError as exc:
+            raise StoreError(f"writing blob failed: {exc.strerror or exc}") from exc
+        finally:
+            temp.unlink(missing_ok=True)
+            if linked:
+                _fsync_dir(self._incoming)
+
+    def open(self, sha256: str) -> BinaryIO:
+        try:
+            return self.path_for(sha256).open("rb")
+        except FileNotFoundError as exc:
+            raise BlobNotFoundError(f"blob {sha256} is not in the local store") from exc
+
+    def exists(self, sha256: str) -> bool:
+        return self.path_for(sha256).is_file()
+
+    def size(self, sha256: str) -> int:
+        try:
+            return self.path_for(sha256).stat().st_size
+        except FileNotFoundError as exc:
+            raise BlobNotFoundError(f"blob {sha256} is not in the local store") from exc
+
+    def rehash(self, sha256: str) -> str:
+        with self.open(sha256) as handle:
+            return hash_stream(handle, self.chunk_size).sha256
+
+    def iter_blobs(self) -> Iterator[BlobListing]:
+        for first in sorted(self._blobs.iterdir()):
+            for second in sorted(first.iterdir()):
+                for entry in os.scandir(second):
+                    if entry.is_file(follow_symlinks=False):
+                        yield BlobListing(entry.name, entry.stat(follow_symlinks=False).st_size)
+
+    def stale_incoming(self) -> list[Path]:
+        """Temp files left by a crash mid-write: never blobs, safe to report and clear."""
+        return sorted(self._incoming.glob("*.part"))
+
+
+class LocalRetentionPurger:
+    """Deletes local blobs for the retention run only (R9, R10)."""
+
+    def __init__(self, store: LocalBlobStore) -> None:
+        self.store = store
+
+    def purge(self, sha256: str, *, run_id: int) -> bool:
+        path = self.store.path_for(sha256)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        _fsync_dir(path.parent)
+        return True

@@ -1,0 +1,129 @@
+"""The one place where adapters are chosen and wired to the services."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, inspect
+from sqlalchemy.orm import Session, sessionmaker
+
+from evidence_store.audit import AuditLog
+from evidence_store.blobs.local import LocalBlobStore, LocalRetentionPurger
+from evidence_store.db.engine import check_connection, make_engine
+from evidence_store.db.migrate import current_revision, head_revision, upgrade_to_head
+from evidence_store.db.orm import start_mappers
+from evidence_store.errors import ConfigurationError
+from evidence_store.keys import StationKey, create_station_key, load_station_key
+from evidence_store.ports import BlobStore, Clock, RetentionPurger
+from evidence_store.settings import Settings, ensure_home_writable
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Station:
+    """Everything a command or worker needs, built once from the settings."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    blobs: BlobStore
+    key: StationKey
+    audit: AuditLog
+    clock: Clock
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work (and audit events) commits together, or not at all."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    def retention_purger(self) -> RetentionPurger:
+        """Only the retention run calls this (R10): the single way to delete a blob."""
+        if isinstance(self.blobs, LocalBlobStore):
+            return LocalRetentionPurger(self.blobs)
+        from evidence_store.blobs.s3 import S3BlobStore, S3RetentionPurger
+
+        if isinstance(self.blobs, S3BlobStore):
+            return S3RetentionPurger(self.blobs, self.clock)
+        raise ConfigurationError(f"no retention purger for store {self.blobs.name}")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def make_blob_store(settings: Settings, clock: Clock) -> BlobStore:
+    if settings.blob_store == "s3":
+        from evidence_store.blobs.s3 import S3BlobStore
+
+        return S3BlobStore.from_settings(settings, clock)
+    return LocalBlobStore(settings.effective_store_path)
+
+
+def initialise(settings: Settings, *, clock: Clock = system_clock) -> tuple[Station, list[str]]:
+    """`evidence init`: create what is missing (home, key, schema, store); idempotent."""
+    ensure_home_writable(settings)
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    created: list[str] = []
+    key, key_created = create_station_key(settings.keys_dir)
+    if key_created:
+        created.append("station key")
+    engine = make_engine(settings.effective_database_url)
+    check_connection(engine)
+    before = current_revision(engine)
+    upgrade_to_head(engine)
+    if before != head_revision():
+        created.append(f"database schema {head_revision()}")
+    station = _assemble(settings, engine, key, clock)
+    if created:
+        with station.transaction() as session:
+            station.audit.record(
+                session,
+                actor="system",
+                action="station.initialised",
+                object_type="station",
+                object_id=settings.station_name,
+                details={"created": created, "store": station.blobs.name, "key": key.fingerprint},
+            )
+    return station, created
+
+
+def open_station(settings: Settings, *, clock: Clock = system_clock) -> Station:
+    """Open an initialised station; a missing key or an old schema is a configuration error."""
+    if not settings.home.is_dir():
+        raise ConfigurationError(f"data directory {settings.home} does not exist: run 'evidence init'")
+    engine = make_engine(settings.effective_database_url)
+    check_connection(engine)
+    revision = current_revision(engine)
+    if revision != head_revision():
+        has_tables = bool(inspect(engine).get_table_names())
+        hint = "run 'evidence init' to migrate it" if has_tables else "run 'evidence init'"
+        raise ConfigurationError(f"database schema is at {revision or 'nothing'}, not {head_revision()}: {hint}")
+    key = load_station_key(settings.keys_dir)
+    return _assemble(settings, engine, key, clock)
+
+
+def _assemble(settings: Settings, engine: Engine, key: StationKey, clock: Clock) -> Station:
+    start_mappers()
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    audit = AuditLog(
+        key,
+        clock,
+        checkpoint_interval=settings.audit_checkpoint_interval,
+        source=f"station:{settings.station_name or socket.gethostname()}",
+    )
+    return Station(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        blobs=make_blob_store(settings, clock),
+        key=key,
+        audit=audit,
+        clock=clock,
+    )

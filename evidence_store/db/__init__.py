@@ -1,0 +1,1 @@
+"""Database adapter: tables, the imperative mapping of the domain dataclasses, engines and sessions."""

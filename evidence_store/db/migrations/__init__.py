@@ -1,0 +1,1 @@
+"""Alembic migrations, run programmatically by `evidence init` (see `evidence_store.db.migrate`)."""

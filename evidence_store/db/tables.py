@@ -1,0 +1,319 @@
+"""The schema. Alembic migrations are written against this metadata and a test keeps them equal."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from evidence_store.db.types import HASH, NaiveDateTime, UTCDateTime, WarningList, enum_column
+from evidence_store.domain.model import (
+    CaseCategory,
+    ClipStatus,
+    ClockStatus,
+    Confidentiality,
+    DecisionState,
+    DerivativeKind,
+    ExportStatus,
+    LinkOrigin,
+    MediaType,
+    RetentionAction,
+    RetentionPeriod,
+    TransferOutcome,
+    TransferSource,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+officers = Table(
+    "officers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("badge_number", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("unit", String(200), nullable=False, default=""),
+    Column("active", Boolean, nullable=False, default=True),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("serial", String(128), nullable=False, unique=True),
+    Column("model", String(200), nullable=False, default=""),
+    Column("vendor", String(200), nullable=False, default=""),
+    Column("profile", String(100), nullable=False, default=""),
+    Column("assigned_officer_id", ForeignKey("officers.id"), nullable=True),
+    Column("registered_at", UTCDateTime, nullable=True),
+)
+
+dock_stations = Table(
+    "dock_stations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("unit", String(200), nullable=False, default=""),
+    Column("location", String(200), nullable=False, default=""),
+)
+
+transfers = Table(
+    "transfers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source", enum_column(TransferSource), nullable=False),
+    Column("device_id", ForeignKey("devices.id"), nullable=True, index=True),
+    Column("officer_id", ForeignKey("officers.id"), nullable=True, index=True),
+    Column("dock_station_id", ForeignKey("dock_stations.id"), nullable=True, index=True),
+    Column("volume_label", String(200), nullable=False, default=""),
+    Column("volume_uuid", String(200), nullable=False, default=""),
+    Column("source_path", Text, nullable=False, default=""),
+    Column("started_at", UTCDateTime, nullable=False, index=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("files_seen", Integer, nullable=False, default=0),
+    Column("files_ingested", Integer, nullable=False, default=0),
+    Column("files_duplicate", Integer, nullable=False, default=0),
+    Column("files_failed", Integer, nullable=False, default=0),
+    Column("bytes_copied", BigInteger, nullable=False, default=0),
+    Column("outcome", enum_column(TransferOutcome), nullable=False),
+    Column("device_clock_offset_s", Float, nullable=True),
+    Column("device_clock_read_at", UTCDateTime, nullable=True),
+    Column("problems", WarningList, nullable=False),
+)
+
+clips = Table(
+    "clips",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sha256", HASH, nullable=False, unique=True),
+    Column("size", BigInteger, nullable=False),
+    Column("media_type", enum_column(MediaType), nullable=False),
+    Column("original_name", Text, nullable=False),
+    Column("device_path", Text, nullable=False, default=""),
+    Column("device_mtime", UTCDateTime, nullable=True),
+    Column("device_id", ForeignKey("devices.id"), nullable=True),
+    Column("officer_id", ForeignKey("officers.id"), nullable=True),
+    Column("transfer_id", ForeignKey("transfers.id"), nullable=True, index=True),
+    Column("device_start", NaiveDateTime, nullable=True),
+    Column("device_end", NaiveDateTime, nullable=True),
+    Column("utc_start", UTCDateTime, nullable=True),
+    Column("utc_end", UTCDateTime, nullable=True),
+    Column("clock_offset_s", Float, nullable=True),
+    Column("clock_status", enum_column(ClockStatus), nullable=False),
+    Column("duration_s", Float, nullable=True),
+    Column("status", enum_column(ClipStatus), nullable=False, index=True),
+    Column("ingested_at", UTCDateTime, nullable=False),
+    Column("late_handover", Boolean, nullable=False, default=False),
+    Column("media_info", JSON, nullable=False),
+    Column("warnings", WarningList, nullable=False),
+    CheckConstraint("size >= 0", name="size_not_negative"),
+    Index("ix_clips_officer_start", "officer_id", "utc_start"),
+    Index("ix_clips_device_start", "device_id", "utc_start"),
+    Index("ix_clips_utc_start", "utc_start"),
+)
+
+derivatives = Table(
+    "derivatives",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("clip_id", ForeignKey("clips.id"), nullable=False, index=True),
+    Column("kind", enum_column(DerivativeKind), nullable=False),
+    Column("sha256", HASH, nullable=False, index=True),
+    Column("size", BigInteger, nullable=False),
+    Column("mime_type", String(100), nullable=False),
+    Column("derived_from_sha256", HASH, nullable=False),
+    Column("tool", String(100), nullable=False),
+    Column("tool_version", Text, nullable=False),
+    Column("arguments", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("number", String(128), nullable=False, unique=True),
+    Column("title", Text, nullable=False, default=""),
+    Column("category", enum_column(CaseCategory), nullable=False),
+    Column("subject", Text, nullable=False, default=""),
+    Column("unit", String(200), nullable=False, default=""),
+    Column("officer_ids", JSON, nullable=False),
+    Column("opened_at", UTCDateTime, nullable=True),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("archived_at", UTCDateTime, nullable=True),
+    Column("retention_period", enum_column(RetentionPeriod), nullable=False),
+    Column("confidentiality", enum_column(Confidentiality), nullable=False),
+)
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("external_id", String(128), nullable=False, unique=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False, index=True),
+    Column("kind", String(100), nullable=False),
+    Column("title", Text, nullable=False, default=""),
+    Column("officer_ids", JSON, nullable=False),
+    Column("start", UTCDateTime, nullable=True, index=True),
+    Column("end", UTCDateTime, nullable=True),
+    Column("requires_video", Boolean, nullable=False, default=False),
+)
+
+clip_links = Table(
+    "clip_links",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("clip_id", ForeignKey("clips.id"), nullable=False, index=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False, index=True),
+    Column("document_id", ForeignKey("documents.id"), nullable=True, index=True),
+    Column("origin", enum_column(LinkOrigin), nullable=False),
+    Column("is_evidence", Boolean, nullable=False, default=False),
+    Column("uncertain", Boolean, nullable=False, default=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("created_by", String(200), nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("removed_at", UTCDateTime, nullable=True),
+    Column("removed_by", String(200), nullable=False, default=""),
+)
+
+recording_exceptions = Table(
+    "recording_exceptions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=False, index=True),
+    Column("document_id", ForeignKey("documents.id"), nullable=True, index=True),
+    Column("reason", Text, nullable=False),
+    Column("requested_by", String(200), nullable=False, default=""),
+    Column("approved_by", String(200), nullable=False, default=""),
+    Column("approved_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+legal_holds = Table(
+    "legal_holds",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("clip_id", ForeignKey("clips.id"), nullable=True, index=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=True, index=True),
+    Column("reason", Text, nullable=False),
+    Column("placed_by", String(200), nullable=False),
+    Column("placed_at", UTCDateTime, nullable=False),
+    Column("released_at", UTCDateTime, nullable=True),
+    Column("released_by", String(200), nullable=False, default=""),
+    CheckConstraint("clip_id IS NOT NULL OR case_id IS NOT NULL", name="holds_something"),
+)
+
+export_requests = Table(
+    "export_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=True, index=True),
+    Column("requested_by", String(200), nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("recipient", Text, nullable=False, default=""),
+    Column("items", JSON, nullable=False),
+    Column("status", enum_column(ExportStatus), nullable=False, index=True),
+    Column("decided_by", String(200), nullable=False, default=""),
+    Column("decided_at", UTCDateTime, nullable=True),
+    Column("decision_reason", Text, nullable=False, default=""),
+    Column("valid_until", UTCDateTime, nullable=True),
+    Column("built_at", UTCDateTime, nullable=True),
+    Column("package_sha256", String(64), nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+retention_runs = Table(
+    "retention_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("as_of", UTCDateTime, nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("policy_version", String(64), nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("status", String(32), nullable=False),
+    Column("report", JSON, nullable=False),
+)
+
+retention_decisions = Table(
+    "retention_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", ForeignKey("retention_runs.id"), nullable=False, index=True),
+    Column("clip_id", ForeignKey("clips.id"), nullable=False, index=True),
+    Column("action", enum_column(RetentionAction), nullable=False),
+    Column("rule", String(100), nullable=False),
+    Column("earliest_delete_at", UTCDateTime, nullable=True),
+    Column("state", enum_column(DecisionState), nullable=False),
+    Column("decided_at", UTCDateTime, nullable=False),
+    UniqueConstraint("run_id", "clip_id", name="uq_retention_decisions_run_clip"),
+)
+
+tombstones = Table(
+    "tombstones",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("clip_id", ForeignKey("clips.id"), nullable=False, unique=True),
+    Column("sha256", HASH, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("officer_id", Integer, nullable=True),
+    Column("device_id", Integer, nullable=True),
+    Column("utc_start", UTCDateTime, nullable=True),
+    Column("utc_end", UTCDateTime, nullable=True),
+    Column("case_links", JSON, nullable=False),
+    Column("rule", String(100), nullable=False),
+    Column("policy_version", String(64), nullable=False),
+    Column("run_id", ForeignKey("retention_runs.id"), nullable=False),
+    Column("deleted_at", UTCDateTime, nullable=False),
+)
+
+# The audit log is append-only and hashed byte for byte, so its times and details are stored as the
+# exact text that was hashed rather than as typed columns a backend could reformat.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", String(32), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(100), nullable=False, index=True),
+    Column("object_type", String(64), nullable=False),
+    Column("object_id", String(200), nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("details", Text, nullable=False),
+    Column("prev_hash", HASH, nullable=False),
+    Column("hash", HASH, nullable=False, unique=True),
+    Column("signature", LargeBinary(64), nullable=False),
+    Index("ix_audit_events_object", "object_type", "object_id"),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", BigInteger, nullable=False, unique=True),
+    Column("head_hash", HASH, nullable=False),
+    Column("at", String(32), nullable=False),
+    Column("key_fingerprint", String(64), nullable=False),
+    Column("signature", LargeBinary(64), nullable=False),
+)

@@ -1,0 +1,82 @@
+"""Ports: the small interfaces the services depend on. Adapters implement them; `bootstrap` wires them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO, Protocol, runtime_checkable
+
+Clock = Callable[[], datetime]  # returns an aware UTC datetime
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """The result of writing a blob: its address, its size, and whether this write created it."""
+
+    sha256: str
+    size: int
+    created: bool
+
+
+@dataclass(frozen=True)
+class BlobListing:
+    sha256: str
+    size: int
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """A content-addressed, write-once store of original files and derivatives (R3, R10).
+
+    There is deliberately no delete here: only `RetentionPurger` deletes, and only the retention run
+    holds one.
+    """
+
+    name: str
+
+    def put(self, source: BinaryIO, *, expected_sha256: str | None = None) -> StoredBlob:
+        """Read `source` to its end, hashing inline, and store it under its sha256.
+
+        Writing bytes that are already stored creates nothing. If `expected_sha256` is given and the
+        bytes do not match it, nothing is stored and `BlobMismatchError` is raised.
+        """
+        ...
+
+    def open(self, sha256: str) -> BinaryIO:
+        """Open a stored blob for reading; `BlobNotFoundError` if it is not there."""
+        ...
+
+    def exists(self, sha256: str) -> bool: ...
+
+    def size(self, sha256: str) -> int:
+        """The stored size; `BlobNotFoundError` if it is not there."""
+        ...
+
+    def rehash(self, sha256: str) -> str:
+        """Re-read the stored bytes (streaming) and return the sha256 they have now."""
+        ...
+
+    def iter_blobs(self) -> Iterator[BlobListing]:
+        """Every blob the store holds, in no particular order."""
+        ...
+
+
+class LockableBlobStore(BlobStore, Protocol):
+    """A store that can hold blobs under WORM retention (S3 Object Lock)."""
+
+    def retain_until(self, sha256: str) -> datetime | None: ...
+
+    def extend_retention(self, sha256: str, until: datetime) -> datetime:
+        """Set retain-until to `until` if later than the current one (never shortens); return it."""
+        ...
+
+    def set_legal_hold(self, sha256: str, on: bool) -> None: ...
+
+
+class RetentionPurger(Protocol):
+    """The one way to delete a blob, used only by the retention run (R9, R10)."""
+
+    def purge(self, sha256: str, *, run_id: int) -> bool:
+        """Delete the blob; return False if it was already gone. Refuses objects still locked."""
+        ...

@@ -1,0 +1,154 @@
+"""Settings, parsed and validated once at start.
+
+Sources, later ones winning: built-in defaults, a TOML file (`EVIDENCE_CONFIG`, else
+`$EVIDENCE_HOME/evidence.toml` when present), environment variables `EVIDENCE_<NAME>`. An unknown key in
+either source is an error, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from evidence_store.errors import ConfigurationError
+
+ENV_PREFIX = "EVIDENCE_"
+# Variables read outside the settings model (they select where the settings come from).
+_META_ENV = {"EVIDENCE_CONFIG"}
+
+
+def default_home() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/evidence")
+    return Path.home() / ".local" / "share" / "evidence"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    home: Path = Field(default_factory=default_home)
+    database_url: str = ""  # default: SQLite in home
+    blob_store: Literal["local", "s3"] = "local"
+    local_store_path: Path | None = None  # default: home/blobs
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    s3_lock_mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE"
+    # Minimum lock on every new object; the retention job extends it from its decisions (R9).
+    s3_default_retention_days: int = Field(default=184, ge=1)
+    station_name: str = Field(default_factory=socket.gethostname)
+    unit_name: str = ""
+    timezone: str = "Asia/Shanghai"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    audit_checkpoint_interval: int = Field(default=1000, ge=1)
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8080, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("home", "local_store_path")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return value.expanduser().absolute() if value is not None else None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _s3_complete(self) -> Settings:
+        if self.blob_store == "s3":
+            missing = [n for n in ("s3_endpoint_url", "s3_bucket") if not getattr(self, n)]
+            if missing:
+                raise ValueError(f"blob_store = 's3' needs {', '.join(missing)}")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'evidence.db'}"
+
+    @property
+    def effective_store_path(self) -> Path:
+        return self.local_store_path or self.home / "blobs"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+
+def _env_values(environ: dict[str, str]) -> dict[str, str]:
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    values: dict[str, str] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or key in _META_ENV:
+            continue
+        if key not in known:
+            raise ConfigurationError(f"unknown setting {key} (known: {', '.join(sorted(known))})")
+        values[key[len(ENV_PREFIX) :].lower()] = value
+    return values
+
+
+def _toml_values(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Read the settings from the environment (and the TOML file it points to); raise one clear error."""
+    environ = dict(os.environ if environ is None else environ)
+    env_values = _env_values(environ)
+    home = Path(env_values.get("home") or default_home()).expanduser()
+    config_path = environ.get("EVIDENCE_CONFIG")
+    file_values: dict[str, Any] = {}
+    source = "environment"
+    if config_path:
+        file_values = _toml_values(Path(config_path))
+        source = config_path
+    elif (home / "evidence.toml").is_file():
+        file_values = _toml_values(home / "evidence.toml")
+        source = str(home / "evidence.toml")
+    try:
+        return Settings(**{**file_values, **env_values})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        key = f"{ENV_PREFIX}{where.upper()}" if where in env_values else where
+        problem = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            problem = "unknown setting"
+        raise ConfigurationError(f"invalid setting {key} (from {source}): {problem}") from exc
+
+
+def ensure_home_writable(settings: Settings) -> None:
+    """Create the data directory if needed and prove it is writable (root ignores mode bits, so try)."""
+    home = settings.home
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        probe = home / f".write-probe-{uuid.uuid4().hex}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigurationError(f"data directory {home} is not writable: {exc.strerror or exc}") from exc
