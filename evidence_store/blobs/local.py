@@ -57,16 +57,29 @@ class LocalBlobStore:
         return self._blobs / sha256[:2] / sha256[2:4] / sha256
 
     def put(self, source: BinaryIO, *, expected_sha256: str | None = None) -> StoredBlob:
+        """Store `source` under its sha256. An error reading `source` propagates as it is (the caller
+        knows whether a recorder or a file failed); an error on the store's side is a `StoreError`."""
         temp = self._incoming / f"{uuid.uuid4().hex}.part"
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as exc:
             raise StoreError(f"cannot write into {self._incoming}: {exc.strerror}") from exc
+        write_to_temp = write_all(fd)
+
+        def write(view: memoryview) -> None:
+            try:
+                write_to_temp(view)
+            except OSError as exc:
+                raise StoreError(f"writing blob failed: {exc.strerror or exc}") from exc
+
         linked = False
         try:
             try:
-                result = copy_hashing(source, write_all(fd), chunk_size=self.chunk_size)
-                os.fsync(fd)
+                result = copy_hashing(source, write, chunk_size=self.chunk_size)
+                try:
+                    os.fsync(fd)
+                except OSError as exc:
+                    raise StoreError(f"flushing blob to disk failed: {exc.strerror or exc}") from exc
             finally:
                 os.close(fd)
             if expected_sha256 is not None and result.sha256 != expected_sha256:
@@ -74,17 +87,18 @@ class LocalBlobStore:
                     f"bytes read hash to {result.sha256}, expected {expected_sha256}: nothing stored"
                 )
             final = self.path_for(result.sha256)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(temp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
             try:
-                os.link(temp, final)
-                linked = True
-            except FileExistsError:
-                return StoredBlob(result.sha256, result.size, created=False)
-            _fsync_dir(final.parent)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(temp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+                try:
+                    os.link(temp, final)
+                    linked = True
+                except FileExistsError:
+                    return StoredBlob(result.sha256, result.size, created=False)
+                _fsync_dir(final.parent)
+            except OSError as exc:
+                raise StoreError(f"storing blob {result.sha256} failed: {exc.strerror or exc}") from exc
             return StoredBlob(result.sha256, result.size, created=True)
-        except OSError as exc:
-            raise StoreError(f"writing blob failed: {exc.strerror or exc}") from exc
         finally:
             temp.unlink(missing_ok=True)
             if linked:

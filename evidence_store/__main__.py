@@ -1,0 +1,3 @@
+from evidence_store.cli import main
+
+main()

@@ -1,0 +1,67 @@
+"""What `evidence status` and the status API report about a station."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import func, select
+
+from evidence_store.bootstrap import open_station
+from evidence_store.db.migrate import current_revision
+from evidence_store.db.tables import audit_checkpoints, audit_events, cases, clips, transfers
+from evidence_store.settings import Settings
+
+
+def station_status(settings: Settings) -> dict[str, Any]:
+    station = open_station(settings)
+    try:
+        return describe(station)
+    finally:
+        station.close()
+
+
+def describe(station: Any) -> dict[str, Any]:
+    settings: Settings = station.settings
+    with station.engine.connect() as connection:
+        by_status = dict(connection.execute(select(clips.c.status, func.count()).group_by(clips.c.status)).all())
+        stored_bytes = connection.scalar(select(func.coalesce(func.sum(clips.c.size), 0)))
+        head = connection.execute(select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)).first()
+        last_checkpoint = connection.scalar(select(func.max(audit_checkpoints.c.seq)))
+        last_scrub = connection.execute(
+            select(audit_events.c.at, audit_events.c.details)
+            .where(audit_events.c.action == "store.scrubbed")
+            .order_by(audit_events.c.seq.desc())
+            .limit(1)
+        ).first()
+        n_transfers = connection.scalar(select(func.count()).select_from(transfers))
+        n_cases = connection.scalar(select(func.count()).select_from(cases))
+    store: dict[str, Any] = {"kind": station.blobs.name}
+    if station.blobs.name == "local":
+        store["path"] = str(settings.effective_store_path)
+    else:
+        store["endpoint"] = settings.s3_endpoint_url
+        store["bucket"] = settings.s3_bucket
+    scrub_info: dict[str, Any] | None = None
+    if last_scrub is not None:
+        details = json.loads(last_scrub.details)
+        scrub_info = {"at": last_scrub.at, "ok": details.get("ok"), "counts": details.get("counts")}
+    return {
+        "station": settings.station_name,
+        "unit": settings.unit_name,
+        "home": str(settings.home),
+        "database": {
+            "url": station.engine.url.render_as_string(hide_password=True),
+            "backend": station.engine.dialect.name,
+            "schema_revision": current_revision(station.engine),
+        },
+        "store": store,
+        "key_fingerprint": station.key.fingerprint,
+        "clips": {"total": sum(by_status.values()), "by_status": {str(k): v for k, v in by_status.items()},
+                  "bytes": int(stored_bytes or 0)},
+        "transfers": n_transfers,
+        "cases": n_cases,
+        "audit": {"head_seq": head.seq if head else 0, "head_hash": head.hash if head else None,
+                  "last_checkpoint_seq": last_checkpoint or 0},
+        "last_scrub": scrub_info,
+    }

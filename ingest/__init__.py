@@ -1,0 +1,1 @@
+"""Getting footage off recorders: dock daemon, recorder profiles (`devices/`), transcoding (`transcode/`)."""

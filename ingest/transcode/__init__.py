@@ -1,0 +1,1 @@
+"""Proxy and thumbnail generation with ffmpeg (the original is never touched)."""

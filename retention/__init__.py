@@ -1,0 +1,1 @@
+"""The retention policy (pure) and the nightly run that applies it (R9, R10)."""

@@ -1,0 +1,79 @@
+"""Fixtures shared by the integration and e2e suites (unit tests use none)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from evidence_store.bootstrap import Station
+
+pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.radosgw"]
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every test that touches the database runs on both backends."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'evidence.db'}"
+    new_database: Callable[[], str] = request.getfixturevalue("postgres_database")
+    return new_database()
+
+
+@pytest.fixture
+def station_env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    """Environment for a station with its own data directory and database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
+    env.update(
+        {
+            "EVIDENCE_HOME": str(tmp_path / "home"),
+            "EVIDENCE_DATABASE_URL": database_url,
+            "EVIDENCE_STATION_NAME": "test-station",
+            "EVIDENCE_AUDIT_CHECKPOINT_INTERVAL": "10",
+        }
+    )
+    return env
+
+
+@pytest.fixture
+def station(station_env: dict[str, str]) -> Iterator[Station]:
+    from evidence_store.bootstrap import initialise
+    from evidence_store.settings import load_settings
+
+    running, _ = initialise(load_settings(station_env))
+    yield running
+    running.close()
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> CliResult:
+    """Run the real `evidence` command in a child process, as a user would."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "evidence_store", *args],
+        env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+class FixedClock:
+    """A clock tests can move; services take it instead of reading the time."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now

@@ -1,0 +1,96 @@
+"""The local content-addressed store: byte-identical round trips, write-once, read-only, no partial blobs."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import random
+import stat
+from pathlib import Path
+
+import pytest
+
+from evidence_store.blobs.local import LocalBlobStore
+from evidence_store.errors import BlobMismatchError, BlobNotFoundError, StoreError
+
+
+def payload(size: int, seed: int = 1) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def test_round_trip_is_byte_identical(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "store")
+    data = payload(5 * 1024 * 1024 + 3)
+    stored = store.put(io.BytesIO(data))
+    assert stored.created
+    assert stored.sha256 == hashlib.sha256(data).hexdigest()
+    assert stored.size == len(data)
+    with store.open(stored.sha256) as handle:
+        assert handle.read() == data
+    assert store.rehash(stored.sha256) == stored.sha256
+
+
+def test_a_second_write_of_the_same_bytes_stores_nothing_new(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "store")
+    data = payload(100_000)
+    first = store.put(io.BytesIO(data))
+    before = os.stat(store.path_for(first.sha256))
+    second = store.put(io.BytesIO(data))
+    assert not second.created
+    assert second.sha256 == first.sha256
+    after = os.stat(store.path_for(first.sha256))
+    assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
+    assert len(list(store.iter_blobs())) == 1
+    assert store.stale_incoming() == []
+
+
+def test_blobs_are_read_only_and_nothing_is_left_in_incoming(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "store")
+    stored = store.put(io.BytesIO(b"evidence"))
+    mode = store.path_for(stored.sha256).stat().st_mode
+    assert not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    assert store.stale_incoming() == []
+
+
+def test_an_expected_hash_that_does_not_match_stores_nothing(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "store")
+    with pytest.raises(BlobMismatchError):
+        store.put(io.BytesIO(b"actual bytes"), expected_sha256="0" * 64)
+    assert list(store.iter_blobs()) == []
+    assert store.stale_incoming() == []
+
+
+def test_a_failed_read_stores_nothing(tmp_path: Path) -> None:
+    class Unreadable(io.RawIOBase):
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int = -1) -> bytes:
+            self.calls += 1
+            if self.calls > 2:
+                raise OSError(5, "Input/output error")
+            return b"x" * 1000
+
+    store = LocalBlobStore(tmp_path / "store")
+    with pytest.raises(OSError, match="Input/output"):
+        store.put(Unreadable())  # type: ignore[arg-type]
+    assert list(store.iter_blobs()) == []
+    assert store.stale_incoming() == []
+
+
+def test_missing_blob_is_a_clear_error(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "store")
+    with pytest.raises(BlobNotFoundError):
+        store.open("a" * 64)
+    assert not store.exists("a" * 64)
+
+
+def test_unwritable_store_is_a_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StoreError):
+        LocalBlobStore(blocker / "store")

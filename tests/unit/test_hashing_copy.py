@@ -1,0 +1,51 @@
+"""Known-answer tests for the one-pass hashing copy (no files: in-memory streams)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+
+import pytest
+
+from evidence_store.blobs.hashing_copy import copy_hashing, hash_stream
+from evidence_store.blobs.local import check_sha256
+
+# NIST FIPS 180-2 known answers
+ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+MILLION_A = "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
+
+
+@pytest.mark.parametrize(
+    ("data", "digest"), [(b"abc", ABC), (b"", EMPTY), (b"a" * 1_000_000, MILLION_A)]
+)
+def test_known_answers(data: bytes, digest: str) -> None:
+    sink = bytearray()
+    result = copy_hashing(io.BytesIO(data), sink.extend, chunk_size=4096)
+    assert result.sha256 == digest
+    assert result.size == len(data)
+    assert bytes(sink) == data
+    assert hash_stream(io.BytesIO(data)).sha256 == digest
+
+
+def test_copy_keeps_every_byte_in_order_across_chunks() -> None:
+    data = random.Random(7).randbytes(3 * 1024 * 1024 + 17)
+    sink = bytearray()
+    result = copy_hashing(io.BytesIO(data), sink.extend, chunk_size=65536, queue_depth=2)
+    assert bytes(sink) == data
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_a_failing_writer_stops_the_copy_and_raises() -> None:
+    def broken(_view: memoryview) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        copy_hashing(io.BytesIO(b"x" * 100_000), broken, chunk_size=1000)
+
+
+@pytest.mark.parametrize("bad", ["../../etc/passwd", "ABC", "g" * 64, "a" * 63, "/" + "a" * 63])
+def test_only_hex_digests_become_paths(bad: str) -> None:
+    with pytest.raises(ValueError, match="not a sha256"):
+        check_sha256(bad)

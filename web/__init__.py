@@ -1,0 +1,1 @@
+"""The station's HTTP side: status API now; the custodian UI and API grow here."""
