@@ -101,7 +101,7 @@ def _stream_events(connection: Connection) -> Iterator[AuditRecord]:
         select(audit_events).order_by(audit_events.c.seq)
     )
     for partition in result.partitions():
-        yield from partition  # type: ignore[misc]  # Row has the AuditRecord attributes
+        yield from partition  # a Row has every attribute of an AuditRecord
 
 
 def load_checkpoints(connection: Connection) -> list[AuditCheckpoint]:
@@ -131,5 +131,7 @@ def verify_audit_log(engine: Engine, public_key: PublicKey, *, all_signatures: b
             all_signatures=all_signatures,
         )
     for cp in foreign:
-        verdict.problems.append(ChainProblem(cp.seq, f"checkpoint at event {cp.seq} was signed by another key"))
+        verdict.problems.append(
+            ChainProblem(cp.seq, f"checkpoint at event {cp.seq} was signed by another key")
+        )
     return verdict

@@ -104,7 +104,9 @@ def open_station(settings: Settings, *, clock: Clock = system_clock) -> Station:
     if revision != head_revision():
         has_tables = bool(inspect(engine).get_table_names())
         hint = "run 'evidence init' to migrate it" if has_tables else "run 'evidence init'"
-        raise ConfigurationError(f"database schema is at {revision or 'nothing'}, not {head_revision()}: {hint}")
+        raise ConfigurationError(
+            f"database schema is at {revision or 'nothing'}, not {head_revision()}: {hint}"
+        )
     key = load_station_key(settings.keys_dir)
     return _assemble(settings, engine, key, clock)
 

@@ -63,14 +63,12 @@ def init(ctx: click.Context, as_json: bool) -> None:
         "created": created,
     }
     station.close()
-    emit(
-        data,
-        as_json,
-        lambda d: click.echo(
-            f"station ready at {d['home']} ({'created: ' + ', '.join(d['created']) if d['created'] else 'nothing to do'})"
-            f"\nkey fingerprint {d['key_fingerprint']}"
-        ),
-    )
+    emit(data, as_json, _print_init)
+
+
+def _print_init(data: dict[str, Any]) -> None:
+    done = f"created: {', '.join(data['created'])}" if data["created"] else "nothing to do"
+    click.echo(f"station ready at {data['home']} ({done})\nkey fingerprint {data['key_fingerprint']}")
 
 
 @cli.command(help="Show the station's configuration and what it holds.")
@@ -117,7 +115,9 @@ def audit_verify(ctx: click.Context, all_signatures: bool, as_json: bool) -> Non
         "head_seq": verdict.head_seq,
         "head_hash": verdict.head_hash,
         "first_bad_event": first.seq if first else None,
-        "problems": [{"seq": p.seq, "reason": p.reason} for p in sorted(verdict.problems, key=lambda p: p.seq)],
+        "problems": [
+            {"seq": p.seq, "reason": p.reason} for p in sorted(verdict.problems, key=lambda p: p.seq)
+        ],
     }
     station.close()
     emit(data, as_json, _print_verdict)
@@ -147,13 +147,22 @@ def audit_checkpoint(ctx: click.Context, as_json: bool) -> None:
     with station.transaction() as session:
         checkpoint = station.audit.checkpoint_now(session)
         data: dict[str, Any] = (
-            {"seq": checkpoint.seq, "head_hash": checkpoint.head_hash, "at": checkpoint.at,
-             "signature": checkpoint.signature.hex(), "key_fingerprint": checkpoint.key_fingerprint}
+            {
+                "seq": checkpoint.seq,
+                "head_hash": checkpoint.head_hash,
+                "at": checkpoint.at,
+                "signature": checkpoint.signature.hex(),
+                "key_fingerprint": checkpoint.key_fingerprint,
+            }
             if checkpoint
             else {"seq": 0}
         )
     station.close()
-    emit(data, as_json, lambda d: click.echo(f"checkpoint at event {d['seq']}: {d.get('head_hash', '(empty log)')}"))
+    emit(
+        data,
+        as_json,
+        lambda d: click.echo(f"checkpoint at event {d['seq']}: {d.get('head_hash', '(empty log)')}"),
+    )
 
 
 @audit.command("log", help="List audit events, newest first.")
@@ -176,18 +185,28 @@ def audit_log(ctx: click.Context, limit: int, object_ref: str | None, as_json: b
         rows = connection.execute(query).all()
     station.close()
     events = [
-        {"seq": r.seq, "at": r.at, "actor": r.actor, "action": r.action, "object": f"{r.object_type}:{r.object_id}",
-         "source": r.source, "details": json.loads(r.details)}
+        {
+            "seq": r.seq,
+            "at": r.at,
+            "actor": r.actor,
+            "action": r.action,
+            "object": f"{r.object_type}:{r.object_id}",
+            "source": r.source,
+            "details": json.loads(r.details),
+        }
         for r in rows
     ]
-    emit(
-        {"events": events},
-        as_json,
-        lambda d: [click.echo(f"{e['seq']:>8} {e['at']} {e['actor']:<20} {e['action']:<24} {e['object']}") for e in d["events"]],
-    )
+    emit({"events": events}, as_json, _print_events)
 
 
-@cli.command(help="Re-hash every stored blob; report altered, missing and orphan blobs (exit 1 if any is lost).")
+def _print_events(data: dict[str, Any]) -> None:
+    for e in data["events"]:
+        click.echo(f"{e['seq']:>8} {e['at']} {e['actor']:<20} {e['action']:<24} {e['object']}")
+
+
+@cli.command(
+    help="Re-hash every stored blob; report altered, missing and orphan blobs (exit 1 if any is lost)."
+)
 @json_option
 @click.pass_context
 def scrub(ctx: click.Context, as_json: bool) -> None:
@@ -204,11 +223,15 @@ def scrub(ctx: click.Context, as_json: bool) -> None:
 
 def _print_scrub(data: dict[str, Any]) -> None:
     click.echo(
-        f"scrubbed {data['blobs_checked']} blobs ({data['bytes_checked']} bytes) against {data['records_checked']} records"
+        f"scrubbed {data['blobs_checked']} blobs ({data['bytes_checked']} bytes) "
+        f"against {data['records_checked']} records"
     )
     for kind in ("altered", "missing", "orphans"):
         for finding in data[kind]:
-            click.echo(f"  {finding['problem'].upper():8} {finding['sha256']}  {finding['detail']}", err=kind != "orphans")
+            click.echo(
+                f"  {finding['problem'].upper():8} {finding['sha256']}  {finding['detail']}",
+                err=kind != "orphans",
+            )
     click.echo("OK" if data["ok"] else "INTEGRITY PROBLEM FOUND")
 
 
@@ -248,4 +271,3 @@ def main(argv: list[str] | None = None) -> None:
     except EvidenceError as exc:
         fail(str(exc), EXIT_FAILED)
     sys.exit(EXIT_OK)
-

@@ -48,7 +48,9 @@ class PublicKey:
         return True
 
     def pem(self) -> bytes:
-        return self._key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return self._key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
 
 class StationKey(PublicKey):

@@ -24,9 +24,13 @@ def station_status(settings: Settings) -> dict[str, Any]:
 def describe(station: Any) -> dict[str, Any]:
     settings: Settings = station.settings
     with station.engine.connect() as connection:
-        by_status = dict(connection.execute(select(clips.c.status, func.count()).group_by(clips.c.status)).all())
+        by_status = dict(
+            connection.execute(select(clips.c.status, func.count()).group_by(clips.c.status)).all()
+        )
         stored_bytes = connection.scalar(select(func.coalesce(func.sum(clips.c.size), 0)))
-        head = connection.execute(select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)).first()
+        head = connection.execute(
+            select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
+        ).first()
         last_checkpoint = connection.scalar(select(func.max(audit_checkpoints.c.seq)))
         last_scrub = connection.execute(
             select(audit_events.c.at, audit_events.c.details)
@@ -57,11 +61,17 @@ def describe(station: Any) -> dict[str, Any]:
         },
         "store": store,
         "key_fingerprint": station.key.fingerprint,
-        "clips": {"total": sum(by_status.values()), "by_status": {str(k): v for k, v in by_status.items()},
-                  "bytes": int(stored_bytes or 0)},
+        "clips": {
+            "total": sum(by_status.values()),
+            "by_status": {str(k): v for k, v in by_status.items()},
+            "bytes": int(stored_bytes or 0),
+        },
         "transfers": n_transfers,
         "cases": n_cases,
-        "audit": {"head_seq": head.seq if head else 0, "head_hash": head.hash if head else None,
-                  "last_checkpoint_seq": last_checkpoint or 0},
+        "audit": {
+            "head_seq": head.seq if head else 0,
+            "head_hash": head.hash if head else None,
+            "last_checkpoint_seq": last_checkpoint or 0,
+        },
         "last_scrub": scrub_info,
     }

@@ -64,7 +64,12 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> CliRe
     """Run the real `evidence` command in a child process, as a user would."""
     proc = subprocess.run(
         [sys.executable, "-m", "evidence_store", *args],
-        env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        check=False,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 

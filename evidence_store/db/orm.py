@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Table
 from sqlalchemy.orm import registry
 
 from evidence_store.db import tables
@@ -11,7 +12,7 @@ from evidence_store.domain.audit_chain import AuditCheckpoint, AuditEvent
 mapper_registry = registry(metadata=tables.metadata)
 _started = False
 
-_MAPPINGS: list[tuple[type, object]] = [
+_MAPPINGS: list[tuple[type, Table]] = [
     (model.Officer, tables.officers),
     (model.Device, tables.devices),
     (model.DockStation, tables.dock_stations),

@@ -224,11 +224,17 @@ def verify_chain(
         if event.seq != expected_seq:
             what = "missing" if event.seq > expected_seq else "out of order or duplicated"
             verdict.problems.append(
-                ChainProblem(expected_seq, f"event {expected_seq} is {what} (found event {event.seq} in its place)")
+                ChainProblem(
+                    expected_seq, f"event {expected_seq} is {what} (found event {event.seq} in its place)"
+                )
             )
         recomputed = chain_hash(event.prev_hash, canonical_bytes(event))
         if recomputed != event.hash:
-            verdict.problems.append(ChainProblem(event.seq, f"event {event.seq} was altered: its content no longer matches its hash"))
+            verdict.problems.append(
+                ChainProblem(
+                    event.seq, f"event {event.seq} was altered: its content no longer matches its hash"
+                )
+            )
         elif event.prev_hash != prev_hash:
             verdict.problems.append(_explain_broken_link(event, prev_event, verify_signature))
         check_signature = all_signatures or event.seq > last_checkpoint_seq
@@ -257,7 +263,9 @@ def verify_chain(
     return verdict
 
 
-def _bounded(events: Iterable[AuditRecord], verdict: ChainVerdict, max_problems: int) -> Iterator[AuditRecord]:
+def _bounded(
+    events: Iterable[AuditRecord], verdict: ChainVerdict, max_problems: int
+) -> Iterator[AuditRecord]:
     for event in events:
         if len(verdict.problems) >= max_problems:
             return
@@ -272,5 +280,9 @@ def _explain_broken_link(
     if prev_event is not None and not verify_signature(
         signed_message_for_event(prev_event.hash), prev_event.signature
     ):
-        return ChainProblem(prev_event.seq, f"event {prev_event.seq} was rewritten: its hash is not the one signed")
-    return ChainProblem(event.seq, f"event {event.seq} does not follow event {event.seq - 1}: inserted or reordered")
+        return ChainProblem(
+            prev_event.seq, f"event {prev_event.seq} was rewritten: its hash is not the one signed"
+        )
+    return ChainProblem(
+        event.seq, f"event {event.seq} does not follow event {event.seq - 1}: inserted or reordered"
+    )

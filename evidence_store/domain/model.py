@@ -82,8 +82,8 @@ class Confidentiality(enum.StrEnum):
 
     NORMAL = "normal"
     PERSONAL_PRIVACY = "personal_privacy"
-    COMMERCIAL_SECRET = "commercial_secret"
-    STATE_SECRET = "state_secret"
+    COMMERCIAL_SECRET = "commercial_secret"  # noqa: S105 - a class name, not a password
+    STATE_SECRET = "state_secret"  # noqa: S105
 
 
 class LinkOrigin(enum.StrEnum):

@@ -41,14 +41,22 @@ def make_chain(n: int, *, checkpoint_every: int = 0) -> tuple[list[AuditEvent], 
     for i in range(n):
         prev = (events[-1].seq, events[-1].hash) if events else None
         event = build_event(
-            prev=prev, at=T0 + timedelta(seconds=i), actor="cli:custodian", action="clip.viewed",
-            object_type="clip", object_id=str(i), source="station:test", details={"n": i, "名": "检查"},
+            prev=prev,
+            at=T0 + timedelta(seconds=i),
+            actor="cli:custodian",
+            action="clip.viewed",
+            object_type="clip",
+            object_id=str(i),
+            source="station:test",
+            details={"n": i, "名": "检查"},
             sign=KEY.sign,
         )
         events.append(event)
         if checkpoint_every and event.seq % checkpoint_every == 0:
             checkpoints.append(
-                build_checkpoint(seq=event.seq, head_hash=event.hash, at=T0, key_fingerprint="k", sign=KEY.sign)
+                build_checkpoint(
+                    seq=event.seq, head_hash=event.hash, at=T0, key_fingerprint="k", sign=KEY.sign
+                )
             )
     return events, checkpoints
 
@@ -129,8 +137,15 @@ def test_swapped_events_are_named() -> None:
 def test_an_inserted_event_is_caught() -> None:
     events, checkpoints = make_chain(12, checkpoint_every=10)
     intruder = build_event(
-        prev=(events[10].seq, events[10].hash), at=T0, actor="x", action="clip.deleted", object_type="clip",
-        object_id="1", source="s", details=None, sign=OTHER_KEY.sign,
+        prev=(events[10].seq, events[10].hash),
+        at=T0,
+        actor="x",
+        action="clip.deleted",
+        object_type="clip",
+        object_id="1",
+        source="s",
+        details=None,
+        sign=OTHER_KEY.sign,
     )
     events.insert(11, intruder)
     verdict = verify_chain(events, checkpoints, verify_with(KEY))
@@ -149,8 +164,15 @@ def test_truncating_below_a_checkpoint_is_caught() -> None:
 def test_a_forged_tail_event_fails_its_signature() -> None:
     events, checkpoints = make_chain(12, checkpoint_every=10)
     tail = build_event(
-        prev=(events[-1].seq, events[-1].hash), at=T0, actor="x", action="a", object_type="clip",
-        object_id="1", source="s", details=None, sign=OTHER_KEY.sign,
+        prev=(events[-1].seq, events[-1].hash),
+        at=T0,
+        actor="x",
+        action="a",
+        object_type="clip",
+        object_id="1",
+        source="s",
+        details=None,
+        sign=OTHER_KEY.sign,
     )
     verdict = verify_chain([*events, tail], checkpoints, verify_with(KEY))
     assert verdict.first_problem is not None
@@ -167,9 +189,19 @@ def test_all_signatures_mode_checks_every_event() -> None:
 
 def test_canonical_form_is_stable_text() -> None:
     event = build_event(
-        prev=None, at=T0, actor="a", action="b", object_type="c", object_id="1", source="s",
-        details={"z": 1, "a": "检查"}, sign=KEY.sign,
+        prev=None,
+        at=T0,
+        actor="a",
+        action="b",
+        object_type="c",
+        object_id="1",
+        source="s",
+        details={"z": 1, "a": "检查"},
+        sign=KEY.sign,
     )
     assert event.at == "2026-11-24T08:00:00.000000Z"
     assert event.details == '{"a":"检查","z":1}'
-    assert canonical_bytes(event) == '[1,"2026-11-24T08:00:00.000000Z","a","b","c","1","s","{\\"a\\":\\"检查\\",\\"z\\":1}"]'.encode()
+    assert (
+        canonical_bytes(event)
+        == '[1,"2026-11-24T08:00:00.000000Z","a","b","c","1","s","{\\"a\\":\\"检查\\",\\"z\\":1}"]'.encode()
+    )

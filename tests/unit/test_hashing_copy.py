@@ -17,9 +17,7 @@ EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 MILLION_A = "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
 
 
-@pytest.mark.parametrize(
-    ("data", "digest"), [(b"abc", ABC), (b"", EMPTY), (b"a" * 1_000_000, MILLION_A)]
-)
+@pytest.mark.parametrize(("data", "digest"), [(b"abc", ABC), (b"", EMPTY), (b"a" * 1_000_000, MILLION_A)])
 def test_known_answers(data: bytes, digest: str) -> None:
     sink = bytearray()
     result = copy_hashing(io.BytesIO(data), sink.extend, chunk_size=4096)

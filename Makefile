@@ -1,0 +1,48 @@
+# The two commands: `make run` (the station) and `make test` (the whole suite). Both install what
+# they need first and are safe to repeat.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test system-run system-test venv lint typecheck pytest bench clean
+
+run: system-run venv
+	deploy/start-redis.sh
+	$(BIN)/evidence station
+
+test: system-test venv
+	deploy/start-redis.sh
+	$(MAKE) lint typecheck pytest
+
+system-run:
+	deploy/install-system-packages.sh run
+
+system-test:
+	deploy/install-system-packages.sh test
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck:
+	$(BIN)/mypy
+
+# pytest exits 5 when it collected no test: make treats that as the failure it is.
+pytest:
+	$(BIN)/pytest
+
+bench: venv
+	$(BIN)/python bench/bench_store_write.py
+	$(BIN)/python bench/bench_audit_verify.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

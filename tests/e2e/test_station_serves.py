@@ -1,0 +1,59 @@
+"""The station as `make run` starts it: initialises itself and serves its status over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.conftest import REPO
+from tests.fixtures.services import free_port
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_station_starts_on_embedded_defaults_and_serves(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
+    env.update({"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_STATION_NAME": "dock-e2e"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "evidence_store", "station", "--port", str(port)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        health = None
+        while time.monotonic() < deadline:
+            try:
+                health = get_json(f"http://127.0.0.1:{port}/healthz")
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.3)
+        assert health == {"ok": True, "station": "dock-e2e"}, (
+            proc.stdout.read() if proc.poll() is not None else ""
+        )
+        status = get_json(f"http://127.0.0.1:{port}/api/status")
+        assert status["database"]["backend"] == "sqlite"
+        assert status["store"] == {"kind": "local", "path": str(tmp_path / "home" / "blobs")}
+        assert status["audit"]["head_seq"] == 1
+        assert (tmp_path / "home" / "evidence.db").is_file()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
