@@ -15,7 +15,11 @@ def record_events(station: Station, n: int) -> None:
     for i in range(n):
         with station.transaction() as session:
             station.audit.record(
-                session, actor="cli:custodian", action="clip.viewed", object_type="clip", object_id=i,
+                session,
+                actor="cli:custodian",
+                action="clip.viewed",
+                object_type="clip",
+                object_id=i,
                 details={"i": i, "note": "现场检查"},
             )
 
@@ -29,7 +33,10 @@ def test_untouched_log_verifies(station: Station, station_env: dict[str, str]) -
     assert report["events_checked"] == 25
     assert report["checkpoints_checked"] == 2
     with station.engine.connect() as conn:
-        assert conn.scalars(select(audit_checkpoints.c.seq).order_by(audit_checkpoints.c.seq)).all() == [10, 20]
+        assert conn.scalars(select(audit_checkpoints.c.seq).order_by(audit_checkpoints.c.seq)).all() == [
+            10,
+            20,
+        ]
 
 
 def test_editing_one_row_is_named(station: Station, station_env: dict[str, str]) -> None:
@@ -69,7 +76,9 @@ def test_swapping_two_rows_is_named(station: Station, station_env: dict[str, str
     assert json.loads(result.stdout)["first_bad_event"] == 5
 
 
-def test_deleting_the_newest_rows_below_a_checkpoint_is_caught(station: Station, station_env: dict[str, str]) -> None:
+def test_deleting_the_newest_rows_below_a_checkpoint_is_caught(
+    station: Station, station_env: dict[str, str]
+) -> None:
     record_events(station, 24)
     with station.engine.begin() as conn:
         conn.execute(delete(audit_events).where(audit_events.c.seq >= 18))
