@@ -271,3 +271,13 @@ def main(argv: list[str] | None = None) -> None:
     except EvidenceError as exc:
         fail(str(exc), EXIT_FAILED)
     sys.exit(EXIT_OK)
+
+
+def _register_commands() -> None:
+    """Commands of the other packages; their heavy imports happen inside the commands."""
+    from ingest.cli import import_command
+
+    cli.add_command(import_command)
+
+
+_register_commands()

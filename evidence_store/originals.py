@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from evidence_store.audit import AuditLog
 from evidence_store.db.tables import clips
 from evidence_store.domain.model import Clip
-from evidence_store.ports import BlobStore, Clock
+from evidence_store.ports import BlobStore, Clock, StoredBlob
 
 ClipFactory = Callable[[str, int, datetime], Clip]  # (sha256, size, now) -> Clip
 
@@ -47,6 +47,28 @@ def store_original(
     session's transaction is committed by the caller, after which the clip exists.
     """
     stored = blobs.put(source)
+    return record_original(
+        stored=stored,
+        store_name=blobs.name,
+        session=session,
+        audit=audit,
+        clock=clock,
+        make_clip=make_clip,
+        actor=actor,
+    )
+
+
+def record_original(
+    *,
+    stored: StoredBlob,
+    store_name: str,
+    session: Session,
+    audit: AuditLog,
+    clock: Clock,
+    make_clip: ClipFactory,
+    actor: str,
+) -> StoredOriginal:
+    """Put a clip whose bytes are already durable in the store on the record (and the audit log)."""
     existing = session.scalar(select(clips.c.id).where(clips.c.sha256 == stored.sha256))
     if existing is not None:
         return StoredOriginal(existing, stored.sha256, stored.size, duplicate=True)
@@ -64,9 +86,11 @@ def store_original(
             "sha256": stored.sha256,
             "size": stored.size,
             "original_name": clip.original_name,
+            "device_path": clip.device_path,
             "transfer_id": clip.transfer_id,
-            "store": blobs.name,
+            "store": store_name,
             "new_blob": stored.created,
+            "warnings": [w.code for w in clip.warnings],
         },
     )
     return StoredOriginal(clip.id, stored.sha256, stored.size, duplicate=False)

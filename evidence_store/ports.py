@@ -80,3 +80,20 @@ class RetentionPurger(Protocol):
     def purge(self, sha256: str, *, run_id: int) -> bool:
         """Delete the blob; return False if it was already gone. Refuses objects still locked."""
         ...
+
+
+class ProcessingQueue(Protocol):
+    """Where new clips are offered for processing (probe, proxy, thumbnails, timestamp).
+
+    A hint, not the source of truth: a clip's status in the database says what is still to do, so a
+    lost message only delays work (`evidence process` finds every pending clip).
+    """
+
+    def clips_stored(self, clip_ids: list[int]) -> None: ...
+
+
+class NoProcessingQueue:
+    """Used until a queue is configured: pending clips are found by status instead."""
+
+    def clips_stored(self, clip_ids: list[int]) -> None:
+        return None

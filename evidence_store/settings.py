@@ -52,8 +52,19 @@ class Settings(BaseModel):
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Handover (R1): 24 hours by the stricter local rule, or national "2 working days" with a calendar.
+    handover_deadline_mode: Literal["hours", "working_days"] = "hours"
+    handover_deadline_hours: int = Field(default=24, ge=1)
+    handover_working_days: int = Field(default=2, ge=1)
+    holiday_calendar: Path | None = None  # JSON {"holidays": [...], "working_days": [...]}
+    # Ingest
+    verify_reread: bool = False  # skeptical mode: re-read every file from the recorder and compare
+    profiles_dir: Path | None = None  # extra recorder profiles (*.toml), overriding shipped ones by name
+    clock_drift_tolerance_s: float = Field(default=60.0, gt=0)
+    dock_mount_dir: Path | None = None  # default: home/mnt
+    dock_max_concurrent: int = Field(default=25, ge=1)
 
-    @field_validator("home", "local_store_path")
+    @field_validator("home", "local_store_path", "holiday_calendar", "profiles_dir", "dock_mount_dir")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return value.expanduser().absolute() if value is not None else None
@@ -84,6 +95,10 @@ class Settings(BaseModel):
     @property
     def effective_store_path(self) -> Path:
         return self.local_store_path or self.home / "blobs"
+
+    @property
+    def effective_mount_dir(self) -> Path:
+        return self.dock_mount_dir or self.home / "mnt"
 
     @property
     def keys_dir(self) -> Path:
