@@ -14,7 +14,7 @@ import pytest
 
 from evidence_store.bootstrap import Station
 
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.radosgw"]
+pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.radosgw", "tests.fixtures.media"]
 
 REPO = Path(__file__).resolve().parent.parent
 
