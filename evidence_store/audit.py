@@ -4,7 +4,7 @@ the stored log (R3, R10, R17). The chain rules themselves live in `domain.audit_
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session
@@ -26,6 +26,12 @@ from evidence_store.ports import Clock
 # Any constant works; it names the one PostgreSQL advisory lock that serialises appends to the chain.
 _PG_AUDIT_LOCK = 0x6576_6964_656E  # "eviden"
 VERIFY_BATCH = 20_000
+_HEAD_KEY = "evidence.audit_head"
+
+
+class _Head(NamedTuple):
+    seq: int
+    hash: str
 
 
 class AuditLog:
@@ -45,15 +51,12 @@ class AuditLog:
         object_id: str | int,
         details: dict[str, Any] | None = None,
         source: str | None = None,
+        flush: bool = True,
     ) -> AuditEvent:
         """Append one event in the session's transaction; it commits (or rolls back) with the change
-        it describes, so the log never claims something that did not happen."""
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_AUDIT_LOCK})
-        session.flush()
-        head = session.execute(
-            select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
-        ).first()
+        it describes, so the log never claims something that did not happen. The head is carried in
+        the session between appends, so several appends in one transaction need no flush between them."""
+        head = self._head(session)
         event = build_event(
             prev=(head.seq, head.hash) if head else None,
             at=self.clock(),
@@ -68,8 +71,24 @@ class AuditLog:
         session.add(event)
         if event.seq % self.checkpoint_interval == 0:
             session.add(self._checkpoint(event.seq, event.hash))
-        session.flush()
+        if flush:  # callers appending many events in one transaction flush once at the end
+            session.flush()
+        session.info[_HEAD_KEY] = (session.get_transaction(), _Head(event.seq, event.hash))
         return event
+
+    def _head(self, session: Session) -> _Head | None:
+        """The chain head, read once per transaction under the append lock and then carried along."""
+        cached = session.info.get(_HEAD_KEY)
+        transaction = session.get_transaction()
+        if cached is not None and cached[0] is transaction and transaction is not None:
+            return cached[1]  # type: ignore[no-any-return]
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_AUDIT_LOCK})
+        session.flush()
+        row = session.execute(
+            select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
+        ).first()
+        return _Head(row.seq, row.hash) if row else None
 
     def checkpoint_now(self, session: Session) -> AuditCheckpoint | None:
         """Sign the current head (e.g. before a backup or for external anchoring)."""

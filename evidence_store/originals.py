@@ -69,28 +69,64 @@ def record_original(
     actor: str,
 ) -> StoredOriginal:
     """Put a clip whose bytes are already durable in the store on the record (and the audit log)."""
-    existing = session.scalar(select(clips.c.id).where(clips.c.sha256 == stored.sha256))
-    if existing is not None:
-        return StoredOriginal(existing, stored.sha256, stored.size, duplicate=True)
     clip = make_clip(stored.sha256, stored.size, clock())
-    session.add(clip)
-    session.flush()
-    assert clip.id is not None
-    audit.record(
-        session,
-        actor=actor,
-        action="clip.stored",
-        object_type="clip",
-        object_id=clip.id,
-        details={
-            "sha256": stored.sha256,
-            "size": stored.size,
-            "original_name": clip.original_name,
-            "device_path": clip.device_path,
-            "transfer_id": clip.transfer_id,
-            "store": store_name,
-            "new_blob": stored.created,
-            "warnings": [w.code for w in clip.warnings],
-        },
+    return record_originals([(stored, clip)], store_name=store_name, session=session, audit=audit, actor=actor)[0]
+
+
+def record_originals(
+    items: list[tuple[StoredBlob, Clip]],
+    *,
+    store_name: str,
+    session: Session,
+    audit: AuditLog,
+    actor: str,
+) -> list[StoredOriginal]:
+    """Put many clips whose bytes are durable in the store on the record, in the caller's transaction.
+
+    Bytes already on record (or twice in `items`) become duplicates of the existing clip, never a
+    second clip. One insert and one audit append per new clip, flushed together.
+    """
+    hashes = {stored.sha256 for stored, _ in items}
+    existing: dict[str, int] = dict(
+        session.execute(select(clips.c.sha256, clips.c.id).where(clips.c.sha256.in_(hashes))).tuples().all()
     )
-    return StoredOriginal(clip.id, stored.sha256, stored.size, duplicate=False)
+    new_clips: dict[str, Clip] = {}
+    for stored, clip in items:
+        if stored.sha256 not in existing and stored.sha256 not in new_clips:
+            new_clips[stored.sha256] = clip
+    session.add_all(new_clips.values())
+    session.flush()
+    created = {stored.sha256: stored.created for stored, _ in items}
+    for sha256, clip in new_clips.items():
+        assert clip.id is not None
+        audit.record(
+            session,
+            actor=actor,
+            action="clip.stored",
+            object_type="clip",
+            object_id=clip.id,
+            details={
+                "sha256": sha256,
+                "size": clip.size,
+                "original_name": clip.original_name,
+                "device_path": clip.device_path,
+                "transfer_id": clip.transfer_id,
+                "store": store_name,
+                "new_blob": created[sha256],
+                "warnings": [w.code for w in clip.warnings],
+            },
+            flush=False,
+        )
+    session.flush()
+    results: list[StoredOriginal] = []
+    for stored, clip in items:
+        if stored.sha256 in existing:
+            results.append(StoredOriginal(existing[stored.sha256], stored.sha256, stored.size, duplicate=True))
+        elif new_clips[stored.sha256] is clip:
+            assert clip.id is not None
+            results.append(StoredOriginal(clip.id, stored.sha256, stored.size, duplicate=False))
+        else:
+            first = new_clips[stored.sha256]
+            assert first.id is not None
+            results.append(StoredOriginal(first.id, stored.sha256, stored.size, duplicate=True))
+    return results

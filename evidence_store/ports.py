@@ -35,12 +35,18 @@ class BlobStore(Protocol):
 
     name: str
 
-    def put(self, source: BinaryIO, *, expected_sha256: str | None = None) -> StoredBlob:
+    def put(self, source: BinaryIO, *, expected_sha256: str | None = None, durable: bool = True) -> StoredBlob:
         """Read `source` to its end, hashing inline, and store it under its sha256.
 
         Writing bytes that are already stored creates nothing. If `expected_sha256` is given and the
-        bytes do not match it, nothing is stored and `BlobMismatchError` is raised.
+        bytes do not match it, nothing is stored and `BlobMismatchError` is raised. With
+        `durable=False` the bytes may still be in the page cache on return: the caller must call
+        `sync()` before it records the blob anywhere (batching many small writes into one flush).
         """
+        ...
+
+    def sync(self) -> None:
+        """Make every blob written so far durable."""
         ...
 
     def open(self, sha256: str) -> BinaryIO:

@@ -45,7 +45,7 @@ from evidence_store.domain.model import (
     TransferSource,
 )
 from evidence_store.errors import StoreError
-from evidence_store.originals import record_original
+from evidence_store.originals import record_originals
 from evidence_store.ports import NoProcessingQueue, ProcessingQueue, StoredBlob
 from ingest.devices.profiles import (
     RecorderProfile,
@@ -66,6 +66,10 @@ SYSTEM_DIRS = {b"System Volume Information", b"$RECYCLE.BIN", b".Trashes", b".Sp
 VOLUME_GONE = {errno.ENODEV, errno.ENXIO, errno.ENOTCONN, errno.ESHUTDOWN, errno.ENOMEDIUM}
 MAX_CONSECUTIVE_IO_ERRORS = 5
 CHANGE_RETRIES = 2
+# Copied files are committed in batches: one store sync and one transaction per batch.
+BATCH_FILES = 200
+BATCH_BYTES = 256 * 1024 * 1024
+BATCH_SECONDS = 2.0
 INFO_FILE_LIMIT = 64 * 1024
 
 
@@ -148,6 +152,14 @@ class TransferSummary:
         }
 
 
+@dataclass
+class _Pending:
+    """A file whose bytes are in the store, waiting for its batch to be put on the record."""
+
+    stored: StoredBlob
+    clip: Clip
+
+
 class VolumeGone(Exception):
     """The recorder was unplugged (or its mount died) during the pull."""
 
@@ -199,6 +211,7 @@ class _Puller:
         )
         self.progress = PullProgress(0, 0, "", time.monotonic())
         self.new_clip_ids: list[int] = []
+        self._known: dict[str, tuple[int, datetime | None, int, str]] | None = None
         self.consecutive_io_errors = 0
 
     # -- the transfer -------------------------------------------------------------------------------
@@ -232,12 +245,29 @@ class _Puller:
             if identity.clock is None and request.profile.clock is not None:
                 summary.problems.append("the recorder's clock file could not be read")
             outcome = TransferOutcome.COMPLETE
+            batch: list[_Pending] = []
+            batch_started = time.monotonic()
             try:
-                for dirfd, rel_dir, name in self._walk(root_fd, summary):
-                    if request.cancelled.is_set():
-                        raise VolumeGone("the recorder was removed")
-                    result = self._pull_one(dirfd, rel_dir, name, transfer, device, officer, reading, summary)
-                    summary.files.append(result)
+                try:
+                    for dirfd, rel_dir, name in self._walk(root_fd, summary):
+                        if request.cancelled.is_set():
+                            raise VolumeGone("the recorder was removed")
+                        result = self._pull_one(dirfd, rel_dir, name, transfer, device, officer, reading, summary)
+                        if isinstance(result, FileResult):
+                            summary.files.append(result)
+                            continue
+                        batch.append(result)
+                        batch_bytes = sum(item.stored.size for item in batch)
+                        if (
+                            len(batch) >= BATCH_FILES
+                            or batch_bytes >= BATCH_BYTES
+                            or time.monotonic() - batch_started >= BATCH_SECONDS
+                        ):
+                            self._commit_batch(batch, summary)
+                            batch_started = time.monotonic()
+                finally:
+                    # what was copied before an interruption is kept (R10)
+                    self._commit_batch(batch, summary)
             except VolumeGone as exc:
                 outcome = TransferOutcome.INTERRUPTED
                 summary.problems.append(f"interrupted: {exc}")
@@ -478,7 +508,7 @@ class _Puller:
         officer: Officer | None,
         reading: ClockReading,
         summary: TransferSummary,
-    ) -> FileResult:
+    ) -> FileResult | _Pending:
         name, exact = display_name(raw_name)
         path = _join(rel_dir, name)
         summary.files_seen += 1
@@ -546,50 +576,58 @@ class _Puller:
 
         clip_facts = self._clip_facts(dirfd, raw_name, name, before, reading, transfer)
         warnings.extend(clip_facts.pop("warnings"))
-        try:
-            with self.station.transaction() as session:
-                result = record_original(
-                    stored=stored,
-                    store_name=self.station.blobs.name,
-                    session=session,
-                    audit=self.station.audit,
-                    clock=self.station.clock,
-                    actor=self.request.actor,
-                    make_clip=lambda sha, size, now: Clip(
-                        sha256=sha,
-                        size=size,
-                        original_name=name,
-                        device_path=path,
-                        device_mtime=datetime.fromtimestamp(before.st_mtime, UTC),
-                        device_id=device.id,
-                        officer_id=officer.id if officer else None,
-                        transfer_id=transfer.id,
-                        ingested_at=now,
-                        warnings=warnings,
-                        **clip_facts,
-                    ),
-                )
-        except StoreError as exc:  # pragma: no cover - database errors surface as they are
-            raise StoreFailed(str(exc)) from exc
+        clip = Clip(
+            sha256=stored.sha256,
+            size=stored.size,
+            original_name=name,
+            device_path=path,
+            device_mtime=datetime.fromtimestamp(before.st_mtime, UTC),
+            device_id=device.id,
+            officer_id=officer.id if officer else None,
+            transfer_id=transfer.id,
+            ingested_at=self.station.clock(),
+            warnings=warnings,
+            **clip_facts,
+        )
         self.progress.files_done += 1
         self.progress.bytes_done += stored.size
         if self.request.progress:
             self.request.progress(self.progress)
         summary.bytes_copied += stored.size
-        notes = [w.message for w in warnings]
-        if result.duplicate:
-            summary.files_duplicate += 1
-            return FileResult(
-                path,
-                "duplicate",
-                stored.size,
-                stored.sha256,
-                result.clip_id,
-                notes + ["same bytes already on record"],
+        return _Pending(stored, clip)
+
+    def _commit_batch(self, batch: list[_Pending], summary: TransferSummary) -> None:
+        """Make a batch of copied files durable, then put them on the record in one transaction.
+
+        The store is synced first, so a committed clip always has durable bytes; a crash before the
+        commit leaves orphan blobs that the next docking adopts.
+        """
+        if not batch:
+            return
+        self.station.blobs.sync()
+        with self.station.transaction() as session:
+            recorded = record_originals(
+                [(item.stored, item.clip) for item in batch],
+                store_name=self.station.blobs.name,
+                session=session,
+                audit=self.station.audit,
+                actor=self.request.actor,
             )
-        summary.files_ingested += 1
-        self.new_clip_ids.append(result.clip_id)
-        return FileResult(path, "ingested", stored.size, stored.sha256, result.clip_id, notes)
+        results = list(zip(batch, recorded, strict=True))
+        for item, result in results:
+            notes = [w.message for w in item.clip.warnings]
+            if result.duplicate:
+                summary.files_duplicate += 1
+                notes.append("same bytes already on record")
+                status = "duplicate"
+            else:
+                summary.files_ingested += 1
+                self.new_clip_ids.append(result.clip_id)
+                status = "ingested"
+            summary.files.append(
+                FileResult(item.clip.device_path, status, item.stored.size, item.stored.sha256, result.clip_id, notes)
+            )
+        batch.clear()
 
     def _copy(
         self, dirfd: int, raw_name: bytes, before: os.stat_result
@@ -599,7 +637,7 @@ class _Puller:
             opened = os.fstat(fd)
             if not stat.S_ISREG(opened.st_mode) or opened.st_ino != before.st_ino:
                 raise OSError(errno.ESTALE, "the file was replaced between listing and opening")
-            stored = self.station.blobs.put(handle)  # type: ignore[arg-type]
+            stored = self.station.blobs.put(handle, durable=False)  # type: ignore[arg-type]
             after_fd = os.fstat(fd)
         after = os.stat(raw_name, dir_fd=dirfd, follow_symlinks=False)
         changed = (
@@ -619,16 +657,18 @@ class _Puller:
 
     def _already_on_record(self, device: Device, path: str, st: os.stat_result) -> tuple[int, str] | None:
         """The clip (id, sha256) this device's file became at an earlier docking, if unchanged since."""
-        with self.station.engine.connect() as connection:
-            found = connection.execute(
-                select(clips.c.id, clips.c.sha256).where(
-                    clips.c.device_id == device.id,
-                    clips.c.device_path == path,
-                    clips.c.size == st.st_size,
-                    clips.c.device_mtime == datetime.fromtimestamp(st.st_mtime, UTC),
+        if self._known is None:
+            with self.station.engine.connect() as connection:
+                rows = connection.execute(
+                    select(clips.c.device_path, clips.c.size, clips.c.device_mtime, clips.c.id, clips.c.sha256).where(
+                        clips.c.device_id == device.id
+                    )
                 )
-            ).first()
-        return (found.id, found.sha256) if found else None
+                self._known = {row.device_path: (row.size, row.device_mtime, row.id, row.sha256) for row in rows}
+        known = self._known.get(path)
+        if known is None or known[0] != st.st_size or known[1] != datetime.fromtimestamp(st.st_mtime, UTC):
+            return None
+        return known[2], known[3]
 
     def _clip_facts(
         self,

@@ -52,6 +52,17 @@ def copy_hashing(
                 on_progress(total)
         return CopyResult(digest.hexdigest(), total)
 
+    # Small files (most sidecars, photos) fit in one chunk: no thread is worth starting for them.
+    first = source.read(chunk_size)
+    second = source.read(chunk_size) if first else b""
+    if not second:
+        digest.update(first)
+        if first:
+            write(memoryview(first))
+        if on_progress:
+            on_progress(len(first))
+        return CopyResult(digest.hexdigest(), len(first))
+
     pending: queue.Queue[object] = queue.Queue(maxsize=queue_depth)
     failure: list[BaseException] = []
 
@@ -70,6 +81,12 @@ def copy_hashing(
     thread = threading.Thread(target=writer_loop, name="blob-writer", daemon=True)
     thread.start()
     try:
+        for chunk in (first, second):
+            pending.put(chunk)
+            digest.update(chunk)
+            total += len(chunk)
+        if on_progress:
+            on_progress(total)
         while not failure and (chunk := source.read(chunk_size)):
             pending.put(chunk)
             digest.update(chunk)

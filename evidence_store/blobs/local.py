@@ -8,6 +8,7 @@ makes the blob read-only. A crash leaves at worst a temp file in ``incoming/``, 
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import stat
@@ -21,6 +22,10 @@ from evidence_store.errors import BlobMismatchError, BlobNotFoundError, StoreErr
 from evidence_store.ports import BlobListing, StoredBlob
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
+except OSError:  # pragma: no cover - not Linux
+    _LIBC = None
 
 
 def check_sha256(sha256: str) -> str:
@@ -56,7 +61,7 @@ class LocalBlobStore:
         check_sha256(sha256)
         return self._blobs / sha256[:2] / sha256[2:4] / sha256
 
-    def put(self, source: BinaryIO, *, expected_sha256: str | None = None) -> StoredBlob:
+    def put(self, source: BinaryIO, *, expected_sha256: str | None = None, durable: bool = True) -> StoredBlob:
         """Store `source` under its sha256. An error reading `source` propagates as it is (the caller
         knows whether a recorder or a file failed); an error on the store's side is a `StoreError`."""
         temp = self._incoming / f"{uuid.uuid4().hex}.part"
@@ -77,7 +82,8 @@ class LocalBlobStore:
             try:
                 result = copy_hashing(source, write, chunk_size=self.chunk_size)
                 try:
-                    os.fsync(fd)
+                    if durable:
+                        os.fsync(fd)
                 except OSError as exc:
                     raise StoreError(f"flushing blob to disk failed: {exc.strerror or exc}") from exc
             finally:
@@ -95,14 +101,25 @@ class LocalBlobStore:
                     linked = True
                 except FileExistsError:
                     return StoredBlob(result.sha256, result.size, created=False)
-                _fsync_dir(final.parent)
+                if durable:
+                    _fsync_dir(final.parent)
             except OSError as exc:
                 raise StoreError(f"storing blob {result.sha256} failed: {exc.strerror or exc}") from exc
             return StoredBlob(result.sha256, result.size, created=True)
         finally:
             temp.unlink(missing_ok=True)
-            if linked:
+            if linked and durable:
                 _fsync_dir(self._incoming)
+
+    def sync(self) -> None:
+        """Flush the store's whole filesystem (data and directories) in one call: syncfs(2)."""
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if _LIBC is not None and _LIBC.syncfs(fd) == 0:
+                return
+            os.sync()
+        finally:
+            os.close(fd)
 
     def open(self, sha256: str) -> BinaryIO:
         try:
