@@ -70,7 +70,9 @@ def record_original(
 ) -> StoredOriginal:
     """Put a clip whose bytes are already durable in the store on the record (and the audit log)."""
     clip = make_clip(stored.sha256, stored.size, clock())
-    return record_originals([(stored, clip)], store_name=store_name, session=session, audit=audit, actor=actor)[0]
+    return record_originals(
+        [(stored, clip)], store_name=store_name, session=session, audit=audit, actor=actor
+    )[0]
 
 
 def record_originals(
@@ -121,7 +123,9 @@ def record_originals(
     results: list[StoredOriginal] = []
     for stored, clip in items:
         if stored.sha256 in existing:
-            results.append(StoredOriginal(existing[stored.sha256], stored.sha256, stored.size, duplicate=True))
+            results.append(
+                StoredOriginal(existing[stored.sha256], stored.sha256, stored.size, duplicate=True)
+            )
         elif new_clips[stored.sha256] is clip:
             assert clip.id is not None
             results.append(StoredOriginal(clip.id, stored.sha256, stored.size, duplicate=False))

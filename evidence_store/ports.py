@@ -35,7 +35,9 @@ class BlobStore(Protocol):
 
     name: str
 
-    def put(self, source: BinaryIO, *, expected_sha256: str | None = None, durable: bool = True) -> StoredBlob:
+    def put(
+        self, source: BinaryIO, *, expected_sha256: str | None = None, durable: bool = True
+    ) -> StoredBlob:
         """Read `source` to its end, hashing inline, and store it under its sha256.
 
         Writing bytes that are already stored creates nothing. If `expected_sha256` is given and the

@@ -33,7 +33,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     )
     click.echo(
         f"  seen {summary['files_seen']}, ingested {summary['files_ingested']}, duplicate "
-        f"{summary['files_duplicate']}, failed {summary['files_failed']}, skipped {summary['files_skipped']}, "
+        f"{summary['files_duplicate']}, failed {summary['files_failed']}, "
+        f"skipped {summary['files_skipped']}, "
         f"{summary['bytes_copied']:,} bytes"
     )
     if summary["clock_offset_s"] is not None:
@@ -70,8 +71,8 @@ def import_command(
     from evidence_store.bootstrap import open_station
     from evidence_store.cli import EXIT_INTEGRITY, cli_actor, settings_from
     from evidence_store.domain.model import TransferOutcome, TransferSource
-    from ingest.service import choose_profile, make_processing_queue
     from ingest.pull import PullRequest, pull
+    from ingest.service import choose_profile, make_processing_queue
 
     station = open_station(settings_from(ctx))
     profile, facts = choose_profile(station, path, profile_name)

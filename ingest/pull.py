@@ -31,7 +31,7 @@ from sqlalchemy import select
 
 from evidence_store.blobs.hashing_copy import hash_stream
 from evidence_store.bootstrap import Station
-from evidence_store.db.tables import clips, transfers
+from evidence_store.db.tables import clips, devices, dock_stations, officers, transfers
 from evidence_store.domain.device_clock import ClockReading, measure_offset, place_in_time
 from evidence_store.domain.handover import HandoverRule, handover_deadline, is_late
 from evidence_store.domain.model import (
@@ -153,6 +153,17 @@ class TransferSummary:
 
 
 @dataclass
+class _Docking:
+    """What every file of one transfer shares."""
+
+    transfer: Transfer
+    device: Device
+    officer: Officer | None
+    reading: ClockReading
+    summary: TransferSummary
+
+
+@dataclass
 class _Pending:
     """A file whose bytes are in the store, waiting for its batch to be put on the record."""
 
@@ -244,36 +255,7 @@ class _Puller:
             reading = ClockReading(offset, previous_offset)
             if identity.clock is None and request.profile.clock is not None:
                 summary.problems.append("the recorder's clock file could not be read")
-            outcome = TransferOutcome.COMPLETE
-            batch: list[_Pending] = []
-            batch_started = time.monotonic()
-            try:
-                try:
-                    for dirfd, rel_dir, name in self._walk(root_fd, summary):
-                        if request.cancelled.is_set():
-                            raise VolumeGone("the recorder was removed")
-                        result = self._pull_one(dirfd, rel_dir, name, transfer, device, officer, reading, summary)
-                        if isinstance(result, FileResult):
-                            summary.files.append(result)
-                            continue
-                        batch.append(result)
-                        batch_bytes = sum(item.stored.size for item in batch)
-                        if (
-                            len(batch) >= BATCH_FILES
-                            or batch_bytes >= BATCH_BYTES
-                            or time.monotonic() - batch_started >= BATCH_SECONDS
-                        ):
-                            self._commit_batch(batch, summary)
-                            batch_started = time.monotonic()
-                finally:
-                    # what was copied before an interruption is kept (R10)
-                    self._commit_batch(batch, summary)
-            except VolumeGone as exc:
-                outcome = TransferOutcome.INTERRUPTED
-                summary.problems.append(f"interrupted: {exc}")
-            except StoreFailed as exc:
-                outcome = TransferOutcome.FAILED
-                summary.problems.append(f"station store failed: {exc}")
+            outcome = self._pull_all(root_fd, _Docking(transfer, device, officer, reading, summary))
             if outcome is TransferOutcome.COMPLETE and summary.files_failed:
                 outcome = TransferOutcome.PARTIAL
             summary.outcome = outcome
@@ -284,6 +266,39 @@ class _Puller:
         if self.new_clip_ids:
             self.queue.clips_stored(self.new_clip_ids)
         return summary
+
+    def _pull_all(self, root_fd: int, docking: _Docking) -> TransferOutcome:
+        """Walk the volume, copying each file and committing in batches; say how it ended."""
+        summary = docking.summary
+        batch: list[_Pending] = []
+        batch_started = time.monotonic()
+        try:
+            try:
+                for dirfd, rel_dir, name in self._walk(root_fd, summary):
+                    if self.request.cancelled.is_set():
+                        raise VolumeGone("the recorder was removed")
+                    result = self._pull_one(dirfd, rel_dir, name, docking)
+                    if isinstance(result, FileResult):
+                        summary.files.append(result)
+                        continue
+                    batch.append(result)
+                    if (
+                        len(batch) >= BATCH_FILES
+                        or sum(item.stored.size for item in batch) >= BATCH_BYTES
+                        or time.monotonic() - batch_started >= BATCH_SECONDS
+                    ):
+                        self._commit_batch(batch, summary)
+                        batch_started = time.monotonic()
+            finally:
+                # what was copied before an interruption is kept (R10)
+                self._commit_batch(batch, summary)
+        except VolumeGone as exc:
+            summary.problems.append(f"interrupted: {exc}")
+            return TransferOutcome.INTERRUPTED
+        except StoreFailed as exc:
+            summary.problems.append(f"station store failed: {exc}")
+            return TransferOutcome.FAILED
+        return TransferOutcome.COMPLETE
 
     def _identity(self, root_fd: int) -> _Identity:
         profile, request = self.request.profile, self.request
@@ -334,7 +349,7 @@ class _Puller:
         request = self.request
         serial = identity.serial or _unidentified_serial(request)
         with self.station.transaction() as session:
-            device = session.scalars(select(Device).where(Device.serial == serial)).one_or_none()  # type: ignore[arg-type]
+            device = session.scalars(select(Device).where(devices.c.serial == serial)).one_or_none()
             if device is None:
                 device = Device(
                     serial=serial,
@@ -400,7 +415,7 @@ class _Puller:
     def _officer(self, session: Any, identity: _Identity, device: Device, now: datetime) -> Officer | None:
         if identity.officer:
             officer = session.scalars(
-                select(Officer).where(Officer.badge_number == identity.officer)  # type: ignore[arg-type]
+                select(Officer).where(officers.c.badge_number == identity.officer)
             ).one_or_none()
             if officer is None:
                 officer = Officer(badge_number=identity.officer, unit=identity.unit or "")
@@ -422,7 +437,7 @@ class _Puller:
     def _dock_station_id(self, session: Any, name: str) -> int:
         from evidence_store.domain.model import DockStation
 
-        dock = session.scalars(select(DockStation).where(DockStation.name == name)).one_or_none()  # type: ignore[arg-type]
+        dock = session.scalars(select(DockStation).where(dock_stations.c.name == name)).one_or_none()
         if dock is None:
             dock = DockStation(name=name, unit=self.station.settings.unit_name)
             session.add(dock)
@@ -499,16 +514,9 @@ class _Puller:
     # -- one file -----------------------------------------------------------------------------------
 
     def _pull_one(
-        self,
-        dirfd: int,
-        rel_dir: str,
-        raw_name: bytes,
-        transfer: Transfer,
-        device: Device,
-        officer: Officer | None,
-        reading: ClockReading,
-        summary: TransferSummary,
+        self, dirfd: int, rel_dir: str, raw_name: bytes, docking: _Docking
     ) -> FileResult | _Pending:
+        summary = docking.summary
         name, exact = display_name(raw_name)
         path = _join(rel_dir, name)
         summary.files_seen += 1
@@ -520,61 +528,25 @@ class _Puller:
         kind = _special_kind(before.st_mode)
         if kind is not None:
             summary.files_skipped += 1
-            warning = f"{kind}: not a regular file, not read"
-            if kind == "symlink":
-                try:
-                    target = os.readlink(raw_name, dir_fd=dirfd)
-                    warning = f"symlink to {display_name(target)[0]!r}: not followed"
-                except OSError:
-                    pass
-            return FileResult(path, "skipped", warnings=[warning])
-
-        known = None if self.verify_reread else self._already_on_record(device, path, before)
+            return FileResult(path, "skipped", warnings=[_skip_reason(kind, dirfd, raw_name)])
+        known = None if self.verify_reread else self._already_on_record(docking.device, path, before)
         if known is not None:
             summary.files_duplicate += 1
-            return FileResult(
-                path, "duplicate", before.st_size, known[1], known[0], ["already ingested at an earlier docking"]
-            )
+            note = "already ingested at an earlier docking"
+            return FileResult(path, "duplicate", before.st_size, known[1], known[0], [note])
 
         warnings: list[RecordWarning] = []
         if not exact:
             warnings.append(RecordWarning("name_not_utf8", f"file name bytes {raw_name.hex()} are not UTF-8"))
-        stored: StoredBlob | None = None
-        for attempt in range(CHANGE_RETRIES + 1):
-            try:
-                stored, changed, after = self._copy(dirfd, raw_name, before)
-            except StoreError as exc:
-                raise StoreFailed(str(exc)) from exc
-            except OSError as exc:
-                return self._failed(summary, path, exc)
-            if not changed:
-                break
-            if attempt == CHANGE_RETRIES:
-                warnings.append(
-                    RecordWarning(
-                        "changed_during_copy",
-                        f"the file changed on the recorder during {attempt + 1} copies; the last copy is kept",
-                    )
-                )
-            before = after
-        assert stored is not None
+        try:
+            stored, before = self._copy_verified(dirfd, raw_name, before, warnings)
+        except OSError as exc:
+            return self._failed(summary, path, exc)
         self.consecutive_io_errors = 0
-        if self.verify_reread:
-            try:
-                reread = self._reread_hash(dirfd, raw_name)
-            except OSError as exc:
-                return self._failed(summary, path, exc)
-            if reread != stored.sha256:
-                warnings.append(
-                    RecordWarning(
-                        "reread_mismatch",
-                        f"a second read hashed to {reread}, the stored copy to {stored.sha256}",
-                    )
-                )
         if before.st_size == 0:
             warnings.append(RecordWarning("empty_file", "the file on the recorder is empty (0 bytes)"))
-
-        clip_facts = self._clip_facts(dirfd, raw_name, name, before, reading, transfer)
+        transfer, device, officer = docking.transfer, docking.device, docking.officer
+        clip_facts = self._clip_facts(dirfd, raw_name, name, before, docking)
         warnings.extend(clip_facts.pop("warnings"))
         clip = Clip(
             sha256=stored.sha256,
@@ -625,9 +597,41 @@ class _Puller:
                 self.new_clip_ids.append(result.clip_id)
                 status = "ingested"
             summary.files.append(
-                FileResult(item.clip.device_path, status, item.stored.size, item.stored.sha256, result.clip_id, notes)
+                FileResult(
+                    item.clip.device_path, status, item.stored.size, item.stored.sha256, result.clip_id, notes
+                )
             )
         batch.clear()
+
+    def _copy_verified(
+        self, dirfd: int, raw_name: bytes, before: os.stat_result, warnings: list[RecordWarning]
+    ) -> tuple[StoredBlob, os.stat_result]:
+        """Copy until a copy sees the file unchanged (or retries run out: kept with a warning)."""
+        for attempt in range(CHANGE_RETRIES + 1):
+            try:
+                stored, changed, after = self._copy(dirfd, raw_name, before)
+            except StoreError as exc:
+                raise StoreFailed(str(exc)) from exc
+            if not changed:
+                break
+            if attempt == CHANGE_RETRIES:
+                warnings.append(
+                    RecordWarning(
+                        "changed_during_copy",
+                        f"the file changed on the recorder during {attempt + 1} copies; kept the last copy",
+                    )
+                )
+            before = after
+        if self.verify_reread:
+            reread = self._reread_hash(dirfd, raw_name)
+            if reread != stored.sha256:
+                warnings.append(
+                    RecordWarning(
+                        "reread_mismatch",
+                        f"a second read hashed to {reread}, the stored copy to {stored.sha256}",
+                    )
+                )
+        return stored, before
 
     def _copy(
         self, dirfd: int, raw_name: bytes, before: os.stat_result
@@ -637,7 +641,7 @@ class _Puller:
             opened = os.fstat(fd)
             if not stat.S_ISREG(opened.st_mode) or opened.st_ino != before.st_ino:
                 raise OSError(errno.ESTALE, "the file was replaced between listing and opening")
-            stored = self.station.blobs.put(handle, durable=False)  # type: ignore[arg-type]
+            stored = self.station.blobs.put(handle, durable=False)
             after_fd = os.fstat(fd)
         after = os.stat(raw_name, dir_fd=dirfd, follow_symlinks=False)
         changed = (
@@ -653,31 +657,27 @@ class _Puller:
     def _reread_hash(self, dirfd: int, raw_name: bytes) -> str:
         fd = os.open(raw_name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
         with os.fdopen(fd, "rb", buffering=0) as handle:
-            return hash_stream(handle).sha256  # type: ignore[arg-type]
+            return hash_stream(handle).sha256
 
     def _already_on_record(self, device: Device, path: str, st: os.stat_result) -> tuple[int, str] | None:
         """The clip (id, sha256) this device's file became at an earlier docking, if unchanged since."""
         if self._known is None:
             with self.station.engine.connect() as connection:
                 rows = connection.execute(
-                    select(clips.c.device_path, clips.c.size, clips.c.device_mtime, clips.c.id, clips.c.sha256).where(
-                        clips.c.device_id == device.id
-                    )
+                    select(
+                        clips.c.device_path, clips.c.size, clips.c.device_mtime, clips.c.id, clips.c.sha256
+                    ).where(clips.c.device_id == device.id)
                 )
-                self._known = {row.device_path: (row.size, row.device_mtime, row.id, row.sha256) for row in rows}
+                self._known = {
+                    row.device_path: (row.size, row.device_mtime, row.id, row.sha256) for row in rows
+                }
         known = self._known.get(path)
         if known is None or known[0] != st.st_size or known[1] != datetime.fromtimestamp(st.st_mtime, UTC):
             return None
         return known[2], known[3]
 
     def _clip_facts(
-        self,
-        dirfd: int,
-        raw_name: bytes,
-        name: str,
-        st: os.stat_result,
-        reading: ClockReading,
-        transfer: Transfer,
+        self, dirfd: int, raw_name: bytes, name: str, st: os.stat_result, docking: _Docking
     ) -> dict[str, Any]:
         profile = self.request.profile
         media_type, sidecar = profile.classify(name)
@@ -727,10 +727,11 @@ class _Puller:
         device_end = (
             device_start + timedelta(seconds=duration) if device_start is not None and duration else None
         )
+        transfer = docking.transfer
         placed = place_in_time(
             device_start,
             device_end,
-            reading,
+            docking.reading,
             self.zone,
             drift_tolerance_s=self.station.settings.clock_drift_tolerance_s,
         )
@@ -743,7 +744,8 @@ class _Puller:
             warnings.append(
                 RecordWarning(
                     "late_handover",
-                    f"handed over {transfer.started_at.isoformat()}, after the deadline {deadline.isoformat()} (R1)",
+                    f"handed over {transfer.started_at.isoformat()}, "
+                    f"after the deadline {deadline.isoformat()} (R1)",
                 )
             )
         return {
@@ -810,6 +812,16 @@ def _volume_alive(root_fd: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def _skip_reason(kind: str, dirfd: int, raw_name: bytes) -> str:
+    if kind == "symlink":
+        try:
+            target = os.readlink(raw_name, dir_fd=dirfd)
+        except OSError:
+            return "symlink: not followed"
+        return f"symlink to {display_name(target)[0]!r}: not followed"
+    return f"{kind}: not a regular file, not read"
 
 
 def _special_kind(mode: int) -> str | None:

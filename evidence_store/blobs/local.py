@@ -61,7 +61,9 @@ class LocalBlobStore:
         check_sha256(sha256)
         return self._blobs / sha256[:2] / sha256[2:4] / sha256
 
-    def put(self, source: BinaryIO, *, expected_sha256: str | None = None, durable: bool = True) -> StoredBlob:
+    def put(
+        self, source: BinaryIO, *, expected_sha256: str | None = None, durable: bool = True
+    ) -> StoredBlob:
         """Store `source` under its sha256. An error reading `source` propagates as it is (the caller
         knows whether a recorder or a file failed); an error on the store's side is a `StoreError`."""
         temp = self._incoming / f"{uuid.uuid4().hex}.part"
@@ -69,7 +71,7 @@ class LocalBlobStore:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as exc:
             raise StoreError(f"cannot write into {self._incoming}: {exc.strerror}") from exc
-        write_to_temp = write_all(fd)
+        write_to_temp = write_all(fd, flush_behind=True)
 
         def write(view: memoryview) -> None:
             try:

@@ -4,8 +4,8 @@ Layout: ``sha256/ab/cd/<sha256>`` in one bucket created with Object Lock (which 
 A write hashes inline while spooling to a temporary file (memory stays bounded), then uploads only if
 the key is not there yet, with ``ObjectLockMode``/``ObjectLockRetainUntilDate`` on the object itself,
 ``Content-MD5`` (verified by every S3, Ceph included) and ``x-amz-checksum-sha256`` (verified by AWS;
-Ceph 16 ignores it and returns none, which is fine), and the sha256 in the object metadata. Large
-blobs go up as a multipart upload whose create request carries the lock headers.
+Ceph 16 ignores it and returns none, which is fine), and the sha256 in the object metadata. Blobs
+larger than one part go up as a multipart upload (the same headers, per part for the checksums).
 
 Nothing here deletes, except `S3RetentionPurger`, which first checks every version's retention and
 legal hold against the clock and refuses (without sending any delete) while any of them still holds.
@@ -69,9 +69,8 @@ MAX_PARTS = 10_000
 
 # Error codes meaning "no such object (version)".
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}
-# Error codes meaning "this object has no retention / legal hold". AWS says
-# NoSuchObjectLockConfiguration; Ceph 16 says ObjectLockConfigurationNotFoundError, also for a
-# retention whose retain-until date has passed.
+# Error codes meaning "this object has no retention / legal hold" (or "this bucket has no Object Lock").
+# AWS says NoSuchObjectLockConfiguration; Ceph 16 says ObjectLockConfigurationNotFoundError.
 _NO_LOCK = {"NoSuchObjectLockConfiguration", "ObjectLockConfigurationNotFoundError"}
 
 
@@ -132,7 +131,7 @@ def _is_lock_refusal(exc: ClientError) -> bool:
 
 
 @dataclass(frozen=True)
-class _ObjectLock:
+class ObjectLockState:
     """One object version's lock state, as the server reports it."""
 
     mode: str | None
@@ -491,6 +490,7 @@ class S3BlobStore:
             return None
 
     def exists(self, sha256: str) -> bool:
+        """Whether the blob's current version is there (a delete marker on top reads as absent)."""
         return self._head_or_none(sha256) is not None
 
     def size(self, sha256: str) -> int:
@@ -519,7 +519,7 @@ class S3BlobStore:
 
     # -- locks ----------------------------------------------------------------------------------
 
-    def lock_state(self, sha256: str, version_id: str | None = None) -> _ObjectLock:
+    def lock_state(self, sha256: str, version_id: str | None = None) -> ObjectLockState:
         """Retention and legal hold of the current version (or of `version_id`), asked explicitly.
 
         HEAD would also report them, but AWS silently leaves them out without the GetObjectRetention
@@ -536,7 +536,7 @@ class S3BlobStore:
                 if _error_code(exc) not in _NO_LOCK:
                     raise
                 legal_hold = False
-        return _ObjectLock(mode, until, legal_hold)
+        return ObjectLockState(mode, until, legal_hold)
 
     def retain_until(self, sha256: str) -> datetime | None:
         return self.lock_state(sha256).retain_until

@@ -222,8 +222,8 @@ _SEPARATOR = re.compile(r"\s*[=:：]\s*")
 def parse_device_info(text: str) -> dict[str, str]:
     """`key=value` / `key: value` / `key：value` lines of a recorder's device-info file."""
     values: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip().lstrip("\ufeff")
+    for raw_line in text.splitlines():
+        line = raw_line.strip().lstrip("\ufeff")
         if not line or line.startswith(("#", ";", "[")):
             continue
         parts = _SEPARATOR.split(line, maxsplit=1)

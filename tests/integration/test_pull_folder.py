@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from evidence_store.bootstrap import Station
+from evidence_store.db.tables import clips
 from evidence_store.domain.model import Clip, ClockStatus, Device, MediaType, Officer, Transfer
 from tests.conftest import run_cli
 from tests.fixtures.media import make_video, sha256_of
@@ -19,7 +20,9 @@ from tests.fixtures.media import make_video, sha256_of
 SERIAL, OFFICER = "DSJ0001", "310123"
 
 
-def recorder_folder(root: Path, *, clock: str | None = "2026-11-24 16:01:30", clips: int = 2) -> dict[str, str]:
+def recorder_folder(
+    root: Path, *, clock: str | None = "2026-11-24 16:01:30", clips: int = 2
+) -> dict[str, str]:
     """A recorder volume as a folder: DeviceInfo.txt and clips under DCIM; returns path -> sha256."""
     lines = [f"Serial={SERIAL}", f"Officer={OFFICER}", "Unit=金普新区卫生健康监督所", "Model=DSJ-X1"]
     if clock:
@@ -50,14 +53,20 @@ def snapshot(root: Path) -> dict[str, tuple[int, int, str]]:
     return state
 
 
-def test_import_stores_every_file_with_provenance(station: Station, station_env: dict[str, str], tmp_path: Path) -> None:
+def test_import_stores_every_file_with_provenance(
+    station: Station, station_env: dict[str, str], tmp_path: Path
+) -> None:
     volume = tmp_path / "volume"
     hashes = recorder_folder(volume)
     before = snapshot(volume)
     code, summary = import_json(station_env, volume)
     assert code == 0, summary
     assert summary["outcome"] == "complete"
-    assert (summary["device_serial"], summary["officer"], summary["profile"]) == (SERIAL, OFFICER, "cn-standard")
+    assert (summary["device_serial"], summary["officer"], summary["profile"]) == (
+        SERIAL,
+        OFFICER,
+        "cn-standard",
+    )
     assert summary["files_seen"] == summary["files_ingested"] == 3
     assert {f["path"]: f["sha256"] for f in summary["files"]} == hashes
     assert snapshot(volume) == before  # nothing on the recorder changed
@@ -75,7 +84,11 @@ def test_import_stores_every_file_with_provenance(station: Station, station_env:
         assert clip.transfer_id == transfer.id
     assert (device.serial, officer.badge_number, device.assigned_officer_id) == (SERIAL, OFFICER, officer.id)
     assert transfer.outcome == "complete"
-    assert (transfer.files_seen, transfer.files_ingested, transfer.bytes_copied) == (3, 3, summary["bytes_copied"])
+    assert (transfer.files_seen, transfer.files_ingested, transfer.bytes_copied) == (
+        3,
+        3,
+        summary["bytes_copied"],
+    )
     assert transfer.officer_id == officer.id
     assert transfer.finished_at is not None
 
@@ -93,7 +106,9 @@ def test_import_stores_every_file_with_provenance(station: Station, station_env:
     assert clips["DeviceInfo.txt"].media_info.get("sidecar") is True
 
 
-def test_redocking_ingests_only_what_is_new(station: Station, station_env: dict[str, str], tmp_path: Path) -> None:
+def test_redocking_ingests_only_what_is_new(
+    station: Station, station_env: dict[str, str], tmp_path: Path
+) -> None:
     volume = tmp_path / "volume"
     recorder_folder(volume, clips=1)
     assert import_json(station_env, volume)[1]["files_ingested"] == 2
@@ -107,10 +122,14 @@ def test_redocking_ingests_only_what_is_new(station: Station, station_env: dict[
     assert run_cli(["audit", "verify"], station_env).code == 0
 
 
-def test_the_same_bytes_from_another_path_are_one_clip(station: Station, station_env: dict[str, str], tmp_path: Path) -> None:
+def test_the_same_bytes_from_another_path_are_one_clip(
+    station: Station, station_env: dict[str, str], tmp_path: Path
+) -> None:
     volume = tmp_path / "volume"
     recorder_folder(volume, clips=1)
-    (volume / "copy.MP4").write_bytes((volume / f"DCIM/100MEDIA/{SERIAL}_{OFFICER}_20261124090000_0001.MP4").read_bytes())
+    (volume / "copy.MP4").write_bytes(
+        (volume / f"DCIM/100MEDIA/{SERIAL}_{OFFICER}_20261124090000_0001.MP4").read_bytes()
+    )
     code, summary = import_json(station_env, volume)
     assert code == 0
     statuses = {f["path"]: f["status"] for f in summary["files"]}
@@ -124,7 +143,9 @@ def test_bad_input_is_kept_or_skipped_with_a_clear_reason(
     recorder_folder(volume, clips=1)
     dcim = volume / "DCIM"
     good = make_video(tmp_path / "good.MP4", seconds=3, tag="truncated-source")
-    (dcim / f"{SERIAL}_{OFFICER}_20261124110000_0009.MP4").write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    (dcim / f"{SERIAL}_{OFFICER}_20261124110000_0009.MP4").write_bytes(
+        good.read_bytes()[: good.stat().st_size // 3]
+    )
     (dcim / f"{SERIAL}_{OFFICER}_20261124111000_0010.MP4").write_bytes(b"")
     (dcim / "readme.bin").write_bytes(b"\x00\x01 not media")
     outside = tmp_path / "outside-secret.txt"
@@ -173,7 +194,9 @@ def test_bad_input_is_kept_or_skipped_with_a_clear_reason(
     assert "name_bytes" not in stored["DCIM/现场检查.MP4"].media_info
 
 
-def test_unknown_clock_and_generic_profile(station: Station, station_env: dict[str, str], tmp_path: Path) -> None:
+def test_unknown_clock_and_generic_profile(
+    station: Station, station_env: dict[str, str], tmp_path: Path
+) -> None:
     volume = tmp_path / "stick"
     make_video(volume / "clip.mp4", seconds=2)
     mtime = datetime(2026, 11, 20, 10, 0, 2, tzinfo=UTC).timestamp()
@@ -201,11 +224,13 @@ def test_late_handover_is_flagged(station: Station, station_env: dict[str, str],
     make_video(volume / "DCIM" / old)
     make_video(volume / "DCIM" / fresh)
     (volume / "DeviceInfo.txt").unlink()
-    code, _ = import_json(station_env, volume, "--profile", "cn-standard", "--device", SERIAL, "--officer", OFFICER)
+    code, _ = import_json(
+        station_env, volume, "--profile", "cn-standard", "--device", SERIAL, "--officer", OFFICER
+    )
     assert code == 0
     with station.sessions() as session:
-        clip = session.scalars(select(Clip).where(Clip.original_name == old)).one()  # type: ignore[arg-type]
-        on_time = session.scalars(select(Clip).where(Clip.original_name == fresh)).one()  # type: ignore[arg-type]
+        clip = session.scalars(select(Clip).where(clips.c.original_name == old)).one()
+        on_time = session.scalars(select(Clip).where(clips.c.original_name == fresh)).one()
     assert clip.late_handover
     assert any(w.code == "late_handover" and "R1" in w.message for w in clip.warnings)
     assert not on_time.late_handover

@@ -11,7 +11,6 @@ from evidence_store.domain.device_clock import ClockReading, measure_offset, pla
 from evidence_store.domain.handover import (
     DeadlineMode,
     HandoverRule,
-    WorkCalendar,
     handover_deadline,
     is_late,
     parse_calendar,
@@ -45,7 +44,9 @@ def test_an_unknown_clock_is_a_warning_not_a_guess() -> None:
 
 
 def test_a_drifting_clock_is_flagged_with_both_offsets() -> None:
-    placed = place_in_time(datetime(2026, 11, 24, 9, 30), None, ClockReading(200.0, previous_offset_s=20.0), SHANGHAI)
+    placed = place_in_time(
+        datetime(2026, 11, 24, 9, 30), None, ClockReading(200.0, previous_offset_s=20.0), SHANGHAI
+    )
     assert placed.clock_status is ClockStatus.DRIFTING
     drift = [w for w in placed.warnings if w.code == "clock_drifting"]
     assert drift
@@ -53,7 +54,9 @@ def test_a_drifting_clock_is_flagged_with_both_offsets() -> None:
 
 
 def test_drift_within_tolerance_is_measured() -> None:
-    placed = place_in_time(datetime(2026, 11, 24, 9, 30), None, ClockReading(50.0, previous_offset_s=20.0), SHANGHAI)
+    placed = place_in_time(
+        datetime(2026, 11, 24, 9, 30), None, ClockReading(50.0, previous_offset_s=20.0), SHANGHAI
+    )
     assert placed.clock_status is ClockStatus.MEASURED
 
 
@@ -79,7 +82,10 @@ def test_two_working_days_skip_weekends() -> None:
 
 def test_two_working_days_skip_holidays_and_count_make_up_days() -> None:
     calendar = parse_calendar(
-        {"holidays": ["2026-10-01", "2026-10-02", "2026-10-05", "2026-10-06", "2026-10-07"], "working_days": ["2026-10-10"]}
+        {
+            "holidays": ["2026-10-01", "2026-10-02", "2026-10-05", "2026-10-06", "2026-10-07"],
+            "working_days": ["2026-10-10"],
+        }
     )
     rule = HandoverRule(mode=DeadlineMode.WORKING_DAYS, calendar=calendar)
     # Wednesday 30 September: 1 Oct-7 Oct off (3-4 are a weekend), 8 Oct Thursday is the first working day,

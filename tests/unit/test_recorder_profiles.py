@@ -81,7 +81,7 @@ def test_matching_prefers_evidence_and_falls_back_to_generic() -> None:
 
 
 def test_malformed_profiles_are_named() -> None:
-    with pytest.raises(ProfileError, match="x.toml: unknown keys colour"):
+    with pytest.raises(ProfileError, match=r"x\.toml: unknown keys colour"):
         parse_profile('name = "x"\ncolour = "red"\n', "x.toml")
     with pytest.raises(ProfileError, match="'name' is required"):
         parse_profile("priority = 1\n", "y.toml")

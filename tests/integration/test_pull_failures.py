@@ -1,0 +1,136 @@
+"""Pulls that go wrong: a full station disk, a file changing during the copy, 100,000 files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from evidence_store.bootstrap import initialise
+from evidence_store.db.tables import clips
+from evidence_store.domain.model import Clip, TransferSource
+from evidence_store.settings import load_settings
+from ingest.pull import PullRequest, pull
+from ingest.service import choose_profile
+from tests.conftest import run_cli
+from tests.fixtures.media import sha256_of
+from tests.fixtures.services import require
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 3 MiB tmpfs for the station's store: a disk that fills up."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount_point)], check=False)
+    require(result.returncode == 0, "cannot mount a tmpfs here (needs root)")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_a_full_station_disk_fails_the_transfer_and_loses_nothing(
+    station_env: dict[str, str], tmp_path: Path, small_disk: Path
+) -> None:
+    env = {**station_env, "EVIDENCE_LOCAL_STORE_PATH": str(small_disk / "blobs")}
+    assert run_cli(["init"], env).code == 0
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    for i in range(6):  # 6 x 1 MiB: about half fits
+        (volume / f"clip{i}.mp4").write_bytes(os.urandom(1024 * 1024))
+    result = run_cli(["import", str(volume), "--device", "DSJ9", "--officer", "3101", "--json"], env)
+    summary = json.loads(result.stdout)
+    assert result.code != 0
+    assert summary["outcome"] == "failed"
+    assert any("station store failed" in p and "No space left" in p for p in summary["problems"])
+    ingested = [f for f in summary["files"] if f["status"] == "ingested"]
+    assert 0 < len(ingested) < 6
+    # every clip on record has its bytes, identical to the source; nothing partial was left
+    station = initialise(load_settings(env))[0]
+    with station.sessions() as session:
+        recorded = session.scalars(select(Clip)).all()
+    assert len(recorded) == len(ingested)
+    for clip in recorded:
+        assert station.blobs.rehash(clip.sha256) == clip.sha256 == sha256_of(volume / clip.device_path)
+    assert not list((small_disk / "blobs" / "incoming").iterdir())
+    station.close()
+    # with room again, the next docking takes only what is missing
+    subprocess.run(["mount", "-o", "remount,size=20m", str(small_disk)], check=True)
+    again = json.loads(run_cli(["import", str(volume), "--device", "DSJ9", "--json"], env).stdout)
+    assert again["outcome"] == "complete"
+    assert again["files_ingested"] == 6 - len(ingested)
+    assert again["files_duplicate"] == len(ingested)
+
+
+def test_a_file_that_keeps_changing_is_kept_with_a_warning(
+    station_env: dict[str, str], tmp_path: Path
+) -> None:
+    station = initialise(load_settings(station_env))[0]
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    growing = volume / "growing.mp4"
+    growing.write_bytes(os.urandom(32 * 1024 * 1024))
+    (volume / "steady.mp4").write_bytes(os.urandom(1000))
+    stop = threading.Event()
+
+    def keep_writing() -> None:
+        with growing.open("ab") as handle:
+            while not stop.is_set():
+                handle.write(os.urandom(4096))
+                handle.flush()
+                time.sleep(0.001)
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        profile, facts = choose_profile(station, volume, "generic")
+        summary = pull(
+            station,
+            PullRequest(
+                root=volume, profile=profile, source=TransferSource.IMPORT, volume=facts, device_serial="D1"
+            ),
+        )
+    finally:
+        stop.set()
+        writer.join()
+    files = {f.path: f for f in summary.files}
+    assert files["growing.mp4"].status == "ingested"
+    assert any("changed on the recorder" in w for w in files["growing.mp4"].warnings)
+    assert files["steady.mp4"].status == "ingested"
+    with station.sessions() as session:
+        clip = session.scalars(select(Clip).where(clips.c.device_path == "growing.mp4")).one()
+    assert "changed_during_copy" in {w.code for w in clip.warnings}
+    assert station.blobs.rehash(clip.sha256) == clip.sha256  # what was kept is self-consistent
+    station.close()
+
+
+@pytest.mark.slow
+def test_one_hundred_thousand_files(tmp_path: Path) -> None:
+    """Many small files: every one is on record, once, in reasonable time and memory (SQLite)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
+    env["EVIDENCE_HOME"] = str(tmp_path / "home")
+    volume = tmp_path / "volume"
+    for d in range(100):
+        folder = volume / "DCIM" / f"{d:03d}"
+        folder.mkdir(parents=True)
+        for i in range(1000):
+            (folder / f"IMG{i:04d}.JPG").write_bytes(f"photo {d} {i}".encode())
+    assert run_cli(["init"], env).code == 0
+    result = run_cli(
+        ["import", str(volume), "--device", "CAM1", "--officer", "3102", "--json"], env, timeout=900
+    )
+    assert result.code == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout)
+    assert summary["outcome"] == "complete"
+    assert summary["files_seen"] == summary["files_ingested"] == 100_000
+    station = initialise(load_settings(env))[0]
+    with station.engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(clips)) == 100_000
+    station.close()
+    assert run_cli(["audit", "verify"], env).code == 0
