@@ -294,7 +294,12 @@ class S3BlobStore:
 
     # -- writing --------------------------------------------------------------------------------
 
-    def put(self, source: BinaryIO, *, expected_sha256: str | None = None) -> StoredBlob:
+    def put(
+        self, source: BinaryIO, *, expected_sha256: str | None = None, durable: bool = True
+    ) -> StoredBlob:
+        """Store `source` under its sha256. An error reading `source` propagates as it is; an error on
+        the store's side is a `StoreError`. `durable` changes nothing here: S3 acknowledges a write
+        only once it is stored, so every put is durable on return."""
         if expected_sha256 is not None:
             check_sha256(expected_sha256)
         try:
@@ -307,12 +312,12 @@ class S3BlobStore:
 
             def spool_chunk(view: memoryview) -> None:
                 md5.update(view)
-                write(view)
+                try:
+                    write(view)
+                except OSError as exc:
+                    raise StoreError(f"spooling a blob for S3 failed: {exc.strerror or exc}") from exc
 
-            try:
-                result = copy_hashing(source, spool_chunk, chunk_size=self.chunk_size)
-            except OSError as exc:
-                raise StoreError(f"spooling a blob for S3 failed: {exc.strerror or exc}") from exc
+            result = copy_hashing(source, spool_chunk, chunk_size=self.chunk_size)
             if expected_sha256 is not None and result.sha256 != expected_sha256:
                 raise BlobMismatchError(
                     f"bytes read hash to {result.sha256}, expected {expected_sha256}: nothing stored"
@@ -466,6 +471,9 @@ class S3BlobStore:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
         except (ClientError, BotoCoreError) as exc:  # the original failure matters more
             log.warning("could not abort multipart upload %s of %s: %s", upload_id, key, exc)
+
+    def sync(self) -> None:
+        """Nothing to flush: every put is durable once S3 has acknowledged it."""
 
     # -- reading --------------------------------------------------------------------------------
 
