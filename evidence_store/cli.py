@@ -275,9 +275,14 @@ def main(argv: list[str] | None = None) -> None:
 
 def _register_commands() -> None:
     """Commands of the other packages; their heavy imports happen inside the commands."""
-    from ingest.cli import import_command
+    from ingest.cli import dock_command, import_command
+    from workers.cli import jobs_command, process_command, worker_command
 
     cli.add_command(import_command)
+    cli.add_command(dock_command)
+    cli.add_command(worker_command)
+    cli.add_command(process_command)
+    cli.add_command(jobs_command)
 
 
 _register_commands()

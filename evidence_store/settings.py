@@ -63,8 +63,18 @@ class Settings(BaseModel):
     clock_drift_tolerance_s: float = Field(default=60.0, gt=0)
     dock_mount_dir: Path | None = None  # default: home/mnt
     dock_max_concurrent: int = Field(default=25, ge=1)
+    # Processing
+    tsa_url: str = ""  # RFC 3161 time-stamping authority; empty: station-signed time-stamps
+    tsa_ca_file: Path | None = None  # PEM bundle that issued the TSA's certificate
+    tsa_cert_file: Path | None = None  # the TSA's own certificate (PEM), if it does not send it
+    # "redis": new clips are sent to the workers; "none": they wait for `evidence process` (small stations)
+    processing_queue: Literal["redis", "none"] = "redis"
+    worker_processes: int = Field(default=2, ge=1)
+    worker_threads: int = Field(default=1, ge=1)
 
-    @field_validator("home", "local_store_path", "holiday_calendar", "profiles_dir", "dock_mount_dir")
+    @field_validator(
+        "home", "local_store_path", "holiday_calendar", "profiles_dir", "dock_mount_dir", "tsa_ca_file", "tsa_cert_file"
+    )
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return value.expanduser().absolute() if value is not None else None
@@ -86,6 +96,8 @@ class Settings(BaseModel):
             missing = [n for n in ("s3_endpoint_url", "s3_bucket") if not getattr(self, n)]
             if missing:
                 raise ValueError(f"blob_store = 's3' needs {', '.join(missing)}")
+        if self.tsa_url and self.tsa_ca_file is None:
+            raise ValueError("tsa_url needs tsa_ca_file (the CA that issued the TSA certificate)")
         return self
 
     @property

@@ -45,5 +45,10 @@ def choose_profile(
 
 
 def make_processing_queue(station: Station) -> ProcessingQueue:
-    """The processing queue (dramatiq over Redis once the workers land; until then, status-driven)."""
-    return NoProcessingQueue()
+    """New clips are offered to the workers over Redis; without a queue they wait, by status, for
+    `evidence process`."""
+    if station.settings.processing_queue == "none":
+        return NoProcessingQueue()
+    from workers.queue import DramatiqProcessingQueue
+
+    return DramatiqProcessingQueue()

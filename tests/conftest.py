@@ -38,6 +38,8 @@ def station_env(tmp_path: Path, database_url: str) -> dict[str, str]:
             "EVIDENCE_DATABASE_URL": database_url,
             "EVIDENCE_STATION_NAME": "test-station",
             "EVIDENCE_AUDIT_CHECKPOINT_INTERVAL": "10",
+            # tests that exercise the Redis queue opt in; the rest drain with `evidence process`
+            "EVIDENCE_PROCESSING_QUEUE": "none",
         }
     )
     return env

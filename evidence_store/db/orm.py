@@ -28,6 +28,8 @@ _MAPPINGS: list[tuple[type, Table]] = [
     (model.RetentionRun, tables.retention_runs),
     (model.RetentionDecision, tables.retention_decisions),
     (model.Tombstone, tables.tombstones),
+    (model.ProcessingJob, tables.processing_jobs),
+    (model.StoredTimestamp, tables.timestamp_tokens),
     (AuditEvent, tables.audit_events),
     (AuditCheckpoint, tables.audit_checkpoints),
 ]

@@ -29,6 +29,7 @@ from evidence_store.domain.model import (
     DecisionState,
     DerivativeKind,
     ExportStatus,
+    JobStatus,
     LinkOrigin,
     MediaType,
     RetentionAction,
@@ -131,6 +132,7 @@ clips = Table(
     Index("ix_clips_officer_start", "officer_id", "utc_start"),
     Index("ix_clips_device_start", "device_id", "utc_start"),
     Index("ix_clips_utc_start", "utc_start"),
+    Index("ix_clips_device_path", "device_id", "device_path"),
 )
 
 derivatives = Table(
@@ -147,6 +149,7 @@ derivatives = Table(
     Column("tool_version", Text, nullable=False),
     Column("arguments", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("clip_id", "kind", "derived_from_sha256", name="uq_derivatives_clip_kind_source"),
 )
 
 cases = Table(
@@ -286,6 +289,38 @@ tombstones = Table(
     Column("policy_version", String(64), nullable=False),
     Column("run_id", ForeignKey("retention_runs.id"), nullable=False),
     Column("deleted_at", UTCDateTime, nullable=False),
+)
+
+processing_jobs = Table(
+    "processing_jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("clip_id", ForeignKey("clips.id"), nullable=False),
+    Column("step", String(32), nullable=False),
+    Column("status", enum_column(JobStatus), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("permanent", Boolean, nullable=False, default=False),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    # the unique key per step: a redelivered message finds its job done and does nothing
+    UniqueConstraint("clip_id", "step", name="uq_processing_jobs_clip_step"),
+)
+
+timestamp_tokens = Table(
+    "timestamp_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("clip_id", ForeignKey("clips.id"), nullable=False, index=True),
+    Column("sha256", HASH, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("authority", Text, nullable=False),
+    Column("gen_time", UTCDateTime, nullable=False),
+    Column("serial", String(128), nullable=False),
+    Column("token", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("clip_id", "kind", name="uq_timestamp_tokens_clip_kind"),
 )
 
 # The audit log is append-only and hashed byte for byte, so its times and details are stored as the

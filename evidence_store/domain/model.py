@@ -99,6 +99,22 @@ class ExportStatus(enum.StrEnum):
     EXPIRED = "expired"
 
 
+class JobStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ProcessingStep(enum.StrEnum):
+    """The processing steps of one clip, in the order they run (R3, R4)."""
+
+    PROBE = "probe"
+    PROXY = "proxy"
+    THUMBNAILS = "thumbnails"
+    TIMESTAMP = "timestamp"
+
+
 class RetentionAction(enum.StrEnum):
     KEEP = "keep"
     DELETE = "delete"
@@ -220,6 +236,37 @@ class Derivative:
     tool: str
     tool_version: str
     arguments: list[str] = field(default_factory=list)
+    created_at: datetime
+
+
+@dataclass(eq=False, kw_only=True)
+class ProcessingJob:
+    """One processing step of one clip; (clip_id, step) is unique so redelivery does no harm."""
+
+    id: int | None = None
+    clip_id: int
+    step: str
+    status: JobStatus = JobStatus.PENDING
+    attempts: int = 0
+    permanent: bool = False
+    last_error: str = ""
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+
+
+@dataclass(eq=False, kw_only=True)
+class StoredTimestamp:
+    """A trusted time-stamp over an original's sha256 (RFC 3161 token or station-signed record)."""
+
+    id: int | None = None
+    clip_id: int
+    sha256: str
+    kind: str
+    authority: str
+    gen_time: datetime
+    serial: str
+    token: bytes
     created_at: datetime
 
 

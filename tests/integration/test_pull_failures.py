@@ -115,6 +115,7 @@ def test_one_hundred_thousand_files(tmp_path: Path) -> None:
     """Many small files: every one is on record, once, in reasonable time and memory (SQLite)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
     env["EVIDENCE_HOME"] = str(tmp_path / "home")
+    env["EVIDENCE_PROCESSING_QUEUE"] = "none"
     volume = tmp_path / "volume"
     for d in range(100):
         folder = volume / "DCIM" / f"{d:03d}"

@@ -1,0 +1,121 @@
+"""`evidence worker`, `evidence process`, `evidence jobs`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import click
+
+
+@click.command("worker", help="Run the processing workers (dramatiq over Redis) until stopped.")
+@click.option(
+    "--processes", type=click.IntRange(1, 64), default=None, help="Worker processes (default: settings)."
+)
+@click.option(
+    "--threads", type=click.IntRange(1, 64), default=None, help="Threads per process (default: settings)."
+)
+@click.pass_context
+def worker_command(ctx: click.Context, processes: int | None, threads: int | None) -> None:
+    from evidence_store.bootstrap import open_station
+    from evidence_store.cli import settings_from
+
+    settings = settings_from(ctx)
+    open_station(settings).close()  # fail here, with one clear line, if the station is not usable
+    argv = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "workers.actors",
+        "--processes",
+        str(processes or settings.worker_processes),
+        "--threads",
+        str(threads or settings.worker_threads),
+        "--queues",
+        "processing",
+    ]
+    os.execv(sys.executable, argv)  # noqa: S606 - replace this process with dramatiq's supervisor
+
+
+@click.command("process", help="Process every pending clip in this process, then exit.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def process_command(ctx: click.Context, as_json: bool) -> None:
+    from evidence_store.bootstrap import open_station
+    from evidence_store.cli import settings_from
+    from workers.service import default_toolkit, failed_jobs, process_pending
+
+    station = open_station(settings_from(ctx))
+
+    def show(outcome: Any) -> None:
+        if not as_json:
+            click.echo(
+                f"job {outcome.job_id:>6} clip {outcome.clip_id:>6} {outcome.step:<11} "
+                f"{outcome.status} {outcome.detail}"
+            )
+
+    outcomes = process_pending(station, default_toolkit(station), on_outcome=show)
+    failed = failed_jobs(station)
+    station.close()
+    summary = {
+        "jobs_run": len(outcomes),
+        "by_status": {
+            s: sum(1 for o in outcomes if str(o.status) == s) for s in {str(o.status) for o in outcomes}
+        },
+        "failed_jobs": failed,
+    }
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        click.echo(
+            f"ran {summary['jobs_run']} jobs; {len(failed)} failed job(s) on record (evidence jobs --failed)"
+        )
+
+
+@click.group("jobs", invoke_without_command=True, help="Processing jobs: list failed ones, retry by id.")
+@click.option("--failed", is_flag=True, help="List failed jobs (the default).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def jobs_command(ctx: click.Context, failed: bool, as_json: bool) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
+    from evidence_store.bootstrap import open_station
+    from evidence_store.cli import settings_from
+    from workers.service import failed_jobs
+
+    station = open_station(settings_from(ctx))
+    jobs = failed_jobs(station)
+    station.close()
+    if as_json:
+        click.echo(json.dumps({"failed_jobs": jobs}, ensure_ascii=False, indent=2))
+        return
+    if not jobs:
+        click.echo("no failed jobs")
+    for job in jobs:
+        kind = "permanent" if job["permanent"] else "gave up"
+        click.echo(
+            f"job {job['job_id']} clip {job['clip_id']} {job['step']} ({kind}, {job['attempts']} attempts): "
+            f"{job['error']}"
+        )
+
+
+@jobs_command.command("retry", help="Put a failed job back in the queue.")
+@click.argument("job_id", type=int)
+@click.pass_context
+def jobs_retry(ctx: click.Context, job_id: int) -> None:
+    from evidence_store.bootstrap import open_station
+    from evidence_store.cli import cli_actor, settings_from
+    from workers.service import retry_job
+
+    station = open_station(settings_from(ctx))
+    retry_job(station, job_id, actor=cli_actor())
+    station.close()
+    try:
+        from workers.actors import run_processing_job
+
+        run_processing_job.send(job_id)
+        click.echo(f"job {job_id} queued again")
+    except Exception:  # Redis unreachable: `evidence process` will pick it up
+        click.echo(f"job {job_id} is pending again (run `evidence process` or start `evidence worker`)")

@@ -1,0 +1,531 @@
+"""Processing service: probe, proxy, thumbnails and trusted time-stamp for each clip (R3, R4, R5).
+
+The database says what is still to do: one `processing_jobs` row per (clip, step), unique. A job is
+claimed atomically before it runs, its heavy work runs outside any transaction, and its result is
+recorded (with audit events) in one short transaction that also marks it done. A redelivered or
+duplicated message finds the job claimed or done and does nothing. Originals are only ever read.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+
+from evidence_store.blobs.local import LocalBlobStore
+from evidence_store.bootstrap import Station
+from evidence_store.db.tables import clips, processing_jobs
+from evidence_store.domain.device_clock import ClockReading, place_in_time
+from evidence_store.domain.model import (
+    Clip,
+    ClipStatus,
+    ClockStatus,
+    Derivative,
+    DerivativeKind,
+    JobStatus,
+    ProcessingJob,
+    ProcessingStep,
+    StoredTimestamp,
+)
+from evidence_store.errors import NotFoundError, PermanentError, TransientError
+from workers.pipeline import clip_status_after, ready_to_run, steps_for
+
+log = logging.getLogger(__name__)
+
+# A job left "running" longer than this was abandoned by a dead worker and may be claimed again.
+STALE_AFTER = timedelta(hours=7)
+MAX_ATTEMPTS = 5
+
+
+@dataclass
+class JobOutcome:
+    job_id: int
+    clip_id: int
+    step: str
+    status: JobStatus
+    detail: str = ""
+
+
+ClipHandOff = Callable[[Station, int], None]  # called when a clip's processing has ended
+
+
+def _no_hand_off(station: Station, clip_id: int) -> None:
+    return None
+
+
+@dataclass
+class Toolkit:
+    """The media and time-stamping tools the steps use (real ones wired by `default_toolkit`)."""
+
+    probe: Callable[[Path], Any]
+    make_proxy: Callable[..., Any]
+    make_poster: Callable[..., Any]
+    make_contact_sheet: Callable[..., Any]
+    timestamp_authority: Any
+    hand_off: ClipHandOff = _no_hand_off
+    transcode_timeout_s: float = 6 * 3600
+
+
+def default_toolkit(station: Station) -> Toolkit:
+    from ingest.transcode.probe import probe_media
+    from ingest.transcode.proxy import make_proxy
+    from ingest.transcode.thumbnails import make_contact_sheet, make_poster
+
+    from workers.timestamps import authority_for
+
+    return Toolkit(
+        probe=probe_media,
+        make_proxy=make_proxy,
+        make_poster=make_poster,
+        make_contact_sheet=make_contact_sheet,
+        timestamp_authority=authority_for(station),
+        hand_off=_linking_hand_off(),
+    )
+
+
+def _linking_hand_off() -> ClipHandOff:
+    """Case linking takes the clip once processed (its issue wires the real one in here)."""
+    return _no_hand_off
+
+
+# -- planning -----------------------------------------------------------------------------------------
+
+
+def plan_clips(station: Station, clip_ids: list[int] | None = None) -> list[int]:
+    """Create the jobs of clips that have none yet (status `ingested`); return the new job ids."""
+    now = station.clock()
+    created: list[int] = []
+    with station.transaction() as session:
+        query = select(Clip).where(clips.c.status == ClipStatus.INGESTED)
+        if clip_ids is not None:
+            query = query.where(clips.c.id.in_(clip_ids))
+        for clip in session.scalars(query):
+            existing = set(
+                session.scalars(select(processing_jobs.c.step).where(processing_jobs.c.clip_id == clip.id))
+            )
+            for step in steps_for(clip.media_type):
+                if step.value in existing:
+                    continue
+                job = ProcessingJob(clip_id=clip.id or 0, step=step.value, created_at=now, updated_at=now)
+                session.add(job)
+                session.flush()
+                created.append(job.id or 0)
+            clip.status = ClipStatus.PROCESSING
+    return created
+
+
+def runnable_jobs(station: Station, limit: int = 1000) -> list[int]:
+    """Pending jobs whose prerequisites are done, oldest first."""
+    with station.engine.connect() as connection:
+        pending = connection.execute(
+            select(processing_jobs.c.id, processing_jobs.c.clip_id, processing_jobs.c.step)
+            .where(processing_jobs.c.status == JobStatus.PENDING)
+            .order_by(processing_jobs.c.id)
+            .limit(limit)
+        ).all()
+        if not pending:
+            return []
+        clip_ids = {row.clip_id for row in pending}
+        done_rows = connection.execute(
+            select(processing_jobs.c.clip_id, processing_jobs.c.step).where(
+                processing_jobs.c.clip_id.in_(clip_ids), processing_jobs.c.status == JobStatus.DONE
+            )
+        ).all()
+    done: dict[int, set[ProcessingStep]] = {}
+    for row in done_rows:
+        done.setdefault(row.clip_id, set()).add(ProcessingStep(row.step))
+    return [row.id for row in pending if ready_to_run(ProcessingStep(row.step), done.get(row.clip_id, set()))]
+
+
+# -- running one job ------------------------------------------------------------------------------------
+
+
+def run_job(station: Station, job_id: int, toolkit: Toolkit) -> JobOutcome:
+    """Run one job if it is still to do. Transient failures re-raise (for the queue to retry later)."""
+    job = _claim(station, job_id)
+    if job is None:
+        with station.engine.connect() as connection:
+            row = connection.execute(select(processing_jobs).where(processing_jobs.c.id == job_id)).first()
+        if row is None:
+            raise NotFoundError(f"no processing job {job_id}")
+        return JobOutcome(job_id, row.clip_id, row.step, JobStatus(row.status), "already claimed or finished")
+    step = ProcessingStep(job.step)
+    try:
+        _STEPS[step](station, job, toolkit)
+    except PermanentError as exc:
+        _finish(station, job, JobStatus.FAILED, str(exc), permanent=True)
+        return _after_job(station, job, toolkit, JobStatus.FAILED, str(exc))
+    except TransientError as exc:
+        exhausted = job.attempts >= MAX_ATTEMPTS
+        _finish(station, job, JobStatus.FAILED if exhausted else JobStatus.PENDING, str(exc), permanent=False)
+        if exhausted:
+            return _after_job(
+                station, job, toolkit, JobStatus.FAILED, f"gave up after {job.attempts} attempts: {exc}"
+            )
+        raise
+    except Exception as exc:  # a bug or an unforeseen failure: visible, never retried forever
+        log.exception("processing job %s (%s of clip %s) failed", job.id, step, job.clip_id)
+        _finish(station, job, JobStatus.FAILED, f"{type(exc).__name__}: {exc}", permanent=True)
+        return _after_job(station, job, toolkit, JobStatus.FAILED, str(exc))
+    return _after_job(station, job, toolkit, JobStatus.DONE, "")
+
+
+def _claim(station: Station, job_id: int) -> ProcessingJob | None:
+    now = station.clock()
+    with station.transaction() as session:
+        claimed = session.execute(
+            update(processing_jobs)
+            .where(
+                processing_jobs.c.id == job_id,
+                or_(
+                    processing_jobs.c.status == JobStatus.PENDING,
+                    (processing_jobs.c.status == JobStatus.RUNNING)
+                    & (processing_jobs.c.updated_at < now - STALE_AFTER),
+                ),
+            )
+            .values(status=JobStatus.RUNNING, attempts=processing_jobs.c.attempts + 1, updated_at=now)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        job = session.get(ProcessingJob, job_id)
+        assert job is not None
+        session.expunge(job)
+        return job
+
+
+def _finish(station: Station, job: ProcessingJob, status: JobStatus, error: str, *, permanent: bool) -> None:
+    now = station.clock()
+    with station.transaction() as session:
+        session.execute(
+            update(processing_jobs)
+            .where(processing_jobs.c.id == job.id)
+            .values(
+                status=status,
+                last_error=error[-4000:],
+                permanent=permanent,
+                updated_at=now,
+                finished_at=now if status in (JobStatus.DONE, JobStatus.FAILED) else None,
+            )
+        )
+        if status is JobStatus.FAILED:
+            station.audit.record(
+                session,
+                actor="worker",
+                action="processing.failed",
+                object_type="clip",
+                object_id=job.clip_id,
+                details={"job_id": job.id, "step": job.step, "error": error[-500:], "permanent": permanent},
+            )
+
+
+def _after_job(
+    station: Station, job: ProcessingJob, toolkit: Toolkit, status: JobStatus, detail: str
+) -> JobOutcome:
+    """Settle the clip's status when its last job ends, and hand it on."""
+    with station.transaction() as session:
+        rows = session.execute(
+            select(processing_jobs.c.step, processing_jobs.c.status, processing_jobs.c.permanent).where(
+                processing_jobs.c.clip_id == job.clip_id
+            )
+        ).all()
+        clip = session.get(Clip, job.clip_id)
+        assert clip is not None
+        statuses = {ProcessingStep(r.step): (JobStatus(r.status), bool(r.permanent)) for r in rows}
+        playable = clip.media_info.get("probe", {}).get("playable") if clip.media_info.get("probe") else None
+        final = clip_status_after(statuses, playable)
+        if final is not None and clip.status != final:
+            clip.status = final
+            station.audit.record(
+                session,
+                actor="worker",
+                action="clip.processed",
+                object_type="clip",
+                object_id=job.clip_id,
+                details={"status": str(final), "steps": {str(k): str(v[0]) for k, v in statuses.items()}},
+            )
+    if final is not None:
+        toolkit.hand_off(station, job.clip_id)
+    return JobOutcome(job.id or 0, job.clip_id, job.step, status, detail)
+
+
+# -- the steps ------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def original_path(station: Station, sha256: str) -> Iterator[Path]:
+    """A path where tools can read the original: the blob itself locally, a temp copy from S3."""
+    if isinstance(station.blobs, LocalBlobStore):
+        yield station.blobs.path_for(sha256)
+        return
+    with tempfile.TemporaryDirectory(prefix="evidence-original-") as directory:
+        target = Path(directory) / sha256
+        with station.blobs.open(sha256) as source, target.open("wb") as sink:
+            shutil.copyfileobj(source, sink, 4 * 1024 * 1024)
+        yield target
+
+
+def _load_clip(station: Station, clip_id: int) -> Clip:
+    with station.sessions() as session:
+        clip = session.get(Clip, clip_id)
+        if clip is None:
+            raise NotFoundError(f"no clip {clip_id}")
+        session.expunge(clip)
+        return clip
+
+
+def _step_probe(station: Station, job: ProcessingJob, toolkit: Toolkit) -> None:
+    clip = _load_clip(station, job.clip_id)
+    with original_path(station, clip.sha256) as path:
+        probe = toolkit.probe(path)
+    found = probe.to_dict()
+    with station.transaction() as session:
+        row = session.get(Clip, clip.id)
+        assert row is not None
+        row.media_info = {**row.media_info, "probe": found}
+        for warning in probe.warnings:
+            row.add_warning(warning.code, warning.message)
+        if probe.duration_s is not None and probe.duration_s > 0:
+            row.duration_s = probe.duration_s
+            _place_end(station, row)
+        station.audit.record(
+            session,
+            actor="worker",
+            action="clip.probed",
+            object_type="clip",
+            object_id=job.clip_id,
+            details={"playable": found.get("playable"), "warnings": [w.code for w in probe.warnings]},
+        )
+        _mark_done(session, job, station.clock())
+
+
+def _place_end(station: Station, clip: Clip) -> None:
+    """R5: with the duration known, the end time follows from the start and the docking's offset."""
+    if clip.device_start is None or clip.duration_s is None:
+        return
+    clip.device_end = clip.device_start + timedelta(seconds=clip.duration_s)
+    reading = ClockReading(clip.clock_offset_s if clip.clock_status is not ClockStatus.UNKNOWN else None)
+    placed = place_in_time(clip.device_start, clip.device_end, reading, ZoneInfo(station.settings.timezone))
+    clip.utc_start, clip.utc_end = placed.utc_start, placed.utc_end
+
+
+def _step_proxy(station: Station, job: ProcessingJob, toolkit: Toolkit) -> None:
+    clip = _load_clip(station, job.clip_id)
+    _require_playable(clip, "a browser proxy")
+    with (
+        original_path(station, clip.sha256) as path,
+        tempfile.TemporaryDirectory(prefix="evidence-proxy-") as out,
+    ):
+        probe = toolkit.probe(path)
+        run = toolkit.make_proxy(path, Path(out), probe, timeout_s=toolkit.transcode_timeout_s)
+        _store_derivatives(station, job, clip, [(DerivativeKind.PROXY, run)])
+
+
+def _step_thumbnails(station: Station, job: ProcessingJob, toolkit: Toolkit) -> None:
+    clip = _load_clip(station, job.clip_id)
+    _require_playable(clip, "thumbnails")
+    with (
+        original_path(station, clip.sha256) as path,
+        tempfile.TemporaryDirectory(prefix="evidence-thumbs-") as out,
+    ):
+        probe = toolkit.probe(path)
+        runs = [(DerivativeKind.POSTER, toolkit.make_poster(path, Path(out), probe))]
+        if clip.media_type.value == "video":
+            runs.append((DerivativeKind.CONTACT_SHEET, toolkit.make_contact_sheet(path, Path(out), probe)))
+        _store_derivatives(station, job, clip, runs)
+
+
+def _require_playable(clip: Clip, what: str) -> None:
+    found = clip.media_info.get("probe")
+    if not found or not found.get("playable"):
+        reasons = "; ".join(found.get("warnings_text", [])) if found else ""
+        raise PermanentError(f"cannot make {what}: the original has no decodable stream {reasons}".strip())
+
+
+def _store_derivatives(
+    station: Station, job: ProcessingJob, clip: Clip, runs: list[tuple[DerivativeKind, Any]]
+) -> None:
+    stored = []
+    for kind, run in runs:
+        with Path(run.output).open("rb") as handle:
+            blob = station.blobs.put(handle)
+        stored.append((kind, run, blob))
+    now = station.clock()
+    try:
+        with station.transaction() as session:
+            for kind, run, blob in stored:
+                derivative = Derivative(
+                    clip_id=clip.id or 0,
+                    kind=kind,
+                    sha256=blob.sha256,
+                    size=blob.size,
+                    mime_type=run.mime_type,
+                    derived_from_sha256=clip.sha256,
+                    tool=run.tool,
+                    tool_version=run.tool_version,
+                    arguments=[str(a) for a in run.arguments],
+                    created_at=now,
+                )
+                session.add(derivative)
+                session.flush()
+                station.audit.record(
+                    session,
+                    actor="worker",
+                    action="derivative.created",
+                    object_type="clip",
+                    object_id=clip.id or 0,
+                    details={
+                        "kind": str(kind),
+                        "sha256": blob.sha256,
+                        "derived_from": clip.sha256,
+                        "tool": run.tool,
+                        "tool_version": run.tool_version,
+                    },
+                )
+            _mark_done(session, job, now)
+    except SAIntegrityError:
+        # another delivery of this job recorded the same derivatives first: nothing more to do
+        log.info("derivatives of job %s were already recorded", job.id)
+
+
+def _step_timestamp(station: Station, job: ProcessingJob, toolkit: Toolkit) -> None:
+    clip = _load_clip(station, job.clip_id)
+    token = toolkit.timestamp_authority.stamp(clip.sha256)
+    now = station.clock()
+    try:
+        with station.transaction() as session:
+            session.add(
+                StoredTimestamp(
+                    clip_id=clip.id or 0,
+                    sha256=clip.sha256,
+                    kind=token.kind,
+                    authority=token.authority,
+                    gen_time=token.gen_time,
+                    serial=token.serial,
+                    token=token.token,
+                    created_at=now,
+                )
+            )
+            station.audit.record(
+                session,
+                actor="worker",
+                action="clip.timestamped",
+                object_type="clip",
+                object_id=clip.id or 0,
+                details={
+                    "kind": token.kind,
+                    "authority": token.authority,
+                    "gen_time": token.gen_time.isoformat(),
+                    "serial": token.serial,
+                    "sha256": clip.sha256,
+                },
+            )
+            _mark_done(session, job, now)
+    except SAIntegrityError:
+        log.info("time-stamp of job %s was already recorded", job.id)
+
+
+def _mark_done(session: Any, job: ProcessingJob, now: datetime) -> None:
+    session.execute(
+        update(processing_jobs)
+        .where(processing_jobs.c.id == job.id)
+        .values(status=JobStatus.DONE, updated_at=now, finished_at=now, last_error="")
+    )
+
+
+_STEPS: dict[ProcessingStep, Callable[[Station, ProcessingJob, Toolkit], None]] = {
+    ProcessingStep.PROBE: _step_probe,
+    ProcessingStep.PROXY: _step_proxy,
+    ProcessingStep.THUMBNAILS: _step_thumbnails,
+    ProcessingStep.TIMESTAMP: _step_timestamp,
+}
+
+
+# -- draining and failures ------------------------------------------------------------------------------
+
+
+def process_pending(
+    station: Station, toolkit: Toolkit, *, on_outcome: Callable[[JobOutcome], None] | None = None
+) -> list[JobOutcome]:
+    """`evidence process`: plan every new clip and run every runnable job in-process until none is left.
+
+    Transient failures are left pending for a later run (they are not retried in a tight loop).
+    """
+    plan_clips(station)
+    outcomes: list[JobOutcome] = []
+    attempted: set[int] = set()
+    while True:
+        jobs = [j for j in runnable_jobs(station) if j not in attempted]
+        if not jobs:
+            return outcomes
+        for job_id in jobs:
+            attempted.add(job_id)
+            try:
+                outcome = run_job(station, job_id, toolkit)
+            except TransientError as exc:
+                outcome = JobOutcome(job_id, 0, "", JobStatus.PENDING, f"will retry: {exc}")
+            outcomes.append(outcome)
+            if on_outcome:
+                on_outcome(outcome)
+
+
+def failed_jobs(station: Station) -> list[dict[str, Any]]:
+    with station.engine.connect() as connection:
+        rows = connection.execute(
+            select(processing_jobs, clips.c.sha256, clips.c.original_name)
+            .join(clips, clips.c.id == processing_jobs.c.clip_id)
+            .where(processing_jobs.c.status == JobStatus.FAILED)
+            .order_by(processing_jobs.c.id)
+        ).all()
+    return [
+        {
+            "job_id": r.id,
+            "clip_id": r.clip_id,
+            "step": r.step,
+            "attempts": r.attempts,
+            "permanent": r.permanent,
+            "error": r.last_error,
+            "sha256": r.sha256,
+            "original_name": r.original_name,
+            "failed_at": r.finished_at.isoformat() if r.finished_at else None,
+        }
+        for r in rows
+    ]
+
+
+def retry_job(station: Station, job_id: int, *, actor: str) -> None:
+    """Put a failed job back in the queue (an operator decided it is worth another try)."""
+    now = station.clock()
+    with station.transaction() as session:
+        job = session.get(ProcessingJob, job_id)
+        if job is None:
+            raise NotFoundError(f"no processing job {job_id}")
+        if JobStatus(job.status) is not JobStatus.FAILED:
+            raise NotFoundError(f"job {job_id} is {job.status}, not failed")
+        job.status, job.attempts, job.permanent, job.updated_at, job.finished_at = (
+            JobStatus.PENDING,
+            0,
+            False,
+            now,
+            None,
+        )
+        clip = session.get(Clip, job.clip_id)
+        if clip is not None and clip.status in (ClipStatus.FAILED, ClipStatus.UNPLAYABLE):
+            clip.status = ClipStatus.PROCESSING
+        station.audit.record(
+            session,
+            actor=actor,
+            action="processing.retried",
+            object_type="clip",
+            object_id=job.clip_id,
+            details={"job_id": job_id, "step": job.step},
+        )
