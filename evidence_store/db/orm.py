@@ -29,6 +29,7 @@ _MAPPINGS: list[tuple[type, Table]] = [
     (model.RetentionDecision, tables.retention_decisions),
     (model.Tombstone, tables.tombstones),
     (model.ProcessingJob, tables.processing_jobs),
+    (model.ComplianceFlag, tables.compliance_flags),
     (model.StoredTimestamp, tables.timestamp_tokens),
     (AuditEvent, tables.audit_events),
     (AuditCheckpoint, tables.audit_checkpoints),

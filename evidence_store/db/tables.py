@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from evidence_store.db.types import HASH, NaiveDateTime, UTCDateTime, WarningList, enum_column
@@ -181,6 +182,39 @@ documents = Table(
     Column("start", UTCDateTime, nullable=True, index=True),
     Column("end", UTCDateTime, nullable=True),
     Column("requires_video", Boolean, nullable=False, default=False),
+)
+
+# An index of documents by officer for incremental linking; `documents.officer_ids` is the record.
+document_officers = Table(
+    "document_officers",
+    metadata,
+    Column("document_id", ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True),
+    Column("officer_id", ForeignKey("officers.id"), primary_key=True),
+    Index("ix_document_officers_officer", "officer_id", "document_id"),
+)
+
+compliance_flags = Table(
+    "compliance_flags",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("document_id", ForeignKey("documents.id"), nullable=True, index=True),
+    Column("clip_id", ForeignKey("clips.id"), nullable=True, index=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=True, index=True),
+    Column("details", JSON, nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("cleared_at", UTCDateTime, nullable=True),
+    Index(
+        "uq_compliance_flags_open",
+        "kind",
+        "document_id",
+        "clip_id",
+        unique=True,
+        sqlite_where=text("cleared_at IS NULL"),
+        postgresql_where=text("cleared_at IS NULL"),
+    ),
+    Index("ix_compliance_flags_kind_open", "kind", "cleared_at"),
 )
 
 clip_links = Table(

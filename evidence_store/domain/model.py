@@ -318,6 +318,21 @@ class ClipLink:
 
 
 @dataclass(eq=False, kw_only=True)
+class ComplianceFlag:
+    """An open (or cleared) compliance finding with the numbers behind it (R1, R5, R6, R7)."""
+
+    id: int | None = None
+    kind: str
+    document_id: int | None = None
+    clip_id: int | None = None
+    case_id: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    opened_at: datetime
+    updated_at: datetime
+    cleared_at: datetime | None = None
+
+
+@dataclass(eq=False, kw_only=True)
 class RecordingException:
     """A written, approved reason why an act that needed video has none (R6)."""
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 14:46:34.154673
+Create Date: 2026-11-24 14:50:59.317754
 """
 
 from __future__ import annotations
@@ -200,6 +200,24 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_export_requests_status"), ["status"], unique=False)
 
     op.create_table(
+        "document_officers",
+        sa.Column("document_id", sa.Integer(), nullable=False),
+        sa.Column("officer_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["document_id"],
+            ["documents.id"],
+            name=op.f("fk_document_officers_document_id_documents"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["officer_id"], ["officers.id"], name=op.f("fk_document_officers_officer_id_officers")
+        ),
+        sa.PrimaryKeyConstraint("document_id", "officer_id", name=op.f("pk_document_officers")),
+    )
+    with op.batch_alter_table("document_officers", schema=None) as batch_op:
+        batch_op.create_index("ix_document_officers_officer", ["officer_id", "document_id"], unique=False)
+
+    op.create_table(
         "recording_exceptions",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("case_id", sa.Integer(), nullable=False),
@@ -368,6 +386,37 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_clip_links_case_id"), ["case_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_clip_links_clip_id"), ["clip_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_clip_links_document_id"), ["document_id"], unique=False)
+
+    op.create_table(
+        "compliance_flags",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("document_id", sa.Integer(), nullable=True),
+        sa.Column("clip_id", sa.Integer(), nullable=True),
+        sa.Column("case_id", sa.Integer(), nullable=True),
+        sa.Column("details", sa.JSON(), nullable=False),
+        sa.Column("opened_at", evidence_store.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", evidence_store.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("cleared_at", evidence_store.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name=op.f("fk_compliance_flags_case_id_cases")),
+        sa.ForeignKeyConstraint(["clip_id"], ["clips.id"], name=op.f("fk_compliance_flags_clip_id_clips")),
+        sa.ForeignKeyConstraint(
+            ["document_id"], ["documents.id"], name=op.f("fk_compliance_flags_document_id_documents")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_compliance_flags")),
+    )
+    with op.batch_alter_table("compliance_flags", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_compliance_flags_case_id"), ["case_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_compliance_flags_clip_id"), ["clip_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_compliance_flags_document_id"), ["document_id"], unique=False)
+        batch_op.create_index("ix_compliance_flags_kind_open", ["kind", "cleared_at"], unique=False)
+        batch_op.create_index(
+            "uq_compliance_flags_open",
+            ["kind", "document_id", "clip_id"],
+            unique=True,
+            sqlite_where=sa.text("cleared_at IS NULL"),
+            postgresql_where=sa.text("cleared_at IS NULL"),
+        )
 
     op.create_table(
         "derivatives",
@@ -553,6 +602,18 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_derivatives_clip_id"))
 
     op.drop_table("derivatives")
+    with op.batch_alter_table("compliance_flags", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_compliance_flags_open",
+            sqlite_where=sa.text("cleared_at IS NULL"),
+            postgresql_where=sa.text("cleared_at IS NULL"),
+        )
+        batch_op.drop_index("ix_compliance_flags_kind_open")
+        batch_op.drop_index(batch_op.f("ix_compliance_flags_document_id"))
+        batch_op.drop_index(batch_op.f("ix_compliance_flags_clip_id"))
+        batch_op.drop_index(batch_op.f("ix_compliance_flags_case_id"))
+
+    op.drop_table("compliance_flags")
     with op.batch_alter_table("clip_links", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_clip_links_document_id"))
         batch_op.drop_index(batch_op.f("ix_clip_links_clip_id"))
@@ -580,6 +641,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_recording_exceptions_case_id"))
 
     op.drop_table("recording_exceptions")
+    with op.batch_alter_table("document_officers", schema=None) as batch_op:
+        batch_op.drop_index("ix_document_officers_officer")
+
+    op.drop_table("document_officers")
     with op.batch_alter_table("export_requests", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_export_requests_status"))
         batch_op.drop_index(batch_op.f("ix_export_requests_case_id"))
