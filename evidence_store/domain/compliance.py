@@ -10,6 +10,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from evidence_store.domain.linking import DEFAULT_TOLERANCE
@@ -146,7 +147,7 @@ def document_flags(
             "to": _iso(min(b.start, window_end)),
             "seconds": (min(b.start, window_end) - max(a.end, window_start)).total_seconds(),
         }
-        for a, b in zip(covered, covered[1:], strict=False)
+        for a, b in pairwise(covered)
         if min(b.start, window_end) - max(a.end, window_start) > tolerance
     ]
     if gaps:

@@ -1,4 +1,4 @@
-"""R5 linking over plain data: the sweep equals the clips x documents definition, and reconciling is idempotent."""
+"""R5 linking: the sweep equals the clips x documents definition; reconciling is idempotent."""
 
 from __future__ import annotations
 
