@@ -276,6 +276,7 @@ def main(argv: list[str] | None = None) -> None:
 def _register_commands() -> None:
     """Commands of the other packages; their heavy imports happen inside the commands."""
     from ingest.cli import dock_command, import_command
+    from retention.cli import hold_group, retention_group
     from workers.cli import jobs_command, process_command, worker_command
 
     cli.add_command(import_command)
@@ -283,6 +284,8 @@ def _register_commands() -> None:
     cli.add_command(worker_command)
     cli.add_command(process_command)
     cli.add_command(jobs_command)
+    cli.add_command(retention_group)
+    cli.add_command(hold_group)
 
 
 _register_commands()

@@ -63,6 +63,10 @@ class Settings(BaseModel):
     clock_drift_tolerance_s: float = Field(default=60.0, gt=0)
     dock_mount_dir: Path | None = None  # default: home/mnt
     dock_max_concurrent: int = Field(default=25, ge=1)
+    # Retention (R9): never below 6 months; per-category periods may only raise it
+    retention_non_evidence_months: int = 6
+    retention_months_by_category: dict[str, int] = Field(default_factory=dict)
+    retention_max_delete_share: float = Field(default=0.10, gt=0, le=1)  # above it, a run asks to confirm
     # Processing
     tsa_url: str = ""  # RFC 3161 time-stamping authority; empty: station-signed time-stamps
     tsa_ca_file: Path | None = None  # PEM bundle that issued the TSA's certificate
@@ -96,6 +100,14 @@ class Settings(BaseModel):
             missing = [n for n in ("s3_endpoint_url", "s3_bucket") if not getattr(self, n)]
             if missing:
                 raise ValueError(f"blob_store = 's3' needs {', '.join(missing)}")
+        if self.retention_non_evidence_months < 6:
+            raise ValueError(
+                f"retention_non_evidence_months = {self.retention_non_evidence_months} is below the legal minimum "
+                "of 6 months (R9)"
+            )
+        low = {k: v for k, v in self.retention_months_by_category.items() if v < 6}
+        if low:
+            raise ValueError(f"retention_months_by_category below the legal minimum of 6 months (R9): {low}")
         if self.tsa_url and self.tsa_ca_file is None:
             raise ValueError("tsa_url needs tsa_ca_file (the CA that issued the TSA certificate)")
         return self

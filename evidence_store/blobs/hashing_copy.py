@@ -155,10 +155,12 @@ class _FlushBehind:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         try:
-            self.written = self.started = self.dropped = os.lseek(fd, 0, os.SEEK_CUR)
+            offset = os.lseek(fd, 0, os.SEEK_CUR)
             self.active = True
         except OSError:
+            offset = 0
             self.active = False  # a pipe or socket
+        self.written = self.started = self.dropped = offset
 
     def wrote(self, n: int) -> None:
         self.written += n

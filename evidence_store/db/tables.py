@@ -307,6 +307,17 @@ retention_decisions = Table(
     UniqueConstraint("run_id", "clip_id", name="uq_retention_decisions_run_clip"),
 )
 
+# The latest dated retention decision per clip: a later run never lets the clip go earlier (R9).
+retention_floors = Table(
+    "retention_floors",
+    metadata,
+    Column("clip_id", ForeignKey("clips.id"), primary_key=True),
+    Column("not_before", UTCDateTime, nullable=True),
+    Column("store_hold", Boolean, nullable=False, default=False),  # legal hold set on the S3 object
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+)
+
 tombstones = Table(
     "tombstones",
     metadata,

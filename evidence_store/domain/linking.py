@@ -57,6 +57,11 @@ class AutoLink:
     uncertain: bool
 
 
+def _start_of(span: ClipSpan) -> datetime:
+    assert span.start is not None  # unplaced clips were left out
+    return span.start
+
+
 def clip_span_end(span: ClipSpan) -> datetime | None:
     return span.end if span.end is not None else span.start
 
@@ -95,11 +100,13 @@ def _sweep(
     Documents enter the active heap when the sweep reaches their widened start and leave it once the
     sweep passes their widened end; each clip is compared only with the active documents.
     """
-    widened = sorted(
-        ((d.start - tolerance, d.effective_end + tolerance, d) for d in documents),  # type: ignore[operator]
-        key=lambda item: item[0],
-    )
-    ordered_clips = sorted(clips, key=lambda c: c.start)  # type: ignore[arg-type, return-value]
+    widened: list[tuple[datetime, datetime, DocumentWindow]] = []
+    for document in documents:
+        doc_start, doc_end = document.start, document.effective_end
+        assert doc_start is not None and doc_end is not None  # undated documents were left out
+        widened.append((doc_start - tolerance, doc_end + tolerance, document))
+    widened.sort(key=lambda item: item[0])
+    ordered_clips = sorted(clips, key=_start_of)
     active: list[tuple[datetime, int, datetime, DocumentWindow]] = []
     next_doc = 0
     for clip in ordered_clips:

@@ -122,9 +122,9 @@ class RetentionAction(enum.StrEnum):
 
 class DecisionState(enum.StrEnum):
     PLANNED = "planned"
-    BLOB_DELETED = "blob_deleted"
+    DELETING = "deleting"  # about to purge: on recovery, an original still present is decided again
     TOMBSTONED = "tombstoned"
-    SKIPPED = "skipped"  # policy changed between plan and delete: kept
+    SKIPPED = "skipped"  # the policy kept it when the delete came (facts changed), or the store refused
 
 
 @dataclass(frozen=True)

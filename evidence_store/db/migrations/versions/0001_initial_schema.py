@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 14:50:59.317754
+Create Date: 2026-11-24 14:53:25.275684
 """
 
 from __future__ import annotations
@@ -512,7 +512,7 @@ def upgrade() -> None:
             "state",
             sa.Enum(
                 "planned",
-                "blob_deleted",
+                "deleting",
                 "tombstoned",
                 "skipped",
                 name="decisionstate",
@@ -533,6 +533,16 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_retention_decisions_clip_id"), ["clip_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_retention_decisions_run_id"), ["run_id"], unique=False)
 
+    op.create_table(
+        "retention_floors",
+        sa.Column("clip_id", sa.Integer(), nullable=False),
+        sa.Column("not_before", evidence_store.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("store_hold", sa.Boolean(), nullable=False),
+        sa.Column("updated_at", evidence_store.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(["clip_id"], ["clips.id"], name=op.f("fk_retention_floors_clip_id_clips")),
+        sa.PrimaryKeyConstraint("clip_id", name=op.f("pk_retention_floors")),
+    )
     op.create_table(
         "timestamp_tokens",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -583,6 +593,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_timestamp_tokens_clip_id"))
 
     op.drop_table("timestamp_tokens")
+    op.drop_table("retention_floors")
     with op.batch_alter_table("retention_decisions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_retention_decisions_run_id"))
         batch_op.drop_index(batch_op.f("ix_retention_decisions_clip_id"))

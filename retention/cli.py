@@ -1,0 +1,161 @@
+"""`evidence retention run|runs` and `evidence hold place|release|list`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+EXIT_NEEDS_CONFIRMATION = 4
+
+
+def _parse_now(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@click.group("retention", help="The retention run (R9, R10): nothing is deleted any other way.")
+def retention_group() -> None:
+    pass
+
+
+@retention_group.command("run", help="Plan and apply retention; --dry-run prints what would go and why.")
+@click.option("--dry-run", is_flag=True, help="Decide and report, delete nothing.")
+@click.option("--now", "now_text", default=None, help="Decide as of this ISO 8601 time (default: now).")
+@click.option("--confirm", "confirm_run_id", type=int, default=None, help="Confirm a run that asked for it.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def run_command(
+    ctx: click.Context, dry_run: bool, now_text: str | None, confirm_run_id: int | None, as_json: bool
+) -> None:
+    from evidence_store.bootstrap import open_station
+    from evidence_store.cli import cli_actor, settings_from
+    from retention.run import ConfirmationNeeded, run_retention
+
+    station = open_station(settings_from(ctx))
+    now = _parse_now(now_text) or station.clock()
+    try:
+        report = run_retention(
+            station, now, dry_run=dry_run, confirm_run_id=confirm_run_id, actor=cli_actor()
+        )
+    except ConfirmationNeeded as exc:
+        station.close()
+        _emit(exc.report.as_dict(), as_json)
+        click.echo(f"evidence: {exc.report.message}", err=True)
+        raise SystemExit(EXIT_NEEDS_CONFIRMATION) from None
+    station.close()
+    _emit(report.as_dict(), as_json)
+
+
+def _emit(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    kind = "DRY RUN" if data["dry_run"] else "run"
+    click.echo(
+        f"retention {kind} {data['run_id']} as of {data['as_of']} (policy {data['policy_version']}): "
+        f"{data['clips_considered']} clips considered, {data['planned_delete']} may go "
+        f"({data['planned_delete_bytes']:,} bytes), {data['deleted']} deleted "
+        f"({data['bytes_freed']:,} bytes freed)"
+    )
+    for rule, count in sorted(data["kept_by_rule"].items()):
+        click.echo(f"  kept    {count:>8}  {rule}")
+    for rule, count in sorted(data["delete_by_rule"].items()):
+        click.echo(f"  delete  {count:>8}  {rule}")
+    if data["dry_run"]:
+        for item in data["would_delete"]:
+            click.echo(
+                f"  would delete clip {item['clip_id']} {item['sha256'][:16]}… ({item['rule']}; "
+                f"may go since {item['earliest_delete_at']})"
+            )
+    for item in data["skipped"]:
+        click.echo(f"  skipped clip {item['clip_id']}: {item['reason']}")
+
+
+@retention_group.command("runs", help="Reports of earlier runs, newest first.")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def runs_command(ctx: click.Context, limit: int, as_json: bool) -> None:
+    from sqlalchemy import select
+
+    from evidence_store.bootstrap import open_station
+    from evidence_store.cli import settings_from
+    from evidence_store.db.tables import retention_runs
+
+    station = open_station(settings_from(ctx))
+    with station.engine.connect() as connection:
+        rows = connection.execute(
+            select(retention_runs).order_by(retention_runs.c.id.desc()).limit(limit)
+        ).all()
+    station.close()
+    runs = [
+        {
+            "run_id": r.id,
+            "status": r.status,
+            "dry_run": r.dry_run,
+            "as_of": r.as_of.isoformat(),
+            "started_at": r.started_at.isoformat(),
+            "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+            "deleted": r.report.get("deleted", 0),
+            "bytes_freed": r.report.get("bytes_freed", 0),
+            "delete_by_rule": r.report.get("delete_by_rule", {}),
+        }
+        for r in rows
+    ]
+    if as_json:
+        click.echo(json.dumps({"runs": runs}, ensure_ascii=False, indent=2))
+        return
+    for run in runs:
+        click.echo(
+            f"{run['run_id']:>5} {run['status']:<22} as of {run['as_of']}  deleted {run['deleted']} "
+            f"({run['bytes_freed']:,} bytes)"
+        )
+
+
+@click.group("hold", help="Legal holds: a held clip or case is kept whatever its age.")
+def hold_group() -> None:
+    pass
+
+
+@hold_group.command("place", help="Place a legal hold on a clip or a case.")
+@click.option("--clip", "clip_id", type=int, default=None)
+@click.option("--case", "case_number", default=None)
+@click.option("--reason", required=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def hold_place(
+    ctx: click.Context, clip_id: int | None, case_number: str | None, reason: str, as_json: bool
+) -> None:
+    from evidence_store.bootstrap import open_station
+    from evidence_store.cli import cli_actor, settings_from
+    from retention.holds import place_hold
+
+    if (clip_id is None) == (case_number is None):
+        raise click.UsageError("give exactly one of --clip or --case")
+    station = open_station(settings_from(ctx))
+    hold_id = place_hold(station, clip_id=clip_id, case_number=case_number, reason=reason, actor=cli_actor())
+    station.close()
+    click.echo(json.dumps({"hold_id": hold_id}) if as_json else f"hold {hold_id} placed")
+
+
+@hold_group.command("release", help="Release a legal hold (audited, with a reason).")
+@click.argument("hold_id", type=int)
+@click.option("--reason", required=True)
+@click.pass_context
+def hold_release(ctx: click.Context, hold_id: int, reason: str) -> None:
+    from evidence_store.bootstrap import open_station
+    from evidence_store.cli import cli_actor, settings_from
+    from retention.holds import release_hold
+
+    station = open_station(settings_from(ctx))
+    release_hold(station, hold_id, reason=reason, actor=cli_actor())
+    station.close()
+    click.echo(f"hold {hold_id} released")

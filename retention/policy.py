@@ -1,0 +1,225 @@
+"""The retention policy as a pure function (R9, R10).
+
+Evidence footage lives as long as its case file; all other footage at least 6 months; holds always
+win; the longest applicable period wins; and a dated period once decided is never shortened (the run
+records it as the clip's floor; only an audited override lowers a floor). Holds and undated keeps (an
+open or permanent case file) follow the current facts, whose own changes (archiving, releasing a hold)
+are audited where they are made. Nothing here reads the clock: `now` is an argument.
+
+Dates are calendar dates: "6 months after the recording ended at T" is T moved 6 calendar months on,
+same day of month and time of day, clamped to the month's last day (31 August + 6 months = 28/29
+February). A clip may go from that instant on: kept while `now < earliest`, deleted when `now >= earliest`.
+Years are 12 calendar months.
+"""
+
+from __future__ import annotations
+
+import calendar
+import enum
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from evidence_store.domain.model import RetentionAction, RetentionPeriod
+
+MINIMUM_MONTHS = 6  # R9: footage not used as evidence is kept at least 6 months
+
+
+class Rule(enum.StrEnum):
+    HOLD_LEGAL_CLIP = "hold:legal_hold_clip"
+    HOLD_LEGAL_CASE = "hold:legal_hold_case"
+    HOLD_EXPORT = "hold:export_request"
+    HOLD_FLAG = "hold:open_compliance_flag"
+    HOLD_REVIEW = "hold:supervisory_review"
+    HOLD_PROCESSING = "hold:processing_failed"
+    EVIDENCE_OPEN_CASE = "evidence:case_not_archived"
+    EVIDENCE_PERMANENT = "evidence:permanent_case_file"
+    EVIDENCE_CASE_FILE = "evidence:case_file_period"
+    NON_EVIDENCE = "non_evidence:minimum_period"
+    FLOOR = "floor:earlier_decision"
+    NO_TIME = "keep:recording_time_unknown"
+
+
+class PolicyError(ValueError):
+    """A retention setting that would break R9 (refused at start, never silently applied)."""
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    non_evidence_months: int = MINIMUM_MONTHS
+    months_by_category: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.non_evidence_months < MINIMUM_MONTHS:
+            raise PolicyError(
+                f"non-evidence retention of {self.non_evidence_months} months is below the legal minimum of "
+                f"{MINIMUM_MONTHS} months (R9)"
+            )
+        for category, months in self.months_by_category.items():
+            if months < MINIMUM_MONTHS:
+                raise PolicyError(
+                    f"retention for category {category} of {months} months is below the legal minimum of "
+                    f"{MINIMUM_MONTHS} months (R9)"
+                )
+
+    def months_for(self, categories: Iterable[str]) -> int:
+        return max([self.non_evidence_months, *(self.months_by_category.get(c, 0) for c in categories)])
+
+    @property
+    def version(self) -> str:
+        """A short digest naming this policy, recorded on every decision and tombstone."""
+        text = json.dumps(
+            {
+                "non_evidence_months": self.non_evidence_months,
+                "by_category": dict(sorted(self.months_by_category.items())),
+                "rules": "r9-v1",
+            },
+            sort_keys=True,
+        )
+        return "r9-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class ClipFacts:
+    """What retention needs of one clip, plain."""
+
+    clip_id: int
+    recording_end: datetime | None  # corrected UTC end (or start) of the recording
+    processing_failed: bool = False
+    open_flag: bool = False
+    under_review: bool = False
+    export_pending: bool = False  # an export request pending or approved includes it
+    legal_hold: bool = False
+    floor: datetime | None = None  # the latest dated earliest-delete ever decided for it
+
+
+@dataclass(frozen=True)
+class LinkFacts:
+    clip_id: int
+    case_id: int
+    is_evidence: bool
+
+
+@dataclass(frozen=True)
+class CaseFacts:
+    case_id: int
+    category: str
+    archived_at: datetime | None
+    retention_period: RetentionPeriod
+    legal_hold: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    clip_id: int
+    action: RetentionAction
+    rule: Rule
+    earliest_delete_at: datetime | None  # None: no date yet (a hold, an open or permanent case)
+    reasons: tuple[str, ...] = ()
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """Calendar months on, clamped to the last day of the target month."""
+    month_index = moment.month - 1 + months
+    year = moment.year + month_index // 12
+    month = month_index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+_PERIOD_MONTHS = {RetentionPeriod.YEARS_10: 120, RetentionPeriod.YEARS_30: 360}
+
+
+def decide_one(
+    clip: ClipFacts,
+    links: Iterable[LinkFacts],
+    cases: Mapping[int, CaseFacts],
+    settings: RetentionSettings,
+    now: datetime,
+) -> Decision:
+    """R9/R10 for one clip: keep or delete, the rule that decided, and the earliest date it may go."""
+    links = [link for link in links if link.clip_id == clip.clip_id]
+    linked_cases = [cases[link.case_id] for link in links if link.case_id in cases]
+    holds = _holds(clip, linked_cases)
+    if holds:
+        return Decision(clip.clip_id, RetentionAction.KEEP, holds[0][0], None, tuple(r for _, r in holds))
+
+    candidates: list[tuple[datetime | None, Rule, str]] = []  # None: kept with no end date
+    for link in links:
+        case = cases.get(link.case_id)
+        if not link.is_evidence or case is None:
+            continue
+        if case.retention_period is RetentionPeriod.PERMANENT:
+            candidates.append(
+                (None, Rule.EVIDENCE_PERMANENT, f"evidence in case {case.case_id}, kept permanently")
+            )
+        elif case.archived_at is None:
+            candidates.append(
+                (None, Rule.EVIDENCE_OPEN_CASE, f"evidence in case {case.case_id}, not yet archived")
+            )
+        else:
+            until = add_months(case.archived_at, _PERIOD_MONTHS[case.retention_period])
+            candidates.append(
+                (
+                    until,
+                    Rule.EVIDENCE_CASE_FILE,
+                    f"evidence in case {case.case_id}: archived plus {case.retention_period}",
+                )
+            )
+    if clip.recording_end is None:
+        candidates.append((None, Rule.NO_TIME, "the recording time is unknown: no period can start"))
+    else:
+        months = settings.months_for(c.category for c in linked_cases)
+        candidates.append(
+            (
+                add_months(clip.recording_end, months),
+                Rule.NON_EVIDENCE,
+                f"{months} months after the recording ended",
+            )
+        )
+    if clip.floor is not None:
+        candidates.append((clip.floor, Rule.FLOOR, "an earlier decision kept it until then"))
+
+    forever = [c for c in candidates if c[0] is None]
+    if forever:
+        _, rule, _reason = forever[0]
+        return Decision(clip.clip_id, RetentionAction.KEEP, rule, None, tuple(c[2] for c in forever))
+    dated = [(until, rule, reason) for until, rule, reason in candidates if until is not None]
+    until, rule, _ = max(dated, key=lambda c: c[0])
+    reasons = tuple(c[2] for c in candidates)
+    action = RetentionAction.DELETE if now >= until else RetentionAction.KEEP
+    return Decision(clip.clip_id, action, rule, until, reasons)
+
+
+def _holds(clip: ClipFacts, linked_cases: list[CaseFacts]) -> list[tuple[Rule, str]]:
+    holds: list[tuple[Rule, str]] = []
+    if clip.legal_hold:
+        holds.append((Rule.HOLD_LEGAL_CLIP, "legal hold on the clip"))
+    holds.extend(
+        (Rule.HOLD_LEGAL_CASE, f"legal hold on case {c.case_id}") for c in linked_cases if c.legal_hold
+    )
+    if clip.export_pending:
+        holds.append((Rule.HOLD_EXPORT, "an export request is pending or approved"))
+    if clip.open_flag:
+        holds.append((Rule.HOLD_FLAG, "an open compliance flag"))
+    if clip.under_review:
+        holds.append((Rule.HOLD_REVIEW, "under supervisory review"))
+    if clip.processing_failed:
+        holds.append((Rule.HOLD_PROCESSING, "its processing failed"))
+    return holds
+
+
+def decide(
+    clips: Iterable[ClipFacts],
+    links: Iterable[LinkFacts],
+    cases: Mapping[int, CaseFacts],
+    settings: RetentionSettings,
+    now: datetime,
+) -> list[Decision]:
+    """R9/R10 for every clip given (`decide_one` for each; links grouped once)."""
+    by_clip: dict[int, list[LinkFacts]] = {}
+    for link in links:
+        by_clip.setdefault(link.clip_id, []).append(link)
+    return [decide_one(clip, by_clip.get(clip.clip_id, []), cases, settings, now) for clip in clips]

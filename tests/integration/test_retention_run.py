@@ -1,0 +1,127 @@
+"""The retention run for real (database, store, CLI) with a fixed `now` (R9, R10)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from evidence_store.bootstrap import Station
+from evidence_store.db.tables import clips as clips_table
+from evidence_store.db.tables import derivatives, tombstones
+from evidence_store.domain.model import ClipStatus, RetentionPeriod
+from retention.policy import add_months
+from tests.conftest import run_cli
+from tests.integration.retention_helpers import add_case, add_clip, link, request_export
+
+NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+
+def months_ago(months: int) -> datetime:
+    return add_months(NOW, -months)
+
+
+def run(station_env: dict[str, str], *args: str) -> tuple[int, dict]:
+    result = run_cli(["retention", "run", "--now", NOW.isoformat(), "--json", *args], station_env)
+    return result.code, json.loads(result.stdout) if result.stdout else {}
+
+
+def status_of(station: Station) -> dict[int, str]:
+    with station.engine.connect() as connection:
+        return {
+            row.id: str(row.status)
+            for row in connection.execute(select(clips_table.c.id, clips_table.c.status))
+        }
+
+
+def test_what_must_hold(station: Station, station_env: dict[str, str]) -> None:
+    station_env = {**station_env, "EVIDENCE_RETENTION_MAX_DELETE_SHARE": "1.0"}
+    young = add_clip(station, months_ago(6) + DAY)
+    old = add_clip(station, months_ago(6) - DAY)
+    nine_years = add_case(station, "C-9", archived=months_ago(108), period=RetentionPeriod.YEARS_10)
+    ten_years = add_case(station, "C-10", archived=months_ago(120) - DAY, period=RetentionPeriod.YEARS_10)
+    permanent = add_case(station, "C-P", archived=months_ago(400), period=RetentionPeriod.PERMANENT)
+    open_case = add_case(station, "C-O", archived=None, period=RetentionPeriod.YEARS_10)
+    evidence = {}
+    for name, case_id in (
+        ("nine", nine_years),
+        ("ten", ten_years),
+        ("permanent", permanent),
+        ("open", open_case),
+    ):
+        evidence[name] = add_clip(station, months_ago(150))
+        link(station, evidence[name], case_id, evidence=True)
+    held = add_clip(station, months_ago(100))
+    exporting = add_clip(station, months_ago(100))
+    failed = add_clip(station, months_ago(100), status=ClipStatus.FAILED)
+    request_export(station, exporting)
+    assert run_cli(["hold", "place", "--clip", str(held), "--reason", "litigation"], station_env).code == 0
+
+    code, dry = run(station_env, "--dry-run")
+    assert code == 0
+    assert {item["clip_id"] for item in dry["would_delete"]} == {old, evidence["ten"]}
+    assert all(s != "deleted" for s in status_of(station).values())  # a dry run deletes nothing
+
+    code, report = run(station_env)
+    assert code == 0, report
+    assert report["deleted"] == 2
+    statuses = status_of(station)
+    deleted = {clip_id for clip_id, s in statuses.items() if s == "deleted"}
+    assert deleted == {old, evidence["ten"]}
+    for clip_id in (young, held, exporting, failed, *(evidence[k] for k in ("nine", "permanent", "open"))):
+        assert statuses[clip_id] != "deleted"
+    with station.engine.connect() as connection:
+        gone = {row.clip_id: row for row in connection.execute(select(tombstones))}
+        kept_hashes = connection.execute(select(clips_table.c.id, clips_table.c.sha256)).all()
+        remaining_derivatives = set(connection.scalars(select(derivatives.c.clip_id)))
+    assert set(gone) == deleted
+    assert gone[evidence["ten"]].case_links[0]["case_number"] == "C-10"
+    assert gone[old].rule == "non_evidence:minimum_period"
+    assert gone[evidence["ten"]].rule == "evidence:case_file_period"
+    for clip_id, sha in kept_hashes:
+        assert station.blobs.exists(sha) == (clip_id not in deleted)
+    assert remaining_derivatives.isdisjoint(deleted)
+    # idempotent: a second run deletes nothing more
+    code, again = run(station_env)
+    assert code == 0 and again["deleted"] == 0
+    assert run_cli(["audit", "verify"], station_env).code == 0
+    scrub = run_cli(["scrub", "--json"], station_env)
+    assert scrub.code == 0, scrub.stdout
+
+
+def test_a_large_deletion_asks_for_confirmation(station: Station, station_env: dict[str, str]) -> None:
+    for _ in range(3):
+        add_clip(station, months_ago(12))
+    add_clip(station, months_ago(1))
+    code, report = run(station_env)
+    assert code == 4
+    assert report["status"] == "awaiting_confirmation"
+    assert all(s != "deleted" for s in status_of(station).values())
+    code, confirmed = run(station_env, "--confirm", str(report["run_id"]))
+    assert code == 0, confirmed
+    assert confirmed["deleted"] == 3
+
+
+def test_a_hold_placed_after_planning_wins(station: Station, station_env: dict[str, str]) -> None:
+    doomed = add_clip(station, months_ago(12))
+    add_clip(station, months_ago(1))
+    code, report = run(station_env)
+    assert code == 4  # awaiting confirmation: the decision is planned, not executed
+    assert (
+        run_cli(["hold", "place", "--clip", str(doomed), "--reason", "new complaint"], station_env).code == 0
+    )
+    code, confirmed = run(station_env, "--confirm", str(report["run_id"]))
+    assert code == 0
+    assert confirmed["deleted"] == 0
+    assert confirmed["skipped"][0]["clip_id"] == doomed
+    assert status_of(station)[doomed] != "deleted"
+
+
+def test_a_period_below_six_months_is_refused_at_start(station_env: dict[str, str]) -> None:
+    result = run_cli(
+        ["retention", "run", "--dry-run"], {**station_env, "EVIDENCE_RETENTION_NON_EVIDENCE_MONTHS": "3"}
+    )
+    assert result.code == 2
+    assert "below the legal minimum of 6 months" in result.stderr
