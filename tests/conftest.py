@@ -14,7 +14,12 @@ import pytest
 
 from evidence_store.bootstrap import Station
 
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.radosgw", "tests.fixtures.media"]
+pytest_plugins = [
+    "tests.fixtures.postgres",
+    "tests.fixtures.radosgw",
+    "tests.fixtures.media",
+    "tests.fixtures.tsa",
+]
 
 REPO = Path(__file__).resolve().parent.parent
 
