@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import click
 
@@ -99,3 +99,150 @@ def import_command(
         print_summary(data)
     if summary.outcome is not TransferOutcome.COMPLETE:
         raise SystemExit(EXIT_INTEGRITY if summary.files_failed else 3)
+
+
+class _DockProgress:
+    """One terminal line showing every pull in progress (several recorders are pulled at once)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._lines: dict[str, str] = {}
+        self._last = 0.0
+        self._width = 0
+
+    def update(self, job: Any, progress: Any) -> None:
+        import time
+
+        name = job.volume.devname if job.volume is not None else Path(job.key).name
+        with self._lock:
+            self._lines[name] = (
+                f"{name}: {progress.files_done} files {progress.bytes_done / 1e6:,.1f} MB "
+                f"{progress.rate_bytes_s / 1e6:,.1f} MB/s"
+            )
+            if time.monotonic() - self._last >= 0.2:
+                self._draw()
+                self._last = time.monotonic()
+
+    def finished(self, key: str) -> None:
+        with self._lock:
+            self._lines.pop(Path(key).name, None)
+            self._clear()
+
+    def _draw(self) -> None:
+        text = " | ".join(self._lines.values())[:200]
+        click.echo(f"\r{text:<{self._width}}", nl=False, err=True)
+        self._width = len(text)
+
+    def _clear(self) -> None:
+        if self._width:
+            click.echo(f"\r{'':<{self._width}}\r", nl=False, err=True)
+            self._width = 0
+
+
+@click.command(
+    "dock",
+    help="Run the dock: pull every recorder docked at this station (read-only mount, same pull as "
+    "'evidence import'). With --watch, pull each sub-folder of a drop folder instead.",
+)
+@click.option(
+    "--watch",
+    "watch_dir",
+    default=None,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Drop folder: each new sub-folder is one recorder's upload.",
+)
+@click.option(
+    "--settle",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="With --watch: seconds a folder must be quiet before it is pulled.",
+)
+@click.option("--once", is_flag=True, help="Pull the recorders (or folders) there now, then exit.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON line per transfer summary.")
+@click.option(
+    "--events",
+    type=click.Choice(["auto", "udev", "kernel"]),
+    default="auto",
+    show_default=True,
+    help="Event source: udev's events when udevd runs, else the kernel's (filesystem read by blkid).",
+)
+@click.option(
+    "--accept-loop-devices",
+    is_flag=True,
+    hidden=True,
+    help="Treat loop devices with FAT/exFAT as recorders (tests and demonstrations only).",
+)
+@click.pass_context
+def dock_command(
+    ctx: click.Context,
+    watch_dir: Path | None,
+    settle: float,
+    once: bool,
+    as_json: bool,
+    events: str,
+    accept_loop_devices: bool,
+) -> None:
+    import logging
+    import signal
+    import threading
+
+    from evidence_store.bootstrap import open_station
+    from evidence_store.cli import EXIT_FAILED, settings_from
+    from ingest.dock import Dock, DockResult, FolderWatcher, run_devices, run_watch
+
+    settings = settings_from(ctx)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=settings.log_level,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+    station = open_station(settings)
+    progress = _DockProgress() if not as_json and sys.stderr.isatty() else None
+    output_lock = threading.Lock()
+
+    def report(result: DockResult) -> None:
+        data = result.as_dict()
+        with output_lock:
+            if progress is not None:
+                progress.finished(result.key)
+            if as_json:
+                click.echo(json.dumps(data, ensure_ascii=False, default=str))
+            elif result.summary is not None:
+                click.echo(f"{result.key}:")
+                print_summary(data)
+            else:
+                click.echo(f"{result.key}: no transfer: {result.error}", err=True)
+            sys.stdout.flush()
+
+    dock = Dock(
+        station,
+        accept_loop=accept_loop_devices,
+        on_result=report,
+        on_progress=progress.update if progress is not None else None,
+    )
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        logging.getLogger("ingest.dock").info("signal %d: stopping the dock", signum)
+        stop.set()
+        dock.cancel_all()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if watch_dir is not None:
+            run_watch(dock, FolderWatcher(dock, watch_dir.absolute(), settle), stop, once=once)
+        else:
+            run_devices(dock, stop, once=once, source=cast(Literal["auto", "udev", "kernel"], events))
+        if once:
+            dock.wait_idle()
+    finally:
+        dock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        station.close()
+    if once and dock.not_complete:
+        raise SystemExit(EXIT_FAILED)

@@ -281,6 +281,11 @@ class _Puller:
                     if isinstance(result, FileResult):
                         summary.files.append(result)
                         continue
+                    if self.request.cancelled.is_set():
+                        # The recorder went away while this file was read. A vanished disk reads as
+                        # end-of-file, and exfat-fuse then returns stale bytes without an error: this
+                        # copy cannot be trusted, so it is not recorded.
+                        raise VolumeGone(f"the recorder was removed while {result.clip.device_path} was read")
                     batch.append(result)
                     if (
                         len(batch) >= BATCH_FILES
@@ -768,7 +773,8 @@ class _Puller:
             return quick_probe(handle)
 
     def _failed(self, summary: TransferSummary, path: str, exc: OSError) -> FileResult:
-        if exc.errno in VOLUME_GONE:
+        if exc.errno in VOLUME_GONE or self.request.cancelled.is_set():
+            # any error once the recorder is gone is its going (fusefat reports a vanished disk as EPERM)
             raise VolumeGone(f"{exc.strerror} reading {path}")
         if exc.errno == errno.EIO:
             self.consecutive_io_errors += 1
