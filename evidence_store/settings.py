@@ -61,6 +61,8 @@ class Settings(BaseModel):
     verify_reread: bool = False  # skeptical mode: re-read every file from the recorder and compare
     profiles_dir: Path | None = None  # extra recorder profiles (*.toml), overriding shipped ones by name
     clock_drift_tolerance_s: float = Field(default=60.0, gt=0)
+    # Case linking (R5): a clip links to a document whose window, widened by this on both sides, it overlaps
+    link_tolerance_minutes: float = Field(default=5, ge=0)
     dock_mount_dir: Path | None = None  # default: home/mnt
     dock_max_concurrent: int = Field(default=25, ge=1)
     # Retention (R9): never below 6 months; per-category periods may only raise it
@@ -75,9 +77,17 @@ class Settings(BaseModel):
     processing_queue: Literal["redis", "none"] = "redis"
     worker_processes: int = Field(default=2, ge=1)
     worker_threads: int = Field(default=1, ge=1)
+    # Certified export (R12): an approval lets the requester build the package within this many days
+    export_validity_days: int = Field(default=7, ge=1)
 
     @field_validator(
-        "home", "local_store_path", "holiday_calendar", "profiles_dir", "dock_mount_dir", "tsa_ca_file", "tsa_cert_file"
+        "home",
+        "local_store_path",
+        "holiday_calendar",
+        "profiles_dir",
+        "dock_mount_dir",
+        "tsa_ca_file",
+        "tsa_cert_file",
     )
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
@@ -102,8 +112,8 @@ class Settings(BaseModel):
                 raise ValueError(f"blob_store = 's3' needs {', '.join(missing)}")
         if self.retention_non_evidence_months < 6:
             raise ValueError(
-                f"retention_non_evidence_months = {self.retention_non_evidence_months} is below the legal minimum "
-                "of 6 months (R9)"
+                f"retention_non_evidence_months = {self.retention_non_evidence_months} "
+                "is below the legal minimum of 6 months (R9)"
             )
         low = {k: v for k, v in self.retention_months_by_category.items() if v < 6}
         if low:

@@ -80,7 +80,6 @@ def default_toolkit(station: Station) -> Toolkit:
     from ingest.transcode.probe import probe_media
     from ingest.transcode.proxy import make_proxy
     from ingest.transcode.thumbnails import make_contact_sheet, make_poster
-
     from workers.timestamps import authority_for
 
     return Toolkit(
@@ -94,8 +93,18 @@ def default_toolkit(station: Station) -> Toolkit:
 
 
 def _linking_hand_off() -> ClipHandOff:
-    """Case linking takes the clip once processed (its issue wires the real one in here)."""
-    return _no_hand_off
+    """Case linking takes the clip once processed (R5): link it to the documents it matches and
+    refresh its flags and theirs. A failure is logged, not raised: the clip's processing is recorded
+    already, and `evidence cases relink` repairs any link that was missed."""
+    from evidence_store.cases.linking_service import link_clip
+
+    def hand_off(station: Station, clip_id: int) -> None:
+        try:
+            link_clip(station, clip_id)
+        except Exception:
+            log.exception("linking clip %s after processing failed", clip_id)
+
+    return hand_off
 
 
 # -- planning -----------------------------------------------------------------------------------------

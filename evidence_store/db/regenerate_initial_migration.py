@@ -1,6 +1,6 @@
 """Developer tool: rewrite migration 0001 from the tables (only while no release has shipped it).
 
-    .venv/bin/python -m evidence_store.db.regenerate_initial_migration
+.venv/bin/python -m evidence_store.db.regenerate_initial_migration
 """
 
 from __future__ import annotations

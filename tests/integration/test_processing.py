@@ -22,7 +22,9 @@ from workers.service import default_toolkit, run_job
 def ffprobe(path: Path) -> dict:
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", "-show_format", str(path)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(out.stdout)
 
@@ -32,13 +34,37 @@ def mixed_volume(tmp_path: Path, ffmpeg_available: None) -> Path:
     volume = tmp_path / "volume"
     make_video(volume / "video.mp4", seconds=3, size="320x240")
     subprocess.run(
-        ["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=300", "-t", "2", "-c:a", "aac",
-         str(volume / "audio.m4a")],
+        [
+            "ffmpeg",
+            "-y",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=300",
+            "-t",
+            "2",
+            "-c:a",
+            "aac",
+            str(volume / "audio.m4a"),
+        ],
         check=True,
     )
     subprocess.run(
-        ["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=640x480", "-frames:v", "1",
-         str(volume / "photo.jpg")],
+        [
+            "ffmpeg",
+            "-y",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=640x480",
+            "-frames:v",
+            "1",
+            str(volume / "photo.jpg"),
+        ],
         check=True,
     )
     good = make_video(tmp_path / "to-truncate.mp4", seconds=3, tag="truncate-me")
@@ -49,7 +75,9 @@ def mixed_volume(tmp_path: Path, ffmpeg_available: None) -> Path:
 
 
 def import_and_process(station_env: dict[str, str], volume: Path) -> dict:
-    imported = run_cli(["import", str(volume), "--device", "DSJ7", "--officer", "310777", "--json"], station_env)
+    imported = run_cli(
+        ["import", str(volume), "--device", "DSJ7", "--officer", "310777", "--json"], station_env
+    )
     assert imported.code == 0, imported.stderr
     processed = run_cli(["process", "--json"], station_env, timeout=600)
     assert processed.code == 0, processed.stderr
@@ -78,13 +106,20 @@ def test_every_clip_is_processed_and_bad_media_is_kept_visible(
     for d in derived:
         by_clip.setdefault(d.clip_id, {})[d.kind] = d
     video = clips["video.mp4"]
-    assert set(by_clip[video.id or 0]) == {DerivativeKind.PROXY, DerivativeKind.POSTER, DerivativeKind.CONTACT_SHEET}
+    assert set(by_clip[video.id or 0]) == {
+        DerivativeKind.PROXY,
+        DerivativeKind.POSTER,
+        DerivativeKind.CONTACT_SHEET,
+    }
     proxy = by_clip[video.id or 0][DerivativeKind.PROXY]
     assert proxy.derived_from_sha256 == video.sha256
     assert proxy.tool == "ffmpeg"
     assert proxy.tool_version.startswith("ffmpeg version")
     assert "libx264" in proxy.arguments and "+faststart" in proxy.arguments
-    with station.blobs.open(proxy.sha256) as handle, (Path(station.settings.home) / "proxy.mp4").open("wb") as out:
+    with (
+        station.blobs.open(proxy.sha256) as handle,
+        (Path(station.settings.home) / "proxy.mp4").open("wb") as out,
+    ):
         out.write(handle.read())
     info = ffprobe(Path(station.settings.home) / "proxy.mp4")
     codecs = {s["codec_type"]: s["codec_name"] for s in info["streams"]}
@@ -96,8 +131,14 @@ def test_every_clip_is_processed_and_bad_media_is_kept_visible(
     # every original is time-stamped, and the stamps verify against the station key
     assert {s.clip_id for s in stamps} == {c.id for c in clips.values()}
     for stamp in stamps:
-        token = TimestampToken(kind=stamp.kind, sha256=stamp.sha256, token=stamp.token, authority=stamp.authority,
-                               gen_time=stamp.gen_time, serial=stamp.serial)
+        token = TimestampToken(
+            kind=stamp.kind,
+            sha256=stamp.sha256,
+            token=stamp.token,
+            authority=stamp.authority,
+            gen_time=stamp.gen_time,
+            serial=stamp.serial,
+        )
         assert verify_token(token, stamp.sha256, station_public_key=station.key.public()).ok
         assert not verify_token(token, "0" * 64, station_public_key=station.key.public()).ok
 
@@ -116,7 +157,9 @@ def test_every_clip_is_processed_and_bad_media_is_kept_visible(
     assert run_cli(["audit", "verify"], station_env).code == 0
 
 
-def test_a_redelivered_job_does_nothing(station: Station, station_env: dict[str, str], tmp_path: Path) -> None:
+def test_a_redelivered_job_does_nothing(
+    station: Station, station_env: dict[str, str], tmp_path: Path
+) -> None:
     volume = tmp_path / "volume"
     make_video(volume / "one.mp4", seconds=2)
     import_and_process(station_env, volume)
@@ -131,7 +174,9 @@ def test_a_redelivered_job_does_nothing(station: Station, station_env: dict[str,
         assert connection.scalar(select(func.count()).select_from(derivatives)) == before
 
 
-def test_a_failed_job_can_be_retried_by_id(station: Station, station_env: dict[str, str], tmp_path: Path) -> None:
+def test_a_failed_job_can_be_retried_by_id(
+    station: Station, station_env: dict[str, str], tmp_path: Path
+) -> None:
     volume = tmp_path / "volume"
     volume.mkdir()
     (volume / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)

@@ -1,0 +1,568 @@
+"""Automatic linking of footage to enforcement documents over the database (R5), around the pure core
+in `evidence_store.domain.linking`.
+
+- `relink_all`: every officer's clips against every document of that officer, one officer at a time
+  (two Core selects per officer: its documents, and its clips with their links in one pass; rows as the
+  driver gives them, never ORM objects; writes by executemany; memory bounded by one officer's data).
+- `link_clip`: one clip against the documents a range query finds through `document_officers`.
+- `link_documents`: documents just imported against the clips of their officers.
+
+Each reconciles the stored automatic links with what the rules imply in its scope (a clip, some
+documents, or everything), so re-running changes nothing. Pairs a custodian decided by hand - a manual
+link, a link removed by a person, a link marked as evidence - are never touched. A clip whose recorder
+clock was not read links as uncertain. Links the rules no longer imply are kept as history (`removed_at`,
+`removed_by = "auto-linking"`), not deleted. Flags of everything touched are refreshed in the same
+transaction (`flags_service`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, text
+from sqlalchemy.orm import Session
+
+from evidence_store.bootstrap import Station
+from evidence_store.cases._db import BulkWriter, fetch_raw, time_column, time_reader
+from evidence_store.db.tables import clip_links, clips, document_officers, documents, officers
+from evidence_store.domain.linking import (
+    AutoLink,
+    ClipSpan,
+    DocumentWindow,
+    link_clips,
+    link_one_clip,
+    reconcile,
+)
+from evidence_store.domain.model import ClipStatus, ClockStatus, LinkOrigin
+from evidence_store.errors import NotFoundError
+
+SYSTEM_ACTOR = "auto-linking"
+AUTO_REASON = "R5: recorded by an officer of the document within its window (± tolerance)"
+_PG_LINKING_LOCK = 0x6C696E6B  # "link": serialises linking transactions on PostgreSQL
+_IN_CHUNK = 1000
+RELINK_CACHE_KIB = 256 * 1024
+# enum values as plain text, compared row by row in the hot paths
+_AUTO = LinkOrigin.AUTO.value
+_UNKNOWN_CLOCK = ClockStatus.UNKNOWN.value
+_DELETED = ClipStatus.DELETED.value
+
+LINK_COLUMNS = (
+    "clip_id",
+    "case_id",
+    "document_id",
+    "origin",
+    "is_evidence",
+    "uncertain",
+    "reason",
+    "created_by",
+    "created_at",
+    "removed_by",
+)
+
+
+@dataclass
+class LinkChanges:
+    """What a linking run changed, and what it touched (whose flags must be refreshed)."""
+
+    added: int = 0
+    removed: int = 0
+    uncertain_added: int = 0
+    clips: set[int] = field(default_factory=set)
+    documents: set[int] = field(default_factory=set)
+    seconds: float = 0.0
+    link_seconds: float = 0.0  # of `seconds`, the linking itself (the rest: flags, audit, commit)
+    flag_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "links_added": self.added,
+            "links_removed": self.removed,
+            "uncertain_added": self.uncertain_added,
+            "clips_touched": len(self.clips),
+            "documents_touched": len(self.documents),
+        }
+
+
+def tolerance_of(station: Station, tolerance: timedelta | None = None) -> timedelta:
+    if tolerance is not None:
+        return tolerance
+    return timedelta(minutes=station.settings.link_tolerance_minutes)
+
+
+def lock_linking(connection: Connection) -> None:
+    """On PostgreSQL, one linking transaction at a time (SQLite's writer lock already does this)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LINKING_LOCK})
+
+
+# -- the writer of link changes ---------------------------------------------------------------------
+
+
+class _LinkWriter:
+    def __init__(self, connection: Connection, now: datetime, *, track: bool = True) -> None:
+        self.bulk = BulkWriter(connection)
+        self.now = self.bulk.time(now)
+        self.inserts: list[tuple[Any, ...]] = []
+        self.removals: list[tuple[Any, ...]] = []
+        self.changes = LinkChanges()
+        self.track = track  # collect the touched clips and documents (whose flags are refreshed)
+
+    def apply(
+        self,
+        wanted: set[AutoLink],
+        existing: dict[tuple[int, int], tuple[int, bool]],
+        manual: set[tuple[int, int]],
+        extra_removals: Iterable[tuple[int, int, int]] = (),
+    ) -> None:
+        """Reconcile one scope: `existing` maps each active automatic pair to (link id, uncertain)."""
+        change = reconcile(wanted, {(c, d, u) for (c, d), (_, u) in existing.items()}, manual)
+        changes = self.changes
+        track = self.track
+        for pair in change.remove:
+            self.removals.append((self.now, SYSTEM_ACTOR, existing[pair][0]))
+            if track:
+                changes.clips.add(pair[0])
+                changes.documents.add(pair[1])
+        for link_id, clip_id, document_id in extra_removals:
+            self.removals.append((self.now, SYSTEM_ACTOR, link_id))
+            changes.removed += 1
+            if track:
+                changes.clips.add(clip_id)
+                changes.documents.add(document_id)
+        for link in sorted(change.add, key=_pair_of):
+            self.inserts.append(
+                (
+                    link.clip_id,
+                    link.case_id,
+                    link.document_id,
+                    _AUTO,
+                    False,
+                    link.uncertain,
+                    AUTO_REASON,
+                    SYSTEM_ACTOR,
+                    self.now,
+                    "",
+                )
+            )
+            if track:
+                changes.clips.add(link.clip_id)
+                changes.documents.add(link.document_id)
+            changes.uncertain_added += link.uncertain
+        changes.added += len(change.add)
+        changes.removed += len(change.remove)
+        if len(self.inserts) + len(self.removals) >= 20_000:
+            self.flush()
+
+    def flush(self) -> None:
+        self.bulk.update(clip_links, ("removed_at", "removed_by"), "id", self.removals)
+        self.bulk.insert(clip_links, LINK_COLUMNS, self.inserts)
+        self.inserts = []
+        self.removals = []
+
+
+def _pair_of(link: AutoLink) -> tuple[int, int]:
+    return (link.clip_id, link.document_id)
+
+
+@contextmanager
+def _large_page_cache(connection: Connection) -> Iterator[None]:
+    """A full relink reads most of the database in index order: on SQLite, give this connection a
+    page cache of RELINK_CACHE_KIB for the duration (the default is 2 MB), then restore it."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    before = int(connection.exec_driver_sql("PRAGMA cache_size").scalar() or -2000)
+    connection.exec_driver_sql(f"PRAGMA cache_size = {-RELINK_CACHE_KIB:d}")
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(f"PRAGMA cache_size = {before:d}")
+
+
+def _split_links(
+    rows: Iterable[Any],
+) -> tuple[dict[tuple[int, int], tuple[int, bool]], set[tuple[int, int]], list[tuple[int, int, int]]]:
+    """Stored links of a scope -> (active automatic pairs, manually decided pairs, duplicate rows).
+
+    Manually decided: a manual link (active or removed), a link a person removed, a link marked as
+    evidence. Rows removed by auto-linking itself are history and were left out by the query.
+    """
+    existing: dict[tuple[int, int], tuple[int, bool]] = {}
+    manual: set[tuple[int, int]] = set()
+    duplicates: list[tuple[int, int, int]] = []
+    for link_id, clip_id, document_id, origin, uncertain, is_evidence, active in rows:
+        pair = (clip_id, document_id)
+        if origin != _AUTO or is_evidence or not active:
+            manual.add(pair)
+        elif pair in existing:
+            duplicates.append((link_id, clip_id, document_id))
+        else:
+            existing[pair] = (link_id, bool(uncertain))
+    for pair in manual & existing.keys():
+        # an automatic row left active beside a decision by hand: the decision wins, leave both alone
+        existing.pop(pair)
+    return existing, manual, duplicates
+
+
+def _link_rows_query() -> Any:
+    """Links of a scope for `_split_links` (read with `fetch_raw`)."""
+    return select(
+        clip_links.c.id,
+        clip_links.c.clip_id,
+        clip_links.c.document_id,
+        clip_links.c.origin,
+        clip_links.c.uncertain,
+        clip_links.c.is_evidence,
+        clip_links.c.removed_at.is_(None).label("active"),
+    ).where(
+        clip_links.c.document_id.is_not(None),
+        or_(clip_links.c.removed_at.is_(None), clip_links.c.removed_by != SYSTEM_ACTOR),
+    )
+
+
+# -- everything ---------------------------------------------------------------------------------------
+
+
+def relink_all(
+    station: Station, tolerance: timedelta | None = None, *, actor: str = "system", all_flags: bool = False
+) -> LinkChanges:
+    """R5 for every clip and document, officer by officer; then the flags of every clip and document
+    whose links changed are recomputed (R1, R5-R7), or every flag with `all_flags` (after the tolerance
+    or the kinds table changed)."""
+    from evidence_store.cases.flags_service import refresh_all_flags, refresh_flags
+
+    started = time.perf_counter()
+    tol = tolerance_of(station, tolerance)
+    with station.transaction() as session:
+        connection = session.connection()
+        lock_linking(connection)
+        with _large_page_cache(connection):
+            changes = relink_all_in(connection, station.clock(), tol, track=not all_flags)
+            changes.link_seconds = time.perf_counter() - started
+            flags = (
+                refresh_all_flags(session, station, tol)
+                if all_flags
+                else refresh_flags(
+                    session, station, document_ids=changes.documents, clip_ids=changes.clips, tolerance=tol
+                )
+            )
+        changes.flag_counts = flags.as_dict()
+        station.audit.record(
+            session,
+            actor=actor,
+            action="links.relinked",
+            object_type="station",
+            object_id=station.settings.station_name,
+            details={
+                **changes.as_dict(),
+                **changes.flag_counts,
+                "tolerance_minutes": tol.total_seconds() / 60,
+            },
+        )
+    changes.seconds = time.perf_counter() - started
+    return changes
+
+
+def _relink_statements(connection: Connection) -> tuple[Any, Any]:
+    """The two per-officer selects of a full relink, built once (parameter `officer`)."""
+    officer: Any = bindparam("officer")
+    docs = (
+        select(
+            documents.c.id,
+            documents.c.case_id,
+            time_column(connection, documents.c.start, "start"),
+            time_column(connection, documents.c.end, "end"),
+        )
+        .join(document_officers, document_officers.c.document_id == documents.c.id)
+        .where(document_officers.c.officer_id == officer, documents.c.start.is_not(None))
+    )
+    # the officer's clips with their links in one pass over the clip rows (a clip without a link
+    # comes once, with NULL link columns); the link conditions are those of `_link_rows_query`
+    clips_and_links = (
+        select(
+            clips.c.id,
+            time_column(connection, clips.c.utc_start, "utc_start"),
+            time_column(connection, clips.c.utc_end, "utc_end"),
+            clips.c.clock_status,
+            clip_links.c.id.label("link_id"),
+            clip_links.c.document_id,
+            clip_links.c.origin,
+            clip_links.c.uncertain,
+            clip_links.c.is_evidence,
+            clip_links.c.removed_at.is_(None).label("active"),
+        )
+        .select_from(
+            clips.outerjoin(
+                clip_links,
+                and_(
+                    clip_links.c.clip_id == clips.c.id,
+                    clip_links.c.document_id.is_not(None),
+                    or_(clip_links.c.removed_at.is_(None), clip_links.c.removed_by != SYSTEM_ACTOR),
+                ),
+            )
+        )
+        .where(clips.c.officer_id == officer, clips.c.status != ClipStatus.DELETED)
+    )
+    return docs, clips_and_links
+
+
+def relink_all_in(
+    connection: Connection, now: datetime, tolerance: timedelta, *, track: bool = False
+) -> LinkChanges:
+    """The whole relink inside the caller's transaction (no flags, no audit)."""
+    read_time = time_reader(connection, naive=True)  # only compared with each other
+    writer = _LinkWriter(connection, now, track=track)
+    docs_statement, clips_statement = _relink_statements(connection)
+    officer_ids = connection.scalars(select(officers.c.id).order_by(officers.c.id)).all()
+    for officer_id in officer_ids:
+        officer = (officer_id,)
+        params = {"officer": officer_id}
+        docs = [
+            DocumentWindow(document_id, case_id, officer, read_time(start), read_time(end))
+            for document_id, case_id, start, end in fetch_raw(connection, docs_statement, params)
+        ]
+        spans: list[ClipSpan] = []
+        link_rows: list[tuple[Any, ...]] = []
+        seen: set[int] = set()
+        for row in fetch_raw(connection, clips_statement, params):
+            clip_id, start, end, clock, link_id = row[:5]
+            if clip_id not in seen:
+                seen.add(clip_id)
+                if start is not None:
+                    spans.append(
+                        ClipSpan(
+                            clip_id, officer_id, read_time(start), read_time(end), clock != _UNKNOWN_CLOCK
+                        )
+                    )
+            if link_id is not None:
+                link_rows.append((link_id, clip_id, *row[5:]))
+        if not link_rows and not (docs and spans):
+            continue
+        existing, manual, duplicates = _split_links(link_rows)
+        writer.apply(link_clips(spans, docs, tolerance), existing, manual, duplicates)
+    # automatic links of clips whose officer was taken away (no officer: nothing to link to)
+    stale = fetch_raw(
+        connection,
+        _link_rows_query()
+        .join(clips, clips.c.id == clip_links.c.clip_id)
+        .where(clips.c.status != ClipStatus.DELETED, clips.c.officer_id.is_(None)),
+    )
+    if stale:
+        existing, manual, duplicates = _split_links(stale)
+        writer.apply(set(), existing, manual, duplicates)
+    writer.flush()
+    return writer.changes
+
+
+def _officer_clips(connection: Connection, officer_id: int) -> Any:
+    return (
+        select(
+            clips.c.id,
+            time_column(connection, clips.c.utc_start, "utc_start"),
+            time_column(connection, clips.c.utc_end, "utc_end"),
+            clips.c.clock_status,
+        )
+        .where(
+            clips.c.officer_id == officer_id,
+            clips.c.utc_start.is_not(None),
+            clips.c.status != ClipStatus.DELETED,
+        )
+        .order_by(clips.c.utc_start)
+    )
+
+
+# -- one clip -----------------------------------------------------------------------------------------
+
+
+def link_clip(station: Station, clip_id: int, tolerance: timedelta | None = None) -> LinkChanges:
+    """R5 for one clip (after processing): link it, and refresh its flags and its documents' flags."""
+    started = time.perf_counter()
+    with station.transaction() as session:
+        changes = link_clip_in(session, station, clip_id, tolerance)
+    changes.seconds = time.perf_counter() - started
+    return changes
+
+
+def link_clip_in(
+    session: Session, station: Station, clip_id: int, tolerance: timedelta | None = None
+) -> LinkChanges:
+    from evidence_store.cases.flags_service import linked_documents, refresh_flags
+
+    tol = tolerance_of(station, tolerance)
+    connection = session.connection()
+    lock_linking(connection)
+    read_time = time_reader(connection)
+    clip = connection.execute(
+        select(
+            clips.c.id,
+            clips.c.officer_id,
+            time_column(connection, clips.c.utc_start, "utc_start"),
+            time_column(connection, clips.c.utc_end, "utc_end"),
+            func.lower(clips.c.clock_status).label("clock_status"),
+            func.lower(clips.c.status).label("status"),
+        ).where(clips.c.id == clip_id)
+    ).first()
+    if clip is None:
+        raise NotFoundError(f"no clip {clip_id}")
+    writer = _LinkWriter(connection, station.clock())
+    if clip.status == _DELETED:
+        return writer.changes
+    before = linked_documents(connection, [clip_id])
+    span = ClipSpan(
+        clip.id,
+        clip.officer_id,
+        read_time(clip.utc_start),
+        read_time(clip.utc_end),
+        clip.clock_status != _UNKNOWN_CLOCK,
+    )
+    wanted: set[AutoLink] = set()
+    if span.placed and span.start is not None:
+        clip_end = span.end if span.end is not None else span.start
+        candidates = [
+            DocumentWindow(row.id, row.case_id, (row.officer_id,), read_time(row.start), read_time(row.end))
+            for row in connection.execute(
+                select(
+                    documents.c.id,
+                    documents.c.case_id,
+                    document_officers.c.officer_id,
+                    time_column(connection, documents.c.start, "start"),
+                    time_column(connection, documents.c.end, "end"),
+                )
+                .join(document_officers, document_officers.c.document_id == documents.c.id)
+                .where(
+                    document_officers.c.officer_id == span.officer_id,
+                    documents.c.start.is_not(None),
+                    documents.c.start <= clip_end + tol,
+                    func.coalesce(documents.c.end, documents.c.start) >= span.start - tol,
+                )
+            )
+        ]
+        wanted = link_one_clip(span, candidates, tol)
+    existing, manual, duplicates = _split_links(
+        fetch_raw(connection, _link_rows_query().where(clip_links.c.clip_id == clip_id))
+    )
+    writer.apply(wanted, existing, manual, duplicates)
+    writer.flush()
+    changes = writer.changes
+    refresh_flags(
+        session,
+        station,
+        document_ids=before | changes.documents | linked_documents(connection, [clip_id]),
+        clip_ids={clip_id},
+        tolerance=tol,
+    )
+    if changes.changed:
+        station.audit.record(
+            session,
+            actor=SYSTEM_ACTOR,
+            action="clip.linked",
+            object_type="clip",
+            object_id=clip_id,
+            details={**changes.as_dict(), "documents": sorted(changes.documents)},
+        )
+    return changes
+
+
+# -- some documents -----------------------------------------------------------------------------------
+
+
+def link_documents(
+    station: Station, document_ids: Iterable[int], tolerance: timedelta | None = None
+) -> LinkChanges:
+    """R5 for documents that just arrived or changed (after an import); flags refreshed."""
+    started = time.perf_counter()
+    with station.transaction() as session:
+        changes = link_documents_in(session, station, document_ids, tolerance)
+    changes.seconds = time.perf_counter() - started
+    return changes
+
+
+def _chunks(ids: Iterable[int], size: int = _IN_CHUNK) -> Iterator[list[int]]:
+    ordered = sorted(set(ids))
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
+
+
+def link_documents_in(
+    session: Session,
+    station: Station,
+    document_ids: Iterable[int],
+    tolerance: timedelta | None = None,
+    *,
+    actor: str = SYSTEM_ACTOR,
+) -> LinkChanges:
+    from evidence_store.cases.flags_service import refresh_flags
+
+    tol = tolerance_of(station, tolerance)
+    session.flush()
+    connection = session.connection()
+    lock_linking(connection)
+    read_time = time_reader(connection)
+    writer = _LinkWriter(connection, station.clock())
+    ids = set(document_ids)
+    for chunk in _chunks(ids):
+        by_officer: dict[int, list[DocumentWindow]] = {}
+        for row in connection.execute(
+            select(
+                documents.c.id,
+                documents.c.case_id,
+                document_officers.c.officer_id,
+                time_column(connection, documents.c.start, "start"),
+                time_column(connection, documents.c.end, "end"),
+            )
+            .join(document_officers, document_officers.c.document_id == documents.c.id)
+            .where(documents.c.id.in_(chunk), documents.c.start.is_not(None))
+        ):
+            by_officer.setdefault(row.officer_id, []).append(
+                DocumentWindow(
+                    row.id, row.case_id, (row.officer_id,), read_time(row.start), read_time(row.end)
+                )
+            )
+        wanted: set[AutoLink] = set()
+        for officer_id, docs in by_officer.items():
+            first = min(d.start for d in docs if d.start is not None)
+            last = max(d.effective_end for d in docs if d.effective_end is not None)
+            spans = [
+                ClipSpan(clip_id, officer_id, read_time(start), read_time(end), clock != _UNKNOWN_CLOCK)
+                for clip_id, start, end, clock in fetch_raw(
+                    connection,
+                    _officer_clips(connection, officer_id).where(
+                        clips.c.utc_start <= last + tol,
+                        func.coalesce(clips.c.utc_end, clips.c.utc_start) >= first - tol,
+                    ),
+                )
+            ]
+            wanted |= link_clips(spans, docs, tol)
+        existing, manual, duplicates = _split_links(
+            fetch_raw(
+                connection,
+                _link_rows_query()
+                .join(clips, clips.c.id == clip_links.c.clip_id)
+                .where(clip_links.c.document_id.in_(chunk), clips.c.status != ClipStatus.DELETED),
+            )
+        )
+        writer.apply(wanted, existing, manual, duplicates)
+    writer.flush()
+    changes = writer.changes
+    refresh_flags(
+        session, station, document_ids=ids | changes.documents, clip_ids=changes.clips, tolerance=tol
+    )
+    if changes.changed:
+        station.audit.record(
+            session,
+            actor=actor,
+            action="documents.linked",
+            object_type="documents",
+            object_id=f"{len(ids)} documents",
+            details={**changes.as_dict(), "documents": sorted(ids)[:1000]},
+        )
+    return changes

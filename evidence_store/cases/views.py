@@ -1,0 +1,519 @@
+"""Read-only views of cases: the case view (`evidence cases show`), the data of its coverage timeline,
+and the compliance report (`evidence report compliance`)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, and_, or_, select
+
+from evidence_store.bootstrap import Station
+from evidence_store.cases.kinds import load_kinds
+from evidence_store.cases.timeline import Span, TimelineClip, TimelineDocument, TimelineLane
+from evidence_store.db.tables import (
+    cases,
+    clip_links,
+    clips,
+    compliance_flags,
+    document_officers,
+    documents,
+    officers,
+    recording_exceptions,
+    transfers,
+)
+from evidence_store.domain.compliance import FlagKind
+from evidence_store.errors import NotFoundError
+
+MISMATCH_KINDS = {FlagKind.STARTS_LATE.value, FlagKind.ENDS_EARLY.value, FlagKind.COVERAGE_GAP.value}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _local(moment: datetime | None, zone: ZoneInfo) -> str | None:
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if moment is not None else None
+
+
+def _badges(connection: Connection, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return {
+        officer_id: badge
+        for officer_id, badge in connection.execute(
+            select(officers.c.id, officers.c.badge_number).where(officers.c.id.in_(ids))
+        )
+    }
+
+
+def _approved() -> Any:
+    return and_(recording_exceptions.c.approved_at.is_not(None), recording_exceptions.c.approved_by != "")
+
+
+def case_view(station: Station, number: str) -> dict[str, Any]:
+    """Everything about one case: documents, linked clips, open flags with their numbers, exceptions."""
+    zone = ZoneInfo(station.settings.timezone)
+    kinds = load_kinds(station.settings.home)
+    with station.engine.connect() as connection:
+        case = connection.execute(select(cases).where(cases.c.number == number)).first()
+        if case is None:
+            raise NotFoundError(f"no case {number!r}")
+        docs = connection.execute(
+            select(documents)
+            .where(documents.c.case_id == case.id)
+            .order_by(documents.c.start, documents.c.id)
+        ).all()
+        doc_ids = [d.id for d in docs]
+        external = {d.id: d.external_id for d in docs}
+        links = connection.execute(
+            select(
+                clip_links,
+                clips.c.original_name,
+                clips.c.officer_id.label("clip_officer_id"),
+                clips.c.utc_start,
+                clips.c.utc_end,
+                clips.c.clock_status,
+                clips.c.status.label("clip_status"),
+                clips.c.late_handover,
+            )
+            .join(clips, clips.c.id == clip_links.c.clip_id)
+            .where(clip_links.c.case_id == case.id)
+            .order_by(clips.c.utc_start, clip_links.c.id)
+        ).all()
+        active = [link for link in links if link.removed_at is None]
+        clip_ids = sorted({link.clip_id for link in active})
+        flag_rows = connection.execute(
+            select(compliance_flags)
+            .where(
+                compliance_flags.c.cleared_at.is_(None),
+                or_(
+                    compliance_flags.c.case_id == case.id,
+                    compliance_flags.c.document_id.in_(doc_ids),
+                    compliance_flags.c.clip_id.in_(clip_ids),
+                ),
+            )
+            .order_by(compliance_flags.c.id)
+        ).all()
+        exceptions = connection.execute(
+            select(recording_exceptions)
+            .where(recording_exceptions.c.case_id == case.id)
+            .order_by(recording_exceptions.c.id)
+        ).all()
+        officer_ids = set(case.officer_ids or []) | {o for d in docs for o in (d.officer_ids or [])}
+        officer_ids |= {link.clip_officer_id for link in links if link.clip_officer_id is not None}
+        badge = _badges(connection, officer_ids)
+
+    def flag_dict(row: Any) -> dict[str, Any]:
+        return {
+            "kind": row.kind,
+            "document": external.get(row.document_id) if row.document_id else None,
+            "clip_id": row.clip_id,
+            "details": row.details,
+            "opened_at": _iso(row.opened_at),
+            "updated_at": _iso(row.updated_at),
+        }
+
+    flags_by_doc: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in flag_rows:
+        if row.document_id is not None:
+            flags_by_doc[row.document_id].append(flag_dict(row))
+    clips_by_doc: dict[int, list[int]] = defaultdict(list)
+    for link in active:
+        if link.document_id is not None:
+            clips_by_doc[link.document_id].append(link.clip_id)
+    excepted_case = any(e.document_id is None and e.approved_at and e.approved_by for e in exceptions)
+    excepted_docs = {e.document_id for e in exceptions if e.document_id and e.approved_at and e.approved_by}
+
+    documents_out = []
+    for d in docs:
+        kind = kinds.kinds.get(d.kind)
+        documents_out.append(
+            {
+                "id": d.external_id,
+                "db_id": d.id,
+                "kind": d.kind,
+                "kind_name": kind.name if kind else d.kind,
+                "title": d.title,
+                "officers": [badge.get(o, str(o)) for o in d.officer_ids or []],
+                "start": _iso(d.start),
+                "end": _iso(d.end),
+                "start_local": _local(d.start, zone),
+                "end_local": _local(d.end, zone),
+                "requires_video": bool(d.requires_video),
+                "linked_clips": sorted(set(clips_by_doc.get(d.id, []))),
+                "exception": d.id in excepted_docs or excepted_case,
+                "flags": flags_by_doc.get(d.id, []),
+            }
+        )
+    clips_out: dict[int, dict[str, Any]] = {}
+    for link in active:
+        entry = clips_out.setdefault(
+            link.clip_id,
+            {
+                "clip_id": link.clip_id,
+                "original_name": link.original_name,
+                "officer": badge.get(link.clip_officer_id) if link.clip_officer_id else None,
+                "start": _iso(link.utc_start),
+                "end": _iso(link.utc_end),
+                "start_local": _local(link.utc_start, zone),
+                "end_local": _local(link.utc_end, zone),
+                "clock_status": str(link.clock_status),
+                "status": str(link.clip_status),
+                "late_handover": bool(link.late_handover),
+                "uncertain": False,
+                "evidence": False,
+                "links": [],
+            },
+        )
+        entry["uncertain"] = entry["uncertain"] or bool(link.uncertain)
+        entry["evidence"] = entry["evidence"] or bool(link.is_evidence)
+        entry["links"].append(
+            {
+                "link_id": link.id,
+                "document": external.get(link.document_id) if link.document_id else None,
+                "origin": str(link.origin),
+                "uncertain": bool(link.uncertain),
+                "is_evidence": bool(link.is_evidence),
+                "reason": link.reason,
+                "created_by": link.created_by,
+                "created_at": _iso(link.created_at),
+            }
+        )
+    removed_by_hand = [
+        {
+            "link_id": link.id,
+            "clip_id": link.clip_id,
+            "document": external.get(link.document_id) if link.document_id else None,
+            "origin": str(link.origin),
+            "removed_by": link.removed_by,
+            "removed_at": _iso(link.removed_at),
+        }
+        for link in links
+        if link.removed_at is not None and link.removed_by != "auto-linking"
+    ]
+    return {
+        "case": {
+            "number": case.number,
+            "title": case.title,
+            "category": str(case.category),
+            "subject": case.subject,
+            "unit": case.unit,
+            "officers": [badge.get(o, str(o)) for o in case.officer_ids or []],
+            "opened_at": _iso(case.opened_at),
+            "closed_at": _iso(case.closed_at),
+            "archived_at": _iso(case.archived_at),
+            "retention_period": str(case.retention_period),
+            "confidentiality": str(case.confidentiality),
+        },
+        "timezone": station.settings.timezone,
+        "documents": documents_out,
+        "clips": list(clips_out.values()),
+        "flags": [flag_dict(row) for row in flag_rows],
+        "exceptions": [
+            {
+                "id": e.id,
+                "document": external.get(e.document_id) if e.document_id else None,
+                "reason": e.reason,
+                "requested_by": e.requested_by,
+                "approved_by": e.approved_by,
+                "approved_at": _iso(e.approved_at),
+            }
+            for e in exceptions
+        ],
+        "links_removed_by_hand": removed_by_hand,
+    }
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _uncovered(document: dict[str, Any]) -> tuple[Span, ...]:
+    """The red parts of a document's window, from its flags' numbers."""
+    start, end = _time(document["start"]), _time(document["end"])
+    spans: list[Span] = []
+    for flag in document["flags"]:
+        details = flag["details"]
+        kind = flag["kind"]
+        if kind == FlagKind.MISSING_VIDEO.value and start is not None:
+            spans.append(Span(start, end or start))
+        elif kind == FlagKind.STARTS_LATE.value:
+            spans.append(
+                Span(
+                    datetime.fromisoformat(details["document_start"]),
+                    datetime.fromisoformat(details["footage_start"]),
+                )
+            )
+        elif kind == FlagKind.ENDS_EARLY.value:
+            spans.append(
+                Span(
+                    datetime.fromisoformat(details["footage_end"]),
+                    datetime.fromisoformat(details["document_end"]),
+                )
+            )
+        elif kind == FlagKind.COVERAGE_GAP.value:
+            spans.extend(
+                Span(datetime.fromisoformat(gap["from"]), datetime.fromisoformat(gap["to"]))
+                for gap in details["gaps"]
+            )
+    return tuple(spans)
+
+
+def timeline_lanes(view: dict[str, Any]) -> list[TimelineLane]:
+    """The plain data `render_timeline` draws, from a case view: one lane per officer."""
+    lanes: dict[str, tuple[list[TimelineDocument], list[TimelineClip]]] = {}
+    mismatched: set[str] = set()
+    exceptions = {e["document"]: e["reason"] for e in view["exceptions"] if e["approved_by"]}
+    case_exception = exceptions.get(None)
+    for document in view["documents"]:
+        if any(flag["kind"] in MISMATCH_KINDS for flag in document["flags"]):
+            mismatched.add(document["id"])
+        start = _time(document["start"])
+        if start is None:
+            continue
+        entry = TimelineDocument(
+            document_id=document["db_id"],
+            label=f"{document['id']} {document['kind_name']}",
+            start=start,
+            end=_time(document["end"]),
+            requires_video=document["requires_video"],
+            uncovered=_uncovered(document),
+            flags=tuple(flag["kind"] for flag in document["flags"]),
+            exception=exceptions.get(document["id"], case_exception),
+        )
+        for officer in document["officers"] or ["(no officer)"]:
+            lanes.setdefault(officer, ([], []))[0].append(entry)
+    for clip in view["clips"]:
+        start = _time(clip["start"])
+        if start is None:
+            continue
+        linked_docs = {link["document"] for link in clip["links"] if link["document"]}
+        lanes.setdefault(clip["officer"] or "(unknown officer)", ([], []))[1].append(
+            TimelineClip(
+                clip_id=clip["clip_id"],
+                start=start,
+                end=_time(clip["end"]),
+                label=clip["original_name"],
+                uncertain=clip["uncertain"],
+                evidence=clip["evidence"],
+                mismatch=bool(linked_docs & mismatched),
+            )
+        )
+    return [
+        TimelineLane(officer, tuple(docs), tuple(sorted(clip_list, key=lambda c: c.start)))
+        for officer, (docs, clip_list) in sorted(lanes.items())
+    ]
+
+
+# -- the compliance report ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportFilter:
+    date_from: date
+    date_to: date
+    officer: str | None = None
+    unit: str | None = None
+
+
+STATUSES = ("covered", "covered_with_mismatch", "missing_with_exception", "missing_without_exception")
+
+
+@dataclass
+class _DocumentFacts:
+    linked: dict[int, set[int]]
+    flags: dict[int, list[Any]]
+    excepted_documents: set[int]
+    excepted_cases: set[int]
+
+
+def _document_facts(connection: Connection, docs: list[Any]) -> _DocumentFacts:
+    facts = _DocumentFacts(defaultdict(set), defaultdict(list), set(), set())
+    doc_ids = [d.id for d in docs]
+    for first in range(0, len(doc_ids), 1000):
+        chunk = doc_ids[first : first + 1000]
+        for document_id, clip_id in connection.execute(
+            select(clip_links.c.document_id, clip_links.c.clip_id).where(
+                clip_links.c.document_id.in_(chunk), clip_links.c.removed_at.is_(None)
+            )
+        ):
+            facts.linked[document_id].add(clip_id)
+        for row in connection.execute(
+            select(compliance_flags).where(
+                compliance_flags.c.document_id.in_(chunk), compliance_flags.c.cleared_at.is_(None)
+            )
+        ):
+            facts.flags[row.document_id].append(row)
+        facts.excepted_documents.update(
+            connection.scalars(
+                select(recording_exceptions.c.document_id).where(
+                    recording_exceptions.c.document_id.in_(chunk), _approved()
+                )
+            )
+        )
+    case_ids = sorted({d.case_id for d in docs})
+    for first in range(0, len(case_ids), 1000):
+        facts.excepted_cases.update(
+            connection.scalars(
+                select(recording_exceptions.c.case_id).where(
+                    recording_exceptions.c.case_id.in_(case_ids[first : first + 1000]),
+                    recording_exceptions.c.document_id.is_(None),
+                    _approved(),
+                )
+            )
+        )
+    return facts
+
+
+def _late_handovers(
+    connection: Connection, start: datetime, end: datetime, officer_id: int | None, unit: str | None
+) -> list[Any]:
+    query = (
+        select(
+            clips.c.id,
+            clips.c.original_name,
+            clips.c.utc_start,
+            clips.c.utc_end,
+            officers.c.badge_number,
+            officers.c.unit,
+            transfers.c.started_at,
+        )
+        .outerjoin(officers, officers.c.id == clips.c.officer_id)
+        .outerjoin(transfers, transfers.c.id == clips.c.transfer_id)
+        .where(clips.c.late_handover.is_(True), clips.c.utc_start >= start, clips.c.utc_start < end)
+        .order_by(clips.c.utc_start, clips.c.id)
+    )
+    if officer_id is not None:
+        query = query.where(clips.c.officer_id == officer_id)
+    if unit is not None:
+        query = query.where(officers.c.unit == unit)
+    return list(connection.execute(query).all())
+
+
+def document_status(requires_video: bool, has_footage: bool, mismatch: bool, exception: bool) -> str:
+    """R5-R7: how a document stands: covered (with or without a time mismatch), or missing with or
+    without an approved exception; `not_required` when its kind needs no video."""
+    if not requires_video:
+        return "not_required"
+    if has_footage:
+        return "covered_with_mismatch" if mismatch else "covered"
+    return "missing_with_exception" if exception else "missing_without_exception"
+
+
+def compliance_report(station: Station, wanted: ReportFilter) -> dict[str, Any]:
+    """R1, R5-R7 over a period: the documents that needed video and how each stands, and late handovers.
+
+    Dates are days in the station's zone, both included. `--officer` keeps documents one of whose officers
+    has that number (and that officer's clips); `--unit` keeps cases of that unit (and clips of officers of
+    that unit).
+    """
+    zone = ZoneInfo(station.settings.timezone)
+    start = datetime.combine(wanted.date_from, time(0), zone).astimezone(UTC)
+    end = datetime.combine(wanted.date_to + timedelta(days=1), time(0), zone).astimezone(UTC)
+    kinds = load_kinds(station.settings.home)
+    with station.engine.connect() as connection:
+        officer_id = None
+        if wanted.officer is not None:
+            officer_id = connection.scalar(
+                select(officers.c.id).where(officers.c.badge_number == wanted.officer)
+            )
+            if officer_id is None:
+                raise NotFoundError(f"no officer {wanted.officer!r}")
+        query = (
+            select(documents, cases.c.number.label("case_number"), cases.c.unit.label("case_unit"))
+            .join(cases, cases.c.id == documents.c.case_id)
+            .where(documents.c.start >= start, documents.c.start < end)
+            .order_by(documents.c.start, documents.c.id)
+        )
+        if officer_id is not None:
+            query = query.where(
+                documents.c.id.in_(
+                    select(document_officers.c.document_id).where(
+                        document_officers.c.officer_id == officer_id
+                    )
+                )
+            )
+        if wanted.unit is not None:
+            query = query.where(cases.c.unit == wanted.unit)
+        docs = list(connection.execute(query).all())
+        facts = _document_facts(connection, docs)
+        badge = _badges(connection, {o for d in docs for o in (d.officer_ids or [])})
+        late = _late_handovers(connection, start, end, officer_id, wanted.unit)
+
+    counts = {
+        "documents": len(docs),
+        "needing_video": sum(1 for d in docs if d.requires_video),
+        **dict.fromkeys(STATUSES, 0),
+        "documents_without_end": sum(1 for d in docs if d.end is None),
+        "late_handovers": len(late),
+    }
+    rows: list[dict[str, Any]] = []
+    for d in docs:
+        open_flags = facts.flags.get(d.id, [])
+        exception = d.id in facts.excepted_documents or d.case_id in facts.excepted_cases
+        status = document_status(
+            bool(d.requires_video),
+            bool(facts.linked.get(d.id)),
+            any(f.kind in MISMATCH_KINDS for f in open_flags),
+            exception,
+        )
+        if status in counts:
+            counts[status] += 1
+        kind = kinds.kinds.get(d.kind)
+        rows.append(
+            {
+                "case": d.case_number,
+                "unit": d.case_unit,
+                "document": d.external_id,
+                "kind": d.kind,
+                "kind_name": kind.name if kind else d.kind,
+                "officers": [badge.get(o, str(o)) for o in d.officer_ids or []],
+                "start": _iso(d.start),
+                "end": _iso(d.end),
+                "start_local": _local(d.start, zone),
+                "end_local": _local(d.end, zone),
+                "requires_video": bool(d.requires_video),
+                "status": status,
+                "linked_clips": len(facts.linked.get(d.id, ())),
+                "exception": exception,
+                "uncovered_seconds": sum(
+                    float(f.details.get("uncovered_seconds", 0))
+                    for f in open_flags
+                    if f.kind in MISMATCH_KINDS
+                ),
+                "flags": [{"kind": f.kind, "details": f.details} for f in open_flags],
+            }
+        )
+    return {
+        "period": {
+            "from": wanted.date_from.isoformat(),
+            "to": wanted.date_to.isoformat(),
+            "timezone": station.settings.timezone,
+        },
+        "filters": {"officer": wanted.officer, "unit": wanted.unit},
+        "counts": counts,
+        "documents": rows,
+        "late_handovers": [_late_row(c, zone) for c in late],
+    }
+
+
+def _late_row(clip: Any, zone: ZoneInfo) -> dict[str, Any]:
+    ended = clip.utc_end or clip.utc_start
+    return {
+        "clip_id": clip.id,
+        "original_name": clip.original_name,
+        "officer": clip.badge_number,
+        "unit": clip.unit,
+        "recorded_local": _local(clip.utc_start, zone),
+        "recording_end": _iso(ended),
+        "handed_over_at": _iso(clip.started_at),
+        "hours_after_recording": (
+            round((clip.started_at - ended).total_seconds() / 3600, 2)
+            if clip.started_at is not None
+            else None
+        ),
+    }

@@ -1,0 +1,525 @@
+"""Case linking and compliance flags over a real database (both backends): footage and documents in
+either order end in the same links (R5); re-running changes nothing; an unknown recorder clock links as
+uncertain; each flag appears with its numbers and clears itself when its cause goes away (R1, R5-R7);
+decisions by hand survive automatic linking and are audited."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from evidence_store.bootstrap import Station
+from evidence_store.cases.importer import import_cases
+from evidence_store.cases.linking_service import link_clip, link_documents, relink_all
+from evidence_store.db.tables import audit_events, clip_links, clips, compliance_flags, documents, officers
+from evidence_store.domain.linking import ClipSpan, DocumentWindow, link_naively
+from evidence_store.domain.model import (
+    Clip,
+    ClipStatus,
+    ClockStatus,
+    MediaType,
+    Officer,
+    Transfer,
+    TransferOutcome,
+    TransferSource,
+)
+from tests.conftest import run_cli
+from workers.service import _linking_hand_off
+
+# 2026-03-02 09:00 in Asia/Shanghai
+T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+MIN = timedelta(minutes=1)
+
+
+def at(minutes: float) -> datetime:
+    return T0 + minutes * MIN
+
+
+def local(minutes: float) -> str:
+    """The same moment written as a document would be: station time, no zone."""
+    return (T0 + timedelta(hours=8) + minutes * MIN).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def officer_id(station: Station, badge: str) -> int:
+    with station.transaction() as session:
+        found = session.scalar(select(officers.c.id).where(officers.c.badge_number == badge))
+        if found is not None:
+            return int(found)
+        officer = Officer(badge_number=badge)
+        session.add(officer)
+        session.flush()
+        assert officer.id is not None
+        return officer.id
+
+
+def add_clip(
+    station: Station,
+    label: str,
+    badge: str | None,
+    start_min: float | None,
+    length_min: float = 10,
+    *,
+    clock: ClockStatus = ClockStatus.MEASURED,
+    late: bool = False,
+    handed_over_min: float | None = None,
+) -> int:
+    """A clip row as the dock would have recorded it (officer, corrected UTC times, clock status)."""
+    owner = officer_id(station, badge) if badge else None
+    with station.transaction() as session:
+        transfer_id = None
+        if handed_over_min is not None:
+            transfer = Transfer(
+                source=TransferSource.DOCK,
+                officer_id=owner,
+                started_at=at(handed_over_min),
+                outcome=TransferOutcome.COMPLETE,
+            )
+            session.add(transfer)
+            session.flush()
+            transfer_id = transfer.id
+        start = at(start_min) if start_min is not None else None
+        clip = Clip(
+            sha256=hashlib.sha256(label.encode()).hexdigest(),
+            size=1000,
+            media_type=MediaType.VIDEO,
+            original_name=f"{label}.MP4",
+            officer_id=owner,
+            transfer_id=transfer_id,
+            utc_start=start,
+            utc_end=start + length_min * MIN if start is not None else None,
+            clock_status=clock,
+            status=ClipStatus.READY,
+            ingested_at=at(0),
+            late_handover=late,
+        )
+        session.add(clip)
+        session.flush()
+        assert clip.id is not None
+        return clip.id
+
+
+def write_cases(path: Path, cases: list[dict[str, Any]]) -> Path:
+    path.write_text(json.dumps({"cases": cases}, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def case(number: str, documents_: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {"number": number, "category": "行政检查", "documents": documents_, **extra}
+
+
+def doc(
+    ident: str, badges: list[str], start_min: float, end_min: float | None, kind: str = "on_site_inspection"
+) -> dict[str, Any]:
+    item: dict[str, Any] = {"id": ident, "kind": kind, "officers": badges, "start": local(start_min)}
+    if end_min is not None:
+        item["end"] = local(end_min)
+    return item
+
+
+def import_json(station: Station, tmp_path: Path, name: str, cases: list[dict[str, Any]]) -> None:
+    import_cases(station, write_cases(tmp_path / name, cases), actor="test")
+
+
+def active_links(station: Station) -> set[tuple[str, str, bool]]:
+    """(clip file name, document id, uncertain) of every active link to a document."""
+    with station.engine.connect() as connection:
+        rows = connection.execute(
+            select(clips.c.original_name, documents.c.external_id, clip_links.c.uncertain)
+            .join(clips, clips.c.id == clip_links.c.clip_id)
+            .join(documents, documents.c.id == clip_links.c.document_id)
+            .where(clip_links.c.removed_at.is_(None))
+        ).all()
+    return {(r.original_name.removesuffix(".MP4"), r.external_id, bool(r.uncertain)) for r in rows}
+
+
+def open_flags(station: Station) -> dict[tuple[str, str], dict[str, Any]]:
+    """(kind, document id or clip file name) -> details of every open flag."""
+    with station.engine.connect() as connection:
+        rows = connection.execute(
+            select(compliance_flags, documents.c.external_id, clips.c.original_name)
+            .outerjoin(documents, documents.c.id == compliance_flags.c.document_id)
+            .outerjoin(clips, clips.c.id == compliance_flags.c.clip_id)
+            .where(compliance_flags.c.cleared_at.is_(None))
+        ).all()
+    return {(r.kind, r.external_id or r.original_name.removesuffix(".MP4")): r.details for r in rows}
+
+
+def table_count(station: Station, table: Any, *where: Any) -> int:
+    with station.engine.connect() as connection:
+        return int(connection.scalar(select(func.count()).select_from(table).where(*where)) or 0)
+
+
+# The same day twice, for two pairs of officers: (clip label, officer, start, length) and documents.
+CLIPS = [
+    ("a", "1", 0, 10),  # inside d1
+    ("b", "1", 12, 10),  # inside d1, and within tolerance of d2's start
+    ("c", "2", 26, 8),  # the partner's recorder, inside d2
+    ("d", "1", 200, 5),  # far from everything
+    ("e", "1", 56, 3),  # just past d2's end + 5 minutes of tolerance: only the moment d3
+]
+DOCS = [
+    ("d1", ["1", "2"], -2, 20),
+    ("d2", ["1", "2"], 25, 50),
+    ("d3", ["1"], 58, None),  # no end: a moment
+]
+
+
+def scenario_cases(prefix: str) -> list[dict[str, Any]]:
+    return [
+        case(
+            f"CASE-{prefix}",
+            [doc(f"{prefix}-{name}", [f"{prefix}{b}" for b in badges], s, e) for name, badges, s, e in DOCS],
+        )
+    ]
+
+
+def expected_links(prefix: str) -> set[tuple[str, str, bool]]:
+    badge_ids = {"1": 1, "2": 2}
+    spans = [ClipSpan(i, badge_ids[b], at(s), at(s + n)) for i, (_, b, s, n) in enumerate(CLIPS)]
+    windows = [
+        DocumentWindow(i, 1, tuple(badge_ids[b] for b in badges), at(s), at(e) if e is not None else None)
+        for i, (_, badges, s, e) in enumerate(DOCS)
+    ]
+    links = link_naively(spans, windows)
+    return {
+        (f"{prefix}-{CLIPS[link.clip_id][0]}", f"{prefix}-{DOCS[link.document_id][0]}", False)
+        for link in links
+    }
+
+
+def test_clips_and_documents_in_either_order_end_in_the_same_links(station: Station, tmp_path: Path) -> None:
+    # order 1: footage first, documents imported afterwards (linking by link_documents after the import)
+    for label, badge, start, length in CLIPS:
+        add_clip(station, f"x-{label}", f"x{badge}", start, length)
+    import_json(station, tmp_path, "x.json", scenario_cases("x"))
+    # order 2: documents first, footage processed afterwards (linking by the processing hand-off)
+    import_json(station, tmp_path, "y.json", scenario_cases("y"))
+    hand_off = _linking_hand_off()
+    for label, badge, start, length in CLIPS:
+        hand_off(station, add_clip(station, f"y-{label}", f"y{badge}", start, length))
+
+    links = active_links(station)
+    x_links = {(c, d, u) for c, d, u in links if c.startswith("x-")}
+    y_links = {(c, d, u) for c, d, u in links if c.startswith("y-")}
+    assert x_links == expected_links("x")
+    assert y_links == expected_links("y")
+    assert {(c[2:], d[2:], u) for c, d, u in x_links} == {(c[2:], d[2:], u) for c, d, u in y_links}
+    assert ("x-e", "x-d3", False) in x_links and ("x-c", "x-d2", False) in x_links
+    assert not any(c == "x-d" for c, _, _ in x_links)
+
+    # and a full relink finds exactly the same, changing nothing
+    before = table_count(station, clip_links)
+    changes = relink_all(station)
+    assert (changes.added, changes.removed) == (0, 0)
+    assert changes.flag_counts == {"flags_opened": 0, "flags_updated": 0, "flags_cleared": 0}
+    assert table_count(station, clip_links) == before
+    assert active_links(station) == links
+
+
+def test_running_linking_again_changes_nothing(station: Station, tmp_path: Path) -> None:
+    ids = [
+        add_clip(station, f"r-{label}", f"r{badge}", start, length) for label, badge, start, length in CLIPS
+    ]
+    import_json(station, tmp_path, "r.json", scenario_cases("r"))
+    for clip_id in ids:  # as processing hands each clip over
+        link_clip(station, clip_id)
+    links, flags = active_links(station), open_flags(station)
+    assert ("unassigned_footage", "r-d") in flags
+    rows = table_count(station, clip_links)
+    flag_rows = table_count(station, compliance_flags)
+    for _ in range(2):
+        assert not relink_all(station).changed
+        for clip_id in ids:
+            assert not link_clip(station, clip_id).changed
+        with station.engine.connect() as connection:
+            doc_ids = connection.scalars(select(documents.c.id)).all()
+        assert not link_documents(station, doc_ids).changed
+        import_json(station, tmp_path, "r.json", scenario_cases("r"))
+    assert active_links(station) == links
+    assert open_flags(station) == flags
+    assert table_count(station, clip_links) == rows
+    assert table_count(station, compliance_flags) == flag_rows
+
+
+def test_a_clip_with_an_unknown_clock_links_as_uncertain(station: Station, tmp_path: Path) -> None:
+    import_json(station, tmp_path, "u.json", [case("CASE-U", [doc("U-1", ["u1"], 0, 30)])])
+    clip_id = add_clip(station, "u-clip", "u1", 5, 10, clock=ClockStatus.UNKNOWN)
+    link_clip(station, clip_id)
+    assert active_links(station) == {("u-clip", "U-1", True)}
+    # the clock is measured after all (e.g. the recorder docked again): the link becomes certain
+    with station.transaction() as session:
+        session.execute(update(clips).where(clips.c.id == clip_id).values(clock_status=ClockStatus.MEASURED))
+    changes = relink_all(station)
+    assert (changes.added, changes.removed) == (1, 1)
+    assert active_links(station) == {("u-clip", "U-1", False)}
+    assert table_count(station, clip_links) == 2  # the uncertain link is kept as history
+
+
+def test_missing_video_clears_when_an_exception_is_approved(
+    station: Station, station_env: dict[str, str], tmp_path: Path
+) -> None:
+    import_json(
+        station,
+        tmp_path,
+        "m.json",
+        [
+            case(
+                "CASE-M",
+                [
+                    doc("M-1", ["m1"], 0, 40),
+                    doc("M-2", ["m1"], 60, 90, kind="inquiry"),  # no video needed (R7 does not list it)
+                ],
+            )
+        ],
+    )
+    flags = open_flags(station)
+    assert ("missing_video", "M-2") not in flags
+    details = flags[("missing_video", "M-1")]
+    assert details["window_start"] == at(0).isoformat()
+    assert details["window_end"] == at(40).isoformat()
+    assert "R7" in details["reason"]
+
+    approved = run_cli(
+        [
+            "cases",
+            "exception",
+            "CASE-M",
+            "--document",
+            "M-1",
+            "--reason",
+            "记录仪故障，已书面说明",
+            "--approved-by",
+            "张科长",
+            "--json",
+        ],
+        station_env,
+    )
+    assert approved.code == 0, approved.stderr
+    assert json.loads(approved.stdout)["flags_cleared"] == 1
+    assert ("missing_video", "M-1") not in open_flags(station)
+    with station.engine.connect() as connection:
+        cleared = connection.execute(
+            select(compliance_flags).where(compliance_flags.c.kind == "missing_video")
+        ).one()
+        event = connection.execute(
+            select(audit_events).where(audit_events.c.action == "recording_exception.approved")
+        ).one()
+    assert cleared.cleared_at is not None
+    assert json.loads(event.details)["reason"] == "记录仪故障，已书面说明"
+    assert run_cli(["audit", "verify"], station_env).code == 0
+
+
+def test_r5_flags_carry_their_numbers_update_and_clear(station: Station, tmp_path: Path) -> None:
+    import_json(
+        station,
+        tmp_path,
+        "t.json",
+        [
+            case(
+                "CASE-T",
+                [
+                    doc("LATE", ["t1"], 0, 60),
+                    doc("EARLY", ["t1"], 100, 160),
+                    doc("GAP", ["t1"], 200, 260),
+                ],
+            )
+        ],
+    )
+    add_clip(station, "late-1", "t1", 20, 40)  # starts 20 minutes after LATE starts
+    add_clip(station, "early-1", "t1", 100, 30)  # stops 30 minutes before EARLY ends
+    add_clip(station, "gap-1", "t1", 200, 20)
+    add_clip(station, "gap-2", "t1", 235, 25)  # 15 minutes of nothing in between
+    relink_all(station)
+    flags = open_flags(station)
+    assert flags[("starts_late", "LATE")]["uncovered_seconds"] == 1200
+    assert flags[("starts_late", "LATE")]["footage_start"] == at(20).isoformat()
+    assert flags[("ends_early", "EARLY")]["uncovered_seconds"] == 1800
+    gap = flags[("coverage_gap", "GAP")]
+    assert gap["uncovered_seconds"] == 900
+    assert gap["gaps"] == [{"from": at(220).isoformat(), "to": at(235).isoformat(), "seconds": 900.0}]
+    assert not any(kind == "missing_video" for kind, _ in flags)
+    with station.engine.connect() as connection:
+        late_flag_id = connection.scalar(
+            select(compliance_flags.c.id).where(compliance_flags.c.kind == "starts_late")
+        )
+
+    # footage from closer to the start: the same flag, new numbers
+    link_clip(station, add_clip(station, "late-0", "t1", 10, 8))
+    flags = open_flags(station)
+    assert flags[("starts_late", "LATE")]["uncovered_seconds"] == 600
+    with station.engine.connect() as connection:
+        row = connection.execute(
+            select(compliance_flags).where(compliance_flags.c.kind == "starts_late")
+        ).one()
+    assert row.id == late_flag_id and row.cleared_at is None and row.updated_at >= row.opened_at
+
+    # the causes go away: each flag clears itself
+    link_clip(station, add_clip(station, "late-00", "t1", 1, 10))
+    link_clip(station, add_clip(station, "early-2", "t1", 128, 30))
+    link_clip(station, add_clip(station, "gap-fill", "t1", 219, 17))
+    flags = open_flags(station)
+    assert not {("starts_late", "LATE"), ("ends_early", "EARLY"), ("coverage_gap", "GAP")} & flags.keys()
+    assert (
+        table_count(
+            station,
+            compliance_flags,
+            compliance_flags.c.cleared_at.is_not(None),
+            compliance_flags.c.kind.in_(["starts_late", "ends_early", "coverage_gap"]),
+        )
+        == 3
+    )
+
+
+def test_document_without_end_is_flagged_until_it_has_one(station: Station, tmp_path: Path) -> None:
+    cases = [case("CASE-E", [doc("E-1", ["e1"], 0, None)])]
+    import_json(station, tmp_path, "e.json", cases)
+    link_clip(station, add_clip(station, "e-clip", "e1", 3, 5))  # within 5 minutes of the moment
+    assert active_links(station) == {("e-clip", "E-1", False)}
+    assert open_flags(station)[("document_without_end", "E-1")]["start"] == at(0).isoformat()
+    cases[0]["documents"][0]["end"] = local(8)
+    import_json(station, tmp_path, "e.json", cases)
+    assert ("document_without_end", "E-1") not in open_flags(station)
+
+
+def test_late_handover_and_unassigned_footage(
+    station: Station, station_env: dict[str, str], tmp_path: Path
+) -> None:
+    import_json(station, tmp_path, "h.json", [case("CASE-H", [doc("H-1", ["h1"], 0, 30)])])
+    late = add_clip(station, "h-late", "h1", 5, 20, late=True, handed_over_min=25 + 30 * 60)
+    stray = add_clip(station, "h-stray", "h1", 500, 10)
+    for clip_id in (late, stray):
+        link_clip(station, clip_id)
+    flags = open_flags(station)
+    assert flags[("late_handover", "h-late")]["hours_after_recording"] == 30.0
+    assert flags[("late_handover", "h-late")]["recording_end"] == at(25).isoformat()
+    assert ("unassigned_footage", "h-late") not in flags
+    assert flags[("unassigned_footage", "h-stray")] == {"reason": "linked to no case"}
+
+    linked = run_cli(
+        ["cases", "link", str(stray), "CASE-H", "--reason", "巡查途中发现的违法线索"], station_env
+    )
+    assert linked.code == 0, linked.stderr
+    assert ("unassigned_footage", "h-stray") not in open_flags(station)
+    # the handover record is corrected: the late-handover flag clears on the next refresh
+    with station.transaction() as session:
+        session.execute(update(clips).where(clips.c.id == late).values(late_handover=False))
+    link_clip(station, late)
+    assert ("late_handover", "h-late") not in open_flags(station)
+    assert run_cli(["audit", "verify"], station_env).code == 0
+
+
+def test_decisions_by_hand_survive_automatic_linking(
+    station: Station, station_env: dict[str, str], tmp_path: Path
+) -> None:
+    import_json(
+        station,
+        tmp_path,
+        "k.json",
+        [case("CASE-K", [doc("K-1", ["k1"], 0, 30), doc("K-2", ["k1"], 100, 130)])],
+    )
+    auto = add_clip(station, "k-auto", "k1", 5, 10)
+    elsewhere = add_clip(station, "k-elsewhere", "k1", 300, 10)
+    link_clip(station, auto)
+    link_clip(station, elsewhere)
+    assert active_links(station) == {("k-auto", "K-1", False)}
+
+    unlinked = run_cli(
+        ["cases", "unlink", str(auto), "CASE-K", "--document", "K-1", "--reason", "录像为同日另一检查"],
+        station_env,
+    )
+    assert unlinked.code == 0, unlinked.stderr
+    linked = run_cli(
+        ["cases", "link", str(elsewhere), "CASE-K", "--document", "K-2", "--reason", "补录的现场画面"],
+        station_env,
+    )
+    assert linked.code == 0, linked.stderr
+    expected = {("k-elsewhere", "K-2", False)}
+    assert active_links(station) == expected
+    for _ in range(2):
+        relink_all(station)
+        link_clip(station, auto)
+        link_clip(station, elsewhere)
+        assert active_links(station) == expected
+    with station.engine.connect() as connection:
+        actions = connection.scalars(
+            select(audit_events.c.action)
+            .where(audit_events.c.object_type == "clip")
+            .order_by(audit_events.c.seq)
+        ).all()
+    assert "clip.unlinked_manually" in actions and "clip.linked_manually" in actions
+    # the unlinked clip is footage of no case now
+    assert ("unassigned_footage", "k-auto") in open_flags(station)
+
+    # a reason is required, and an empty one is refused
+    assert run_cli(["cases", "link", str(auto), "CASE-K"], station_env).code == 2
+    empty = run_cli(["cases", "link", str(auto), "CASE-K", "--reason", "  "], station_env)
+    assert empty.code != 0 and "reason" in empty.stderr
+    assert run_cli(["audit", "verify"], station_env).code == 0
+
+
+def test_mark_evidence_is_audited_and_kept_by_relinking(
+    station: Station, station_env: dict[str, str], tmp_path: Path
+) -> None:
+    cases = [case("CASE-V", [doc("V-1", ["v1"], 0, 30)])]
+    import_json(station, tmp_path, "v.json", cases)
+    clip_id = add_clip(station, "v-clip", "v1", 5, 10)
+    link_clip(station, clip_id)
+    marked = run_cli(
+        ["cases", "mark-evidence", str(clip_id), "CASE-V", "--reason", "证明现场存在无证经营", "--json"],
+        station_env,
+    )
+    assert marked.code == 0, marked.stderr
+    assert json.loads(marked.stdout)["is_evidence"] is True
+    with station.engine.connect() as connection:
+        event = connection.execute(
+            select(audit_events).where(audit_events.c.action == "clip.evidence_marked")
+        ).one()
+        assert (
+            connection.scalar(select(clip_links.c.is_evidence).where(clip_links.c.removed_at.is_(None)))
+            is True
+        )
+    assert event.object_id == str(clip_id)
+    assert json.loads(event.details)["reason"] == "证明现场存在无证经营"
+
+    # the document's times change so that the rules no longer imply the link: the evidence link stays
+    cases[0]["documents"][0] = doc("V-1", ["v1"], 600, 630)
+    import_json(station, tmp_path, "v.json", cases)
+    relink_all(station)
+    assert active_links(station) == {("v-clip", "V-1", False)}
+
+    unmarked = run_cli(
+        ["cases", "mark-evidence", str(clip_id), "CASE-V", "--unmark", "--reason", "误标"], station_env
+    )
+    assert unmarked.code == 0, unmarked.stderr
+    relink_all(station)  # no longer a decision by hand: the rules take the link away
+    assert active_links(station) == set()
+    with station.engine.connect() as connection:
+        assert (
+            connection.scalar(
+                select(func.count())
+                .select_from(audit_events)
+                .where(audit_events.c.action == "clip.evidence_unmarked")
+            )
+            == 1
+        )
+    not_linked = run_cli(["cases", "mark-evidence", str(clip_id), "CASE-V", "--reason", "x"], station_env)
+    assert not_linked.code != 0 and "not linked" in not_linked.stderr
+    assert run_cli(["audit", "verify"], station_env).code == 0
+
+
+def test_a_linked_clip_handed_over_in_time_has_no_flag() -> None:
+    """The flags service skips building the facts of such clips (a million of them after a full
+    relink): that is right only while `clip_flags` gives them no flag, whatever else is true of them."""
+    from evidence_store.domain.compliance import ClipFacts, clip_flags
+
+    for is_media in (True, False):
+        for cases in ((1,), (1, 2)):
+            for end in (None, at(10)):
+                for handed_over in (None, at(60)):
+                    facts = ClipFacts(7, is_media, cases, False, end, handed_over)
+                    assert clip_flags(facts) == []
