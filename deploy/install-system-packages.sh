@@ -7,11 +7,14 @@ run_packages=(
   python3 python3-venv python3-dev gcc make
   ffmpeg redis-server sqlite3 openssl
   udev util-linux exfat-fuse exfatprogs fusefat dosfstools mtools
+  fonts-noto-cjk fonts-wqy-zenhei
 )
 test_packages=(
   "${run_packages[@]}"
   postgresql postgresql-contrib
   radosgw ceph-mon ceph-osd ceph-common
+  chromium  # browser tests of the web UI: Playwright drives Debian's Chromium (CJK fonts: run_packages)
+  poppler-utils
 )
 
 case "${1:-run}" in

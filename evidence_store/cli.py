@@ -275,8 +275,11 @@ def main(argv: list[str] | None = None) -> None:
 
 def _register_commands() -> None:
     """Commands of the other packages; their heavy imports happen inside the commands."""
+    from evidence_store.cases.cli import cases_group, report_group
+    from evidence_store.export.cli import export_group, verify_command
     from ingest.cli import dock_command, import_command
     from retention.cli import hold_group, retention_group
+    from web.cli import clips_group, users_group, web_command
     from workers.cli import jobs_command, process_command, worker_command
 
     cli.add_command(import_command)
@@ -286,6 +289,13 @@ def _register_commands() -> None:
     cli.add_command(jobs_command)
     cli.add_command(retention_group)
     cli.add_command(hold_group)
+    cli.add_command(cases_group)
+    cli.add_command(report_group)
+    cli.add_command(web_command)
+    cli.add_command(users_group)
+    cli.add_command(clips_group)
+    cli.add_command(export_group)
+    cli.add_command(verify_command)
 
 
 _register_commands()

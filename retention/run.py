@@ -49,6 +49,7 @@ from evidence_store.domain.model import (
 from evidence_store.errors import EvidenceError, ObjectLockedError
 from evidence_store.ports import LockableBlobStore
 from retention.policy import CaseFacts, ClipFacts, Decision, LinkFacts, RetentionSettings, decide
+from web.supervision import clips_under_review
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +217,7 @@ def _facts(
                 )
             )
         )
+        under_review = clips_under_review(connection, ids)
         failed_jobs = set(
             connection.scalars(
                 select(processing_jobs.c.clip_id).where(
@@ -236,7 +238,7 @@ def _facts(
             processing_failed=row.status in (ClipStatus.FAILED, ClipStatus.UNPLAYABLE)
             or row.id in failed_jobs,
             open_flag=row.id in flagged or row.id in flagged_docs_cases,
-            under_review=False,  # supervisory review arrives with the web UI issue
+            under_review=row.id in under_review,
             export_pending=row.id in context.exporting,
             legal_hold=row.id in context.held_clips,
             floor=row.not_before,

@@ -1,24 +1,225 @@
-"""The ASGI application."""
+"""The ASGI application: the custodian web UI (server-rendered pages) and the JSON API under /api.
+
+Security measures applied to every request here:
+* security headers (CSP without inline script or style, X-Frame-Options DENY, nosniff, Referrer-Policy,
+  Permissions-Policy; HSTS when served over TLS);
+* CSRF: every POST/PUT/PATCH/DELETE carries a token (form field `csrf_token` or header `X-CSRF-Token`)
+  equal to the session's synchronizer token; login forms use a double-submit cookie instead;
+* session cookies are HttpOnly, SameSite=Strict, Secure over TLS; sessions live in the database.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from evidence_store.bootstrap import Station
 from evidence_store.status import describe
+from web.auth import ConfigCache, WebConfig, tokens_match
+from web.context import (
+    LOGIN_CSRF_COOKIE,
+    STATIC_DIR,
+    TEMPLATES_DIR,
+    BadRequest,
+    Ctx,
+    Denied,
+    NeedLogin,
+    SeenCache,
+    Web,
+    session_of,
+)
+from web.i18n import LANGUAGES, translate
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+LOGIN_PATHS = {"/login", "/api/login"}
+CSP = (
+    "default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
-def create_app(station: Station) -> FastAPI:
-    app = FastAPI(title="Body-worn camera evidence station", version="0.1.0")
+class CsrfRejected(Exception):
+    pass
 
-    @app.get("/healthz")
+
+async def csrf_guard(request: Request) -> None:
+    """Refuse a state-changing request whose CSRF token does not match (an app-wide dependency, so no
+    route can forget it)."""
+    if request.method in SAFE_METHODS:
+        return
+    given = request.headers.get("x-csrf-token")
+    content_type = request.headers.get("content-type", "")
+    if given is None and (
+        content_type.startswith("application/x-www-form-urlencoded")
+        or content_type.startswith("multipart/form-data")
+    ):
+        form = await request.form()
+        value = form.get("csrf_token")
+        given = value if isinstance(value, str) else None
+    if request.url.path in LOGIN_PATHS:
+        if not tokens_match(request.cookies.get(LOGIN_CSRF_COOKIE, ""), given):
+            raise CsrfRejected
+        return
+    active = await run_in_threadpool(session_of, request)
+    if active is None:
+        return  # not signed in: the route itself answers 401 (or redirects to the login page)
+    if not tokens_match(active.csrf_token, given):
+        ctx = Ctx(request)
+
+        def record() -> None:
+            ctx.audit(
+                "access.denied",
+                "web",
+                request.url.path,
+                {
+                    "reason": "csrf",
+                    "role": active.user.role.value,
+                    "method": request.method,
+                    "path": request.url.path,
+                },
+            )
+
+        await run_in_threadpool(record)
+        raise CsrfRejected
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _lang(request: Request) -> str:
+    from web.context import LANG_COOKIE
+    from web.i18n import DEFAULT_LANGUAGE, LANGUAGES
+
+    lang = request.cookies.get(LANG_COOKIE, DEFAULT_LANGUAGE)
+    return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def _error_page(request: Request, status: int, message: str) -> Response:
+    web: Web = request.app.state.web
+    lang = _lang(request)
+    return web.templates.TemplateResponse(
+        request,
+        "error.html",
+        {
+            "t": lambda key, **values: translate(lang, key, **values),
+            "lang": lang,
+            "status": status,
+            "message": message,
+            "user": None,
+            "languages": LANGUAGES,
+            "here": request.url.path,
+            "csrf": "",
+        },
+        status_code=status,
+    )
+
+
+def create_app(station: Station, *, config: WebConfig | None = None) -> FastAPI:
+    app = FastAPI(
+        title="Body-worn camera evidence station",
+        version="0.1.0",
+        description="Custodian API: search, playback, cases, supervision, statistics, audit log. "
+        "Sign in with POST /api/login; send the returned csrf_token as X-CSRF-Token on every POST.",
+        openapi_url="/api/openapi.json",
+        docs_url=None,  # Swagger UI would load scripts from a CDN: against the CSP and offline stations
+        redoc_url=None,
+        dependencies=[Depends(csrf_guard)],
+    )
+    templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+    app.state.web = Web(
+        station=station,
+        config=ConfigCache(station, config or WebConfig()),
+        templates=templates,
+        seen=SeenCache(),
+    )
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CSP)
+        headers["X-Frame-Options"] = "DENY"
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["Referrer-Policy"] = "no-referrer"
+        headers["Cross-Origin-Opener-Policy"] = "same-origin"
+        headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+        if request.url.scheme == "https":
+            headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        if "cache-control" not in headers and request.url.path != "/healthz":
+            headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.exception_handler(NeedLogin)
+    async def need_login(request: Request, exc: NeedLogin) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"error": "login required"}, status_code=401)
+        if request.method in SAFE_METHODS:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            from urllib.parse import urlencode
+
+            return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+        return _error_page(request, 401, translate(_lang(request), "error.login_required"))
+
+    @app.exception_handler(Denied)
+    async def denied(request: Request, exc: Denied) -> Response:
+        message = translate(_lang(request), exc.message_key)
+        if _wants_json(request):
+            return JSONResponse({"error": message}, status_code=exc.status)
+        return _error_page(request, exc.status, message)
+
+    @app.exception_handler(CsrfRejected)
+    async def csrf_rejected(request: Request, exc: CsrfRejected) -> Response:
+        message = translate(_lang(request), "error.csrf")
+        if _wants_json(request):
+            return JSONResponse({"error": message}, status_code=403)
+        return _error_page(request, 403, message)
+
+    @app.exception_handler(BadRequest)
+    async def bad_request(request: Request, exc: BadRequest) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"error": exc.message}, status_code=400)
+        return _error_page(request, 400, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        if _wants_json(request):
+            errors: list[Any] = [
+                {"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()
+            ]
+            return JSONResponse({"error": "invalid request", "detail": errors}, status_code=422)
+        return _error_page(request, 400, translate(_lang(request), "error.bad_request"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        key = {404: "error.not_found", 405: "error.bad_request"}.get(exc.status_code, "error.bad_request")
+        message = translate(_lang(request), key)
+        if _wants_json(request):
+            return JSONResponse({"error": message}, status_code=exc.status_code)
+        return _error_page(request, exc.status_code, message)
+
+    @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, Any]:
         return {"ok": True, "station": station.settings.station_name}
 
-    @app.get("/api/status")
+    @app.get("/api/status", summary="Station status (configuration and contents, no footage)")
     def status() -> dict[str, Any]:
         return describe(station)
 
+    from web.api import router as api_router
+    from web.pages import router as pages_router
+
+    app.include_router(api_router)
+    app.include_router(pages_router)
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     return app

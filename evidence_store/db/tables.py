@@ -397,3 +397,114 @@ audit_checkpoints = Table(
     Column("key_fingerprint", String(64), nullable=False),
     Column("signature", LargeBinary(64), nullable=False),
 )
+
+# -- web UI and API (issue 8): accounts, sessions, login attempts, settings, supervision ----------------
+# Users are the people who sign in to the web UI; `role` is one of web.access.Role. An officer's
+# account names the officer record whose footage it may see (`officer_id`).
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(200), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=False, default=""),
+    Column("role", String(32), nullable=False),
+    Column("unit", String(200), nullable=False, default=""),
+    Column("officer_id", ForeignKey("officers.id"), nullable=True),
+    Column("password_hash", Text, nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("password_changed_at", UTCDateTime, nullable=True),
+    Column("last_login_at", UTCDateTime, nullable=True),
+    CheckConstraint(
+        "role IN ('officer', 'custodian', 'investigator', 'approver', 'supervisor', 'auditor', 'admin')",
+        name="known_role",
+    ),
+)
+
+# Server-side sessions; the cookie carries a random token and only its sha256 is stored here.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", HASH, primary_key=True),  # sha256 of the session token
+    Column("user_id", ForeignKey("users.id"), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("client", String(200), nullable=False, default=""),
+    Column("user_agent", String(300), nullable=False, default=""),
+)
+
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(200), nullable=False),
+    Column("client", String(200), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("success", Boolean, nullable=False),
+    Index("ix_login_attempts_username_at", "username", "at"),
+    Index("ix_login_attempts_client_at", "client", "at"),
+)
+
+# Settings the admin changes in the UI (session expiry, login limits); absent keys take the defaults.
+web_settings = Table(
+    "web_settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(200), nullable=False, default=""),
+)
+
+# R16: a seeded random draw of cases or clips; the seed and the population's fingerprint are kept so
+# anyone can redraw the same sample.
+supervision_draws = Table(
+    "supervision_draws",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),  # "clip" | "case"
+    Column("seed", BigInteger, nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("population", Integer, nullable=False),
+    Column("population_sha256", HASH, nullable=False),
+    Column("sample_size", Integer, nullable=False),
+    Column("drawn_by", String(200), nullable=False),
+    Column("drawn_at", UTCDateTime, nullable=False),
+    Column("note", Text, nullable=False, default=""),
+    CheckConstraint("kind IN ('clip', 'case')", name="known_kind"),
+)
+
+# One drawn clip or case under review. An open item holds its clip (or every clip linked to its case)
+# from retention (R9, R16).
+supervision_items = Table(
+    "supervision_items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("draw_id", ForeignKey("supervision_draws.id"), nullable=False, index=True),
+    Column("clip_id", ForeignKey("clips.id"), nullable=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=True),
+    Column("reviewer_id", ForeignKey("users.id"), nullable=True),
+    Column("status", String(16), nullable=False),  # "open" | "done"
+    Column("outcome", String(16), nullable=True),  # "pass" | "issues" once done
+    Column("notes", Text, nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("assigned_at", UTCDateTime, nullable=True),
+    Column("reviewed_at", UTCDateTime, nullable=True),
+    CheckConstraint("clip_id IS NOT NULL OR case_id IS NOT NULL", name="reviews_something"),
+    CheckConstraint("status IN ('open', 'done')", name="known_status"),
+    CheckConstraint("outcome IS NULL OR outcome IN ('pass', 'issues')", name="known_outcome"),
+    Index("ix_supervision_items_clip_status", "clip_id", "status"),
+    Index("ix_supervision_items_case_status", "case_id", "status"),
+    Index("ix_supervision_items_reviewer_status", "reviewer_id", "status"),
+)
+
+# The auditor filters the audit log by actor and by time (R17).
+Index("ix_audit_events_actor_seq", audit_events.c.actor, audit_events.c.seq)
+Index("ix_audit_events_at", audit_events.c.at)
+# Clip search (web.search): walking clips newest first while testing each row's id (against a list of
+# flagged ids, or the flags) reads this index alone on PostgreSQL (index-only scan, no heap visits).
+Index("ix_clips_start_id", clips.c.utc_start, clips.c.id)
+# -- end of web UI and API (issue 8) ------------------------------------------------------------------

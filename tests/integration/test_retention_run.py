@@ -125,3 +125,34 @@ def test_a_period_below_six_months_is_refused_at_start(station_env: dict[str, st
     )
     assert result.code == 2
     assert "below the legal minimum of 6 months" in result.stderr
+
+
+def test_a_clip_under_supervisory_review_is_kept(station: Station, station_env: dict[str, str]) -> None:
+    from evidence_store.db.tables import supervision_draws, supervision_items
+
+    reviewed = add_clip(station, months_ago(12))
+    free = add_clip(station, months_ago(12))
+    with station.engine.begin() as connection:
+        draw = connection.execute(
+            supervision_draws.insert().values(
+                kind="clip",
+                seed=7,
+                params={},
+                population=2,
+                population_sha256="0" * 64,
+                sample_size=1,
+                drawn_by="supervisor",
+                drawn_at=NOW,
+            )
+        ).inserted_primary_key[0]
+        connection.execute(
+            supervision_items.insert().values(
+                draw_id=draw, clip_id=reviewed, status="open", notes="", created_at=NOW
+            )
+        )
+    code, report = run({**station_env, "EVIDENCE_RETENTION_MAX_DELETE_SHARE": "1.0"})
+    assert code == 0, report
+    statuses = status_of(station)
+    assert statuses[reviewed] != "deleted"
+    assert statuses[free] == "deleted"
+    assert report["kept_by_rule"].get("hold:supervisory_review") == 1

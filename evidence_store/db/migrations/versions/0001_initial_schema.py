@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 14:53:25.275684
+Create Date: 2026-11-24 16:04:53.179296
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_audit_events_action"), ["action"], unique=False)
+        batch_op.create_index("ix_audit_events_actor_seq", ["actor", "seq"], unique=False)
+        batch_op.create_index("ix_audit_events_at", ["at"], unique=False)
         batch_op.create_index("ix_audit_events_object", ["object_type", "object_id"], unique=False)
 
     op.create_table(
@@ -108,6 +110,19 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name=op.f("uq_dock_stations_name")),
     )
     op.create_table(
+        "login_attempts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("username", sa.String(length=200), nullable=False),
+        sa.Column("client", sa.String(length=200), nullable=False),
+        sa.Column("at", evidence_store.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("success", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_login_attempts")),
+    )
+    with op.batch_alter_table("login_attempts", schema=None) as batch_op:
+        batch_op.create_index("ix_login_attempts_client_at", ["client", "at"], unique=False)
+        batch_op.create_index("ix_login_attempts_username_at", ["username", "at"], unique=False)
+
+    op.create_table(
         "officers",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("badge_number", sa.String(length=64), nullable=False),
@@ -128,6 +143,29 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=32), nullable=False),
         sa.Column("report", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_retention_runs")),
+    )
+    op.create_table(
+        "supervision_draws",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("seed", sa.BigInteger(), nullable=False),
+        sa.Column("params", sa.JSON(), nullable=False),
+        sa.Column("population", sa.Integer(), nullable=False),
+        sa.Column("population_sha256", sa.String(length=64), nullable=False),
+        sa.Column("sample_size", sa.Integer(), nullable=False),
+        sa.Column("drawn_by", sa.String(length=200), nullable=False),
+        sa.Column("drawn_at", evidence_store.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.CheckConstraint("kind IN ('clip', 'case')", name=op.f("ck_supervision_draws_known_kind")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_supervision_draws")),
+    )
+    op.create_table(
+        "web_settings",
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("value", sa.JSON(), nullable=False),
+        sa.Column("updated_at", evidence_store.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_by", sa.String(length=200), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_web_settings")),
     )
     op.create_table(
         "devices",
@@ -199,6 +237,28 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_export_requests_case_id"), ["case_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_export_requests_status"), ["status"], unique=False)
 
+    op.create_table(
+        "users",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("username", sa.String(length=200), nullable=False),
+        sa.Column("display_name", sa.String(length=200), nullable=False),
+        sa.Column("role", sa.String(length=32), nullable=False),
+        sa.Column("unit", sa.String(length=200), nullable=False),
+        sa.Column("officer_id", sa.Integer(), nullable=True),
+        sa.Column("password_hash", sa.Text(), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", evidence_store.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", evidence_store.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("password_changed_at", evidence_store.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_login_at", evidence_store.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.CheckConstraint(
+            "role IN ('officer', 'custodian', 'investigator', 'approver', 'supervisor', 'auditor', 'admin')",
+            name=op.f("ck_users_known_role"),
+        ),
+        sa.ForeignKeyConstraint(["officer_id"], ["officers.id"], name=op.f("fk_users_officer_id_officers")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
+        sa.UniqueConstraint("username", name=op.f("uq_users_username")),
+    )
     op.create_table(
         "document_officers",
         sa.Column("document_id", sa.Integer(), nullable=False),
@@ -295,6 +355,23 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_transfers_started_at"), ["started_at"], unique=False)
 
     op.create_table(
+        "web_sessions",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("csrf_token", sa.String(length=64), nullable=False),
+        sa.Column("created_at", evidence_store.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", evidence_store.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", evidence_store.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", evidence_store.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("client", sa.String(length=200), nullable=False),
+        sa.Column("user_agent", sa.String(length=300), nullable=False),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_web_sessions_user_id_users")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_web_sessions")),
+    )
+    with op.batch_alter_table("web_sessions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_web_sessions_user_id"), ["user_id"], unique=False)
+
+    op.create_table(
         "clips",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
@@ -353,6 +430,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_clips_device_path", ["device_id", "device_path"], unique=False)
         batch_op.create_index("ix_clips_device_start", ["device_id", "utc_start"], unique=False)
         batch_op.create_index("ix_clips_officer_start", ["officer_id", "utc_start"], unique=False)
+        batch_op.create_index("ix_clips_start_id", ["utc_start", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_clips_status"), ["status"], unique=False)
         batch_op.create_index(batch_op.f("ix_clips_transfer_id"), ["transfer_id"], unique=False)
         batch_op.create_index("ix_clips_utc_start", ["utc_start"], unique=False)
@@ -544,6 +622,43 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("clip_id", name=op.f("pk_retention_floors")),
     )
     op.create_table(
+        "supervision_items",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("draw_id", sa.Integer(), nullable=False),
+        sa.Column("clip_id", sa.Integer(), nullable=True),
+        sa.Column("case_id", sa.Integer(), nullable=True),
+        sa.Column("reviewer_id", sa.Integer(), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("outcome", sa.String(length=16), nullable=True),
+        sa.Column("notes", sa.Text(), nullable=False),
+        sa.Column("created_at", evidence_store.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("assigned_at", evidence_store.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("reviewed_at", evidence_store.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.CheckConstraint(
+            "outcome IS NULL OR outcome IN ('pass', 'issues')",
+            name=op.f("ck_supervision_items_known_outcome"),
+        ),
+        sa.CheckConstraint("status IN ('open', 'done')", name=op.f("ck_supervision_items_known_status")),
+        sa.CheckConstraint(
+            "clip_id IS NOT NULL OR case_id IS NOT NULL", name=op.f("ck_supervision_items_reviews_something")
+        ),
+        sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name=op.f("fk_supervision_items_case_id_cases")),
+        sa.ForeignKeyConstraint(["clip_id"], ["clips.id"], name=op.f("fk_supervision_items_clip_id_clips")),
+        sa.ForeignKeyConstraint(
+            ["draw_id"], ["supervision_draws.id"], name=op.f("fk_supervision_items_draw_id_supervision_draws")
+        ),
+        sa.ForeignKeyConstraint(
+            ["reviewer_id"], ["users.id"], name=op.f("fk_supervision_items_reviewer_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_supervision_items")),
+    )
+    with op.batch_alter_table("supervision_items", schema=None) as batch_op:
+        batch_op.create_index("ix_supervision_items_case_status", ["case_id", "status"], unique=False)
+        batch_op.create_index("ix_supervision_items_clip_status", ["clip_id", "status"], unique=False)
+        batch_op.create_index(batch_op.f("ix_supervision_items_draw_id"), ["draw_id"], unique=False)
+        batch_op.create_index("ix_supervision_items_reviewer_status", ["reviewer_id", "status"], unique=False)
+
+    op.create_table(
         "timestamp_tokens",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("clip_id", sa.Integer(), nullable=False),
@@ -593,6 +708,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_timestamp_tokens_clip_id"))
 
     op.drop_table("timestamp_tokens")
+    with op.batch_alter_table("supervision_items", schema=None) as batch_op:
+        batch_op.drop_index("ix_supervision_items_reviewer_status")
+        batch_op.drop_index(batch_op.f("ix_supervision_items_draw_id"))
+        batch_op.drop_index("ix_supervision_items_clip_status")
+        batch_op.drop_index("ix_supervision_items_case_status")
+
+    op.drop_table("supervision_items")
     op.drop_table("retention_floors")
     with op.batch_alter_table("retention_decisions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_retention_decisions_run_id"))
@@ -635,11 +757,16 @@ def downgrade() -> None:
         batch_op.drop_index("ix_clips_utc_start")
         batch_op.drop_index(batch_op.f("ix_clips_transfer_id"))
         batch_op.drop_index(batch_op.f("ix_clips_status"))
+        batch_op.drop_index("ix_clips_start_id")
         batch_op.drop_index("ix_clips_officer_start")
         batch_op.drop_index("ix_clips_device_start")
         batch_op.drop_index("ix_clips_device_path")
 
     op.drop_table("clips")
+    with op.batch_alter_table("web_sessions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_web_sessions_user_id"))
+
+    op.drop_table("web_sessions")
     with op.batch_alter_table("transfers", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_transfers_started_at"))
         batch_op.drop_index(batch_op.f("ix_transfers_officer_id"))
@@ -656,6 +783,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_document_officers_officer")
 
     op.drop_table("document_officers")
+    op.drop_table("users")
     with op.batch_alter_table("export_requests", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_export_requests_status"))
         batch_op.drop_index(batch_op.f("ix_export_requests_case_id"))
@@ -667,12 +795,21 @@ def downgrade() -> None:
 
     op.drop_table("documents")
     op.drop_table("devices")
+    op.drop_table("web_settings")
+    op.drop_table("supervision_draws")
     op.drop_table("retention_runs")
     op.drop_table("officers")
+    with op.batch_alter_table("login_attempts", schema=None) as batch_op:
+        batch_op.drop_index("ix_login_attempts_username_at")
+        batch_op.drop_index("ix_login_attempts_client_at")
+
+    op.drop_table("login_attempts")
     op.drop_table("dock_stations")
     op.drop_table("cases")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_events_object")
+        batch_op.drop_index("ix_audit_events_at")
+        batch_op.drop_index("ix_audit_events_actor_seq")
         batch_op.drop_index(batch_op.f("ix_audit_events_action"))
 
     op.drop_table("audit_events")

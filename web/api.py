@@ -1,0 +1,405 @@
+"""The JSON API under /api (described at /api/openapi.json). The same session cookie as the pages;
+every state-changing call carries the session's CSRF token in the `X-CSRF-Token` header."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from evidence_store.domain.model import ClipStatus, MediaType
+from web import auth
+from web.access import Permission, Role
+from web.auditlog import AuditQuery, browse
+from web.casesview import CaseActionError, case_detail, case_row, link_clip, list_cases, mark_evidence, unlink
+from web.common import clip_by_sha256, clip_query, run_search, verify_clip, view_clip, visible_clip_row
+from web.context import LOGIN_CSRF_COOKIE, SESSION_COOKIE, BadRequest, Ctx, get_ctx, need, user_ctx
+from web.dashboard import dashboard
+from web.stats import annual_statistics
+from web.supervision import DrawRequest, SupervisionError, create_draw, get_draw, list_draws, redraw, review
+
+router = APIRouter(prefix="/api")
+P = Permission
+AnyCtx = Annotated[Ctx, Depends(get_ctx)]
+UserCtx = Annotated[Ctx, Depends(user_ctx)]
+SearchCtx = Annotated[Ctx, Depends(need(P.CLIP_SEARCH))]
+ClipCtx = Annotated[Ctx, Depends(need(P.CLIP_VIEW))]
+VerifyCtx = Annotated[Ctx, Depends(need(P.CLIP_VERIFY))]
+CaseCtx = Annotated[Ctx, Depends(need(P.CASE_VIEW))]
+LinkCtx = Annotated[Ctx, Depends(need(P.CASE_LINK))]
+DashboardCtx = Annotated[Ctx, Depends(need(P.DASHBOARD_VIEW))]
+SupervisionCtx = Annotated[Ctx, Depends(need(P.SUPERVISION_VIEW))]
+DrawCtx = Annotated[Ctx, Depends(need(P.SUPERVISION_DRAW))]
+ReviewCtx = Annotated[Ctx, Depends(need(P.SUPERVISION_REVIEW))]
+StatsCtx = Annotated[Ctx, Depends(need(P.STATS_VIEW))]
+AuditCtx = Annotated[Ctx, Depends(need(P.AUDIT_VIEW))]
+UsersCtx = Annotated[Ctx, Depends(need(P.USERS_MANAGE))]
+
+
+class LoginBody(BaseModel):
+    username: str = Field(max_length=200)
+    password: str = Field(max_length=1000)
+
+
+class LinkBody(BaseModel):
+    clip_id: int
+    reason: str = Field(min_length=1, max_length=2000)
+    document: str = ""
+    is_evidence: bool = False
+
+
+class ReasonBody(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class EvidenceBody(ReasonBody):
+    is_evidence: bool = True
+
+
+class DrawBody(BaseModel):
+    kind: Literal["clip", "case"]
+    size: int = Field(ge=1, le=1000)
+    period_from: datetime | None = None
+    period_to: datetime | None = None
+    unit: str = ""
+    officer: str = ""
+    category: str = ""
+    seed: int | None = Field(default=None, ge=0, lt=2**63)
+    reviewer: str = ""
+    note: str = ""
+
+
+class ReviewBody(BaseModel):
+    outcome: Literal["pass", "issues"]
+    notes: str = ""
+
+
+class UserBody(BaseModel):
+    username: str
+    password: str
+    role: Role
+    unit: str = ""
+    display_name: str = ""
+    officer: str | None = None
+
+
+def _me(ctx: Ctx) -> dict[str, Any]:
+    user = ctx.user
+    return {
+        "username": user.username,
+        "display_name": user.display_name,
+        "role": user.role.value,
+        "unit": user.unit,
+        "permissions": sorted(p.value for p in Permission if user.can(p)),
+        "csrf_token": ctx.csrf_token,
+    }
+
+
+# -- sign-in -------------------------------------------------------------------------------------------
+
+
+@router.get("/csrf", summary="A login CSRF token (double-submit: also set as a cookie)")
+def login_csrf(ctx: AnyCtx) -> Response:
+    token = ctx.request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
+    response = JSONResponse({"csrf_token": token})
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=ctx.request.url.scheme == "https"
+    )
+    return response
+
+
+@router.post("/login", summary="Sign in (send the token from /api/csrf as X-CSRF-Token)")
+def api_login(ctx: AnyCtx, body: LoginBody) -> Response:
+    try:
+        new = auth.login(
+            ctx.station,
+            ctx.web.config.get(),
+            body.username,
+            body.password,
+            client=ctx.client,
+            user_agent=ctx.request.headers.get("user-agent", ""),
+        )
+    except auth.LoginRefused as refused:
+        status = 429 if refused.reason == "rate_limited" else 401
+        return JSONResponse({"error": refused.reason}, status_code=status)
+    response = JSONResponse(
+        {
+            "username": new.user.username,
+            "role": new.user.role.value,
+            "csrf_token": new.csrf_token,
+            "expires_at": new.expires_at.isoformat(),
+        }
+    )
+    response.set_cookie(
+        SESSION_COOKIE, new.token, httponly=True, samesite="strict", secure=ctx.request.url.scheme == "https"
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE)
+    return response
+
+
+@router.post("/logout")
+def api_logout(ctx: UserCtx) -> Response:
+    assert ctx.session is not None
+    auth.logout(ctx.station, ctx.session, client=ctx.client)
+    response = JSONResponse({"ok": True})
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@router.get("/me")
+def me(ctx: UserCtx) -> dict[str, Any]:
+    return _me(ctx)
+
+
+# -- footage -------------------------------------------------------------------------------------------
+
+
+@router.get("/clips", summary="Search clips (sorted, paginated; every search is audited)")
+def api_search(
+    ctx: SearchCtx,
+    officer: str | None = None,
+    device: str | None = None,
+    start_from: str | None = Query(None, description="ISO 8601; without a zone: the station's local time"),
+    start_to: str | None = None,
+    case_number: str | None = None,
+    document: str | None = None,
+    flag: str | None = Query(None, description="a compliance flag kind, 'late_handover' or 'any'"),
+    media_type: MediaType | None = None,
+    status: ClipStatus | None = None,
+    transfer_id: int | None = None,
+    sha256_prefix: str | None = None,
+    sort: Literal["start_desc", "start_asc", "id_desc", "id_asc"] = "start_desc",
+    limit: int = Query(50, ge=1, le=200),
+    offset: int = Query(0, ge=0, le=10_000),
+) -> dict[str, Any]:
+    values = {
+        "officer": officer,
+        "device": device,
+        "start_from": start_from,
+        "start_to": start_to,
+        "case_number": case_number,
+        "document": document,
+        "flag": flag,
+        "media_type": media_type.value if media_type else None,
+        "status": status.value if status else None,
+        "transfer_id": transfer_id,
+        "sha256_prefix": sha256_prefix,
+        "sort": sort,
+        "limit": limit,
+        "offset": offset,
+    }
+    return run_search(ctx, clip_query(ctx, values)).as_dict()
+
+
+@router.get("/clips/by-sha256/{sha256}")
+def api_clip_by_sha256(ctx: ClipCtx, sha256: str) -> dict[str, Any]:
+    return view_clip(ctx, clip_by_sha256(ctx, sha256))
+
+
+@router.get("/clips/{clip_id}", summary="A clip: metadata, hashes, verification, custody, links (audited)")
+def api_clip(ctx: ClipCtx, clip_id: int) -> dict[str, Any]:
+    return view_clip(ctx, clip_id)
+
+
+@router.post("/clips/{clip_id}/verify", summary="Re-hash the stored original now (audited)")
+def api_verify(ctx: VerifyCtx, clip_id: int) -> dict[str, Any]:
+    return verify_clip(ctx, clip_id)
+
+
+# -- cases ---------------------------------------------------------------------------------------------
+
+
+@router.get("/cases")
+def api_cases(ctx: CaseCtx, number: str = "", offset: int = Query(0, ge=0, le=10_000)) -> dict[str, Any]:
+    with ctx.station.engine.connect() as connection:
+        found, has_next = list_cases(connection, ctx.user, number=number.strip(), offset=offset)
+    return {"items": found, "offset": offset, "has_next": has_next}
+
+
+def _case(ctx: Ctx, case_id: int) -> dict[str, Any]:
+    with ctx.station.engine.connect() as connection:
+        detail = case_detail(connection, case_id, ctx.user)
+        missing = detail is None and case_row(connection, case_id) is None
+    if detail is None:
+        ctx.hidden("case", case_id, missing=missing)
+    return detail
+
+
+@router.get("/cases/{case_id}", summary="A case: documents, linked footage, flags, exceptions (audited)")
+def api_case(ctx: CaseCtx, case_id: int) -> dict[str, Any]:
+    detail = _case(ctx, case_id)
+    ctx.audit("case.viewed", "case", case_id, {"number": detail["case"]["number"]})
+    return detail
+
+
+@router.post("/cases/{case_id}/links", summary="Link a clip to the case by hand, with a reason")
+def api_link(ctx: LinkCtx, case_id: int, body: LinkBody) -> dict[str, Any]:
+    _case(ctx, case_id)
+    visible_clip_row(ctx, body.clip_id, P.CLIP_VIEW)
+    try:
+        link_id = link_clip(
+            ctx.station,
+            case_id,
+            body.clip_id,
+            document_external_id=body.document.strip(),
+            reason=body.reason,
+            is_evidence=body.is_evidence,
+            actor=ctx.user.actor,
+        )
+    except CaseActionError as exc:
+        raise BadRequest(str(exc)) from exc
+    return {"link_id": link_id}
+
+
+@router.post("/cases/{case_id}/links/{link_id}/unlink")
+def api_unlink(ctx: LinkCtx, case_id: int, link_id: int, body: ReasonBody) -> dict[str, Any]:
+    _case(ctx, case_id)
+    try:
+        unlink(ctx.station, case_id, link_id, reason=body.reason, actor=ctx.user.actor)
+    except CaseActionError as exc:
+        raise BadRequest(str(exc)) from exc
+    return {"ok": True}
+
+
+@router.post("/cases/{case_id}/links/{link_id}/evidence")
+def api_evidence(ctx: LinkCtx, case_id: int, link_id: int, body: EvidenceBody) -> dict[str, Any]:
+    _case(ctx, case_id)
+    try:
+        mark_evidence(
+            ctx.station,
+            case_id,
+            link_id,
+            body.is_evidence,
+            reason=body.reason,
+            actor=ctx.user.actor,
+        )
+    except CaseActionError as exc:
+        raise BadRequest(str(exc)) from exc
+    return {"ok": True}
+
+
+# -- dashboard, supervision, statistics, audit, users ----------------------------------------------------
+
+
+@router.get("/dashboard")
+def api_dashboard(ctx: DashboardCtx) -> dict[str, Any]:
+    with ctx.station.engine.connect() as connection:
+        return dashboard(connection, ctx.now())
+
+
+@router.get("/supervision/draws")
+def api_draws(ctx: SupervisionCtx) -> dict[str, Any]:
+    with ctx.station.engine.connect() as connection:
+        return {"draws": list_draws(connection)}
+
+
+@router.post("/supervision/draws", summary="Draw a seeded random sample of clips or cases (R16)")
+def api_draw(ctx: DrawCtx, body: DrawBody) -> dict[str, Any]:
+    request = DrawRequest(**body.model_dump())
+    try:
+        draw_id = create_draw(ctx.station, request, ctx.user, source=ctx.client)
+    except SupervisionError as exc:
+        raise BadRequest(str(exc)) from exc
+    with ctx.station.engine.connect() as connection:
+        draw = get_draw(connection, draw_id)
+    assert draw is not None
+    return draw
+
+
+@router.get("/supervision/draws/{draw_id}")
+def api_get_draw(ctx: SupervisionCtx, draw_id: int) -> dict[str, Any]:
+    with ctx.station.engine.connect() as connection:
+        draw = get_draw(connection, draw_id)
+    if draw is None:
+        ctx.hidden("supervision_draw", draw_id, missing=True)
+    return draw
+
+
+@router.get("/supervision/draws/{draw_id}/redraw", summary="Recompute a draw from its seed and compare")
+def api_redraw(ctx: SupervisionCtx, draw_id: int) -> dict[str, Any]:
+    with ctx.station.engine.connect() as connection:
+        try:
+            return redraw(connection, draw_id, ctx.user)
+        except SupervisionError as exc:
+            raise BadRequest(str(exc)) from exc
+
+
+@router.post("/supervision/items/{item_id}/review", summary="Record a review outcome (pass / issues)")
+def api_review(ctx: ReviewCtx, item_id: int, body: ReviewBody) -> dict[str, Any]:
+    try:
+        review(ctx.station, item_id, body.outcome, body.notes, ctx.user, source=ctx.client)
+    except PermissionError:
+        ctx.deny(
+            reason="assigned to another reviewer",
+            permission=P.SUPERVISION_REVIEW,
+            object_type="supervision_item",
+            object_id=item_id,
+        )
+    except SupervisionError as exc:
+        raise BadRequest(str(exc)) from exc
+    return {"ok": True}
+
+
+@router.get("/stats", summary="Annual statistics per unit and month (R18)")
+def api_stats(ctx: StatsCtx, year: int = Query(..., ge=2000, le=2200)) -> dict[str, Any]:
+    with ctx.station.engine.connect() as connection:
+        stats = annual_statistics(connection, year, ctx.station.settings.timezone)
+    ctx.audit("stats.viewed", "statistics", year, {"format": "json"})
+    return stats
+
+
+@router.get("/audit", summary="Browse the audit log (newest first)")
+def api_audit(
+    ctx: AuditCtx,
+    actor: str = "",
+    action: str = "",
+    object_type: str = "",
+    object_id: str = "",
+    since: str = "",
+    until: str = "",
+    before_seq: int | None = None,
+    limit: int = Query(100, ge=1, le=500),
+) -> dict[str, Any]:
+    query = AuditQuery(
+        actor=actor,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        since=ctx.parse_time(since),
+        until=ctx.parse_time(until),
+        before_seq=before_seq,
+        limit=limit,
+    )
+    with ctx.station.engine.connect() as connection:
+        result = browse(connection, query)
+    ctx.audit("audit.viewed", "audit_log", "events", {"filters": query.filters()})
+    return result
+
+
+@router.get("/users")
+def api_users(ctx: UsersCtx) -> dict[str, Any]:
+    with ctx.station.engine.connect() as connection:
+        return {"users": auth.list_users(connection)}
+
+
+@router.post("/users")
+def api_create_user(ctx: UsersCtx, body: UserBody) -> dict[str, Any]:
+    try:
+        user_id = auth.create_user(
+            ctx.station,
+            username=body.username,
+            password=body.password,
+            role=body.role,
+            unit=body.unit,
+            display_name=body.display_name,
+            officer_badge=body.officer,
+            actor=ctx.user.actor,
+            source=ctx.client,
+        )
+    except auth.AccountError as exc:
+        raise BadRequest(str(exc)) from exc
+    return {"id": user_id}

@@ -1,0 +1,344 @@
+"""`evidence web`, `evidence users ...` and `evidence clips search`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import click
+
+
+@click.command("web", help="Serve the custodian web UI and API (initialises the station first).")
+@click.option("--host", default=None, help="Listen address (default: settings web_host).")
+@click.option("--port", default=None, type=int, help="Listen port (default: settings web_port).")
+@click.option(
+    "--session-idle-minutes",
+    type=click.IntRange(1, 1440),
+    default=None,
+    help="Default session idle timeout (the admin's setting in the UI wins).",
+)
+@click.option(
+    "--session-max-hours",
+    type=click.IntRange(1, 168),
+    default=None,
+    help="Default absolute session lifetime (the admin's setting in the UI wins).",
+)
+@click.option(
+    "--ssl-certfile",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Serve HTTPS with this certificate (PEM); HSTS and Secure cookies follow.",
+)
+@click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.pass_context
+def web_command(
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    session_idle_minutes: int | None,
+    session_max_hours: int | None,
+    ssl_certfile: str | None,
+    ssl_keyfile: str | None,
+) -> None:
+    import logging
+
+    import uvicorn
+
+    from evidence_store.bootstrap import initialise
+    from evidence_store.cli import settings_from
+    from web.app import create_app
+    from web.auth import WebConfig
+
+    settings = settings_from(ctx)
+    station, _created = initialise(settings)
+    defaults = WebConfig()
+    config = WebConfig(
+        session_idle_minutes=session_idle_minutes or defaults.session_idle_minutes,
+        session_max_hours=session_max_hours or defaults.session_max_hours,
+    )
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(station, config=config),
+        host=host or settings.web_host,
+        port=port or settings.web_port,
+        log_level=settings.log_level.lower(),
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+    )
+
+
+# -- users --------------------------------------------------------------------------------------------
+
+
+def _password(from_stdin: bool, confirm: bool = True) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return str(click.prompt("password", hide_input=True, confirmation_prompt=confirm))
+
+
+def _account_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    from evidence_store.cli import EXIT_USAGE, fail
+    from web.auth import AccountError
+
+    try:
+        return fn(*args, **kwargs)
+    except AccountError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+ROLE_CHOICE = click.Choice(
+    ["officer", "custodian", "investigator", "approver", "supervisor", "auditor", "admin"]
+)
+
+
+@click.group(
+    "users",
+    help="Accounts of the web UI (roles: officer, custodian, investigator, approver, "
+    "supervisor, auditor, admin).",
+)
+def users_group() -> None:
+    pass
+
+
+@users_group.command("add", help="Create a user; the password is prompted for (or read from stdin).")
+@click.argument("username")
+@click.option("--role", type=ROLE_CHOICE, required=True)
+@click.option("--unit", default="", help="The user's unit (confidential cases are visible within it).")
+@click.option("--name", "display_name", default="", help="Display name.")
+@click.option("--officer", default=None, help="Officer number (required for the officer role).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@click.pass_context
+def users_add(
+    ctx: click.Context,
+    username: str,
+    role: str,
+    unit: str,
+    display_name: str,
+    officer: str | None,
+    password_stdin: bool,
+) -> None:
+    from evidence_store.bootstrap import open_station
+    from evidence_store.cli import cli_actor, settings_from
+    from web.auth import create_user
+
+    station = open_station(settings_from(ctx))
+    try:
+        password = _password(password_stdin)
+        _account_call(
+            create_user,
+            station,
+            username=username,
+            password=password,
+            role=role,
+            unit=unit,
+            display_name=display_name,
+            officer_badge=officer,
+            actor=cli_actor(),
+        )
+    finally:
+        station.close()
+    click.echo(f"user {username.lower()} created ({role})")
+
+
+@users_group.command("list", help="List the users.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def users_list(ctx: click.Context, as_json: bool) -> None:
+    from evidence_store.bootstrap import open_station
+    from evidence_store.cli import settings_from
+    from web.auth import list_users
+
+    station = open_station(settings_from(ctx))
+    with station.engine.connect() as connection:
+        found = list_users(connection)
+    station.close()
+    if as_json:
+        click.echo(json.dumps({"users": found}, ensure_ascii=False, indent=2, default=str))
+        return
+    for u in found:
+        state = "active" if u["active"] else "DISABLED"
+        click.echo(
+            f"{u['username']:<20} {u['role']:<13} {u['unit'] or '-':<20} {u['officer'] or '-':<10} {state}"
+        )
+
+
+@users_group.command("set-role", help="Change a user's role (and unit/officer); their sessions end.")
+@click.argument("username")
+@click.argument("role", type=ROLE_CHOICE)
+@click.option("--unit", default=None)
+@click.option("--officer", default=None)
+@click.pass_context
+def users_set_role(
+    ctx: click.Context, username: str, role: str, unit: str | None, officer: str | None
+) -> None:
+    from evidence_store.bootstrap import open_station
+    from evidence_store.cli import cli_actor, settings_from
+    from web.auth import set_role
+
+    station = open_station(settings_from(ctx))
+    try:
+        _account_call(set_role, station, username, role, unit=unit, officer_badge=officer, actor=cli_actor())
+    finally:
+        station.close()
+    click.echo(f"user {username} is now {role}")
+
+
+@users_group.command("disable", help="Disable a user (their sessions end); --enable turns it back on.")
+@click.argument("username")
+@click.option("--enable", is_flag=True)
+@click.pass_context
+def users_disable(ctx: click.Context, username: str, enable: bool) -> None:
+    from evidence_store.bootstrap import open_station
+    from evidence_store.cli import cli_actor, settings_from
+    from web.auth import set_active
+
+    station = open_station(settings_from(ctx))
+    try:
+        _account_call(set_active, station, username, enable, actor=cli_actor())
+    finally:
+        station.close()
+    click.echo(f"user {username} {'enabled' if enable else 'disabled'}")
+
+
+@users_group.command("reset-password", help="Set a new password (prompted, or from stdin); sessions end.")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True)
+@click.pass_context
+def users_reset_password(ctx: click.Context, username: str, password_stdin: bool) -> None:
+    from evidence_store.bootstrap import open_station
+    from evidence_store.cli import cli_actor, settings_from
+    from web.auth import reset_password
+
+    station = open_station(settings_from(ctx))
+    try:
+        password = _password(password_stdin)
+        _account_call(reset_password, station, username, password, actor=cli_actor())
+    finally:
+        station.close()
+    click.echo(f"password of {username} reset")
+
+
+# -- clips search ---------------------------------------------------------------------------------------
+
+
+@click.group("clips", help="Footage on record.")
+def clips_group() -> None:
+    pass
+
+
+def _time(value: str | None, zone: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not an ISO 8601 time: {value}") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(zone))
+    return moment.astimezone(UTC)
+
+
+@clips_group.command("search", help="Search clips (the same search as the web UI and API; audited).")
+@click.option("--officer", default=None, help="Officer number.")
+@click.option("--device", default=None, help="Recorder serial.")
+@click.option("--from", "start_from", default=None, help="Recording starts at or after (ISO 8601).")
+@click.option("--to", "start_to", default=None, help="Recording starts before (ISO 8601).")
+@click.option("--case", "case_number", default=None, help="Case number.")
+@click.option("--document", default=None, help="Document number.")
+@click.option("--flag", default=None, help="Compliance flag kind, 'late_handover' or 'any'.")
+@click.option("--media-type", type=click.Choice(["video", "audio", "photo", "other"]), default=None)
+@click.option(
+    "--status",
+    type=click.Choice(["ingested", "processing", "ready", "unplayable", "failed", "deleted"]),
+    default=None,
+)
+@click.option("--transfer", "transfer_id", type=int, default=None)
+@click.option("--sha256", "sha256_prefix", default=None, help="SHA-256 or a prefix of it.")
+@click.option(
+    "--sort", type=click.Choice(["start_desc", "start_asc", "id_desc", "id_asc"]), default="start_desc"
+)
+@click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True)
+@click.option("--offset", type=click.IntRange(0, 10_000), default=0)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def clips_search(
+    ctx: click.Context,
+    officer: str | None,
+    device: str | None,
+    start_from: str | None,
+    start_to: str | None,
+    case_number: str | None,
+    document: str | None,
+    flag: str | None,
+    media_type: str | None,
+    status: str | None,
+    transfer_id: int | None,
+    sha256_prefix: str | None,
+    sort: str,
+    limit: int,
+    offset: int,
+    as_json: bool,
+) -> None:
+    from evidence_store.bootstrap import open_station
+    from evidence_store.cli import EXIT_USAGE, cli_actor, fail, settings_from
+    from evidence_store.domain.model import ClipStatus, MediaType
+    from web.search import ClipQuery, SearchError, search_clips
+
+    settings = settings_from(ctx)
+    query = ClipQuery(
+        officer=officer,
+        device=device,
+        start_from=_time(start_from, settings.timezone),
+        start_to=_time(start_to, settings.timezone),
+        case_number=case_number,
+        document=document,
+        flag=flag,
+        media_type=MediaType(media_type) if media_type else None,
+        status=ClipStatus(status) if status else None,
+        transfer_id=transfer_id,
+        sha256_prefix=sha256_prefix,
+        sort=sort,  # type: ignore[arg-type]
+        limit=limit,
+        offset=offset,
+    )
+    station = open_station(settings)
+    try:
+        with station.engine.connect() as connection:
+            page = search_clips(connection, query, None)
+        with station.transaction() as session:
+            station.audit.record(
+                session,
+                actor=cli_actor(),
+                action="clip.searched",
+                object_type="search",
+                object_id="clips",
+                details={
+                    "filters": query.filters(),
+                    "sort": sort,
+                    "offset": offset,
+                    "results": [h.id for h in page.hits],
+                },
+            )
+    except SearchError as exc:
+        fail(str(exc), EXIT_USAGE)
+    finally:
+        station.close()
+    data = page.as_dict()
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    for hit in page.hits:
+        start = (
+            hit.utc_start.astimezone(ZoneInfo(settings.timezone)).strftime("%Y-%m-%d %H:%M:%S")
+            if hit.utc_start
+            else "-"
+        )
+        click.echo(
+            f"{hit.id:>8} {start:<19} {hit.officer or '-':<10} {hit.device or '-':<12} {hit.status:<10} "
+            f"{hit.sha256[:12]} {hit.original_name}"
+        )
+    if page.has_next:
+        click.echo(f"... more: --offset {offset + limit}", err=True)

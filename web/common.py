@@ -1,0 +1,211 @@
+"""Operations shared by the pages and the JSON API, each doing its permission check and audit record."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import Response
+
+from evidence_store.db.tables import clips
+from evidence_store.domain.model import ClipStatus, DerivativeKind, MediaType
+from web.access import Permission, clip_visible, may_download_original
+from web.clips import clip_detail, custody_events, derivative_for, verification_state, verify_now
+from web.context import BadRequest, Ctx
+from web.media import blob_response
+from web.search import MAX_LIMIT, ClipQuery, SearchError, SearchPage, search_clips
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SERVED_KINDS = {
+    "proxy": DerivativeKind.PROXY,
+    "poster": DerivativeKind.POSTER,
+    "contact_sheet": DerivativeKind.CONTACT_SHEET,
+}
+SEARCH_FIELDS = (
+    "officer",
+    "device",
+    "start_from",
+    "start_to",
+    "case_number",
+    "document",
+    "flag",
+    "media_type",
+    "status",
+    "transfer_id",
+    "sha256_prefix",
+    "sort",
+    "limit",
+    "offset",
+)
+
+
+def _int(ctx: Ctx, value: str | None, name: str, default: int | None = None) -> int | None:
+    if value in (None, ""):
+        return default
+    try:
+        return int(str(value))
+    except ValueError as exc:
+        raise BadRequest(ctx.t("error.bad_number", field=name)) from exc
+
+
+def clip_query(ctx: Ctx, values: Mapping[str, Any]) -> ClipQuery:
+    """A search from form or query values (all text); `BadRequest` for a value that makes no sense."""
+
+    def text(name: str) -> str | None:
+        value = values.get(name)
+        return str(value).strip() or None if value is not None else None
+
+    media_type = text("media_type")
+    status = text("status")
+    if media_type is not None and media_type not in {m.value for m in MediaType}:
+        raise BadRequest(ctx.t("error.bad_value", field="media_type"))
+    if status is not None and status not in {s.value for s in ClipStatus}:
+        raise BadRequest(ctx.t("error.bad_value", field="status"))
+    query = ClipQuery(
+        officer=text("officer"),
+        device=text("device"),
+        start_from=ctx.parse_time(text("start_from")),
+        start_to=ctx.parse_time(text("start_to")),
+        case_number=text("case_number"),
+        document=text("document"),
+        flag=text("flag"),
+        media_type=MediaType(media_type) if media_type else None,
+        status=ClipStatus(status) if status else None,
+        transfer_id=_int(ctx, text("transfer_id"), "transfer_id"),
+        sha256_prefix=text("sha256_prefix"),
+        sort=text("sort") or "start_desc",  # type: ignore[arg-type]
+        limit=_int(ctx, text("limit"), "limit", 50) or 50,
+        offset=_int(ctx, text("offset"), "offset", 0) or 0,
+    )
+    try:
+        query.check()
+    except SearchError as exc:
+        raise BadRequest(str(exc)) from exc
+    return query
+
+
+def run_search(ctx: Ctx, query: ClipQuery) -> SearchPage:
+    user = ctx.require(Permission.CLIP_SEARCH)
+    query.limit = min(query.limit, MAX_LIMIT)
+    with ctx.station.engine.connect() as connection:
+        try:
+            page = search_clips(connection, query, user)
+        except SearchError as exc:
+            raise BadRequest(str(exc)) from exc
+    ids = [hit.id for hit in page.hits]
+    ctx.audit(
+        "clip.searched",
+        "search",
+        "clips",
+        {"filters": query.filters(), "sort": query.sort, "offset": query.offset, "results": ids},
+    )
+    session_id = ctx.session.id if ctx.session else ""
+    for clip_id in ids:  # the thumbnails of these results are covered by this event
+        ctx.web.seen.mark((session_id, clip_id, "image"))
+    return page
+
+
+def visible_clip_row(ctx: Ctx, clip_id: int, permission: Permission) -> Any:
+    """The clip's row if the user may see it; otherwise 403 (role) or 404 (missing or confidential)."""
+    user = ctx.require(permission)
+    with ctx.station.engine.connect() as connection:
+        row = connection.execute(
+            clips.select()
+            .with_only_columns(
+                clips.c.id, clips.c.sha256, clips.c.transfer_id, clips.c.size, clips.c.original_name
+            )
+            .where(clips.c.id == clip_id)
+        ).first()
+        visible = row is not None and clip_visible(connection, user, clip_id)
+    if row is None or not visible:
+        ctx.hidden("clip", clip_id, missing=row is None)
+    return row
+
+
+def view_clip(ctx: Ctx, clip_id: int) -> dict[str, Any]:
+    row = visible_clip_row(ctx, clip_id, Permission.CLIP_VIEW)
+    user = ctx.user
+    # recorded first, so the chain of custody shown includes this very look
+    ctx.audit("clip.viewed", "clip", clip_id, {"sha256": row.sha256})
+    with ctx.station.engine.connect() as connection:
+        detail = clip_detail(connection, clip_id, user)
+        assert detail is not None
+        detail["custody"] = custody_events(connection, clip_id, row.transfer_id)
+        detail["verification"] = verification_state(connection, clip_id, row.sha256)
+        detail["may_download_original"] = may_download_original(connection, user, clip_id, ctx.now())
+    detail["may_verify"] = user.can(Permission.CLIP_VERIFY)
+    if ctx.session:
+        ctx.web.seen.mark((ctx.session.id, clip_id, "image"))
+    return detail
+
+
+def serve_derivative(ctx: Ctx, clip_id: int, kind: str) -> Response:
+    wanted = SERVED_KINDS.get(kind)
+    if wanted is None:
+        raise BadRequest(ctx.t("error.bad_value", field="kind"))
+    permission = Permission.CLIP_PLAY if wanted is DerivativeKind.PROXY else Permission.CLIP_VIEW
+    visible_clip_row(ctx, clip_id, permission)
+    with ctx.station.engine.connect() as connection:
+        derived = derivative_for(connection, clip_id, wanted)
+    if derived is None:
+        from web.context import Denied
+
+        raise Denied(404, "error.no_derivative")
+    range_header = ctx.request.headers.get("range")
+    session_id = ctx.session.id if ctx.session else ""
+    if wanted is DerivativeKind.PROXY:
+        if ctx.web.seen.first((session_id, clip_id, "play")):
+            ctx.audit("clip.played", "clip", clip_id, {"proxy": derived.sha256, "range": range_header})
+    elif ctx.web.seen.first((session_id, clip_id, "image")):
+        ctx.audit("clip.image_viewed", "clip", clip_id, {"kind": wanted.value, "sha256": derived.sha256})
+    return blob_response(ctx.station.blobs, derived.sha256, derived.size, derived.mime_type, range_header)
+
+
+def download_original(ctx: Ctx, clip_id: int, reason: str) -> Response:
+    row = visible_clip_row(ctx, clip_id, Permission.CLIP_DOWNLOAD_ORIGINAL)
+    with ctx.station.engine.connect() as connection:
+        allowed = may_download_original(connection, ctx.user, clip_id, ctx.now())
+    if not allowed:
+        ctx.deny(
+            reason="no approved export request covers this clip",
+            permission=Permission.CLIP_DOWNLOAD_ORIGINAL,
+            object_type="clip",
+            object_id=clip_id,
+        )
+    reason = reason.strip()
+    if not reason:
+        raise BadRequest(ctx.t("error.reason_required"))
+    range_header = ctx.request.headers.get("range")
+    ctx.audit(
+        "clip.original_downloaded",
+        "clip",
+        clip_id,
+        {"sha256": row.sha256, "size": row.size, "reason": reason[:2000], "range": range_header},
+    )
+    return blob_response(
+        ctx.station.blobs,
+        row.sha256,
+        row.size,
+        "application/octet-stream",
+        range_header,
+        download_name=row.original_name,
+    )
+
+
+def verify_clip(ctx: Ctx, clip_id: int) -> dict[str, Any]:
+    row = visible_clip_row(ctx, clip_id, Permission.CLIP_VERIFY)
+    return verify_now(ctx.station, clip_id, row.sha256, actor=ctx.user.actor, source=ctx.client)
+
+
+def clip_by_sha256(ctx: Ctx, sha256: str) -> int:
+    ctx.require(Permission.CLIP_VIEW)
+    if not SHA256.match(sha256):
+        raise BadRequest(ctx.t("error.bad_value", field="sha256"))
+    with ctx.station.engine.connect() as connection:
+        clip_id = connection.scalar(
+            clips.select().with_only_columns(clips.c.id).where(clips.c.sha256 == sha256)
+        )
+    if clip_id is None:
+        ctx.hidden("clip", sha256, missing=True)
+    return int(clip_id)

@@ -1,0 +1,231 @@
+"""Per-request context: the signed-in user, language, client address, audit and denial helpers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+from zoneinfo import ZoneInfo
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+
+from evidence_store.bootstrap import Station
+from web.access import Permission, User
+from web.auth import ActiveSession, ConfigCache, load_session
+from web.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
+
+SESSION_COOKIE = "evidence_session"
+LOGIN_CSRF_COOKIE = "evidence_login_csrf"
+LANG_COOKIE = "lang"
+TEMPLATES_DIR = Path(__file__).with_name("templates")
+STATIC_DIR = Path(__file__).with_name("static")
+
+
+class NeedLogin(Exception):
+    pass
+
+
+class Denied(Exception):
+    """Answered as 403 (not allowed) or 404 (not there, or not for this user: the same answer)."""
+
+    def __init__(self, status: int, message_key: str) -> None:
+        super().__init__(message_key)
+        self.status = status
+        self.message_key = message_key
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SeenCache:
+    """Which (session, clip, kind) accesses were audited recently: a video fetches its proxy in many
+    Range requests and a result page shows many thumbnails, and one audit event per session, clip and
+    kind within `window_s` records them all. Bounded (oldest entries go first); per process."""
+
+    def __init__(self, window_s: float = 600.0, max_entries: int = 100_000) -> None:
+        self.window_s = window_s
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, int, str], float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def first(self, key: tuple[str, int, str]) -> bool:
+        """True (and remembered) if this access was not recorded within the window."""
+        now = time.monotonic()
+        with self._lock:
+            seen = self._entries.get(key)
+            if seen is not None and now - seen < self.window_s:
+                return False
+            self._remember(key, now)
+            return True
+
+    def mark(self, key: tuple[str, int, str]) -> None:
+        with self._lock:
+            self._remember(key, time.monotonic())
+
+    def _remember(self, key: tuple[str, int, str], now: float) -> None:
+        self._entries[key] = now
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+@dataclass
+class Web:
+    station: Station
+    config: ConfigCache
+    templates: Jinja2Templates
+    seen: SeenCache
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.station.settings.timezone)
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def session_of(request: Request) -> ActiveSession | None:
+    """The request's valid session (looked up once per request)."""
+    if hasattr(request.state, "active_session"):
+        return request.state.active_session  # type: ignore[no-any-return]
+    web: Web = request.app.state.web
+    token = request.cookies.get(SESSION_COOKIE, "")
+    active = (
+        load_session(web.station, web.config.get(), token, client=client_address(request)) if token else None
+    )
+    request.state.active_session = active
+    return active
+
+
+class Ctx:
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.web: Web = request.app.state.web
+        self.station = self.web.station
+        self.session = session_of(request)
+        self.client = client_address(request)
+        lang = request.cookies.get(LANG_COOKIE, DEFAULT_LANGUAGE)
+        self.lang = lang if lang in LANGUAGES else DEFAULT_LANGUAGE
+        self.is_api = request.url.path.startswith("/api/")
+
+    @property
+    def user(self) -> User:
+        if self.session is None:
+            raise NeedLogin
+        return self.session.user
+
+    @property
+    def csrf_token(self) -> str:
+        return self.session.csrf_token if self.session else ""
+
+    def t(self, key: str, **values: Any) -> str:
+        return translate(self.lang, key, **values)
+
+    def now(self) -> datetime:
+        moment: datetime = self.station.clock()
+        return moment
+
+    def audit(self, action: str, object_type: str, object_id: str | int, details: dict[str, Any]) -> None:
+        actor = self.session.user.actor if self.session else "web:anonymous"
+        with self.station.transaction() as session:
+            self.station.audit.record(
+                session,
+                actor=actor,
+                action=action,
+                object_type=object_type,
+                object_id=object_id,
+                details=details,
+                source=self.client,
+            )
+
+    def deny(
+        self,
+        *,
+        status: int = 403,
+        reason: str,
+        permission: Permission | None = None,
+        object_type: str = "web",
+        object_id: str | int | None = None,
+    ) -> NoReturn:
+        """Refuse, and put the refusal on the audit record (R17)."""
+        user = self.user
+        self.audit(
+            "access.denied",
+            object_type,
+            object_id if object_id is not None else self.request.url.path,
+            {
+                "reason": reason,
+                "permission": permission.value if permission else None,
+                "role": user.role.value,
+                "method": self.request.method,
+                "path": self.request.url.path,
+            },
+        )
+        raise Denied(status, "error.not_found" if status == 404 else "error.forbidden")
+
+    def require(self, permission: Permission) -> User:
+        user = self.user
+        if not user.can(permission):
+            self.deny(reason="role", permission=permission)
+        return user
+
+    def hidden(self, object_type: str, object_id: int | str, *, missing: bool) -> NoReturn:
+        """Something the user asked for by id that is not there or not for them: 404 either way."""
+        self.deny(
+            status=404,
+            reason="missing" if missing else "confidential",
+            object_type=object_type,
+            object_id=object_id,
+        )
+
+    def local(self, moment: datetime | None) -> str:
+        if moment is None:
+            return ""
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(self.web.zone).strftime("%Y-%m-%d %H:%M:%S")
+
+    def parse_time(self, text: str | None) -> datetime | None:
+        """A time from a form or query: ISO 8601; without a zone it is the station's local time."""
+        if not text:
+            return None
+        try:
+            moment = datetime.fromisoformat(text.strip())
+        except ValueError as exc:
+            raise BadRequest(self.t("error.bad_time", value=text[:40])) from exc
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=self.web.zone)
+        return moment.astimezone(UTC)
+
+
+def get_ctx(request: Request) -> Ctx:
+    return Ctx(request)
+
+
+def user_ctx(request: Request) -> Ctx:
+    ctx = Ctx(request)
+    if ctx.session is None:
+        raise NeedLogin
+    return ctx
+
+
+def need(permission: Permission) -> Callable[[Request], Ctx]:
+    """A dependency: the signed-in user's context, after checking the permission (and auditing a
+    refusal) before anything of the request body is looked at."""
+
+    def dependency(request: Request) -> Ctx:
+        ctx = user_ctx(request)
+        ctx.require(permission)
+        return ctx
+
+    return dependency
