@@ -40,9 +40,14 @@ typecheck:
 pytest:
 	$(BIN)/pytest
 
+# Each benchmark prints its table; figures measured are in bench/RESULTS.md.
 bench: venv
 	$(BIN)/python bench/bench_store_write.py
 	$(BIN)/python bench/bench_audit_verify.py
+	$(BIN)/python bench/bench_proxy.py
+	$(BIN)/python bench/bench_linking.py
+	$(BIN)/python bench/bench_search.py
+	$(BIN)/python bench/bench_export.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
