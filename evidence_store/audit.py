@@ -3,7 +3,8 @@ the stored log (R3, R10, R17). The chain rules themselves live in `domain.audit_
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from itertools import chain
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, select, text
@@ -11,14 +12,14 @@ from sqlalchemy.orm import Session
 
 from evidence_store.db.tables import audit_checkpoints, audit_events
 from evidence_store.domain.audit_chain import (
+    STORED_FIELDS,
     AuditCheckpoint,
     AuditEvent,
-    AuditRecord,
     ChainProblem,
     ChainVerdict,
     build_checkpoint,
     build_event,
-    verify_chain,
+    verify_stored_chain,
 )
 from evidence_store.keys import PublicKey, StationKey
 from evidence_store.ports import Clock
@@ -115,12 +116,13 @@ class AuditLog:
         )
 
 
-def _stream_events(connection: Connection) -> Iterator[AuditRecord]:
+def _stream_events(connection: Connection) -> Iterator[Sequence[Any]]:
+    """Every stored event in seq order, as rows of the `STORED_FIELDS`, streamed in batches."""
+    columns = [audit_events.c[name] for name in STORED_FIELDS]
     result = connection.execution_options(stream_results=True, yield_per=VERIFY_BATCH).execute(
-        select(audit_events).order_by(audit_events.c.seq)
+        select(*columns).order_by(audit_events.c.seq)
     )
-    for partition in result.partitions():
-        yield from partition  # a Row has every attribute of an AuditRecord
+    return chain.from_iterable(result.partitions())
 
 
 def load_checkpoints(connection: Connection) -> list[AuditCheckpoint]:
@@ -143,7 +145,7 @@ def verify_audit_log(engine: Engine, public_key: PublicKey, *, all_signatures: b
     with engine.connect() as connection:
         checkpoints = load_checkpoints(connection)
         foreign = [cp for cp in checkpoints if cp.key_fingerprint != public_key.fingerprint]
-        verdict = verify_chain(
+        verdict = verify_stored_chain(
             _stream_events(connection),
             checkpoints,
             public_key.verify,

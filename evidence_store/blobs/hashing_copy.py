@@ -11,13 +11,15 @@ from __future__ import annotations
 import ctypes
 import errno
 import hashlib
+import io
+import mmap
 import os
 import queue
 import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 CHUNK_SIZE = 4 * 1024 * 1024
 QUEUE_DEPTH = 4
@@ -44,28 +46,29 @@ def copy_hashing(
     chunk_size: int = CHUNK_SIZE,
     queue_depth: int = QUEUE_DEPTH,
     on_progress: Callable[[int], None] | None = None,
+    reuse_buffers: bool = False,
 ) -> CopyResult:
     """Read `source` to its end, hash it, and hand every chunk to `write` (in a writer thread).
 
     `write=None` only hashes. An exception in the writer stops the copy and is re-raised here.
+
+    Each chunk is a new immutable bytes object, which `write` may keep. With `reuse_buffers`, a
+    source that has `readinto` is read into at most `queue_depth + 2` buffers allocated once and
+    reused as soon as `write` returns (no allocation and no page faults per chunk); `write` must
+    then be done with the view when it returns.
     """
+    if write is None:
+        return _hash_only(source, chunk_size, on_progress)
     digest = hashlib.sha256()
     total = 0
-    if write is None:
-        while chunk := source.read(chunk_size):
-            digest.update(chunk)
-            total += len(chunk)
-            if on_progress:
-                on_progress(total)
-        return CopyResult(digest.hexdigest(), total)
-
+    chunks = _Chunks(source, chunk_size, queue_depth + 2 if reuse_buffers else 0)
     # Small files (most sidecars, photos) fit in one chunk: no thread is worth starting for them.
-    first = source.read(chunk_size)
-    second = source.read(chunk_size) if first else b""
+    first = chunks.next()
+    second = chunks.next() if first else first
     if not second:
         digest.update(first)
         if first:
-            write(memoryview(first))
+            write(first)
         if on_progress:
             on_progress(len(first))
         return CopyResult(digest.hexdigest(), len(first))
@@ -78,26 +81,27 @@ def copy_hashing(
             item = pending.get()
             if item is _DONE:
                 return
-            if failure:
-                continue  # drain so the reader never blocks on a dead writer
-            try:
-                write(memoryview(item))  # type: ignore[arg-type]
-            except BaseException as exc:
-                failure.append(exc)
+            view = cast(memoryview, item)
+            if not failure:  # after a failure, drain so the reader never blocks on a dead writer
+                try:
+                    write(view)
+                except BaseException as exc:
+                    failure.append(exc)
+            chunks.release(view)
 
     thread = threading.Thread(target=writer_loop, name="blob-writer", daemon=True)
     thread.start()
     try:
-        for chunk in (first, second):
-            pending.put(chunk)
-            digest.update(chunk)
-            total += len(chunk)
+        for view in (first, second):
+            pending.put(view)
+            digest.update(view)
+            total += len(view)
         if on_progress:
             on_progress(total)
-        while not failure and (chunk := source.read(chunk_size)):
-            pending.put(chunk)
-            digest.update(chunk)
-            total += len(chunk)
+        while not failure and (view := chunks.next()):
+            pending.put(view)
+            digest.update(view)  # while the writer writes it: both only read it
+            total += len(view)
             if on_progress:
                 on_progress(total)
     finally:
@@ -108,7 +112,77 @@ def copy_hashing(
     return CopyResult(digest.hexdigest(), total)
 
 
-def write_all(fd: int, *, flush_behind: bool = False) -> Writer:
+def _hash_only(source: BinaryIO, chunk_size: int, on_progress: Callable[[int], None] | None) -> CopyResult:
+    digest = hashlib.sha256()
+    total = 0
+    readinto = _readinto_of(source)
+    if readinto is not None:  # nothing outside sees the buffer: one is enough
+        buffer = bytearray(chunk_size)
+        view = memoryview(buffer)
+        while n := readinto(buffer):
+            digest.update(view[:n])
+            total += n
+            if on_progress:
+                on_progress(total)
+        return CopyResult(digest.hexdigest(), total)
+    while chunk := source.read(chunk_size):
+        digest.update(chunk)
+        total += len(chunk)
+        if on_progress:
+            on_progress(total)
+    return CopyResult(digest.hexdigest(), total)
+
+
+def _readinto_of(source: BinaryIO) -> Callable[[bytearray | mmap.mmap], int | None] | None:
+    """`source.readinto`, unless it has none or it is the io.RawIOBase stub over a `read`."""
+    readinto = getattr(source, "readinto", None)
+    if readinto is None or (
+        isinstance(source, io.RawIOBase) and type(source).readinto is io.RawIOBase.readinto
+    ):
+        return None
+    return readinto  # type: ignore[no-any-return]
+
+
+class _Chunks:
+    """The chunks of a source, as memoryviews: of new bytes objects, or (`pool` > 0 and the source
+    can `readinto`) of at most `pool` buffers, each reused once the writer has `release`d it."""
+
+    _EMPTY = memoryview(b"")
+
+    def __init__(self, source: BinaryIO, chunk_size: int, pool: int) -> None:
+        self._source = source
+        self._chunk_size = chunk_size
+        self._readinto = _readinto_of(source) if pool else None
+        self._free: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
+        self._unallocated = pool
+
+    def next(self) -> memoryview:
+        """The next chunk; empty at the end."""
+        if self._readinto is None:
+            return memoryview(self._source.read(self._chunk_size) or b"")
+        buffer = self._take()
+        n = self._readinto(buffer)
+        if not n:
+            self._free.put(buffer)
+            return self._EMPTY
+        return memoryview(buffer)[:n]
+
+    def release(self, view: memoryview) -> None:
+        """The writer is done with `view`: its buffer may be read into again."""
+        if self._readinto is not None and isinstance(view.obj, mmap.mmap):
+            self._free.put(view.obj)
+
+    def _take(self) -> mmap.mmap:
+        if self._unallocated:
+            try:
+                return self._free.get_nowait()
+            except queue.Empty:
+                self._unallocated -= 1
+                return mmap.mmap(-1, self._chunk_size)  # page-aligned, for O_DIRECT
+        return self._free.get()  # all in flight: wait for the writer to release one
+
+
+def write_all(fd: int, *, flush_behind: bool = False, direct: bool = False) -> Writer:
     """A writer that writes every byte of each chunk to a file descriptor.
 
     With `flush_behind` (for a regular file that is written once and kept), it also starts the disk
@@ -118,17 +192,24 @@ def write_all(fd: int, *, flush_behind: bool = False) -> Writer:
     blob neither piles up dirty pages nor evicts the page cache. It is only a hint: durability still
     comes from the caller's fsync. Elsewhere, or on a descriptor that does not support it, nothing
     extra happens.
+
+    With `direct` too (Linux; for chunks in page-aligned buffers, as `copy_hashing(reuse_buffers=True)`
+    reads into), a file past its first `WRITEBACK_EVERY` bytes is written with O_DIRECT: from the
+    chunk straight to the disk, without a copy into the page cache, which saves about a third of the
+    CPU time of a store write. When the kernel refuses a chunk so (not aligned, the last partial
+    chunk, a filesystem without O_DIRECT) O_DIRECT is turned off and the rest is written normally.
+    The caller must not seek the descriptor while writing through it.
     """
-    behind = _FlushBehind(fd) if flush_behind and _sync_file_range is not None else None
+    writer = _FileWriter(fd, flush_behind=flush_behind, direct=direct)
+    if not writer.hinting and not writer.may_go_direct:
 
-    def write(view: memoryview) -> None:
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-            if behind is not None:
-                behind.wrote(written)
+        def write(view: memoryview) -> None:
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
 
-    return write
+        return write
+    return writer.write
 
 
 def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
@@ -147,31 +228,74 @@ _sync_file_range = _load_sync_file_range()
 _SFR_WAIT_BEFORE, _SFR_WRITE, _SFR_WAIT_AFTER = 1, 2, 4
 # sync_file_range does not apply to this descriptor: stop hinting, the final fsync does the work.
 _NOT_SUPPORTED = {errno.ESPIPE, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF}
+_O_DIRECT = getattr(os, "O_DIRECT", 0) if sys.platform.startswith("linux") else 0
+_DIRECT_ALIGN = 4096  # O_DIRECT offsets, lengths and buffers: a multiple of the logical block size
 
 
-class _FlushBehind:
-    """Starts writeback of what was written and drops what is safely on disk (see `write_all`)."""
+class _FileWriter:
+    """`write_all` with flush-behind and O_DIRECT: tracks the file offset it writes at."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, *, flush_behind: bool, direct: bool) -> None:
         self.fd = fd
         try:
             offset = os.lseek(fd, 0, os.SEEK_CUR)
-            self.active = True
-        except OSError:
+            seekable = True
+        except OSError:  # a pipe or socket
             offset = 0
-            self.active = False  # a pipe or socket
-        self.written = self.started = self.dropped = offset
+            seekable = False
+        self.origin = self.written = self.started = self.dropped = offset
+        self.hinting = flush_behind and seekable and _sync_file_range is not None
+        self.may_go_direct = direct and seekable and bool(_O_DIRECT)
+        self.direct = False
 
-    def wrote(self, n: int) -> None:
-        self.written += n
-        if not self.active or self.written - self.started < WRITEBACK_EVERY:
+    def write(self, view: memoryview) -> None:
+        if (
+            self.may_go_direct
+            and not self.direct
+            and self.written - self.origin >= WRITEBACK_EVERY
+            and self.written % _DIRECT_ALIGN == 0
+            and (not self.hinting or self.started == self.written)
+        ):
+            self._set_direct(True)
+        while view:
+            try:
+                written = os.write(self.fd, view)
+            except OSError as exc:
+                if not (self.direct and exc.errno == errno.EINVAL):
+                    raise
+                self._set_direct(False)  # the kernel refused this chunk without the page cache
+                continue
+            view = view[written:]
+            self.written += written
+        if self.direct:
+            self.started = self.dropped = self.written  # nothing of it is in the page cache
+        elif self.hinting:
+            self._flush_behind()
+
+    def _set_direct(self, on: bool) -> None:
+        import fcntl  # POSIX only, like O_DIRECT
+
+        flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
+        try:
+            fcntl.fcntl(self.fd, fcntl.F_SETFL, flags | _O_DIRECT if on else flags & ~_O_DIRECT)
+        except OSError:
+            if not on:
+                raise
+            self.may_go_direct = False  # the filesystem has no O_DIRECT
+            return
+        self.direct = on
+        if not on:
+            self.may_go_direct = False
+
+    def _flush_behind(self) -> None:
+        if self.written - self.started < WRITEBACK_EVERY:
             return
         self._sync(self.started, self.written - self.started, _SFR_WRITE)
         self.started = self.written
         upto = self.started - DROP_BEHIND
-        if self.active and upto - self.dropped >= WRITEBACK_EVERY:
+        if self.hinting and upto - self.dropped >= WRITEBACK_EVERY:
             self._sync(self.dropped, upto - self.dropped, _SFR_WAIT_BEFORE | _SFR_WRITE | _SFR_WAIT_AFTER)
-            if self.active:
+            if self.hinting:
                 os.posix_fadvise(self.fd, self.dropped, upto - self.dropped, os.POSIX_FADV_DONTNEED)
             self.dropped = upto
 
@@ -181,7 +305,7 @@ class _FlushBehind:
             return
         code = ctypes.get_errno()
         if code in _NOT_SUPPORTED:
-            self.active = False
+            self.hinting = False
             return
         raise OSError(code, os.strerror(code))  # e.g. EIO: the disk failed, say so now
 

@@ -71,7 +71,7 @@ class LocalBlobStore:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as exc:
             raise StoreError(f"cannot write into {self._incoming}: {exc.strerror}") from exc
-        write_to_temp = write_all(fd, flush_behind=True)
+        write_to_temp = write_all(fd, flush_behind=True, direct=True)
 
         def write(view: memoryview) -> None:
             try:
@@ -82,7 +82,8 @@ class LocalBlobStore:
         linked = False
         try:
             try:
-                result = copy_hashing(source, write, chunk_size=self.chunk_size)
+                # `write` is done with each chunk when it returns: the buffers can be reused.
+                result = copy_hashing(source, write, chunk_size=self.chunk_size, reuse_buffers=True)
                 try:
                     if durable:
                         os.fsync(fd)

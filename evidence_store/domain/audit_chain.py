@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator
+import json.encoder
+import operator
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -93,17 +95,43 @@ def canonical_details(details: dict[str, Any] | None) -> str:
 
 def canonical_bytes(record: AuditRecord | AuditEvent) -> bytes:
     """The exact bytes an event's hash covers."""
+    return _canonical(
+        record.seq,
+        record.at,
+        record.actor,
+        record.action,
+        record.object_type,
+        record.object_id,
+        record.source,
+        record.details,
+    )
+
+
+# The function json.dumps(..., ensure_ascii=False) escapes each string with (the C one when available).
+_json_string = json.encoder.encode_basestring
+
+
+def _canonical(
+    seq: Any, at: Any, actor: Any, action: Any, object_type: Any, object_id: Any, source: Any, details: Any
+) -> bytes:
+    """``json.dumps([seq, at, actor, action, object_type, object_id, source, details],
+    separators=(",", ":"), ensure_ascii=False).encode()``: the hashed form, which must never change.
+
+    When `seq` is an int and the rest are strings (always, for events built here or read from the
+    database) the same text is assembled directly, as json's encoder does it (int repr, json's own
+    string escaping, commas), in about half the time; anything else goes through json.dumps itself.
+    """
+    if type(seq) is int:
+        try:
+            return (
+                f"[{int.__repr__(seq)},{_json_string(at)},{_json_string(actor)},{_json_string(action)},"
+                f"{_json_string(object_type)},{_json_string(object_id)},{_json_string(source)},"
+                f"{_json_string(details)}]"
+            ).encode()
+        except TypeError:  # a field that is not a string: json decides how it looks
+            pass
     return json.dumps(
-        [
-            record.seq,
-            record.at,
-            record.actor,
-            record.action,
-            record.object_type,
-            record.object_id,
-            record.source,
-            record.details,
-        ],
+        [seq, at, actor, action, object_type, object_id, source, details],
         separators=(",", ":"),
         ensure_ascii=False,
     ).encode()
@@ -193,6 +221,24 @@ class ChainVerdict:
         return min(self.problems, key=lambda p: p.seq) if self.problems else None
 
 
+# An event as stored: its fields in this order (`verify_stored_chain` takes rows selected this way).
+STORED_FIELDS = (
+    "seq",
+    "at",
+    "actor",
+    "action",
+    "object_type",
+    "object_id",
+    "source",
+    "details",
+    "prev_hash",
+    "hash",
+    "signature",
+)
+_SEQ, _HASH, _SIGNATURE = 0, 9, 10
+_stored_fields = operator.attrgetter(*STORED_FIELDS)
+
+
 def verify_chain(
     events: Iterable[AuditRecord],
     checkpoints: Iterable[AuditCheckpoint],
@@ -208,6 +254,26 @@ def verify_chain(
     the event hash at their seq. Event signatures are checked after the last checkpoint, around every
     break (to name the event that was rewritten), and everywhere if `all_signatures`.
     """
+    return verify_stored_chain(
+        map(_stored_fields, events),
+        checkpoints,
+        verify_signature,
+        all_signatures=all_signatures,
+        max_problems=max_problems,
+    )
+
+
+def verify_stored_chain(
+    rows: Iterable[Sequence[Any]],
+    checkpoints: Iterable[AuditCheckpoint],
+    verify_signature: Verifier,
+    *,
+    all_signatures: bool = False,
+    max_problems: int = 20,
+) -> ChainVerdict:
+    """`verify_chain` over events given as sequences of their `STORED_FIELDS` in that order (database
+    rows selected so): the same checks and verdict, without an attribute lookup per field, which was
+    most of the cost of verifying a long log."""
     verdict = ChainVerdict()
     checkpoint_by_seq = {cp.seq: cp for cp in checkpoints}
     last_checkpoint_seq = max(checkpoint_by_seq, default=0)
@@ -216,42 +282,59 @@ def verify_chain(
         if not verify_signature(signed_message_for_checkpoint(cp.seq, cp.head_hash, cp.at), cp.signature):
             verdict.problems.append(ChainProblem(cp.seq, f"checkpoint at event {cp.seq} has a bad signature"))
 
+    problems = verdict.problems
+    sha256 = hashlib.sha256
     expected_seq = 1
     prev_hash = GENESIS_HASH
-    prev_event: AuditRecord | None = None
-    for event in _bounded(events, verdict, max_problems):
-        verdict.events_checked += 1
-        if event.seq != expected_seq:
-            what = "missing" if event.seq > expected_seq else "out of order or duplicated"
-            verdict.problems.append(
-                ChainProblem(
-                    expected_seq, f"event {expected_seq} is {what} (found event {event.seq} in its place)"
-                )
+    prev_row: Sequence[Any] | None = None
+    events_checked = signatures_checked = 0
+    for row in rows:
+        if len(problems) >= max_problems:
+            break
+        (
+            seq,
+            at,
+            actor,
+            action,
+            object_type,
+            object_id,
+            source,
+            details,
+            row_prev_hash,
+            row_hash,
+            signature,
+        ) = row
+        events_checked += 1
+        if seq != expected_seq:
+            what = "missing" if seq > expected_seq else "out of order or duplicated"
+            problems.append(
+                ChainProblem(expected_seq, f"event {expected_seq} is {what} (found event {seq} in its place)")
             )
-        recomputed = chain_hash(event.prev_hash, canonical_bytes(event))
-        if recomputed != event.hash:
-            verdict.problems.append(
-                ChainProblem(
-                    event.seq, f"event {event.seq} was altered: its content no longer matches its hash"
-                )
+        canonical = _canonical(seq, at, actor, action, object_type, object_id, source, details)
+        recomputed = sha256(row_prev_hash.encode() + b"\n" + canonical).hexdigest()  # chain_hash, inlined
+        if recomputed != row_hash:
+            problems.append(
+                ChainProblem(seq, f"event {seq} was altered: its content no longer matches its hash")
             )
-        elif event.prev_hash != prev_hash:
-            verdict.problems.append(_explain_broken_link(event, prev_event, verify_signature))
-        check_signature = all_signatures or event.seq > last_checkpoint_seq
-        if check_signature:
-            verdict.signatures_checked += 1
-            if not verify_signature(signed_message_for_event(event.hash), event.signature):
-                verdict.problems.append(ChainProblem(event.seq, f"event {event.seq} has a bad signature"))
-        checkpoint = checkpoint_by_seq.get(event.seq)
-        if checkpoint is not None and checkpoint.head_hash != event.hash:
-            verdict.problems.append(
-                ChainProblem(event.seq, f"event {event.seq} differs from the signed checkpoint at that point")
+        elif row_prev_hash != prev_hash:
+            problems.append(_explain_broken_link(seq, prev_row, verify_signature))
+        if all_signatures or seq > last_checkpoint_seq:
+            signatures_checked += 1
+            if not verify_signature(signed_message_for_event(row_hash), signature):
+                problems.append(ChainProblem(seq, f"event {seq} has a bad signature"))
+        checkpoint = checkpoint_by_seq.get(seq)
+        if checkpoint is not None and checkpoint.head_hash != row_hash:
+            problems.append(
+                ChainProblem(seq, f"event {seq} differs from the signed checkpoint at that point")
             )
-        expected_seq = event.seq + 1
-        prev_hash = event.hash
-        prev_event = event
-        verdict.head_seq = event.seq
-        verdict.head_hash = event.hash
+        expected_seq = seq + 1
+        prev_hash = row_hash
+        prev_row = row
+    verdict.events_checked = events_checked
+    verdict.signatures_checked = signatures_checked
+    if prev_row is not None:
+        verdict.head_seq = prev_row[_SEQ]
+        verdict.head_hash = prev_hash
     if last_checkpoint_seq > verdict.head_seq:
         verdict.problems.append(
             ChainProblem(
@@ -263,26 +346,14 @@ def verify_chain(
     return verdict
 
 
-def _bounded(
-    events: Iterable[AuditRecord], verdict: ChainVerdict, max_problems: int
-) -> Iterator[AuditRecord]:
-    for event in events:
-        if len(verdict.problems) >= max_problems:
-            return
-        yield event
-
-
 def _explain_broken_link(
-    event: AuditRecord, prev_event: AuditRecord | None, verify_signature: Verifier
+    seq: int, prev_row: Sequence[Any] | None, verify_signature: Verifier
 ) -> ChainProblem:
     # A link breaks either because this event was moved/inserted, or because the previous event was
     # rewritten together with its hash; the previous event's signature tells which.
-    if prev_event is not None and not verify_signature(
-        signed_message_for_event(prev_event.hash), prev_event.signature
+    if prev_row is not None and not verify_signature(
+        signed_message_for_event(prev_row[_HASH]), prev_row[_SIGNATURE]
     ):
-        return ChainProblem(
-            prev_event.seq, f"event {prev_event.seq} was rewritten: its hash is not the one signed"
-        )
-    return ChainProblem(
-        event.seq, f"event {event.seq} does not follow event {event.seq - 1}: inserted or reordered"
-    )
+        prev_seq = prev_row[_SEQ]
+        return ChainProblem(prev_seq, f"event {prev_seq} was rewritten: its hash is not the one signed")
+    return ChainProblem(seq, f"event {seq} does not follow event {seq - 1}: inserted or reordered")
