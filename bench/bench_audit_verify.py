@@ -20,6 +20,7 @@ import argparse
 import multiprocessing
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -187,6 +188,22 @@ def _insert(engine: Engine, event_rows: list[dict[str, Any]], checkpoint_rows: l
     checkpoint_rows.clear()
 
 
+def _resident_bytes(path: Path) -> int | None:
+    """How much of `path` is in the page cache (util-linux fincore), or None if unknown."""
+    if shutil.which("fincore") is None:
+        return None
+    out = subprocess.run(
+        ["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        return int(out.stdout.strip())
+    except ValueError:
+        return None
+
+
 def _load_average() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -264,7 +281,9 @@ def _bench(args: argparse.Namespace, home: Path) -> int:
                 f"AuditLog.record) and {checkpoints:,} checkpoints in {generation_s:.1f} s "
                 f"({bulk / generation_s:,.0f} events/s)"
             )
-        print(f"database {db_size / 1e6:.0f} MB ({checkpoints:,} checkpoints), warm in the page cache")
+        resident = _resident_bytes(settings.home / "evidence.db")
+        cached = "unknown" if resident is None else f"{100 * resident / db_size:.0f}%"
+        print(f"database {db_size / 1e6:.0f} MB ({checkpoints:,} checkpoints), {cached} in the page cache")
         assert stored == args.events
 
         load_before = _load_average()

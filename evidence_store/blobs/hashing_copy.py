@@ -2,8 +2,10 @@
 
 Reading and hashing run in the calling thread and writing in a second one; `hashlib` and file I/O
 release the GIL on large buffers, so on two cores the three overlap and the copy runs at about the
-speed of hashing alone. Memory is bounded by `queue_depth` chunks in flight. `write_all(fd,
-flush_behind=True)` also keeps the disk busy during the copy, so the final fsync is short.
+speed of hashing alone. Memory is bounded by `queue_depth` chunks in flight (with `reuse_buffers`,
+`queue_depth + 2` buffers allocated once). `write_all(fd, flush_behind=True)` also keeps the disk busy
+during the copy, so the final fsync is short, and with `direct=True` writes large files with O_DIRECT
+from those buffers, without a copy into the page cache (see bench/RESULTS.md for the measurements).
 """
 
 from __future__ import annotations
