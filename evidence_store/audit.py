@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session
 
+from evidence_store.db.engine import read_only
 from evidence_store.db.tables import audit_checkpoints, audit_events
 from evidence_store.domain.audit_chain import (
     STORED_FIELDS,
@@ -142,7 +143,8 @@ def load_checkpoints(connection: Connection) -> list[AuditCheckpoint]:
 
 def verify_audit_log(engine: Engine, public_key: PublicKey, *, all_signatures: bool = False) -> ChainVerdict:
     """Re-hash every stored event and check the signatures that vouch for them."""
-    with engine.connect() as connection:
+    with engine.connect() as plain:
+        connection = read_only(plain)
         checkpoints = load_checkpoints(connection)
         foreign = [cp for cp in checkpoints if cp.key_fingerprint != public_key.fingerprint]
         verdict = verify_stored_chain(

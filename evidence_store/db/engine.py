@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.exc import DatabaseError as SADatabaseError
 
 from evidence_store.errors import ConfigurationError, DatabaseUnavailableError
+
+READ_ONLY = "evidence_read_only"
+
+
+def read_only(connection: Connection) -> Connection:
+    """A connection whose transactions read one consistent snapshot without blocking writers: a plain
+    deferred transaction on SQLite (WAL), REPEATABLE READ on PostgreSQL."""
+    if connection.dialect.name == "postgresql":
+        return connection.execution_options(isolation_level="REPEATABLE READ", **{READ_ONLY: True})
+    return connection.execution_options(**{READ_ONLY: True})
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -49,8 +59,12 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # Take the write lock up front: a transaction that reads the audit head and then appends must
-        # not find that another writer moved the head in between (SQLITE_BUSY_SNAPSHOT).
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # not find that another writer moved the head in between (SQLITE_BUSY_SNAPSHOT). Long readers
+        # (audit verify, scrub) ask for `read_only` and take a plain snapshot, so docking goes on.
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def check_connection(engine: Engine) -> None:

@@ -110,3 +110,21 @@ def test_audit_log_lists_events(station: Station, station_env: dict[str, str]) -
     events = json.loads(result.stdout)["events"]
     assert [e["object"] for e in events] == ["clip:1"]
     assert events[0]["details"] == {"i": 1, "note": "现场检查"}
+
+
+def test_verifying_does_not_block_writers(station: Station) -> None:
+    """A long `audit verify` reads a snapshot; docking (a writer) goes on meanwhile (SQLite WAL)."""
+    from sqlalchemy import text
+
+    from evidence_store.db.engine import read_only
+
+    record_events(station, 3)
+    with station.engine.connect() as plain:
+        reader = read_only(plain)
+        assert reader.scalar(select(audit_events.c.seq).order_by(audit_events.c.seq.desc()).limit(1)) == 4
+        # a writer commits while the reader's transaction is still open
+        record_events(station, 1)
+        assert reader.scalar(text("SELECT max(seq) FROM audit_events")) == 4  # its own snapshot
+    from evidence_store.audit import verify_audit_log
+
+    assert verify_audit_log(station.engine, station.key).head_seq == 5
