@@ -48,8 +48,8 @@ from evidence_store.domain.model import (
 )
 from evidence_store.errors import EvidenceError, ObjectLockedError
 from evidence_store.ports import LockableBlobStore
+from evidence_store.review_holds import clips_under_review
 from retention.policy import CaseFacts, ClipFacts, Decision, LinkFacts, RetentionSettings, decide
-from web.supervision import clips_under_review
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ the parameters, the population size and the sha256 of the population's id list a
 draw, so `redraw` proves later that the same seed over the same population gives the same sample.
 
 While an item is open its clip (or every clip linked to its case) is under review and must be held
-from retention: `clips_under_review` is that query for the retention run.
+from retention: `evidence_store.review_holds.clips_under_review` is that query for the retention run.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Select, func, insert, select, union, update
+from sqlalchemy import Connection, Select, func, insert, select, update
 
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import (
@@ -32,6 +32,7 @@ from evidence_store.db.tables import (
 )
 from evidence_store.domain.model import CaseCategory, ClipStatus
 from evidence_store.errors import EvidenceError
+from evidence_store.review_holds import clips_under_review, under_review_query  # noqa: F401 - re-exported
 from web.access import PERMISSIONS, Permission, Role, User, visible_case_clause, visible_clip_clause
 from web.dbutil import inserted_id
 
@@ -399,27 +400,3 @@ def reviewers(connection: Connection) -> list[str]:
 
 
 # -- the retention hold -------------------------------------------------------------------------------
-
-
-def under_review_query(clip_ids: list[int]) -> Any:
-    """SELECT clip_id of the given clips that are under review: an open supervision item names the
-    clip, or names a case the clip is (actively) linked to."""
-    direct = select(supervision_items.c.clip_id.label("clip_id")).where(
-        supervision_items.c.status == OPEN, supervision_items.c.clip_id.in_(clip_ids)
-    )
-    via_case = (
-        select(clip_links.c.clip_id.label("clip_id"))
-        .join(supervision_items, supervision_items.c.case_id == clip_links.c.case_id)
-        .where(
-            supervision_items.c.status == OPEN,
-            clip_links.c.removed_at.is_(None),
-            clip_links.c.clip_id.in_(clip_ids),
-        )
-    )
-    return union(direct, via_case)
-
-
-def clips_under_review(connection: Connection, clip_ids: list[int]) -> set[int]:
-    if not clip_ids:
-        return set()
-    return {int(row[0]) for row in connection.execute(under_review_query(clip_ids))}
