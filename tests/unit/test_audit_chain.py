@@ -7,11 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 
 from evidence_store.domain.audit_chain import (
     GENESIS_HASH,
     AuditCheckpoint,
     AuditEvent,
+    _canonical,
     build_checkpoint,
     build_event,
     canonical_bytes,
@@ -205,3 +208,15 @@ def test_canonical_form_is_stable_text() -> None:
         canonical_bytes(event)
         == '[1,"2026-11-24T08:00:00.000000Z","a","b","c","1","s","{\\"a\\":\\"检查\\",\\"z\\":1}"]'.encode()
     )
+
+
+@given(
+    seq=st.integers(min_value=0, max_value=2**62),
+    fields=st.lists(st.text(), min_size=7, max_size=7),
+)
+def test_the_fast_canonical_form_is_byte_for_byte_json_dumps(seq: int, fields: list[str]) -> None:
+    """The hashed form must never change: the direct assembly equals json.dumps for any text."""
+    import json
+
+    expected = json.dumps([seq, *fields], separators=(",", ":"), ensure_ascii=False).encode()
+    assert _canonical(seq, *fields) == expected

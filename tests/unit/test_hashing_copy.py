@@ -47,3 +47,13 @@ def test_a_failing_writer_stops_the_copy_and_raises() -> None:
 def test_only_hex_digests_become_paths(bad: str) -> None:
     with pytest.raises(ValueError, match="not a sha256"):
         check_sha256(bad)
+
+
+def test_reused_buffers_copy_every_byte_in_order() -> None:
+    """With pooled buffers the writer sees each chunk before its buffer is reused."""
+    data = random.Random(11).randbytes(5 * 65536 + 123)
+    sink = bytearray()
+    result = copy_hashing(io.BytesIO(data), sink.extend, chunk_size=65536, queue_depth=2, reuse_buffers=True)
+    assert bytes(sink) == data
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+    assert result.size == len(data)
