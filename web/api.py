@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
@@ -17,27 +17,29 @@ from web.access import Permission, Role
 from web.auditlog import AuditQuery, browse
 from web.casesview import CaseActionError, case_detail, case_row, link_clip, list_cases, mark_evidence, unlink
 from web.common import clip_by_sha256, clip_query, run_search, verify_clip, view_clip, visible_clip_row
-from web.context import LOGIN_CSRF_COOKIE, SESSION_COOKIE, BadRequest, Ctx, get_ctx, need, user_ctx
+from web.context import LOGIN_CSRF_COOKIE, SESSION_COOKIE, BadRequest, Ctx
 from web.dashboard import dashboard
+from web.deps import (
+    AnyCtx,
+    AuditCtx,
+    CaseCtx,
+    ClipCtx,
+    DashboardCtx,
+    DrawCtx,
+    LinkCtx,
+    ReviewCtx,
+    SearchCtx,
+    StatsCtx,
+    SupervisionCtx,
+    UserCtx,
+    UsersCtx,
+    VerifyCtx,
+)
 from web.stats import annual_statistics
 from web.supervision import DrawRequest, SupervisionError, create_draw, get_draw, list_draws, redraw, review
 
 router = APIRouter(prefix="/api")
 P = Permission
-AnyCtx = Annotated[Ctx, Depends(get_ctx)]
-UserCtx = Annotated[Ctx, Depends(user_ctx)]
-SearchCtx = Annotated[Ctx, Depends(need(P.CLIP_SEARCH))]
-ClipCtx = Annotated[Ctx, Depends(need(P.CLIP_VIEW))]
-VerifyCtx = Annotated[Ctx, Depends(need(P.CLIP_VERIFY))]
-CaseCtx = Annotated[Ctx, Depends(need(P.CASE_VIEW))]
-LinkCtx = Annotated[Ctx, Depends(need(P.CASE_LINK))]
-DashboardCtx = Annotated[Ctx, Depends(need(P.DASHBOARD_VIEW))]
-SupervisionCtx = Annotated[Ctx, Depends(need(P.SUPERVISION_VIEW))]
-DrawCtx = Annotated[Ctx, Depends(need(P.SUPERVISION_DRAW))]
-ReviewCtx = Annotated[Ctx, Depends(need(P.SUPERVISION_REVIEW))]
-StatsCtx = Annotated[Ctx, Depends(need(P.STATS_VIEW))]
-AuditCtx = Annotated[Ctx, Depends(need(P.AUDIT_VIEW))]
-UsersCtx = Annotated[Ctx, Depends(need(P.USERS_MANAGE))]
 
 
 class LoginBody(BaseModel):

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from evidence_store.domain.model import CaseCategory, ClipStatus, Confidentiality, MediaType
@@ -38,11 +38,25 @@ from web.context import (
     SESSION_COOKIE,
     BadRequest,
     Ctx,
-    get_ctx,
-    need,
-    user_ctx,
 )
 from web.dashboard import dashboard
+from web.deps import (
+    AnyCtx,
+    AuditCtx,
+    CaseCtx,
+    ClipCtx,
+    DashboardCtx,
+    DrawCtx,
+    LinkCtx,
+    OriginalCtx,
+    ReviewCtx,
+    SearchCtx,
+    SettingsCtx,
+    StatsCtx,
+    SupervisionCtx,
+    UsersCtx,
+    VerifyCtx,
+)
 from web.i18n import LANGUAGES
 from web.stats import CATEGORIES, annual_statistics, as_csv
 from web.supervision import (
@@ -59,22 +73,6 @@ from web.supervision import (
 
 router = APIRouter(include_in_schema=False)
 P = Permission
-UserCtx = Annotated[Ctx, Depends(user_ctx)]
-AnyCtx = Annotated[Ctx, Depends(get_ctx)]
-SearchCtx = Annotated[Ctx, Depends(need(P.CLIP_SEARCH))]
-ClipCtx = Annotated[Ctx, Depends(need(P.CLIP_VIEW))]
-VerifyCtx = Annotated[Ctx, Depends(need(P.CLIP_VERIFY))]
-OriginalCtx = Annotated[Ctx, Depends(need(P.CLIP_DOWNLOAD_ORIGINAL))]
-CaseCtx = Annotated[Ctx, Depends(need(P.CASE_VIEW))]
-LinkCtx = Annotated[Ctx, Depends(need(P.CASE_LINK))]
-DashboardCtx = Annotated[Ctx, Depends(need(P.DASHBOARD_VIEW))]
-SupervisionCtx = Annotated[Ctx, Depends(need(P.SUPERVISION_VIEW))]
-DrawCtx = Annotated[Ctx, Depends(need(P.SUPERVISION_DRAW))]
-ReviewCtx = Annotated[Ctx, Depends(need(P.SUPERVISION_REVIEW))]
-StatsCtx = Annotated[Ctx, Depends(need(P.STATS_VIEW))]
-AuditCtx = Annotated[Ctx, Depends(need(P.AUDIT_VIEW))]
-UsersCtx = Annotated[Ctx, Depends(need(P.USERS_MANAGE))]
-SettingsCtx = Annotated[Ctx, Depends(need(P.SETTINGS_MANAGE))]
 
 
 def render(ctx: Ctx, template: str, status: int = 200, **context: Any) -> HTMLResponse:
