@@ -168,9 +168,12 @@ def audit_checkpoint(ctx: click.Context, as_json: bool) -> None:
 @audit.command("log", help="List audit events, newest first.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--object", "object_ref", default=None, help="TYPE:ID, e.g. clip:12")
+@click.option("--action", default=None, help="Only this action, e.g. auth.login_failed")
 @json_option
 @click.pass_context
-def audit_log(ctx: click.Context, limit: int, object_ref: str | None, as_json: bool) -> None:
+def audit_log(
+    ctx: click.Context, limit: int, object_ref: str | None, action: str | None, as_json: bool
+) -> None:
     from evidence_store.bootstrap import open_station
     from evidence_store.db.tables import audit_events
 
@@ -181,6 +184,8 @@ def audit_log(ctx: click.Context, limit: int, object_ref: str | None, as_json: b
         if not object_id:
             raise click.UsageError("--object takes TYPE:ID, e.g. clip:12")
         query = query.where(audit_events.c.object_type == object_type, audit_events.c.object_id == object_id)
+    if action:
+        query = query.where(audit_events.c.action == action)
     with station.engine.connect() as connection:
         rows = connection.execute(query).all()
     station.close()

@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures.radosgw",
     "tests.fixtures.media",
     "tests.fixtures.tsa",
+    "tests.fixtures.redis",
 ]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,11 +68,14 @@ class CliResult:
     stderr: str
 
 
-def run_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> CliResult:
+def run_cli(
+    args: list[str], env: dict[str, str], timeout: float = 120, input: str | None = None
+) -> CliResult:
     """Run the real `evidence` command in a child process, as a user would."""
     proc = subprocess.run(
         [sys.executable, "-m", "evidence_store", *args],
         env=env,
+        input=input,
         capture_output=True,
         text=True,
         timeout=timeout,

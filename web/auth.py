@@ -21,38 +21,28 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.engine import Row
 
 from evidence_store.bootstrap import Station
-from evidence_store.db.tables import login_attempts, officers, users, web_sessions, web_settings
+from evidence_store.credentials import (
+    CredentialsRefused,
+    LoginLimits,
+    check_credentials,
+    hash_password,
+)
+from evidence_store.db.tables import officers, users, web_sessions, web_settings
 from evidence_store.errors import EvidenceError
 from web.access import Role, User
 from web.dbutil import inserted_id
 
-_hasher = PasswordHasher()  # argon2id, RFC 9106 "low memory" profile (64 MiB, 3 passes)
-_DUMMY_HASH = _hasher.hash("not a real password: equalises timing for unknown user names")
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 MIN_PASSWORD_LENGTH = 10
-ATTEMPT_RETENTION = timedelta(days=1)
 _TOUCH_EVERY = timedelta(seconds=30)
 
 
 class AccountError(EvidenceError):
     """A user-management request that cannot be carried out (unknown user, bad role, weak password)."""
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def verify_password(stored: str, password: str) -> bool:
-    try:
-        return _hasher.verify(stored, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
 
 
 def check_password_strength(password: str) -> None:
@@ -380,94 +370,42 @@ class NewSession:
     expires_at: datetime
 
 
-def _recent_failures(connection: Connection, column: Any, value: str, since: datetime) -> int:
-    return int(
-        connection.scalar(
-            select(func.count())
-            .select_from(login_attempts)
-            .where(column == value, login_attempts.c.at >= since, login_attempts.c.success.is_(False))
-        )
-        or 0
-    )
-
-
 def login(
     station: Station, config: WebConfig, username: str, password: str, *, client: str, user_agent: str = ""
 ) -> NewSession:
     """Check the password (after the rate limits), open a session, audit either way."""
-    username = username.strip().lower()[:200]
+    limits = LoginLimits(config.login_user_failures, config.login_client_failures, config.window)
+    try:
+        row = check_credentials(station, username, password, client=client, limits=limits, channel="web")
+    except CredentialsRefused as refused:
+        raise LoginRefused(refused.reason) from None
     now = station.clock()
-    since = now - config.window
-    with station.engine.connect() as connection:
-        by_user = _recent_failures(connection, login_attempts.c.username, username, since)
-        by_client = _recent_failures(connection, login_attempts.c.client, client, since)
-        row = connection.execute(select(users).where(users.c.username == username)).first()
-    if by_user >= config.login_user_failures or by_client >= config.login_client_failures:
-        with station.transaction() as session:
-            station.audit.record(
-                session,
-                actor=f"web:{username}",
-                action="auth.login_rate_limited",
-                object_type="user",
-                object_id=username,
-                details={"failures_for_user": by_user, "failures_from_client": by_client},
-                source=client,
-            )
-        raise LoginRefused("rate_limited")
-    ok = verify_password(row.password_hash, password) if row is not None else False
-    if row is None:
-        verify_password(_DUMMY_HASH, password)  # the same work whether or not the user exists
-    active = bool(row is not None and row.active)
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    expires_at = now + config.lifetime
     with station.transaction() as session:
-        session.execute(delete(login_attempts).where(login_attempts.c.at < now - ATTEMPT_RETENTION))
         session.execute(
-            insert(login_attempts).values(username=username, client=client, at=now, success=ok and active)
+            insert(web_sessions).values(
+                id=token_id(token),
+                user_id=row.id,
+                csrf_token=csrf,
+                created_at=now,
+                last_seen_at=now,
+                expires_at=expires_at,
+                client=client[:200],
+                user_agent=user_agent[:300],
+            )
         )
-        if not (ok and active):
-            station.audit.record(
-                session,
-                actor=f"web:{username}",
-                action="auth.login_failed",
-                object_type="user",
-                object_id=username,
-                details={"reason": "disabled" if ok else "bad_credentials"},
-                source=client,
-            )
-            failed = True
-        else:
-            assert row is not None
-            failed = False
-            token = secrets.token_urlsafe(32)
-            csrf = secrets.token_urlsafe(32)
-            expires_at = now + config.lifetime
-            session.execute(
-                insert(web_sessions).values(
-                    id=token_id(token),
-                    user_id=row.id,
-                    csrf_token=csrf,
-                    created_at=now,
-                    last_seen_at=now,
-                    expires_at=expires_at,
-                    client=client[:200],
-                    user_agent=user_agent[:300],
-                )
-            )
-            session.execute(update(users).where(users.c.id == row.id).values(last_login_at=now))
-            if _hasher.check_needs_rehash(row.password_hash):
-                session.execute(
-                    update(users).where(users.c.id == row.id).values(password_hash=hash_password(password))
-                )
-            station.audit.record(
-                session,
-                actor=f"web:{username}",
-                action="auth.login",
-                object_type="user",
-                object_id=username,
-                details={"role": row.role, "session": token_id(token)[:16]},
-                source=client,
-            )
-    if failed or row is None:
-        raise LoginRefused("bad_credentials")
+        session.execute(update(users).where(users.c.id == row.id).values(last_login_at=now))
+        station.audit.record(
+            session,
+            actor=f"web:{row.username}",
+            action="auth.login",
+            object_type="user",
+            object_id=row.username,
+            details={"role": row.role, "session": token_id(token)[:16]},
+            source=client,
+        )
     return NewSession(token, csrf, user_from_row(row), expires_at)
 
 

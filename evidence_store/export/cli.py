@@ -10,21 +10,66 @@ are recorded in the audit log as ``export.refused``); 3 any other failure.
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from evidence_store.cli import EXIT_FAILED, EXIT_INTEGRITY, EXIT_USAGE, emit, fail, json_option, settings_from
+from evidence_store.cli import (
+    EXIT_FAILED,
+    EXIT_INTEGRITY,
+    EXIT_USAGE,
+    cli_actor,
+    emit,
+    fail,
+    json_option,
+    settings_from,
+)
 from evidence_store.errors import NotFoundError
 
-user_option = click.option("--user", "user", required=True, help="Who acts (a station user name).")
+
+def user_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--user NAME` and how that user proves it is them (the password, typed or on stdin)."""
+    command = click.option(
+        "--password-stdin",
+        is_flag=True,
+        help="Read the user's password from the first line of stdin (default: prompt on the terminal).",
+    )(command)
+    return click.option("--user", "user", required=True, help="Who acts (a station user name).")(command)
 
 
-def _open(ctx: click.Context) -> Any:
+def _password(user: str, from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if not sys.stdin.isatty():
+        fail(f"the password of {user!r} is needed: run on a terminal, or pass --password-stdin", EXIT_USAGE)
+    return str(click.prompt(f"password of {user}", hide_input=True, err=True))
+
+
+def _open_as(ctx: click.Context, user: str, password_stdin: bool) -> Any:
+    """The station, once `user` has proved who they are with their station password.
+
+    The roles of the workflow (investigator requests, approver approves; R12) only separate duties
+    if the name given is checked: the same rate-limited, audited check as the web login.
+    """
     from evidence_store.bootstrap import open_station
+    from evidence_store.credentials import CredentialsRefused, check_credentials, load_limits
 
-    return open_station(settings_from(ctx))
+    password = _password(user, password_stdin)
+    station = open_station(settings_from(ctx))
+    try:
+        with station.engine.connect() as connection:
+            limits = load_limits(connection)
+        check_credentials(station, user, password, client=cli_actor(), limits=limits, channel="cli")
+    except CredentialsRefused as exc:
+        station.close()
+        fail(str(exc), EXIT_USAGE)
+    except BaseException:
+        station.close()
+        raise
+    return station
 
 
 def _run(action: Any) -> Any:
@@ -73,6 +118,7 @@ def export_group() -> None:
 def request_command(
     ctx: click.Context,
     user: str,
+    password_stdin: bool,
     clip_specs: tuple[str, ...],
     case_number: str | None,
     purpose: str,
@@ -83,7 +129,7 @@ def request_command(
 ) -> None:
     from evidence_store.export.workflow import describe, parse_clip_spec, request_export
 
-    station = _open(ctx)
+    station = _open_as(ctx, user, password_stdin)
     try:
         items = _run(lambda: [parse_clip_spec(spec, cut=cut, disclosure=disclosure) for spec in clip_specs])
         request = _run(
@@ -98,11 +144,17 @@ def request_command(
 
 
 def _decide(
-    ctx: click.Context, request_id: int, user: str, reason: str, approve: bool, as_json: bool
+    ctx: click.Context,
+    request_id: int,
+    user: str,
+    password_stdin: bool,
+    reason: str,
+    approve: bool,
+    as_json: bool,
 ) -> None:
     from evidence_store.export.workflow import approve_export, describe, reject_export
 
-    station = _open(ctx)
+    station = _open_as(ctx, user, password_stdin)
     try:
         if approve:
             request = _run(lambda: approve_export(station, request_id, user=user, reason=reason))
@@ -128,8 +180,10 @@ def _decide(
 @click.option("--reason", default="", help="A note on the approval.")
 @json_option
 @click.pass_context
-def approve_command(ctx: click.Context, request_id: int, user: str, reason: str, as_json: bool) -> None:
-    _decide(ctx, request_id, user, reason, True, as_json)
+def approve_command(
+    ctx: click.Context, request_id: int, user: str, password_stdin: bool, reason: str, as_json: bool
+) -> None:
+    _decide(ctx, request_id, user, password_stdin, reason, True, as_json)
 
 
 @export_group.command("reject", help="Reject a pending request, with a reason (as an approver).")
@@ -138,8 +192,10 @@ def approve_command(ctx: click.Context, request_id: int, user: str, reason: str,
 @click.option("--reason", required=True, help="Why it is rejected.")
 @json_option
 @click.pass_context
-def reject_command(ctx: click.Context, request_id: int, user: str, reason: str, as_json: bool) -> None:
-    _decide(ctx, request_id, user, reason, False, as_json)
+def reject_command(
+    ctx: click.Context, request_id: int, user: str, password_stdin: bool, reason: str, as_json: bool
+) -> None:
+    _decide(ctx, request_id, user, password_stdin, reason, False, as_json)
 
 
 @export_group.command("build", help="Build the package of an approved request (by its requester).")
@@ -156,11 +212,17 @@ def reject_command(ctx: click.Context, request_id: int, user: str, reason: str, 
 @json_option
 @click.pass_context
 def build_command(
-    ctx: click.Context, request_id: int, user: str, out_dir: Path | None, no_zip: bool, as_json: bool
+    ctx: click.Context,
+    request_id: int,
+    user: str,
+    password_stdin: bool,
+    out_dir: Path | None,
+    no_zip: bool,
+    as_json: bool,
 ) -> None:
     from evidence_store.export.package import build_package
 
-    station = _open(ctx)
+    station = _open_as(ctx, user, password_stdin)
     target = out_dir or station.settings.home / "exports"
     try:
         result = _run(
@@ -201,10 +263,12 @@ def build_command(
 )
 @json_option
 @click.pass_context
-def list_command(ctx: click.Context, user: str, status: str | None, as_json: bool) -> None:
+def list_command(
+    ctx: click.Context, user: str, password_stdin: bool, status: str | None, as_json: bool
+) -> None:
     from evidence_store.export.workflow import check_reader, expire_due, list_exports
 
-    station = _open(ctx)
+    station = _open_as(ctx, user, password_stdin)
     try:
         _run(lambda: check_reader(station, user))
         expire_due(station)
@@ -228,10 +292,10 @@ def _print_list(data: dict[str, Any]) -> None:
 @user_option
 @json_option
 @click.pass_context
-def show_command(ctx: click.Context, request_id: int, user: str, as_json: bool) -> None:
+def show_command(ctx: click.Context, request_id: int, user: str, password_stdin: bool, as_json: bool) -> None:
     from evidence_store.export.workflow import check_reader, expire_due, show_export
 
-    station = _open(ctx)
+    station = _open_as(ctx, user, password_stdin)
     try:
         _run(lambda: check_reader(station, user))
         expire_due(station)

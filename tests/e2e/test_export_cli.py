@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select, update
 
 from evidence_store.bootstrap import open_station
+from evidence_store.credentials import hash_password
 from evidence_store.db.tables import clips, export_requests
 from evidence_store.settings import load_settings
 from tests.conftest import CliResult, run_cli
@@ -42,7 +43,7 @@ def env(station_env: dict[str, str], tmp_path: Path, local_tsa: LocalTsa) -> dic
     ingest_video(full, tmp_path / "volume")
     station = open_station(load_settings(full))
     try:
-        add_people(station)
+        add_people(station, password_hash=hash_password(PASSWORD))
         with station.engine.connect() as connection:
             clip_id = connection.scalar(select(clips.c.id))
         assert clip_id == 1
@@ -50,6 +51,16 @@ def env(station_env: dict[str, str], tmp_path: Path, local_tsa: LocalTsa) -> dic
     finally:
         station.close()
     return full
+
+
+PASSWORD = "correct horse battery staple"
+
+
+def export_cli(
+    args: list[str], env: dict[str, str], timeout: float = 120, password: str = PASSWORD
+) -> CliResult:
+    """`evidence export ...` as the named user, who proves it with the password (on stdin)."""
+    return run_cli([*args, "--password-stdin"], env, timeout=timeout, input=password + "\n")
 
 
 def station_only(env: dict[str, str]) -> dict[str, str]:
@@ -60,7 +71,7 @@ def test_request_approve_build_and_verify_with_standard_tools(env: dict[str, str
     case = env["CASE"]
     env = station_only(env)
     requested = ok(
-        run_cli(
+        export_cli(
             [
                 "export",
                 "request",
@@ -93,14 +104,16 @@ def test_request_approve_build_and_verify_with_standard_tools(env: dict[str, str
         "disclosure": True,
     }
     rid = str(request["id"])
-    refused(run_cli(["export", "build", rid, "--user", "inv1"], env), "not approved yet")
-    refused(run_cli(["export", "approve", rid, "--user", "inv1"], env), "not approver")
-    ok(run_cli(["export", "approve", rid, "--user", "boss", "--reason", "同意"], env))
-    refused(run_cli(["export", "build", rid, "--user", "inv2"], env), "only the requester (inv1)")
+    refused(export_cli(["export", "build", rid, "--user", "inv1"], env), "not approved yet")
+    refused(export_cli(["export", "approve", rid, "--user", "inv1"], env), "not approver")
+    ok(export_cli(["export", "approve", rid, "--user", "boss", "--reason", "同意"], env))
+    refused(export_cli(["export", "build", rid, "--user", "inv2"], env), "only the requester (inv1)")
     out = tmp_path / "out"
     built = json.loads(
         ok(
-            run_cli(["export", "build", rid, "--user", "inv1", "--out", str(out), "--json"], env, timeout=600)
+            export_cli(
+                ["export", "build", rid, "--user", "inv1", "--out", str(out), "--json"], env, timeout=600
+            )
         ).stdout
     )
     package = Path(built["directory"])
@@ -234,7 +247,7 @@ def test_request_approve_build_and_verify_with_standard_tools(env: dict[str, str
     assert broken.code == 1 and "INVALID" in broken.stderr and "note.pdf" in broken.stderr
 
     # once only; the steps are in the audit log
-    refused(run_cli(["export", "build", rid, "--user", "inv1", "--out", str(out)], env), "already built")
+    refused(export_cli(["export", "build", rid, "--user", "inv1", "--out", str(out)], env), "already built")
     log = json.loads(ok(run_cli(["audit", "log", "--object", f"export:{rid}", "--json"], env)).stdout)[
         "events"
     ]
@@ -248,7 +261,7 @@ def test_request_approve_build_and_verify_with_standard_tools(env: dict[str, str
         "export.built",
         "export.refused",
     ]
-    shown = json.loads(ok(run_cli(["export", "show", rid, "--user", "boss", "--json"], env)).stdout)
+    shown = json.loads(ok(export_cli(["export", "show", rid, "--user", "boss", "--json"], env)).stdout)
     assert shown["status"] == "built" and shown["manifest_sha256"] == built["manifest_sha256"]
     ok(run_cli(["audit", "verify"], env))
     ok(run_cli(["scrub"], env))
@@ -258,28 +271,28 @@ def test_rejected_and_expired_requests_cannot_be_built(env: dict[str, str], tmp_
     env = station_only(env)
     first = json.loads(
         ok(
-            run_cli(
+            export_cli(
                 ["export", "request", "--user", "inv1", "--clip", "1", "--purpose", "review", "--json"], env
             )
         ).stdout
     )
     second = json.loads(
         ok(
-            run_cli(
+            export_cli(
                 ["export", "request", "--user", "inv1", "--clip", "1", "--purpose", "court", "--json"], env
             )
         ).stdout
     )
     refused(
-        run_cli(["export", "reject", str(first["id"]), "--user", "clerk", "--reason", "x"], env),
+        export_cli(["export", "reject", str(first["id"]), "--user", "clerk", "--reason", "x"], env),
         "not approver",
     )
-    ok(run_cli(["export", "reject", str(first["id"]), "--user", "boss", "--reason", "用途不明"], env))
+    ok(export_cli(["export", "reject", str(first["id"]), "--user", "boss", "--reason", "用途不明"], env))
     refused(
-        run_cli(["export", "build", str(first["id"]), "--user", "inv1"], env), "rejected by boss: 用途不明"
+        export_cli(["export", "build", str(first["id"]), "--user", "inv1"], env), "rejected by boss: 用途不明"
     )
 
-    ok(run_cli(["export", "approve", str(second["id"]), "--user", "boss"], env))
+    ok(export_cli(["export", "approve", str(second["id"]), "--user", "boss"], env))
     station = open_station(load_settings(env))
     try:  # the approval's validity ran out (as if export_validity_days had passed)
         with station.engine.begin() as connection:
@@ -291,18 +304,51 @@ def test_rejected_and_expired_requests_cannot_be_built(env: dict[str, str], tmp_
     finally:
         station.close()
     refused(
-        run_cli(["export", "build", str(second["id"]), "--user", "inv1", "--out", str(tmp_path)], env),
+        export_cli(["export", "build", str(second["id"]), "--user", "inv1", "--out", str(tmp_path)], env),
         "approval expired",
     )
-    listed = json.loads(ok(run_cli(["export", "list", "--user", "inv1", "--json"], env)).stdout)["exports"]
+    listed = json.loads(ok(export_cli(["export", "list", "--user", "inv1", "--json"], env)).stdout)["exports"]
     assert {e["id"]: e["status"] for e in listed} == {first["id"]: "rejected", second["id"]: "expired"}
     assert not list(tmp_path.glob("export-*"))
-    refused(run_cli(["export", "list", "--user", "nobody"], env), "no user 'nobody'")
+    refused(export_cli(["export", "list", "--user", "nobody"], env), "user 'nobody': wrong password")
     refused(
-        run_cli(["export", "request", "--user", "inv1", "--clip", "99", "--purpose", "x"], env), "no clip 99"
+        export_cli(["export", "request", "--user", "inv1", "--clip", "99", "--purpose", "x"], env),
+        "no clip 99",
     )
     refused(
-        run_cli(["export", "request", "--user", "inv1", "--clip", "1@5-2", "--purpose", "x"], env), "segment"
+        export_cli(["export", "request", "--user", "inv1", "--clip", "1@5-2", "--purpose", "x"], env),
+        "segment",
     )
     not_a_package = run_cli(["verify", str(tmp_path / "missing")], env)
     assert not_a_package.code == 2 and "does not exist" in not_a_package.stderr
+
+
+def test_the_named_user_must_prove_who_they_are(env: dict[str, str]) -> None:
+    env = station_only(env)
+    request = ["export", "request", "--user", "inv1", "--clip", "1", "--purpose", "court", "--json"]
+
+    # no password at all (not a terminal, no --password-stdin): refused before anything is read
+    unproved = run_cli(request, env)
+    assert unproved.code == 2 and "password of 'inv1' is needed" in unproved.stderr
+
+    # a wrong password, or another user's name with one's own password: refused, recorded, audited
+    refused(export_cli(request, env, password="not the password"), "user 'inv1': wrong password")
+    refused(export_cli(["export", "approve", "1", "--user", "boss"], env, password="guess"), "wrong password")
+    listed = json.loads(ok(export_cli(["export", "list", "--user", "inv1", "--json"], env)).stdout)
+    assert listed["exports"] == []  # nothing was requested or approved by the refused calls
+    log = json.loads(ok(run_cli(["audit", "log", "--action", "auth.login_failed", "--json"], env)).stdout)
+    failed = sorted((e["actor"], e["object"]) for e in log["events"])
+    assert failed == [("cli:boss", "user:boss"), ("cli:inv1", "user:inv1")]
+    assert all(e["details"]["reason"] == "bad_credentials" for e in log["events"])
+
+    # the same limit as the web login: after 5 failures for a name, even the right password waits
+    for _ in range(4):
+        refused(export_cli(request, env, password="still wrong"), "wrong password")
+    refused(export_cli(request, env), "too many failed attempts")
+    limited = json.loads(
+        ok(run_cli(["audit", "log", "--action", "auth.login_rate_limited", "--json"], env)).stdout
+    )
+    assert [e["object"] for e in limited["events"]] == ["user:inv1"]
+    # another user is not held up by inv1's failures
+    ok(export_cli(["export", "list", "--user", "inv2"], env))
+    ok(run_cli(["audit", "verify"], env))

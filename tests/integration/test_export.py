@@ -45,7 +45,9 @@ NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 # ------------------------------------------------------------------ helpers (also used by the e2e suite)
 
 
-def add_user(station: Station, username: str, role: str, *, active: bool = True) -> None:
+def add_user(
+    station: Station, username: str, role: str, *, active: bool = True, password_hash: str = "!"
+) -> None:
     now = station.clock()
     with station.engine.begin() as connection:
         connection.execute(
@@ -54,7 +56,7 @@ def add_user(station: Station, username: str, role: str, *, active: bool = True)
                 display_name=username,
                 role=role,
                 unit=UNIT,
-                password_hash="!",  # no web login needed here
+                password_hash=password_hash,  # "!": no password login needed here
                 active=active,
                 created_at=now,
                 updated_at=now,
@@ -62,11 +64,14 @@ def add_user(station: Station, username: str, role: str, *, active: bool = True)
         )
 
 
-def add_people(station: Station) -> None:
-    add_user(station, "inv1", "investigator")
-    add_user(station, "inv2", "investigator")
-    add_user(station, "boss", "approver")
-    add_user(station, "clerk", "custodian")
+def add_people(station: Station, password_hash: str = "!") -> None:
+    for username, role in (
+        ("inv1", "investigator"),
+        ("inv2", "investigator"),
+        ("boss", "approver"),
+        ("clerk", "custodian"),
+    ):
+        add_user(station, username, role, password_hash=password_hash)
 
 
 def events(station: Station, action: str) -> list[dict]:
