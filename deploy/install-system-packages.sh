@@ -14,7 +14,7 @@ test_packages=(
   postgresql postgresql-contrib
   radosgw ceph-mon ceph-osd ceph-common
   chromium  # browser tests of the web UI: Playwright drives Debian's Chromium (CJK fonts: run_packages)
-  poppler-utils
+  poppler-utils unzip  # the export tests check notes and zips with standard tools
 )
 
 case "${1:-run}" in

@@ -202,7 +202,7 @@ def write_all(fd: int, *, flush_behind: bool = False, direct: bool = False) -> W
     chunk, a filesystem without O_DIRECT) O_DIRECT is turned off and the rest is written normally.
     The caller must not seek the descriptor while writing through it.
     """
-    writer = _FileWriter(fd, flush_behind=flush_behind, direct=direct)
+    writer = FileWriter(fd, flush_behind=flush_behind, direct=direct)
     if not writer.hinting and not writer.may_go_direct:
 
         def write(view: memoryview) -> None:
@@ -234,7 +234,7 @@ _O_DIRECT = getattr(os, "O_DIRECT", 0) if sys.platform.startswith("linux") else 
 _DIRECT_ALIGN = 4096  # O_DIRECT offsets, lengths and buffers: a multiple of the logical block size
 
 
-class _FileWriter:
+class FileWriter:
     """`write_all` with flush-behind and O_DIRECT: tracks the file offset it writes at."""
 
     def __init__(self, fd: int, *, flush_behind: bool, direct: bool) -> None:
@@ -273,6 +273,11 @@ class _FileWriter:
             self.started = self.dropped = self.written  # nothing of it is in the page cache
         elif self.hinting:
             self._flush_behind()
+
+    def stop_direct(self) -> None:
+        """Back to writes through the page cache (before the descriptor is seeked or written elsewhere)."""
+        if self.direct:
+            self._set_direct(False)
 
     def _set_direct(self, on: bool) -> None:
         import fcntl  # POSIX only, like O_DIRECT

@@ -15,13 +15,14 @@ Layout (``export-000012/``, and ``export-000012.zip`` holding the same files und
     manifest.json.sig               Ed25519 signature over manifest.json by the station key
     SHA256SUMS                      sha256sum -c input for every file but itself and the signature
 
-Each original is read from the store exactly once: `copy_hashing` hashes it inline while a writer
-thread writes it to the directory and into the zip (stored, CRC computed as it goes). The hash of that
-one read must equal the sha256 the original is stored under, or the build stops (`IntegrityError`)
-and nothing is left behind. Segments and disclosure copies are cut from the package's own verified copy
-(the store is not read again). Everything is built under hidden ``.partial`` names and renamed into
-place only when complete and flushed to disk; then the request is marked ``built`` and the package is
-on record (``export.built`` with the manifest's sha256, and ``clip.exported`` on each clip).
+Each original is read from the store exactly once: `copy_hashing` hashes it inline while a writer thread
+writes it to the directory and a second one into the zip (stored, CRC computed as it goes), both with
+O_DIRECT from the copy's page-aligned buffers (the zip entry's data is padded to a 4 KiB boundary). The
+hash of that one read must equal the sha256 the original is stored under, or the build stops
+(`IntegrityError`) and nothing is left behind. Segments and disclosure copies are cut from the package's
+own verified copy (the store is not read again). Everything is built under hidden ``.partial`` names and
+renamed into place only when complete and flushed to disk; then the request is marked ``built`` and the
+package is on record (``export.built`` with the manifest's sha256, and ``clip.exported`` on each clip).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import os
 import queue
 import re
 import shutil
+import struct
 import threading
 import time
 import uuid
@@ -42,7 +44,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from evidence_store.blobs.hashing_copy import copy_hashing, write_all
+from evidence_store.blobs.hashing_copy import FileWriter, copy_hashing, write_all
 from evidence_store.bootstrap import Station
 from evidence_store.domain.model import ExportRequest
 from evidence_store.errors import ConfigurationError, IntegrityError
@@ -139,62 +141,72 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class _SideWriter:
-    """Hands each chunk to a thread of its own (the zip entry: CRC-32 and write), so that on two cores
-    the directory's write, the zip's CRC and write, and the reader's hashing overlap. Bounded queue;
-    the chunks are the reader's immutable bytes, shared, not copied."""
+class _ForkJoin:
+    """Runs one function on each chunk in a thread of its own while the caller does its part, and
+    returns when both are done with the chunk: the copy's buffers are reused as soon as the write
+    returns (`copy_hashing(reuse_buffers=True)`), so neither may keep them. On two cores the
+    reader's SHA-256, the zip's CRC-32 and the two O_DIRECT writes overlap."""
 
     _DONE = object()
 
-    def __init__(self, write: Callable[[memoryview], Any], depth: int = 4) -> None:
-        self._write = write
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
-        self._failure: list[BaseException] = []
+    def __init__(self, work: Callable[[memoryview], Any]) -> None:
+        self._work = work
+        self._todo: queue.Queue[object] = queue.Queue(maxsize=1)
+        self._done: queue.Queue[BaseException | None] = queue.Queue(maxsize=1)
         self._thread = threading.Thread(target=self._loop, name="export-zip-writer", daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is self._DONE:
-                return
-            if self._failure:
-                continue
+        while (item := self._todo.get()) is not self._DONE:
             try:
-                self._write(item)  # type: ignore[arg-type]
+                self._work(item)  # type: ignore[arg-type]
+                self._done.put(None)
             except BaseException as exc:
-                self._failure.append(exc)
+                self._done.put(exc)
 
-    def __call__(self, view: memoryview) -> None:
-        if self._failure:
-            raise self._failure[0]
-        self._queue.put(view)
+    def __call__(self, view: memoryview, mine: Callable[[memoryview], Any]) -> None:
+        self._todo.put(view)
+        try:
+            mine(view)
+        finally:
+            failure = self._done.get()  # wait even when ours failed: the buffer is about to be reused
+        if failure is not None:
+            raise failure
 
     def close(self) -> None:
-        self._queue.put(self._DONE)
+        self._todo.put(self._DONE)
         self._thread.join()
-        if self._failure:
-            raise self._failure[0]
 
 
 class _ZipSink:
-    """The zip's file for `zipfile`: unbuffered writes through `write_all(flush_behind=True)`, so the
-    disk writes the zip while the copy runs (as it does the directory's copy) and the final fsync is
-    short; seek and tell for the header rewrites `zipfile` does at the end of each entry."""
+    """The zip's file for `zipfile`: unbuffered writes with flush-behind, so the disk writes the zip
+    while the copy runs and the final fsync is short. An original's data starts on a 4 KiB boundary
+    (see `_PackageWriter._aligned_zinfo`), so from its page-aligned buffers it is written with O_DIRECT,
+    like the directory's copy; `zipfile`'s seeks (to rewrite an entry's header) end that mode."""
 
     def __init__(self, path: Path) -> None:
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o444)
-        self._write = write_all(self.fd, flush_behind=True)
+        self._writer: Callable[[memoryview], None] | None = None
+        self._direct: FileWriter | None = None
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
-        self._write(view)
+        if self._writer is None:
+            self._direct = FileWriter(self.fd, flush_behind=True, direct=True)
+            self._writer = self._direct.write
+        self._writer(view)
         return len(view)
+
+    def _end_run(self) -> None:
+        if self._direct is not None and self._direct.direct:
+            self._direct.stop_direct()
+        self._writer = self._direct = None
 
     def tell(self) -> int:
         return os.lseek(self.fd, 0, os.SEEK_CUR)
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        self._end_run()
         return os.lseek(self.fd, offset, whence)
 
     def seekable(self) -> bool:
@@ -205,17 +217,27 @@ class _ZipSink:
 
     def close(self) -> None:
         if self.fd >= 0:
+            self._end_run()
             os.fsync(self.fd)
             os.close(self.fd)
             self.fd = -1
 
 
+# Extra field of an original's local zip header that pads it so the data starts on a 4 KiB boundary
+# (the id Android's zipalign uses: two bytes of alignment, then zeros; unzip tools skip it).
+_ALIGNMENT_EXTRA_ID = 0xD935
+_ZIP_DATA_ALIGN = 4096
+
+
 class _PackageWriter:
     """Writes files into the partial directory and the zip at the same time."""
 
-    def __init__(self, root: Path, zip_file: zipfile.ZipFile | None, top: str, when: datetime) -> None:
+    def __init__(
+        self, root: Path, zip_file: zipfile.ZipFile | None, sink: _ZipSink | None, top: str, when: datetime
+    ) -> None:
         self.root = root
         self.zip = zip_file
+        self.sink = sink
         self.top = top
         self.date_time = (when.year, when.month, when.day, when.hour, when.minute, when.second)
         self.hashes: dict[str, tuple[str, int]] = {}
@@ -228,6 +250,19 @@ class _PackageWriter:
         info.file_size = size
         return info
 
+    def _aligned_zinfo(self, rel: str, size: int) -> zipfile.ZipInfo:
+        """An entry whose data will start on a 4 KiB boundary of the zip file (for O_DIRECT)."""
+        assert self.sink is not None
+        info = self._zinfo(rel, size)
+        info.CRC = info.compress_size = 0  # as `ZipFile.open(..., "w")` sets them before the header
+        zip64 = size * 1.05 > zipfile.ZIP64_LIMIT  # as it decides
+        header = len(info.FileHeader(zip64))
+        pad = -(self.sink.tell() + header + 4) % _ZIP_DATA_ALIGN
+        if pad < 2:
+            pad += _ZIP_DATA_ALIGN
+        info.extra = struct.pack("<HHH", _ALIGNMENT_EXTRA_ID, pad, _ZIP_DATA_ALIGN) + bytes(pad - 2)
+        return info
+
     def path(self, rel: str) -> Path:
         target = self.root / check_path(rel)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -238,25 +273,22 @@ class _PackageWriter:
         target = self.path(rel)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         try:
-            write_dir = write_all(fd, flush_behind=True)
+            write_dir = write_all(fd, flush_behind=True, direct=True)
             if self.zip is not None:
-                entry = self.zip.open(self._zinfo(rel, size), "w")
-                side = _SideWriter(entry.write)
-
-                def write(view: memoryview) -> None:
-                    side(view)
-                    write_dir(view)
-
+                info = self._aligned_zinfo(rel, size)
+                entry = self.zip.open(info, "w")
+                both = _ForkJoin(entry.write)
                 try:
                     try:
-                        result = copy_hashing(source, write)
+                        result = copy_hashing(source, lambda view: both(view, write_dir), reuse_buffers=True)
                     finally:
-                        side.close()
+                        both.close()
                 finally:
                     entry.close()
+                info.extra = b""  # the padding belongs in the local header only, not the directory
                 self.in_zip.add(rel)
             else:
-                result = copy_hashing(source, write_dir)
+                result = copy_hashing(source, write_dir, reuse_buffers=True)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -754,7 +786,7 @@ def _build(
     sink = _ZipSink(zip_path) if zip_path else None
     zip_file = zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) if sink else None
     try:
-        writer = _PackageWriter(root, zip_file, top, extracted_at)
+        writer = _PackageWriter(root, zip_file, sink, top, extracted_at)
         ctx = _Context(station, request, user, writer, extracted_at, say, records)
         mark = time.perf_counter()
         originals = _copy_originals(ctx)

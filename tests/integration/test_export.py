@@ -9,7 +9,9 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import subprocess
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +37,7 @@ from retention.policy import add_months
 from retention.run import run_retention
 from tests.conftest import FixedClock, run_cli
 from tests.fixtures.media import make_video, sha256_of
+from tests.fixtures.services import require
 from tests.fixtures.tsa import LocalTsa
 from tests.integration.retention_helpers import add_clip
 
@@ -326,6 +329,41 @@ def test_a_package_of_originals_verifies_and_the_store_is_untouched(
     assert manifest["export"]["approved_by"] == "boss" and manifest["export"]["extracted_by"] == "inv1"
     assert [e["action"] for e in manifest["export"]["events"]] == ["export.requested", "export.approved"]
     assert manifest["items"][0]["custody_events"][0]["action"] == "clip.stored"
+
+
+def test_large_originals_are_aligned_in_the_zip_and_standard_unzip_accepts_it(
+    clocked: tuple[Station, FixedClock], tmp_path: Path
+) -> None:
+    """Originals past the first 8 MiB go to the directory and the zip with O_DIRECT; the zip entry's
+    data is padded to a 4 KiB boundary in its local header only, and stays a plain, valid zip."""
+    require(shutil.which("unzip") is not None, "unzip is not installed")
+    station, _clock = clocked
+    sizes = [21 * 1024 * 1024 + 4095, 17 * 1024 * 1024]  # an odd tail, and a whole number of chunks
+    ids = [add_clip(station, NOW - timedelta(days=2 + n), size=size) for n, size in enumerate(sizes)]
+    request = request_export(station, user="inv1", items=[{"clip_id": i} for i in ids], purpose="court")
+    assert request.id is not None
+    approve_export(station, request.id, user="boss")
+    result = build_package(station, request.id, user="inv1", out_dir=tmp_path / "out")
+    assert result.zip_path is not None
+
+    tested = subprocess.run(
+        ["unzip", "-t", str(result.zip_path)], check=False, capture_output=True, text=True
+    )
+    assert tested.returncode == 0 and "No errors detected" in tested.stdout, tested.stdout + tested.stderr
+    raw = result.zip_path.read_bytes()
+    with zipfile.ZipFile(result.zip_path) as archive:
+        originals = [m for m in archive.infolist() if "/originals/" in m.filename]
+        assert len(originals) == 2
+        for member in originals:
+            assert member.extra == b""  # no padding in the central directory
+            name_length, extra_length = struct.unpack("<HH", raw[member.header_offset + 26 :][:4])
+            data_at = member.header_offset + 30 + name_length + extra_length
+            assert data_at % 4096 == 0
+            on_disk = result.directory / member.filename.split("/", 1)[1]
+            assert raw[data_at : data_at + member.file_size] == on_disk.read_bytes()
+            assert archive.read(member) == on_disk.read_bytes()  # CRC-32 checked by zipfile too
+    assert verify_package(result.zip_path).ok
+    assert verify_package(result.directory).ok
 
 
 def test_an_original_that_no_longer_matches_its_hash_is_not_exported(
