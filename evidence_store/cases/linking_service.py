@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, or_, select, text
+from sqlalchemy import Connection, and_, bindparam, func, null, or_, select, text
 from sqlalchemy.orm import Session
 
 from evidence_store.bootstrap import Station
-from evidence_store.cases._db import BulkWriter, fetch_raw, time_column, time_reader
+from evidence_store.cases._db import BulkWriter, fetch_raw, is_sqlite, time_column, time_reader
 from evidence_store.db.tables import clip_links, clips, document_officers, documents, officers
 from evidence_store.domain.linking import (
     AutoLink,
@@ -315,13 +315,60 @@ def _relink_statements(connection: Connection) -> tuple[Any, Any]:
     return docs, clips_and_links
 
 
+_LINK_COLUMNS_READ = ("link_id", "document_id", "origin", "uncertain", "is_evidence", "active")
+
+
+def _clips_without_links_statement(connection: Connection) -> Any:
+    """The officer's clips in the shape of the second select of `_relink_statements`, for a link
+    table that is empty (the link columns are NULL): no join, as the table's indexes are down."""
+    officer: Any = bindparam("officer")
+    return select(
+        clips.c.id,
+        time_column(connection, clips.c.utc_start, "utc_start"),
+        time_column(connection, clips.c.utc_end, "utc_end"),
+        clips.c.clock_status,
+        *(
+            null().label(name)
+            for name in ("link_id", "document_id", "origin", "uncertain", "evidence", "active")
+        ),
+    ).where(clips.c.officer_id == officer, clips.c.status != ClipStatus.DELETED)
+
+
+@contextmanager
+def _indexes_down_if_empty(connection: Connection) -> Iterator[bool]:
+    """A station's first relink inserts every link (700,000 rows for a million clips) into an empty
+    table: on SQLite, drop the link table's indexes for the inserts and build them again afterwards
+    in one sorted pass each, instead of maintaining three B-trees row by row in no useful order.
+    Yields whether that is the case (the table is empty). The drop is part of the transaction: if
+    anything fails, the rollback restores the indexes with the rows."""
+    empty = is_sqlite(connection) and connection.scalar(select(clip_links.c.id).limit(1)) is None
+    if not empty:
+        yield False
+        return
+    indexes = sorted(clip_links.indexes, key=lambda index: str(index.name))
+    for index in indexes:
+        index.drop(connection)
+    yield True
+    for index in indexes:
+        index.create(connection)
+
+
 def relink_all_in(
     connection: Connection, now: datetime, tolerance: timedelta, *, track: bool = False
 ) -> LinkChanges:
     """The whole relink inside the caller's transaction (no flags, no audit)."""
+    with _indexes_down_if_empty(connection) as empty:
+        return _relink_officers(connection, now, tolerance, track=track, empty=empty)
+
+
+def _relink_officers(
+    connection: Connection, now: datetime, tolerance: timedelta, *, track: bool, empty: bool
+) -> LinkChanges:
     read_time = time_reader(connection, naive=True)  # only compared with each other
     writer = _LinkWriter(connection, now, track=track)
     docs_statement, clips_statement = _relink_statements(connection)
+    if empty:
+        clips_statement = _clips_without_links_statement(connection)
     officer_ids = connection.scalars(select(officers.c.id).order_by(officers.c.id)).all()
     for officer_id in officer_ids:
         officer = (officer_id,)
@@ -350,11 +397,15 @@ def relink_all_in(
         existing, manual, duplicates = _split_links(link_rows)
         writer.apply(link_clips(spans, docs, tolerance), existing, manual, duplicates)
     # automatic links of clips whose officer was taken away (no officer: nothing to link to)
-    stale = fetch_raw(
-        connection,
-        _link_rows_query()
-        .join(clips, clips.c.id == clip_links.c.clip_id)
-        .where(clips.c.status != ClipStatus.DELETED, clips.c.officer_id.is_(None)),
+    stale = (
+        []
+        if empty
+        else fetch_raw(
+            connection,
+            _link_rows_query()
+            .join(clips, clips.c.id == clip_links.c.clip_id)
+            .where(clips.c.status != ClipStatus.DELETED, clips.c.officer_id.is_(None)),
+        )
     )
     if stale:
         existing, manual, duplicates = _split_links(stale)

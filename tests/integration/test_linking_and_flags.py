@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, inspect, select, update
 
 from evidence_store.bootstrap import Station
 from evidence_store.cases.importer import import_cases
@@ -219,6 +219,46 @@ def test_clips_and_documents_in_either_order_end_in_the_same_links(station: Stat
     assert changes.flag_counts == {"flags_opened": 0, "flags_updated": 0, "flags_cleared": 0}
     assert table_count(station, clip_links) == before
     assert active_links(station) == links
+
+
+def test_a_first_relink_into_an_empty_link_table_finds_the_same_links(
+    station: Station, tmp_path: Path
+) -> None:
+    """On SQLite the first relink takes the link table's indexes down for the bulk insert (see
+    `_indexes_down_if_empty`): the links, the flags and the indexes must come out as always."""
+    import_json(station, tmp_path, "e.json", scenario_cases("e"))  # no footage yet: no links
+    for label, badge, start, length in CLIPS:
+        add_clip(station, f"e-{label}", f"e{badge}", start, length)  # not handed to linking
+    assert table_count(station, clip_links) == 0
+    with station.engine.connect() as connection:
+        indexes_before = {i["name"] for i in inspect(connection).get_indexes("clip_links")}
+
+    changes = relink_all(station)
+
+    assert active_links(station) == expected_links("e")
+    assert changes.added == len(expected_links("e")) and changes.flag_counts["flags_opened"] > 0
+    with station.engine.connect() as connection:
+        assert {i["name"] for i in inspect(connection).get_indexes("clip_links")} == indexes_before
+    assert len(indexes_before) == 3
+    flags = open_flags(station)
+    assert any(kind == "ends_early" for kind, _ in flags), flags
+    assert not relink_all(station).changed  # and the usual path (indexes up) agrees
+    assert open_flags(station) == flags
+
+    # the same scenario linked clip by clip gives the same links and document flags
+    import_json(station, tmp_path, "f.json", scenario_cases("f"))
+    for label, badge, start, length in CLIPS:
+        link_clip(station, add_clip(station, f"f-{label}", f"f{badge}", start, length))
+    assert active_links(station) >= expected_links("f")
+
+    def document_flags_of(prefix: str) -> set[tuple[str, str]]:
+        return {
+            (kind, subject[2:])
+            for kind, subject in open_flags(station)
+            if subject.startswith(f"{prefix}-") and kind != "unassigned_footage"
+        }
+
+    assert document_flags_of("e") == document_flags_of("f") != set()
 
 
 def test_running_linking_again_changes_nothing(station: Station, tmp_path: Path) -> None:
