@@ -15,6 +15,7 @@ test_packages=(
   radosgw ceph-mon ceph-osd ceph-common
   chromium  # browser tests of the web UI: Playwright drives Debian's Chromium (CJK fonts: run_packages)
   poppler-utils unzip  # the export tests check notes and zips with standard tools
+  libfuse2  # fusepy (tests/fixtures/faulty_fuse.py): recorder images with unreadable sectors
 )
 
 case "${1:-run}" in

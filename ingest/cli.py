@@ -36,6 +36,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"{summary['files_duplicate']}, failed {summary['files_failed']}, "
         f"skipped {summary['files_skipped']}, "
         f"{summary['bytes_copied']:,} bytes"
+        + (f", deleted from the recorder {summary['files_deleted']}" if summary.get("files_deleted") else "")
     )
     if summary["clock_offset_s"] is not None:
         click.echo(f"  recorder clock offset {summary['clock_offset_s']:+.1f} s")

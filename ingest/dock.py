@@ -8,6 +8,9 @@ lock around the copy: the store and the database serialise only what must be ser
 chain append), so a big recorder does not hold up a small one. A `remove` event (or the medium going
 away) sets the pull's `cancelled` event: the transfer ends `interrupted` and keeps what was committed.
 A device is pulled once per docking: later add/change events for it are ignored until it goes away.
+When the recorder's profile asks for it (`delete_after_verify`), the files whose copies are verified
+are then deleted from the recorder through a read-write mount made for that step only, each deletion
+audited (`ingest.deletion`; R1, R10); a volume someone else has mounted is never written to.
 The devices present when the daemon starts are taken as docked then (a recorder plugged in while the
 daemon was down is not missed).
 
@@ -35,14 +38,15 @@ from evidence_store.bootstrap import Station
 from evidence_store.domain.model import TransferOutcome, TransferSource
 from evidence_store.errors import EvidenceError
 from evidence_store.ports import ProcessingQueue
-from ingest.devices.profiles import VolumeFacts
+from ingest.deletion import copied_file, delete_verified, plan_deletions, protected_paths
+from ingest.devices.profiles import RecorderProfile, VolumeFacts
 from ingest.devices.udev import (
     DockedVolume,
     docked_volume_from_properties,
     is_removal,
     not_a_recorder_volume,
 )
-from ingest.mount import ReadOnlyMount
+from ingest.mount import ReadOnlyMount, ReadWriteMount
 from ingest.pull import PullProgress, PullRequest, TransferSummary, pull
 from ingest.service import choose_profile, make_processing_queue
 
@@ -281,7 +285,9 @@ class Dock:
         job.thread = threading.Thread(target=work, name=name, daemon=True)
         job.thread.start()
 
-    def _pull(self, job: DockJob, root: Path, facts: VolumeFacts, result: DockResult) -> None:
+    def _pull(
+        self, job: DockJob, root: Path, facts: VolumeFacts, result: DockResult, *, may_delete: bool = False
+    ) -> RecorderProfile:
         profile, facts = choose_profile(self.station, root, None, facts)
 
         def progress(state: PullProgress) -> None:
@@ -298,8 +304,10 @@ class Dock:
             dock_station=self.settings.station_name,
             progress=progress,
             cancelled=job.cancelled,
+            hash_every_file=may_delete and profile.delete_after_verify,
         )
         result.summary = pull(self.station, request, self.queue)
+        return profile
 
     def _run_device(self, job: DockJob) -> DockResult:
         volume = job.volume
@@ -313,9 +321,13 @@ class Dock:
             return result
         result.mount_method = mount.method
         result.mount_read_only = _read_only(root)
+        profile = None
+        # files are deleted from a recorder only through a mount of our own (R10): a volume someone
+        # else has mounted is left as it is
+        may_delete = mount.method == "kernel" or mount.method.startswith("fuse:")
         try:
             facts = VolumeFacts(usb_id=volume.usb_id, label=volume.label, uuid=volume.uuid)
-            self._pull(job, root, facts, result)
+            profile = self._pull(job, root, facts, result, may_delete=may_delete)
         except EvidenceError as exc:
             result.error = str(exc)
         finally:
@@ -323,7 +335,59 @@ class Dock:
                 mount.unmount()
             except EvidenceError as exc:
                 result.problems.append(str(exc))
+                may_delete = False
+        if profile is not None and profile.delete_after_verify and result.summary is not None:
+            if may_delete:
+                self._delete_verified(job, volume, profile, result)
+            else:
+                result.problems.append("the volume was mounted by someone else: nothing deleted from it")
         return result
+
+    def _delete_verified(
+        self, job: DockJob, volume: DockedVolume, profile: RecorderProfile, result: DockResult
+    ) -> None:
+        """Delete from the recorder the files of this transfer whose copies are verified (the
+        profile asks for it), through a read-write mount made for this step only (R1, R10)."""
+        summary = result.summary
+        assert summary is not None
+        files = [copied_file(f) for f in summary.files]
+        decisions = plan_deletions(files, outcome=summary.outcome, protected=protected_paths(profile))
+        if not any(d.delete for d in decisions):
+            return
+        if job.cancelled.is_set():
+            result.problems.append("the recorder went away: nothing deleted from it")
+            return
+        mount = ReadWriteMount(volume.devnode, volume.fs_type, self.settings.effective_mount_dir)
+        try:
+            root = mount.mount()
+        except EvidenceError as exc:
+            result.problems.append(f"nothing deleted from the recorder: {exc}")
+            return
+        try:
+            report = delete_verified(
+                self.station,
+                root,
+                decisions,
+                transfer_id=summary.transfer_id,
+                device_serial=summary.device_serial,
+                actor=self.actor,
+                cancelled=job.cancelled,
+            )
+        finally:
+            try:
+                mount.unmount()
+            except EvidenceError as exc:
+                result.problems.append(str(exc))
+        deleted = {f.path for f in report.deleted}
+        kept = dict(report.kept)
+        for item in summary.files:
+            if item.path in deleted:
+                item.deleted = True
+            elif item.path in kept:
+                item.warnings.append(f"not deleted from the recorder: {kept[item.path]}")
+        summary.files_deleted = len(deleted)
+        summary.problems.extend(report.problems)
+        log.info("%s: %d files deleted from the recorder after verifying", job.key, len(deleted))
 
     def _run_folder(self, job: DockJob) -> DockResult:
         assert job.folder is not None

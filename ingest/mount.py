@@ -1,5 +1,8 @@
 """Mounting a docked recorder's volume read-only, and only ever unmounting what we mounted.
 
+(`ReadWriteMount` is the one exception, for one step: deleting files from the recorder after their
+copies are verified, when the profile asks for it; see `ingest.deletion`. Pulling is always read-only.)
+
 The kernel mounts it (`mount -o ro,nosuid,nodev,noexec`) when /proc/filesystems has the driver;
 otherwise a FUSE driver does (`mount.exfat-fuse -o ro` for exFAT, `fusefat -o ro` for FAT). The
 mountpoint is `<settings.effective_mount_dir>/<kernel name>`. A device that is already mounted is used
@@ -11,7 +14,9 @@ Observed with the FUSE drivers (see the notes on udev and recorder images):
 - exfat-fuse mounts as `fuseblk` with the device as source and the device's major:minor.
 - fusefat mounts as `fuse.fusefat` with source "fusefat"; we pass `fsname=<device>` so the mount
   table names the device. It shows the FAT volume label as an empty file in the root directory, and
-  its file times are one month late (it does not convert FAT's 1-12 month to struct tm's 0-11).
+  its file times are one month late (it does not convert FAT's 1-12 month to struct tm's 0-11). The
+  pull corrects both from the FAT directory entries on the device (`ingest.fat`), found through
+  `fusefat_device`.
 - When the FUSE daemon dies or its connection is aborted, every access fails with ENOTCONN.
 """
 
@@ -139,6 +144,29 @@ def mounts_of(devnode: str, entries: list[MountEntry]) -> list[MountEntry]:
         if (number is not None and e.device == number and not e.fs_type.startswith("fuse."))
         or e.source in {devnode, real}
     ]
+
+
+def mount_of(path: Path, entries: list[MountEntry] | None = None) -> MountEntry | None:
+    """The mount a path is on (the last-mounted of the deepest mountpoints above it)."""
+    path = Path(os.path.realpath(path))
+    found: MountEntry | None = None
+    for entry in entries if entries is not None else read_mountinfo():
+        above = entry.mountpoint == path or entry.mountpoint in path.parents
+        if above and (found is None or len(entry.mountpoint.parts) >= len(found.mountpoint.parts)):
+            found = entry
+    return found
+
+
+def fusefat_device(root: Path) -> tuple[bool, str | None]:
+    """Whether `root` is read through fusefat, and the device (or image) behind it when the mount
+    table names it (the dock mounts with `fsname=<device>`; a plain `fusefat` mount says "fusefat")."""
+    entry = mount_of(root)
+    if entry is None or entry.fs_type != "fuse.fusefat":
+        return False, None
+    source = entry.source
+    if source.startswith("/") and os.path.exists(source):
+        return True, source
+    return True, None
 
 
 def _alive(path: Path) -> bool:
@@ -342,3 +370,65 @@ class ReadOnlyMount:
     def _remove_target(self, target: Path) -> None:
         with contextlib.suppress(OSError):
             target.rmdir()
+
+
+def _wait_released(devnode: str, timeout: float = 10.0) -> None:
+    """Wait until nothing holds the device open exclusively any more (a FUSE daemon exits a moment
+    after its unmount returns)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            fd = os.open(devnode, os.O_RDONLY | os.O_EXCL | os.O_CLOEXEC)
+        except OSError:
+            time.sleep(0.05)
+            continue
+        os.close(fd)
+        return
+
+
+class ReadWriteMount(ReadOnlyMount):
+    """The volume mounted read-write for one step only: deleting files whose copies are verified
+    (`ingest.deletion`). Only a device nobody else has mounted is mounted so; the mount is checked to
+    be read-write, and undone like a read-only one. fusefat writes only with its `rw+` option."""
+
+    def mount(self) -> Path:
+        if self.path is not None:
+            return self.path
+        if not os.path.exists(self.devnode):
+            raise MountError(f"{self.devnode} is gone (the recorder was unplugged?)")
+        target = self.mount_dir / self.devname
+        entries = read_mountinfo()
+        elsewhere = [e for e in mounts_of(self.devnode, entries) if e.mountpoint != target]
+        if elsewhere:
+            raise MountError(
+                f"{self.devnode} is mounted at {elsewhere[0].mountpoint} by someone else: "
+                "not mounting it read-write"
+            )
+        self._prepare_target(target, entries)
+        _wait_released(self.devnode)
+        options = ["rw", "nosuid", "nodev", "noexec"]
+        if kernel_supports(self.fs_type):
+            if self.fs_type == "vfat":
+                options += ["utf8", "shortname=mixed"]
+            command = ["mount", "-t", self.fs_type, "-o", ",".join(options), self.devnode, str(target)]
+            self.method = "kernel"
+        else:
+            tool = FUSE_TOOLS.get(self.fs_type)
+            if tool is None or shutil.which(tool) is None:
+                raise MountToolMissingError(f"no driver to mount {self.fs_type} read-write")
+            if self.fs_type == "vfat":
+                options = ["rw+", *options[1:], f"fsname={self.devnode}", "subtype=fusefat"]
+            command = [tool, "-o", ",".join(options), self.devnode, str(target)]
+            self.method = f"fuse:{tool}"
+        code, output = _run(command, MOUNT_TIMEOUT_S)
+        if code != 0 or not any(e.mountpoint == target for e in read_mountinfo()):
+            self._remove_target(target)
+            detail = output.splitlines()[-1] if output else f"exit status {code}"
+            raise MountError(f"cannot mount {self.devnode} ({self.fs_type}) read-write: {detail}")
+        self.path, self.owned = target, True
+        entry = next((e for e in reversed(read_mountinfo()) if e.mountpoint == target), None)
+        if entry is None or entry.read_only or _statvfs_read_only(target):
+            self.unmount()
+            raise MountError(f"{self.devnode} did not mount read-write at {target}")
+        log.info("mounted %s (%s) read-write at %s via %s", self.devnode, self.fs_type, target, self.method)
+        return target

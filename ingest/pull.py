@@ -55,6 +55,7 @@ from ingest.devices.profiles import (
     parse_device_info,
     read_clock_value,
 )
+from ingest.fat import FatError, FatVolume
 from ingest.names import display_name
 from ingest.quick_probe import quick_probe
 
@@ -99,6 +100,14 @@ class PullRequest:
     dock_station: str | None = None
     progress: Callable[[PullProgress], None] | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # The device (or image) of a FAT volume mounted through fusefat: its directory entries give the
+    # true file times and tell the volume label from a file (see ingest.fat). `fusefat` without a
+    # device: the times cannot be corrected, which the transfer says.
+    fat_device: str | None = None
+    fusefat: bool = False
+    # Files will be deleted from the recorder after this pull (R10): every file is read and hashed
+    # now, none is taken as known from an earlier docking by path, size and time alone.
+    hash_every_file: bool = False
 
 
 @dataclass
@@ -110,6 +119,12 @@ class FileResult:
     clip_id: int | None = None
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    codes: list[str] = field(default_factory=list)  # the warning codes on the clip
+    # read and hashed from the device in this transfer, and its size/mtime (ns, as the mount shows it)
+    # once the copy was confirmed: what deleting it from the recorder is checked against
+    hashed: bool = False
+    device_mtime_ns: int | None = None
+    deleted: bool = False  # deleted from the recorder after the copy was verified (ingest.deletion)
 
 
 @dataclass
@@ -126,6 +141,7 @@ class TransferSummary:
     files_duplicate: int = 0
     files_failed: int = 0
     files_skipped: int = 0
+    files_deleted: int = 0
     bytes_copied: int = 0
     clock_offset_s: float | None = None
     problems: list[str] = field(default_factory=list)
@@ -145,6 +161,7 @@ class TransferSummary:
             "files_duplicate": self.files_duplicate,
             "files_failed": self.files_failed,
             "files_skipped": self.files_skipped,
+            "files_deleted": self.files_deleted,
             "bytes_copied": self.bytes_copied,
             "clock_offset_s": self.clock_offset_s,
             "problems": self.problems,
@@ -169,6 +186,7 @@ class _Pending:
 
     stored: StoredBlob
     clip: Clip
+    device_mtime_ns: int = 0
 
 
 class VolumeGone(Exception):
@@ -224,6 +242,7 @@ class _Puller:
         self.new_clip_ids: list[int] = []
         self._known: dict[str, tuple[int, datetime | None, int, str]] | None = None
         self.consecutive_io_errors = 0
+        self.fat: FatVolume | None = None
 
     # -- the transfer -------------------------------------------------------------------------------
 
@@ -255,6 +274,7 @@ class _Puller:
             reading = ClockReading(offset, previous_offset)
             if identity.clock is None and request.profile.clock is not None:
                 summary.problems.append("the recorder's clock file could not be read")
+            self._open_fat(summary)
             outcome = self._pull_all(root_fd, _Docking(transfer, device, officer, reading, summary))
             if outcome is TransferOutcome.COMPLETE and summary.files_failed:
                 outcome = TransferOutcome.PARTIAL
@@ -263,9 +283,33 @@ class _Puller:
             self._close_transfer(transfer, summary)
         finally:
             os.close(root_fd)
+            if self.fat is not None:
+                self.fat.close()
         if self.new_clip_ids:
             self.queue.clips_stored(self.new_clip_ids)
         return summary
+
+    def _open_fat(self, summary: TransferSummary) -> None:
+        """Open the FAT directory entries behind a fusefat mount (see `ingest.fat`), or say why not."""
+        request = self.request
+        if request.fat_device is None and not request.fusefat:
+            from ingest.mount import fusefat_device
+
+            request.fusefat, request.fat_device = fusefat_device(request.root)
+        if request.fat_device is None:
+            if request.fusefat:
+                summary.problems.append(
+                    "read through fusefat without knowing its device: file times are one month late "
+                    "and the volume label is listed as an empty file"
+                )
+            return
+        try:
+            self.fat = FatVolume(request.fat_device)
+        except (OSError, FatError) as exc:
+            summary.problems.append(
+                f"cannot read the FAT directory entries of {request.fat_device} ({exc}): "
+                "file times through fusefat are one month late"
+            )
 
     def _pull_all(self, root_fd: int, docking: _Docking) -> TransferOutcome:
         """Walk the volume, copying each file and committing in batches; say how it ended."""
@@ -274,10 +318,10 @@ class _Puller:
         batch_started = time.monotonic()
         try:
             try:
-                for dirfd, rel_dir, name in self._walk(root_fd, summary):
+                for dirfd, raw_dir, rel_dir, name in self._walk(root_fd, summary):
                     if self.request.cancelled.is_set():
                         raise VolumeGone("the recorder was removed")
-                    result = self._pull_one(dirfd, rel_dir, name, docking)
+                    result = self._pull_one(dirfd, raw_dir, rel_dir, name, docking)
                     if isinstance(result, FileResult):
                         summary.files.append(result)
                         continue
@@ -485,7 +529,11 @@ class _Puller:
 
     # -- the walk -----------------------------------------------------------------------------------
 
-    def _walk(self, root_fd: int, summary: TransferSummary) -> Iterator[tuple[int, str, bytes]]:
+    def _walk(
+        self, root_fd: int, summary: TransferSummary
+    ) -> Iterator[tuple[int, tuple[bytes, ...], str, bytes]]:
+        """(directory fd, raw directory path parts, displayed directory path, raw file name)."""
+
         def on_error(exc: OSError) -> None:
             if exc.errno in VOLUME_GONE or not _volume_alive(root_fd):
                 raise VolumeGone(f"{exc.strerror} while listing {exc.filename}")
@@ -495,11 +543,12 @@ class _Puller:
             b".", dir_fd=root_fd, follow_symlinks=False, onerror=on_error
         ):
             rel_dir = "" if dirpath == b"." else display_name(dirpath[2:])[0]
+            raw_dir = tuple(dirpath[2:].split(b"/")) if dirpath != b"." else ()
             dirnames[:] = sorted(
                 d for d in dirnames if d not in SYSTEM_DIRS and not self._is_link(dirfd, d, rel_dir, summary)
             )
             for name in sorted(filenames):
-                yield dirfd, rel_dir, name
+                yield dirfd, raw_dir, rel_dir, name
 
     def _is_link(self, dirfd: int, name: bytes, rel_dir: str, summary: TransferSummary) -> bool:
         try:
@@ -519,7 +568,7 @@ class _Puller:
     # -- one file -----------------------------------------------------------------------------------
 
     def _pull_one(
-        self, dirfd: int, rel_dir: str, raw_name: bytes, docking: _Docking
+        self, dirfd: int, raw_dir: tuple[bytes, ...], rel_dir: str, raw_name: bytes, docking: _Docking
     ) -> FileResult | _Pending:
         summary = docking.summary
         name, exact = display_name(raw_name)
@@ -534,31 +583,40 @@ class _Puller:
         if kind is not None:
             summary.files_skipped += 1
             return FileResult(path, "skipped", warnings=[_skip_reason(kind, dirfd, raw_name)])
-        known = None if self.verify_reread else self._already_on_record(docking.device, path, before)
+        if before.st_size == 0 and self._is_fat_label(raw_dir, raw_name):
+            summary.files_skipped += 1
+            note = "the FAT volume label, which fusefat lists as an empty file: not a file, not stored"
+            return FileResult(path, "skipped", warnings=[note])
+        warnings: list[RecordWarning] = []
+        mtime = self._device_mtime(raw_dir, raw_name, before, warnings)
+        hash_now = self.verify_reread or self.request.hash_every_file
+        known = None if hash_now else self._already_on_record(docking.device, path, before, mtime)
         if known is not None:
             summary.files_duplicate += 1
             note = "already ingested at an earlier docking"
             return FileResult(path, "duplicate", before.st_size, known[1], known[0], [note])
 
-        warnings: list[RecordWarning] = []
         if not exact:
             warnings.append(RecordWarning("name_not_utf8", f"file name bytes {raw_name.hex()} are not UTF-8"))
         try:
-            stored, before = self._copy_verified(dirfd, raw_name, before, warnings)
+            stored, after = self._copy_verified(dirfd, raw_name, before, warnings)
         except OSError as exc:
             return self._failed(summary, path, exc)
+        if after.st_mtime_ns != before.st_mtime_ns:  # changed during the copy: its time as last seen
+            mtime = self._device_mtime(raw_dir, raw_name, after, [])
+        before = after
         self.consecutive_io_errors = 0
         if before.st_size == 0:
             warnings.append(RecordWarning("empty_file", "the file on the recorder is empty (0 bytes)"))
         transfer, device, officer = docking.transfer, docking.device, docking.officer
-        clip_facts = self._clip_facts(dirfd, raw_name, name, before, docking)
+        clip_facts = self._clip_facts(dirfd, raw_name, name, before, mtime, docking)
         warnings.extend(clip_facts.pop("warnings"))
         clip = Clip(
             sha256=stored.sha256,
             size=stored.size,
             original_name=name,
             device_path=path,
-            device_mtime=datetime.fromtimestamp(before.st_mtime, UTC),
+            device_mtime=mtime,
             device_id=device.id,
             officer_id=officer.id if officer else None,
             transfer_id=transfer.id,
@@ -571,7 +629,54 @@ class _Puller:
         if self.request.progress:
             self.request.progress(self.progress)
         summary.bytes_copied += stored.size
-        return _Pending(stored, clip)
+        return _Pending(stored, clip, before.st_mtime_ns)
+
+    def _is_fat_label(self, raw_dir: tuple[bytes, ...], raw_name: bytes) -> bool:
+        """Whether an empty root entry is the volume label fusefat lists as a file: by the FAT
+        directory entry when it can be read, else by the label blkid/udev reported (R10: a real
+        empty file is never taken for the label)."""
+        if raw_dir:
+            return False
+        if self.fat is not None:
+            try:
+                return self.fat.is_label((), raw_name)
+            except (OSError, FatError):
+                pass
+        if not self.request.fusefat or not self.request.volume.label:
+            return False
+        return raw_name in fat_label_names(self.request.volume.label)
+
+    def _device_mtime(
+        self,
+        raw_dir: tuple[bytes, ...],
+        raw_name: bytes,
+        st: os.stat_result,
+        warnings: list[RecordWarning],
+    ) -> datetime:
+        """The file's modification time (UTC). Through fusefat it is read from the FAT directory
+        entry (the wall-clock time the recorder wrote, taken in the station's zone), since fusefat's
+        own is one month late (R4, R5); elsewhere it is the filesystem's."""
+        if self.fat is not None:
+            try:
+                entry = self.fat.entry(raw_dir, raw_name)
+            except (OSError, FatError):
+                entry = None
+            if entry is not None and entry.modified is not None and entry.size == st.st_size:
+                return entry.modified.replace(tzinfo=self.zone).astimezone(UTC)
+            warnings.append(
+                RecordWarning(
+                    "mtime_uncorrected",
+                    "the file's FAT directory entry could not be read: its modification time is "
+                    "fusefat's, which is one month late",
+                )
+            )
+        elif self.request.fusefat:
+            warnings.append(
+                RecordWarning(
+                    "mtime_uncorrected", "read through fusefat: the modification time is one month late"
+                )
+            )
+        return datetime.fromtimestamp(st.st_mtime, UTC)
 
     def _commit_batch(self, batch: list[_Pending], summary: TransferSummary) -> None:
         """Make a batch of copied files durable, then put them on the record in one transaction.
@@ -593,6 +698,7 @@ class _Puller:
         results = list(zip(batch, recorded, strict=True))
         for item, result in results:
             notes = [w.message for w in item.clip.warnings]
+            codes = [w.code for w in item.clip.warnings]
             if result.duplicate:
                 summary.files_duplicate += 1
                 notes.append("same bytes already on record")
@@ -603,7 +709,15 @@ class _Puller:
                 status = "ingested"
             summary.files.append(
                 FileResult(
-                    item.clip.device_path, status, item.stored.size, item.stored.sha256, result.clip_id, notes
+                    item.clip.device_path,
+                    status,
+                    item.stored.size,
+                    item.stored.sha256,
+                    result.clip_id,
+                    notes,
+                    codes=codes,
+                    hashed=True,
+                    device_mtime_ns=item.device_mtime_ns,
                 )
             )
         batch.clear()
@@ -664,7 +778,9 @@ class _Puller:
         with os.fdopen(fd, "rb", buffering=0) as handle:
             return hash_stream(handle).sha256
 
-    def _already_on_record(self, device: Device, path: str, st: os.stat_result) -> tuple[int, str] | None:
+    def _already_on_record(
+        self, device: Device, path: str, st: os.stat_result, mtime: datetime
+    ) -> tuple[int, str] | None:
         """The clip (id, sha256) this device's file became at an earlier docking, if unchanged since."""
         if self._known is None:
             with self.station.engine.connect() as connection:
@@ -677,12 +793,12 @@ class _Puller:
                     row.device_path: (row.size, row.device_mtime, row.id, row.sha256) for row in rows
                 }
         known = self._known.get(path)
-        if known is None or known[0] != st.st_size or known[1] != datetime.fromtimestamp(st.st_mtime, UTC):
+        if known is None or known[0] != st.st_size or known[1] != mtime:
             return None
         return known[2], known[3]
 
     def _clip_facts(
-        self, dirfd: int, raw_name: bytes, name: str, st: os.stat_result, docking: _Docking
+        self, dirfd: int, raw_name: bytes, name: str, st: os.stat_result, mtime: datetime, docking: _Docking
     ) -> dict[str, Any]:
         profile = self.request.profile
         media_type, sidecar = profile.classify(name)
@@ -721,7 +837,7 @@ class _Puller:
                 media_info["time_source"] = "container creation_time"
         if device_start is None and media_type is not MediaType.OTHER and not sidecar:
             # A recorder's file time is when it closed the file: the end of the recording.
-            mtime_local = datetime.fromtimestamp(st.st_mtime, self.zone).replace(tzinfo=None)
+            mtime_local = mtime.astimezone(self.zone).replace(tzinfo=None)
             device_start = mtime_local - timedelta(seconds=duration or 0)
             media_info["time_source"] = "file modification time"
             warnings.append(
@@ -781,7 +897,12 @@ class _Puller:
             if self.consecutive_io_errors >= MAX_CONSECUTIVE_IO_ERRORS:
                 raise VolumeGone(f"{MAX_CONSECUTIVE_IO_ERRORS} I/O errors in a row (last at {path})")
         summary.files_failed += 1
-        return FileResult(path, "failed", error=f"{exc.strerror or exc} (errno {exc.errno})")
+        if exc.errno in (errno.EIO, errno.EPERM):  # fusefat reports a disk read error as EPERM
+            why = "the recorder could not read it (I/O error: a bad sector?)"
+        else:
+            why = "it could not be read"
+        note = f"{why}: nothing of it was stored; the next docking tries it again"
+        return FileResult(path, "failed", warnings=[note], error=f"{exc.strerror or exc} (errno {exc.errno})")
 
 
 class VolumeUnreadableError(StoreError):
@@ -808,6 +929,16 @@ def _read_small_text(root_fd: int, rel_path: str, encodings: tuple[str, ...]) ->
         return None
     finally:
         os.close(dir_fd)
+
+
+def fat_label_names(label: str) -> set[bytes]:
+    """The names a FAT volume label may be listed under: as it is, and split 8.3 the way fusefat
+    shows an 11-character label (`ZFJLY02ABCD` as `ZFJLY02A.BCD`)."""
+    raw = label.encode("utf-8", errors="surrogateescape")
+    names = {raw}
+    if len(raw) > 8:
+        names.add(raw[:8].rstrip(b" ") + b"." + raw[8:11].rstrip(b" "))
+    return names
 
 
 def _volume_alive(root_fd: int) -> bool:

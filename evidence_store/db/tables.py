@@ -97,6 +97,7 @@ transfers = Table(
     Column("files_ingested", Integer, nullable=False, default=0),
     Column("files_duplicate", Integer, nullable=False, default=0),
     Column("files_failed", Integer, nullable=False, default=0),
+    Column("files_deleted", Integer, nullable=False, default=0),  # from the recorder, after verifying
     Column("bytes_copied", BigInteger, nullable=False, default=0),
     Column("outcome", enum_column(TransferOutcome), nullable=False),
     Column("device_clock_offset_s", Float, nullable=True),

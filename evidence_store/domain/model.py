@@ -181,6 +181,7 @@ class Transfer:
     files_ingested: int = 0
     files_duplicate: int = 0
     files_failed: int = 0
+    files_deleted: int = 0  # deleted from the recorder once their copies were verified (R10)
     bytes_copied: int = 0
     outcome: TransferOutcome = TransferOutcome.RUNNING
     device_clock_offset_s: float | None = None

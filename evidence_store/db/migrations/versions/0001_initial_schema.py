@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 16:04:53.179296
+Create Date: 2026-11-24 18:38:13.572305
 """
 
 from __future__ import annotations
@@ -321,6 +321,7 @@ def upgrade() -> None:
         sa.Column("files_ingested", sa.Integer(), nullable=False),
         sa.Column("files_duplicate", sa.Integer(), nullable=False),
         sa.Column("files_failed", sa.Integer(), nullable=False),
+        sa.Column("files_deleted", sa.Integer(), nullable=False),
         sa.Column("bytes_copied", sa.BigInteger(), nullable=False),
         sa.Column(
             "outcome",
