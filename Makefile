@@ -43,11 +43,14 @@ pytest:
 # Each benchmark prints its table; figures measured are in bench/RESULTS.md.
 bench: venv
 	$(BIN)/python bench/bench_store_write.py
+	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_audit_verify.py
 	$(BIN)/python bench/bench_proxy.py
+	$(BIN)/python bench/bench_pipeline_workers.py
 	$(BIN)/python bench/bench_linking.py
 	$(BIN)/python bench/bench_search.py
 	$(BIN)/python bench/bench_export.py
+	$(BIN)/python bench/bench_retention_plan.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -4,6 +4,8 @@ what became runnable. Importing this module installs the Redis broker from the s
 from __future__ import annotations
 
 import functools
+import logging
+import threading
 from typing import Any
 
 import dramatiq
@@ -13,23 +15,39 @@ from evidence_store.errors import TransientError
 from evidence_store.settings import load_settings
 from workers.broker import install_broker
 
+log = logging.getLogger(__name__)
 broker = install_broker()
 
 QUEUE = "processing"
 SIX_HOURS_MS = 6 * 3600 * 1000
 
 
+_opening = threading.Lock()
+
+
 @functools.cache
-def _station() -> Station:
-    """One station per worker process, opened on first use."""
+def _station_unlocked() -> Station:
     return open_station(load_settings())
 
 
+def _station() -> Station:
+    """One station per worker process, opened on first use. Under a lock: the worker threads start
+    at once, and opening the station twice at the same time raced in the ORM mapping (the first
+    message failed with "already has a primary mapper defined" and was dead-lettered)."""
+    with _opening:
+        return _station_unlocked()
+
+
 @functools.cache
-def _toolkit() -> Any:
+def _toolkit_unlocked() -> Any:
     from workers.service import default_toolkit
 
-    return default_toolkit(_station())
+    return default_toolkit(_station_unlocked())
+
+
+def _toolkit() -> Any:
+    with _opening:
+        return _toolkit_unlocked()
 
 
 def _retry_transient(retries_so_far: int, exc: BaseException) -> bool:
@@ -46,19 +64,36 @@ def _retry_transient(retries_so_far: int, exc: BaseException) -> bool:
     time_limit=SIX_HOURS_MS,
 )
 def run_processing_job(job_id: int) -> None:
-    from workers.service import run_job, runnable_jobs
+    """Run one job (R3, R4), then send the jobs of its clip that it was the last prerequisite of.
+
+    Only those: every runnable job of the station after every job would send each pending job once
+    per finished job. A redelivered message finds the job claimed or done and runs nothing.
+    """
+    from workers.service import jobs_unlocked_by, run_job
 
     station = _station()
-    run_job(station, job_id, _toolkit())
-    for next_id in runnable_jobs(station):
+    outcome = run_job(station, job_id, _toolkit())
+    log.info(
+        "job %s %s of clip %s: %s%s",
+        outcome.job_id,
+        outcome.step,
+        outcome.clip_id,
+        outcome.status,
+        f" ({outcome.detail})" if outcome.detail else "",
+    )
+    for next_id in jobs_unlocked_by(station, job_id):
         run_processing_job.send(next_id)
 
 
 @dramatiq.actor(queue_name=QUEUE, max_retries=3, min_backoff=1_000, retry_when=_retry_transient)
 def plan_new_clips(clip_ids: list[int]) -> None:
+    """Create the jobs of newly stored clips and send those that can start (those of these clips only;
+    a second delivery creates nothing and sends them again, which is harmless)."""
     from workers.service import plan_clips, runnable_jobs
 
     station = _station()
-    plan_clips(station, clip_ids)
-    for job_id in runnable_jobs(station):
+    created = plan_clips(station, clip_ids)
+    runnable = runnable_jobs(station, clip_ids=clip_ids)
+    log.info("planned %d jobs for %d clips; %d can start", len(created), len(clip_ids), len(runnable))
+    for job_id in runnable:
         run_processing_job.send(job_id)

@@ -21,9 +21,16 @@ import click
 def worker_command(ctx: click.Context, processes: int | None, threads: int | None) -> None:
     from evidence_store.bootstrap import open_station
     from evidence_store.cli import settings_from
+    from workers.queue import offer_waiting_work
 
     settings = settings_from(ctx)
-    open_station(settings).close()  # fail here, with one clear line, if the station is not usable
+    station = open_station(settings)  # fail here, with one clear line, if the station is not usable
+    try:
+        planned, sent = offer_waiting_work(station)  # ... or if Redis does not answer
+    finally:
+        station.close()
+    if planned or sent:
+        click.echo(f"found waiting work: {planned} job(s) planned, {sent} sent to the workers", err=True)
     argv = [
         sys.executable,
         "-m",

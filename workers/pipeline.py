@@ -34,6 +34,19 @@ def ready_to_run(step: ProcessingStep, done: set[ProcessingStep]) -> bool:
     return all(pre in done for pre in PREREQUISITES[step])
 
 
+def unlocked_by(finished: ProcessingStep, done: set[ProcessingStep]) -> set[ProcessingStep]:
+    """The steps that `finished` was the last prerequisite of, given every step now `done` (R3, R4).
+
+    After a job ends, only these are sent to the workers: sending every runnable job of the station
+    after every job would enqueue each pending job once per finished job (O(n^2) messages).
+    """
+    return {
+        step
+        for step, needs in PREREQUISITES.items()
+        if finished in needs and step not in done and ready_to_run(step, done)
+    }
+
+
 def clip_status_after(
     statuses: dict[ProcessingStep, tuple[JobStatus, bool]], playable: bool | None
 ) -> ClipStatus | None:

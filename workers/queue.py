@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 
+from evidence_store.bootstrap import Station
+from evidence_store.errors import TransientError
+
 log = logging.getLogger(__name__)
 
 
 class DramatiqProcessingQueue:
     """`ProcessingQueue` over dramatiq. If Redis is down the clips simply wait: their status says
-    they are still to process, and `evidence process` (or the next message) finds them."""
+    they are still to process, and `evidence process` or the next start of `evidence worker` finds
+    them (`offer_waiting_work`)."""
 
     def clips_stored(self, clip_ids: list[int]) -> None:
         try:
@@ -22,3 +26,22 @@ class DramatiqProcessingQueue:
                 len(clip_ids),
                 exc,
             )
+
+
+def offer_waiting_work(station: Station) -> tuple[int, int]:
+    """When `evidence worker` starts: plan the clips still `ingested` (their message was lost, e.g.
+    Redis was down during the import) and send every job that can start. A job that already has a
+    message waiting gets a second one, which finds it claimed and does nothing. Returns (jobs planned,
+    jobs sent). Raises `TransientError` when Redis cannot be reached."""
+    from workers.actors import broker, run_processing_job
+    from workers.service import plan_clips, runnable_jobs
+
+    try:
+        broker.client.ping()
+    except Exception as exc:
+        raise TransientError(f"cannot reach Redis at {station.settings.redis_url}: {exc}") from exc
+    planned = plan_clips(station)
+    runnable = runnable_jobs(station, limit=1_000_000)
+    for job_id in runnable:
+        run_processing_job.send(job_id)
+    return len(planned), len(runnable)

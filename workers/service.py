@@ -38,7 +38,7 @@ from evidence_store.domain.model import (
     StoredTimestamp,
 )
 from evidence_store.errors import NotFoundError, PermanentError, TransientError
-from workers.pipeline import clip_status_after, ready_to_run, steps_for
+from workers.pipeline import clip_status_after, ready_to_run, steps_for, unlocked_by
 
 log = logging.getLogger(__name__)
 
@@ -133,27 +133,59 @@ def plan_clips(station: Station, clip_ids: list[int] | None = None) -> list[int]
     return created
 
 
-def runnable_jobs(station: Station, limit: int = 1000) -> list[int]:
-    """Pending jobs whose prerequisites are done, oldest first."""
+def runnable_jobs(station: Station, limit: int = 1000, clip_ids: list[int] | None = None) -> list[int]:
+    """Pending jobs whose prerequisites are done, oldest first (of `clip_ids` only, if given)."""
     with station.engine.connect() as connection:
-        pending = connection.execute(
+        query = (
             select(processing_jobs.c.id, processing_jobs.c.clip_id, processing_jobs.c.step)
             .where(processing_jobs.c.status == JobStatus.PENDING)
             .order_by(processing_jobs.c.id)
             .limit(limit)
-        ).all()
+        )
+        if clip_ids is not None:
+            query = query.where(processing_jobs.c.clip_id.in_(clip_ids))
+        pending = connection.execute(query).all()
         if not pending:
             return []
-        clip_ids = {row.clip_id for row in pending}
+        pending_clips = {row.clip_id for row in pending}
         done_rows = connection.execute(
             select(processing_jobs.c.clip_id, processing_jobs.c.step).where(
-                processing_jobs.c.clip_id.in_(clip_ids), processing_jobs.c.status == JobStatus.DONE
+                processing_jobs.c.clip_id.in_(pending_clips), processing_jobs.c.status == JobStatus.DONE
             )
         ).all()
     done: dict[int, set[ProcessingStep]] = {}
     for row in done_rows:
         done.setdefault(row.clip_id, set()).add(ProcessingStep(row.step))
     return [row.id for row in pending if ready_to_run(ProcessingStep(row.step), done.get(row.clip_id, set()))]
+
+
+def jobs_unlocked_by(station: Station, job_id: int) -> list[int]:
+    """The pending jobs of the same clip that job `job_id`, now done, was the last prerequisite of.
+
+    Empty while the job is not done. Asking again (a redelivered message) gives the same answer until
+    those jobs are claimed, so a worker that died between finishing a job and sending its followers
+    is made good by the redelivery; sending a job twice is harmless (it is claimed once).
+    """
+    with station.engine.connect() as connection:
+        job = connection.execute(
+            select(processing_jobs.c.clip_id, processing_jobs.c.step, processing_jobs.c.status).where(
+                processing_jobs.c.id == job_id
+            )
+        ).first()
+        if job is None or JobStatus(job.status) is not JobStatus.DONE:
+            return []
+        siblings = connection.execute(
+            select(processing_jobs.c.id, processing_jobs.c.step, processing_jobs.c.status)
+            .where(processing_jobs.c.clip_id == job.clip_id)
+            .order_by(processing_jobs.c.id)
+        ).all()
+    done = {ProcessingStep(r.step) for r in siblings if JobStatus(r.status) is JobStatus.DONE}
+    unlocked = unlocked_by(ProcessingStep(job.step), done)
+    return [
+        r.id
+        for r in siblings
+        if JobStatus(r.status) is JobStatus.PENDING and ProcessingStep(r.step) in unlocked
+    ]
 
 
 # -- running one job ------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from evidence_store.domain.model import ClipStatus, JobStatus, MediaType, ProcessingStep
-from workers.pipeline import clip_status_after, ready_to_run, steps_for
+from workers.pipeline import clip_status_after, ready_to_run, steps_for, unlocked_by
 
 P, X, T, S = ProcessingStep.PROBE, ProcessingStep.PROXY, ProcessingStep.THUMBNAILS, ProcessingStep.TIMESTAMP
 DONE, FAILED, PENDING = JobStatus.DONE, JobStatus.FAILED, JobStatus.PENDING
@@ -43,3 +43,11 @@ def test_undecodable_media_is_unplayable_even_with_failed_proxy() -> None:
 def test_another_failure_is_failed() -> None:
     assert clip_status_after({P: (DONE, False), S: (FAILED, False)}, True) is ClipStatus.FAILED
     assert clip_status_after({S: (FAILED, True)}, None) is ClipStatus.FAILED
+
+
+def test_a_finished_step_unlocks_only_the_steps_it_was_the_last_prerequisite_of() -> None:
+    assert unlocked_by(P, {P}) == {X, T}
+    assert unlocked_by(P, {P, S}) == {X, T}
+    assert unlocked_by(P, {P, X}) == {T}  # the proxy is done already (a redelivered probe)
+    assert unlocked_by(S, {S}) == set()  # nothing waits for the time-stamp
+    assert unlocked_by(X, {P, X}) == set()
