@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from sqlalchemy import Table
 from sqlalchemy.orm import registry
 
@@ -35,12 +37,18 @@ _MAPPINGS: list[tuple[type, Table]] = [
     (AuditCheckpoint, tables.audit_checkpoints),
 ]
 
+_mapping_lock = threading.Lock()
+
 
 def start_mappers() -> None:
-    """Map every domain class once per process (idempotent)."""
+    """Map every domain class once per process (idempotent, and safe from several threads at once:
+    a worker's threads open the station together)."""
     global _started  # noqa: PLW0603 - mapping is process-wide by nature
     if _started:
         return
-    for cls, table in _MAPPINGS:
-        mapper_registry.map_imperatively(cls, table)
-    _started = True
+    with _mapping_lock:
+        if _started:
+            return
+        for cls, table in _MAPPINGS:
+            mapper_registry.map_imperatively(cls, table)
+        _started = True
