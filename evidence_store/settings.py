@@ -77,6 +77,9 @@ class Settings(BaseModel):
     processing_queue: Literal["redis", "none"] = "redis"
     worker_processes: int = Field(default=2, ge=1)
     worker_threads: int = Field(default=1, ge=1)
+    # a running job's claim lasts this long unless its worker renews it (every quarter of it): a killed
+    # worker's job is taken up again after at most this long
+    worker_lease_seconds: float = Field(default=120, gt=0)
     # Certified export (R12): an approval lets the requester build the package within this many days
     export_validity_days: int = Field(default=7, ge=1)
 

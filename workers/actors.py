@@ -67,9 +67,12 @@ def run_processing_job(job_id: int) -> None:
     """Run one job (R3, R4), then send the jobs of its clip that it was the last prerequisite of.
 
     Only those: every runnable job of the station after every job would send each pending job once
-    per finished job. A redelivered message finds the job claimed or done and runs nothing.
+    per finished job. A redelivered message finds the job claimed or done and runs nothing; if the job
+    is still running under another worker's live lease, the message is sent again for when that lease
+    could have run out, so a job whose worker died is always taken up again (never silently stuck).
     """
-    from workers.service import jobs_unlocked_by, run_job
+    from evidence_store.domain.model import JobStatus
+    from workers.service import current_lease, jobs_unlocked_by, lease_left, run_job
 
     station = _station()
     outcome = run_job(station, job_id, _toolkit())
@@ -81,6 +84,17 @@ def run_processing_job(job_id: int) -> None:
         outcome.status,
         f" ({outcome.detail})" if outcome.detail else "",
     )
+    if outcome.status is JobStatus.RUNNING:
+        left = lease_left(station, job_id)
+        if left is not None:
+            delay = left + current_lease(station) / 4
+            log.info(
+                "lease of job %s held by a live worker: looking again in %.0f s",
+                job_id,
+                delay.total_seconds(),
+            )
+            run_processing_job.send_with_options(args=(job_id,), delay=int(delay.total_seconds() * 1000))
+            return
     for next_id in jobs_unlocked_by(station, job_id):
         run_processing_job.send(next_id)
 

@@ -31,17 +31,19 @@ class DramatiqProcessingQueue:
 def offer_waiting_work(station: Station) -> tuple[int, int]:
     """When `evidence worker` starts: plan the clips still `ingested` (their message was lost, e.g.
     Redis was down during the import) and send every job that can start. A job that already has a
-    message waiting gets a second one, which finds it claimed and does nothing. Returns (jobs planned,
-    jobs sent). Raises `TransientError` when Redis cannot be reached."""
+    message waiting gets a second one, which finds it claimed and does nothing. Jobs left `running` are
+    sent too: one whose worker died (its lease ran out) is claimed again at once, one still held is
+    looked at again when its lease could have run out. Returns (jobs planned, jobs sent). Raises
+    `TransientError` when Redis cannot be reached."""
     from workers.actors import broker, run_processing_job
-    from workers.service import plan_clips, runnable_jobs
+    from workers.service import plan_clips, runnable_jobs, running_jobs
 
     try:
         broker.client.ping()
     except Exception as exc:
         raise TransientError(f"cannot reach Redis at {station.settings.redis_url}: {exc}") from exc
     planned = plan_clips(station)
-    runnable = runnable_jobs(station, limit=1_000_000)
+    runnable = runnable_jobs(station, limit=1_000_000) + running_jobs(station)
     for job_id in runnable:
         run_processing_job.send(job_id)
     return len(planned), len(runnable)

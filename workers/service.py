@@ -4,6 +4,11 @@ The database says what is still to do: one `processing_jobs` row per (clip, step
 claimed atomically before it runs, its heavy work runs outside any transaction, and its result is
 recorded (with audit events) in one short transaction that also marks it done. A redelivered or
 duplicated message finds the job claimed or done and does nothing. Originals are only ever read.
+
+A claim is a lease: while the job runs, a heartbeat thread renews the job's `updated_at` every lease/4.
+A `running` job whose `updated_at` is older than the lease (`worker_lease_seconds`) lost its worker
+(killed, out of memory, power cut) and may be claimed again, counting an attempt; after MAX_ATTEMPTS it
+is failed, and visible.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,9 +48,15 @@ from workers.pipeline import clip_status_after, ready_to_run, steps_for, unlocke
 
 log = logging.getLogger(__name__)
 
-# A job left "running" longer than this was abandoned by a dead worker and may be claimed again.
-STALE_AFTER = timedelta(hours=7)
+# The lease of a claimed job (setting `worker_lease_seconds`, default 120 s): its worker renews
+# `updated_at` every lease/4 while it runs (however long a transcode takes); a `running` job not renewed
+# for a lease was abandoned and may be claimed again.
 MAX_ATTEMPTS = 5
+
+
+def current_lease(station: Station, lease: timedelta | None = None) -> timedelta:
+    """The lease to use: the one given (tests), else the station's setting."""
+    return lease if lease is not None else timedelta(seconds=station.settings.worker_lease_seconds)
 
 
 @dataclass
@@ -191,9 +203,17 @@ def jobs_unlocked_by(station: Station, job_id: int) -> list[int]:
 # -- running one job ------------------------------------------------------------------------------------
 
 
-def run_job(station: Station, job_id: int, toolkit: Toolkit) -> JobOutcome:
-    """Run one job if it is still to do. Transient failures re-raise (for the queue to retry later)."""
-    job = _claim(station, job_id)
+def run_job(station: Station, job_id: int, toolkit: Toolkit, *, lease: timedelta | None = None) -> JobOutcome:
+    """Run one job if it is still to do. Transient failures re-raise (for the queue to retry later).
+
+    A job found `running` under a live lease is left alone (outcome status `running`); one whose lease ran
+    out is claimed again, or failed if it already had MAX_ATTEMPTS.
+    """
+    lease = current_lease(station, lease)
+    abandoned = _give_up_if_abandoned(station, job_id, lease)
+    if abandoned is not None:
+        return _after_job(station, abandoned, toolkit, JobStatus.FAILED, abandoned.last_error)
+    job = _claim(station, job_id, lease)
     if job is None:
         with station.engine.connect() as connection:
             row = connection.execute(select(processing_jobs).where(processing_jobs.c.id == job_id)).first()
@@ -202,7 +222,8 @@ def run_job(station: Station, job_id: int, toolkit: Toolkit) -> JobOutcome:
         return JobOutcome(job_id, row.clip_id, row.step, JobStatus(row.status), "already claimed or finished")
     step = ProcessingStep(job.step)
     try:
-        _STEPS[step](station, job, toolkit)
+        with _heartbeat(station, job, lease):
+            _STEPS[step](station, job, toolkit)
     except PermanentError as exc:
         _finish(station, job, JobStatus.FAILED, str(exc), permanent=True)
         return _after_job(station, job, toolkit, JobStatus.FAILED, str(exc))
@@ -221,7 +242,7 @@ def run_job(station: Station, job_id: int, toolkit: Toolkit) -> JobOutcome:
     return _after_job(station, job, toolkit, JobStatus.DONE, "")
 
 
-def _claim(station: Station, job_id: int) -> ProcessingJob | None:
+def _claim(station: Station, job_id: int, lease: timedelta) -> ProcessingJob | None:
     now = station.clock()
     with station.transaction() as session:
         claimed = session.execute(
@@ -231,7 +252,8 @@ def _claim(station: Station, job_id: int) -> ProcessingJob | None:
                 or_(
                     processing_jobs.c.status == JobStatus.PENDING,
                     (processing_jobs.c.status == JobStatus.RUNNING)
-                    & (processing_jobs.c.updated_at < now - STALE_AFTER),
+                    & (processing_jobs.c.updated_at < now - lease)
+                    & (processing_jobs.c.attempts < MAX_ATTEMPTS),
                 ),
             )
             .values(status=JobStatus.RUNNING, attempts=processing_jobs.c.attempts + 1, updated_at=now)
@@ -242,6 +264,116 @@ def _claim(station: Station, job_id: int) -> ProcessingJob | None:
         assert job is not None
         session.expunge(job)
         return job
+
+
+def _give_up_if_abandoned(station: Station, job_id: int, lease: timedelta) -> ProcessingJob | None:
+    """A job whose lease ran out after its last allowed attempt is failed (visible in `evidence jobs
+    --failed`), not run again: a file that kills its worker every time must not do so forever."""
+    now = station.clock()
+    with station.transaction() as session:
+        row = session.execute(
+            select(processing_jobs.c.attempts).where(
+                processing_jobs.c.id == job_id,
+                processing_jobs.c.status == JobStatus.RUNNING,
+                processing_jobs.c.updated_at < now - lease,
+                processing_jobs.c.attempts >= MAX_ATTEMPTS,
+            )
+        ).first()
+        if row is None:
+            return None
+        error = (
+            f"gave up after {row.attempts} attempts: the worker running it stopped "
+            f"(no heartbeat for {lease.total_seconds():g} s)"
+        )
+        failed = session.execute(
+            update(processing_jobs)
+            .where(
+                processing_jobs.c.id == job_id,
+                processing_jobs.c.status == JobStatus.RUNNING,
+                processing_jobs.c.attempts == row.attempts,
+                processing_jobs.c.updated_at < now - lease,
+            )
+            .values(
+                status=JobStatus.FAILED, last_error=error, permanent=False, updated_at=now, finished_at=now
+            )
+        )
+        if failed.rowcount != 1:  # type: ignore[attr-defined]
+            return None  # renewed or settled meanwhile
+        job = session.get(ProcessingJob, job_id)
+        assert job is not None
+        station.audit.record(
+            session,
+            actor="worker",
+            action="processing.failed",
+            object_type="clip",
+            object_id=job.clip_id,
+            details={"job_id": job_id, "step": job.step, "error": error, "permanent": False},
+        )
+        session.flush()
+        session.expunge(job)
+        return job
+
+
+@contextmanager
+def _heartbeat(station: Station, job: ProcessingJob, lease: timedelta) -> Iterator[None]:
+    """Renew the job's lease every LEASE/4 while the body runs; stop (and wait for the thread) when it
+    ends. The renewal only touches this claim (status running, same attempt), so a worker that lost its
+    lease never extends another's. A failed renewal is logged and tried again at the next beat."""
+    stop = threading.Event()
+    interval = lease.total_seconds() / 4
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            try:
+                with station.engine.begin() as connection:
+                    renewed = connection.execute(
+                        update(processing_jobs)
+                        .where(
+                            processing_jobs.c.id == job.id,
+                            processing_jobs.c.status == JobStatus.RUNNING,
+                            processing_jobs.c.attempts == job.attempts,
+                        )
+                        .values(updated_at=station.clock())
+                    )
+                if renewed.rowcount != 1:
+                    return  # settled, or claimed by another worker after this one lost its lease
+            except Exception:
+                log.exception("renewing the lease of job %s failed", job.id)
+
+    thread = threading.Thread(target=beat, name=f"lease-job-{job.id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+
+
+def running_jobs(station: Station) -> list[int]:
+    """Jobs claimed by some worker (`evidence worker` sends them at start: a stale one is claimed again,
+    a live one is looked at again when its lease could have run out)."""
+    with station.engine.connect() as connection:
+        return list(
+            connection.scalars(
+                select(processing_jobs.c.id)
+                .where(processing_jobs.c.status == JobStatus.RUNNING)
+                .order_by(processing_jobs.c.id)
+            )
+        )
+
+
+def lease_left(station: Station, job_id: int, lease: timedelta | None = None) -> timedelta | None:
+    """How long until a `running` job's lease runs out (zero if it has); None if it is not running."""
+    with station.engine.connect() as connection:
+        row = connection.execute(
+            select(processing_jobs.c.status, processing_jobs.c.updated_at).where(
+                processing_jobs.c.id == job_id
+            )
+        ).first()
+    if row is None or JobStatus(row.status) is not JobStatus.RUNNING:
+        return None
+    renewed: datetime = row.updated_at
+    return max(renewed + current_lease(station, lease) - station.clock(), timedelta(0))
 
 
 def _finish(station: Station, job: ProcessingJob, status: JobStatus, error: str, *, permanent: bool) -> None:

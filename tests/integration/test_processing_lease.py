@@ -1,0 +1,179 @@
+"""The lease on a claimed processing job (R3, R4): a job whose worker vanished is claimed again and
+completed; one whose worker is alive (its heartbeat renews the lease) is never claimed twice; one that
+lost its worker MAX_ATTEMPTS times is failed and visible, not retried forever."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from evidence_store.bootstrap import Station
+from evidence_store.db.tables import clips, processing_jobs, timestamp_tokens
+from evidence_store.domain.model import ClipStatus, JobStatus
+from tests.conftest import run_cli
+from workers.service import (
+    MAX_ATTEMPTS,
+    JobOutcome,
+    default_toolkit,
+    lease_left,
+    plan_clips,
+    run_job,
+    running_jobs,
+)
+
+LEASE = timedelta(seconds=1)
+
+
+@pytest.fixture
+def timestamp_job(station: Station, station_env: dict[str, str], tmp_path: Path) -> int:
+    """A stored file whose only job is its time-stamp (no media tools needed), planned, not run."""
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    (volume / "notes.txt").write_text("sidecar", encoding="utf-8")
+    imported = run_cli(
+        ["import", str(volume), "--device", "DSJ7", "--officer", "310777", "--json"], station_env
+    )
+    assert imported.code == 0, imported.stderr
+    (job_id,) = plan_clips(station)
+    return job_id
+
+
+def job_row(station: Station, job_id: int) -> Any:
+    with station.engine.connect() as connection:
+        return connection.execute(select(processing_jobs).where(processing_jobs.c.id == job_id)).one()
+
+
+def clip_status(station: Station, clip_id: int) -> ClipStatus:
+    with station.engine.connect() as connection:
+        return ClipStatus(connection.scalar(select(clips.c.status).where(clips.c.id == clip_id)))
+
+
+def abandon(station: Station, job_id: int, *, attempts: int, silent_for: timedelta) -> None:
+    """What a worker killed mid-job leaves behind: the job `running`, its lease not renewed since."""
+    with station.engine.begin() as connection:
+        connection.execute(
+            update(processing_jobs)
+            .where(processing_jobs.c.id == job_id)
+            .values(status=JobStatus.RUNNING, attempts=attempts, updated_at=station.clock() - silent_for)
+        )
+
+
+def test_a_job_whose_worker_vanished_is_claimed_again_and_completed(
+    station: Station, timestamp_job: int
+) -> None:
+    abandon(station, timestamp_job, attempts=1, silent_for=2 * LEASE)
+    assert running_jobs(station) == [timestamp_job]
+    assert lease_left(station, timestamp_job, LEASE) == timedelta(0)
+
+    outcome = run_job(station, timestamp_job, default_toolkit(station), lease=LEASE)
+
+    assert (outcome.status, outcome.detail) == (JobStatus.DONE, "")
+    row = job_row(station, timestamp_job)
+    assert (JobStatus(row.status), row.attempts) == (JobStatus.DONE, 2)
+    assert clip_status(station, row.clip_id) is ClipStatus.READY
+    with station.engine.connect() as connection:
+        stamps = connection.scalars(
+            select(timestamp_tokens.c.id).where(timestamp_tokens.c.clip_id == row.clip_id)
+        ).all()
+    assert len(stamps) == 1
+    assert running_jobs(station) == []
+
+
+def test_a_job_within_its_lease_is_not_claimed(station: Station, timestamp_job: int) -> None:
+    abandon(station, timestamp_job, attempts=1, silent_for=LEASE / 2)
+    outcome = run_job(station, timestamp_job, default_toolkit(station), lease=LEASE)
+    assert (outcome.status, outcome.detail) == (JobStatus.RUNNING, "already claimed or finished")
+    assert job_row(station, timestamp_job).attempts == 1
+    left = lease_left(station, timestamp_job, LEASE)
+    assert left is not None and timedelta(0) < left <= LEASE / 2
+
+
+class BlockingAuthority:
+    """The station's time-stamping authority, held up until the test lets it go."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def stamp(self, sha256: str) -> Any:
+        self.started.set()
+        assert self.release.wait(timeout=120), "the test never released the job"
+        return self.real.stamp(sha256)
+
+
+def test_a_live_heartbeat_keeps_the_job_from_being_claimed_twice(
+    station: Station, timestamp_job: int
+) -> None:
+    toolkit = default_toolkit(station)
+    blocking = BlockingAuthority(toolkit.timestamp_authority)
+    toolkit.timestamp_authority = blocking
+    first: list[JobOutcome | BaseException] = []
+
+    def run_first() -> None:
+        try:
+            first.append(run_job(station, timestamp_job, toolkit, lease=LEASE))
+        except BaseException as exc:  # reported by the main thread
+            first.append(exc)
+
+    holder = threading.Thread(target=run_first)
+    holder.start()
+    try:
+        assert blocking.started.wait(timeout=60), "the first claim never started its step"
+        claimed_at = job_row(station, timestamp_job).updated_at
+        # wait, with a deadline, until the claim is older than the lease and has been renewed since
+        deadline = time.monotonic() + 30
+        while True:
+            renewed = job_row(station, timestamp_job).updated_at
+            if station.clock() - claimed_at > 2 * LEASE and renewed - claimed_at > LEASE:
+                break
+            assert time.monotonic() < deadline, f"the lease was not renewed (claimed {claimed_at})"
+            time.sleep(0.05)
+
+        second = run_job(station, timestamp_job, default_toolkit(station), lease=LEASE)
+
+        assert (second.status, second.detail) == (JobStatus.RUNNING, "already claimed or finished")
+        row = job_row(station, timestamp_job)
+        assert (JobStatus(row.status), row.attempts) == (JobStatus.RUNNING, 1)
+    finally:
+        blocking.release.set()
+        holder.join(timeout=60)
+    assert not holder.is_alive()
+    assert len(first) == 1 and isinstance(first[0], JobOutcome), first
+    assert first[0].status is JobStatus.DONE
+    row = job_row(station, timestamp_job)
+    assert (JobStatus(row.status), row.attempts) == (JobStatus.DONE, 1)
+    # the heartbeat stopped with the job: the lease is no longer renewed
+    settled_at = row.updated_at
+    time.sleep(LEASE.total_seconds() / 2)
+    assert job_row(station, timestamp_job).updated_at == settled_at
+
+
+def test_a_job_that_lost_its_worker_too_often_is_failed_and_visible(
+    station: Station, station_env: dict[str, str], timestamp_job: int
+) -> None:
+    abandon(station, timestamp_job, attempts=MAX_ATTEMPTS, silent_for=2 * LEASE)
+
+    outcome = run_job(station, timestamp_job, default_toolkit(station), lease=LEASE)
+
+    assert outcome.status is JobStatus.FAILED
+    row = job_row(station, timestamp_job)
+    assert (JobStatus(row.status), row.attempts, row.permanent) == (JobStatus.FAILED, MAX_ATTEMPTS, False)
+    assert "the worker running it stopped" in row.last_error
+    assert clip_status(station, row.clip_id) is ClipStatus.FAILED
+    listed = run_cli(["jobs", "--failed", "--json"], station_env)
+    assert listed.code == 0, listed.stderr
+    assert [j["job_id"] for j in json.loads(listed.stdout)["failed_jobs"]] == [timestamp_job]
+    events = run_cli(["audit", "log", "--action", "processing.failed", "--json"], station_env)
+    assert events.code == 0, events.stderr
+    assert [e["details"]["job_id"] for e in json.loads(events.stdout)["events"]] == [timestamp_job]
+    # a further delivery changes nothing
+    again = run_job(station, timestamp_job, default_toolkit(station), lease=LEASE)
+    assert (again.status, again.detail) == (JobStatus.FAILED, "already claimed or finished")
