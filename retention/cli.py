@@ -1,4 +1,4 @@
-"""`evidence retention run|runs` and `evidence hold place|release|list`."""
+"""`evidence retention run|runs|allow-shorter|shortenings` and `evidence hold place|release|list`."""
 
 from __future__ import annotations
 
@@ -77,6 +77,27 @@ def _emit(data: dict[str, Any], as_json: bool) -> None:
             )
     for item in data["skipped"]:
         click.echo(f"  skipped clip {item['clip_id']}: {item['reason']}")
+    if data.get("shortening_needs_approval"):
+        click.echo(
+            f"  {data['shortening_needs_approval']} clips kept by an earlier, longer date: shortening needs "
+            "approval (evidence retention allow-shorter --clip ID | --case NUMBER | --rule RULE "
+            "--reason TEXT --user NAME)"
+        )
+    if data.get("shortened"):
+        verb = "would be shortened" if data["dry_run"] else "shortened"
+        click.echo(f"  {data['shortened']} clips' dates {verb} under an authorisation")
+    for item in data.get("shortenings", []):
+        source = f"case {item['floor_case_id']}" if item["floor_case_id"] else item["floor_rule"]
+        if item["authorisation_id"] is None:
+            click.echo(
+                f"  shortening needs approval: clip {item['clip_id']} kept until {item['kept_until']} "
+                f"(from {source}); the policy now gives {item['policy_date']}"
+            )
+        else:
+            click.echo(
+                f"  shortened: clip {item['clip_id']} from {item['kept_until']} to {item['policy_date']} "
+                f"(authorisation {item['authorisation_id']})"
+            )
 
 
 @retention_group.command("runs", help="Reports of earlier runs, newest first.")
@@ -118,6 +139,105 @@ def runs_command(ctx: click.Context, limit: int, as_json: bool) -> None:
             f"{run['run_id']:>5} {run['status']:<22} as of {run['as_of']}  deleted {run['deleted']} "
             f"({run['bytes_freed']:,} bytes)"
         )
+
+
+@retention_group.command(
+    "allow-shorter",
+    help="Authorise the next run to let clips go earlier than an earlier decision said (audited; "
+    "never below 6 months). Name one clip, one case (clips whose date came from its case-file period) "
+    "or one rule (clips whose date came from it, e.g. non_evidence:minimum_period after a category "
+    "period was lowered).",
+)
+@click.option("--clip", "clip_id", type=int, default=None)
+@click.option("--case", "case_number", default=None)
+@click.option("--rule", default=None, help="non_evidence:minimum_period or evidence:case_file_period")
+@click.option("--reason", required=True, help="Why the shorter date is right (kept in the audit log).")
+@click.option("--user", "user", required=True, help="Who authorises (a station user with role approver).")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the user's password from the first line of stdin (default: prompt on the terminal).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def allow_shorter_command(
+    ctx: click.Context,
+    clip_id: int | None,
+    case_number: str | None,
+    rule: str | None,
+    reason: str,
+    user: str,
+    password_stdin: bool,
+    as_json: bool,
+) -> None:
+    import sys
+
+    from evidence_store.bootstrap import open_station
+    from evidence_store.cli import EXIT_USAGE, cli_actor, fail, settings_from
+    from evidence_store.credentials import CredentialsRefused, check_credentials, load_limits
+    from evidence_store.errors import NotFoundError
+    from retention.shortening import ShorteningRefused, authorise_shortening
+
+    if sum(x is not None for x in (clip_id, case_number, rule)) != 1:
+        raise click.UsageError("give exactly one of --clip, --case or --rule")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif sys.stdin.isatty():
+        password = str(click.prompt(f"password of {user}", hide_input=True, err=True))
+    else:
+        fail(f"the password of {user!r} is needed: run on a terminal, or pass --password-stdin", EXIT_USAGE)
+    station = open_station(settings_from(ctx))
+    try:
+        with station.engine.connect() as connection:
+            limits = load_limits(connection)
+        check_credentials(station, user, password, client=cli_actor(), limits=limits, channel="cli")
+        authorisation_id = authorise_shortening(
+            station,
+            clip_id=clip_id,
+            case_number=case_number,
+            rule=rule,
+            reason=reason,
+            user=user.strip().lower(),
+        )
+    except (CredentialsRefused, ShorteningRefused, NotFoundError) as exc:
+        fail(str(exc), EXIT_USAGE)
+    finally:
+        station.close()
+    if as_json:
+        click.echo(json.dumps({"authorisation_id": authorisation_id}))
+    else:
+        click.echo(f"shortening authorisation {authorisation_id} recorded; the next run applies it")
+
+
+@retention_group.command("shortenings", help="Shortening authorisations, newest first.")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def shortenings_command(ctx: click.Context, limit: int, as_json: bool) -> None:
+    from evidence_store.bootstrap import open_station
+    from evidence_store.cli import settings_from
+    from retention.shortening import list_shortenings
+
+    station = open_station(settings_from(ctx))
+    items = list_shortenings(station, limit=limit)
+    station.close()
+    if as_json:
+        click.echo(json.dumps({"shortenings": items}, ensure_ascii=False, indent=2))
+        return
+    for item in items:
+        scope = (
+            f"clip {item['clip_id']}"
+            if item["clip_id"] is not None
+            else f"case {item['case_number']}"
+            if item["case_number"] is not None
+            else f"rule {item['rule']}"
+        )
+        state = (
+            f"applied by run {item['applied_run_id']} ({item['clips_shortened']} clips)"
+            if item["applied_run_id"]
+            else "pending"
+        )
+        click.echo(f"{item['id']:>5} {scope:<30} by {item['authorised_by']} {state}: {item['reason']}")
 
 
 @click.group("hold", help="Legal holds: a held clip or case is kept whatever its age.")

@@ -1,10 +1,15 @@
 """The retention policy as a pure function (R9, R10).
 
 Evidence footage lives as long as its case file; all other footage at least 6 months; holds always
-win; the longest applicable period wins; and a dated period once decided is never shortened (the run
-records it as the clip's floor; only an audited override lowers a floor). Holds and undated keeps (an
-open or permanent case file) follow the current facts, whose own changes (archiving, releasing a hold)
-are audited where they are made. Nothing here reads the clock: `now` is an argument.
+win; the longest applicable period wins; and a dated period once decided is never shortened without
+an audited reason. The run records each kept clip's decided date as its floor (with the rule, and the
+case, that gave it). When the current facts or settings give an earlier date (a category period
+lowered, a case file's period changed from 30 to 10 years, an evidence link removed) the floor still
+holds and the decision says so (`Decision.shortening`, "needs approval"), until a recorded, audited
+`ShorteningAuthorisation` covers the clip: then the current policy's date stands, and never earlier
+than 6 months after the recording ended (R9's floor holds whatever is authorised). Holds and undated
+keeps (an open or permanent case file) follow the current facts, whose own changes (archiving,
+releasing a hold) are audited where they are made. Nothing here reads the clock: `now` is an argument.
 
 Dates are calendar dates: "6 months after the recording ended at T" is T moved 6 calendar months on,
 same day of month and time of day, clamped to the month's last day (31 August + 6 months = 28/29
@@ -93,6 +98,8 @@ class ClipFacts:
     export_pending: bool = False  # an export request pending or approved includes it
     legal_hold: bool = False
     floor: datetime | None = None  # the latest dated earliest-delete ever decided for it
+    floor_rule: str | None = None  # the rule that gave the floor its date
+    floor_case_id: int | None = None  # the case whose case-file period gave it, if one did
 
 
 @dataclass(frozen=True)
@@ -112,12 +119,53 @@ class CaseFacts:
 
 
 @dataclass(frozen=True)
+class ShorteningAuthorisation:
+    """A recorded, audited permission (R9, R10) to let clips go earlier than an earlier decision said.
+
+    It names exactly one scope: one clip; the clips whose decided date came from one case's case-file
+    period (a case whose period was changed from 30 to 10 years); or the clips whose decided date came
+    from one rule (a category period lowered in the settings: `non_evidence:minimum_period`).
+    """
+
+    authorisation_id: int
+    reason: str
+    clip_id: int | None = None
+    case_id: int | None = None
+    rule: str | None = None
+
+    def __post_init__(self) -> None:
+        scopes = [s for s in (self.clip_id, self.case_id, self.rule) if s is not None]
+        if len(scopes) != 1:
+            raise PolicyError("a shortening authorisation names exactly one clip, case or rule")
+        if not self.reason.strip():
+            raise PolicyError("a shortening authorisation needs a reason (R10)")
+
+    def covers(self, clip: ClipFacts) -> bool:
+        if self.clip_id is not None:
+            return clip.clip_id == self.clip_id
+        if self.case_id is not None:
+            return clip.floor_case_id == self.case_id
+        return clip.floor_rule == self.rule
+
+
+@dataclass(frozen=True)
+class Shortening:
+    """The current policy gives an earlier date than the clip's recorded floor."""
+
+    previous: datetime  # the floor: the date an earlier decision kept it until
+    policy: datetime  # what the current facts and settings alone give (never below 6 months)
+    authorisation_id: int | None  # None: not authorised, the floor holds ("needs approval")
+
+
+@dataclass(frozen=True)
 class Decision:
     clip_id: int
     action: RetentionAction
     rule: Rule
     earliest_delete_at: datetime | None  # None: no date yet (a hold, an open or permanent case)
     reasons: tuple[str, ...] = ()
+    case_id: int | None = None  # the case whose case-file period gave the date, if one did
+    shortening: Shortening | None = None
 
 
 def add_months(moment: datetime, months: int) -> datetime:
@@ -138,26 +186,33 @@ def decide_one(
     cases: Mapping[int, CaseFacts],
     settings: RetentionSettings,
     now: datetime,
+    authorisations: Iterable[ShorteningAuthorisation] = (),
 ) -> Decision:
-    """R9/R10 for one clip: keep or delete, the rule that decided, and the earliest date it may go."""
+    """R9/R10 for one clip: keep or delete, the rule that decided, and the earliest date it may go.
+
+    The longest applicable period wins. A recorded floor longer than that is kept (rule `FLOOR`, with
+    the shortening reported) unless one of `authorisations` covers the clip (R10: never shortened
+    without an audited reason); the 6-month minimum of R9 is never undercut, authorised or not.
+    """
     links = [link for link in links if link.clip_id == clip.clip_id]
     linked_cases = [cases[link.case_id] for link in links if link.case_id in cases]
     holds = _holds(clip, linked_cases)
     if holds:
         return Decision(clip.clip_id, RetentionAction.KEEP, holds[0][0], None, tuple(r for _, r in holds))
 
-    candidates: list[tuple[datetime | None, Rule, str]] = []  # None: kept with no end date
+    # (until or None for no end date, rule, reason, the case that gave it)
+    candidates: list[tuple[datetime | None, Rule, str, int | None]] = []
     for link in links:
         case = cases.get(link.case_id)
         if not link.is_evidence or case is None:
             continue
         if case.retention_period is RetentionPeriod.PERMANENT:
             candidates.append(
-                (None, Rule.EVIDENCE_PERMANENT, f"evidence in case {case.case_id}, kept permanently")
+                (None, Rule.EVIDENCE_PERMANENT, f"evidence in case {case.case_id}, kept permanently", None)
             )
         elif case.archived_at is None:
             candidates.append(
-                (None, Rule.EVIDENCE_OPEN_CASE, f"evidence in case {case.case_id}, not yet archived")
+                (None, Rule.EVIDENCE_OPEN_CASE, f"evidence in case {case.case_id}, not yet archived", None)
             )
         else:
             until = add_months(case.archived_at, _PERIOD_MONTHS[case.retention_period])
@@ -166,31 +221,53 @@ def decide_one(
                     until,
                     Rule.EVIDENCE_CASE_FILE,
                     f"evidence in case {case.case_id}: archived plus {case.retention_period}",
+                    case.case_id,
                 )
             )
+    minimum: datetime | None = None
     if clip.recording_end is None:
-        candidates.append((None, Rule.NO_TIME, "the recording time is unknown: no period can start"))
+        candidates.append((None, Rule.NO_TIME, "the recording time is unknown: no period can start", None))
     else:
-        months = settings.months_for(c.category for c in linked_cases)
+        minimum = add_months(clip.recording_end, MINIMUM_MONTHS)
+        months = (
+            settings.months_for(c.category for c in linked_cases)
+            if linked_cases
+            else settings.non_evidence_months
+        )
         candidates.append(
             (
-                add_months(clip.recording_end, months),
+                minimum if months == MINIMUM_MONTHS else add_months(clip.recording_end, months),
                 Rule.NON_EVIDENCE,
                 f"{months} months after the recording ended",
+                None,
             )
         )
-    if clip.floor is not None:
-        candidates.append((clip.floor, Rule.FLOOR, "an earlier decision kept it until then"))
 
     forever = [c for c in candidates if c[0] is None]
     if forever:
-        _, rule, _reason = forever[0]
+        rule = forever[0][1]
         return Decision(clip.clip_id, RetentionAction.KEEP, rule, None, tuple(c[2] for c in forever))
-    dated = [(until, rule, reason) for until, rule, reason in candidates if until is not None]
-    until, rule, _ = max(dated, key=lambda c: c[0])
-    reasons = tuple(c[2] for c in candidates)
+    assert minimum is not None  # a dated outcome needs the recording time
+    dated = [(until, rule, case_id) for until, rule, _, case_id in candidates if until is not None]
+    policy_until, rule, case_id = max(dated, key=lambda c: c[0])  # first of equals: evidence before R9
+    reasons = [c[2] for c in candidates]
+    until = policy_until
+    shortening = None
+    if clip.floor is not None and clip.floor > policy_until:
+        covering = next((a for a in authorisations if a.covers(clip)), None)
+        if covering is None:
+            until, rule, case_id = clip.floor, Rule.FLOOR, clip.floor_case_id
+            reasons.append("an earlier decision kept it until then; shortening needs approval")
+            shortening = Shortening(clip.floor, policy_until, None)
+        else:
+            until = max(policy_until, minimum)  # R9: never below 6 months, whatever is authorised
+            reasons.append(
+                f"shortened from {clip.floor.isoformat()} under authorisation {covering.authorisation_id}: "
+                f"{covering.reason}"
+            )
+            shortening = Shortening(clip.floor, until, covering.authorisation_id)
     action = RetentionAction.DELETE if now >= until else RetentionAction.KEEP
-    return Decision(clip.clip_id, action, rule, until, reasons)
+    return Decision(clip.clip_id, action, rule, until, tuple(reasons), case_id, shortening)
 
 
 def _holds(clip: ClipFacts, linked_cases: list[CaseFacts]) -> list[tuple[Rule, str]]:
@@ -217,9 +294,12 @@ def decide(
     cases: Mapping[int, CaseFacts],
     settings: RetentionSettings,
     now: datetime,
+    authorisations: Iterable[ShorteningAuthorisation] = (),
 ) -> list[Decision]:
-    """R9/R10 for every clip given (`decide_one` for each; links grouped once)."""
+    """R9/R10 for every clip given (`decide_one` for each; links grouped once). The run applies it to
+    one batch of clips at a time, so the facts given need only cover that batch."""
     by_clip: dict[int, list[LinkFacts]] = {}
     for link in links:
         by_clip.setdefault(link.clip_id, []).append(link)
-    return [decide_one(clip, by_clip.get(clip.clip_id, []), cases, settings, now) for clip in clips]
+    granted = tuple(authorisations)
+    return [decide_one(clip, by_clip.get(clip.clip_id, []), cases, settings, now, granted) for clip in clips]

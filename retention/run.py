@@ -1,8 +1,12 @@
 """The retention run: plan, confirm if large, delete, tombstone (R9, R10). Crash-safe and idempotent.
 
-Phase 1 (plan) streams every live clip through the pure policy in batches, records a decision for each
-clip that may go, raises each kept clip's dated floor, and aligns the S3 Object Lock (retain-until
-extended, never shortened; a legal hold for undated keeps). Phase 2 deletes decision by decision:
+Phase 1 (plan) streams every live clip through the pure policy in batches (keyset pagination by clip
+id; only holds, export requests and shortening authorisations are loaded whole, and the cases a batch
+links to), records a decision for each clip that may go, raises each kept clip's dated floor, and
+aligns the S3 Object Lock (retain-until extended, never shortened; a legal hold for undated keeps). A
+floor is lowered only under a recorded shortening authorisation, each lowering audited, never below 6
+months (R9, R10); without one, the run keeps the floor and reports the shortening as needing approval.
+Phase 2 deletes decision by decision:
 
     planned --(policy asked again with fresh facts)--> skipped | deleting
     deleting --(purge original, then derivatives)--> tombstoned (tombstone + audit event, one transaction)
@@ -21,9 +25,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, type_coerce, update
 
 from evidence_store.bootstrap import Station
+from evidence_store.cases._db import BulkWriter
 from evidence_store.db.tables import (
     cases,
     clip_links,
@@ -36,7 +41,9 @@ from evidence_store.db.tables import (
     retention_decisions,
     retention_floors,
     retention_runs,
+    retention_shortenings,
 )
+from evidence_store.db.types import UTCDateTime
 from evidence_store.domain.model import (
     ClipStatus,
     DecisionState,
@@ -49,7 +56,15 @@ from evidence_store.domain.model import (
 from evidence_store.errors import EvidenceError, ObjectLockedError
 from evidence_store.ports import LockableBlobStore
 from evidence_store.review_holds import clips_under_review
-from retention.policy import CaseFacts, ClipFacts, Decision, LinkFacts, RetentionSettings, decide
+from retention.policy import (
+    CaseFacts,
+    ClipFacts,
+    Decision,
+    LinkFacts,
+    RetentionSettings,
+    ShorteningAuthorisation,
+    decide,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +101,9 @@ class RunReport:
     resumed: int = 0
     would_delete: list[dict[str, Any]] = field(default_factory=list)
     message: str = ""
+    shortening_needs_approval: int = 0  # kept by an earlier, longer date; the policy now gives less
+    shortened: int = 0  # dates lowered under an authorisation (a dry run: would be)
+    shortenings: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +124,9 @@ class RunReport:
             "resumed": self.resumed,
             "would_delete": self.would_delete,
             "message": self.message,
+            "shortening_needs_approval": self.shortening_needs_approval,
+            "shortened": self.shortened,
+            "shortenings": self.shortenings,
         }
 
 
@@ -129,11 +150,16 @@ def _batches(station: Station, only: list[int] | None = None) -> Iterator[list[A
                 clips.c.id,
                 clips.c.sha256,
                 clips.c.size,
-                clips.c.utc_start,
-                clips.c.utc_end,
+                # the corrected end of the recording, or its start when no end is known
+                type_coerce(func.coalesce(clips.c.utc_end, clips.c.utc_start), UTCDateTime).label(
+                    "recording_end"
+                ),
                 clips.c.status,
+                retention_floors.c.clip_id.label("floor_clip_id"),
                 retention_floors.c.not_before,
                 retention_floors.c.store_hold,
+                retention_floors.c.reason.label("floor_rule"),
+                retention_floors.c.case_id.label("floor_case_id"),
             )
             .outerjoin(retention_floors, retention_floors.c.clip_id == clips.c.id)
             .where(clips.c.status != ClipStatus.DELETED, clips.c.id > last_id)
@@ -180,13 +206,21 @@ def _context(station: Station) -> _Context:
 
 
 def _facts(
-    station: Station, rows: list[Any], context: _Context
+    station: Station, rows: list[Any], context: _Context, *, whole_range: bool = False
 ) -> tuple[list[ClipFacts], list[LinkFacts], dict[int, CaseFacts]]:
+    """The facts of one batch of clips. `whole_range`: the rows are every live clip from the first
+    id to the last (a keyset page), so the queries ask for that id range rather than a long IN list
+    (facts of deleted clips in the range come back too, and are not used)."""
     ids = [row.id for row in rows]
+    between = (ids[0], ids[-1]) if whole_range else None
+
+    def chosen(column: Any) -> Any:
+        return column.between(*between) if between is not None else column.in_(ids)
+
     with station.engine.connect() as connection:
         links = connection.execute(
             select(clip_links.c.clip_id, clip_links.c.case_id, clip_links.c.is_evidence).where(
-                clip_links.c.clip_id.in_(ids), clip_links.c.removed_at.is_(None)
+                chosen(clip_links.c.clip_id), clip_links.c.removed_at.is_(None)
             )
         ).all()
         case_ids = {link.case_id for link in links}
@@ -202,7 +236,7 @@ def _facts(
         flagged = set(
             connection.scalars(
                 select(compliance_flags.c.clip_id).where(
-                    compliance_flags.c.clip_id.in_(ids), compliance_flags.c.cleared_at.is_(None)
+                    chosen(compliance_flags.c.clip_id), compliance_flags.c.cleared_at.is_(None)
                 )
             )
         )
@@ -211,17 +245,17 @@ def _facts(
                 select(clip_links.c.clip_id)
                 .join(compliance_flags, compliance_flags.c.document_id == clip_links.c.document_id)
                 .where(
-                    clip_links.c.clip_id.in_(ids),
+                    chosen(clip_links.c.clip_id),
                     clip_links.c.removed_at.is_(None),
                     compliance_flags.c.cleared_at.is_(None),
                 )
             )
         )
-        under_review = clips_under_review(connection, ids)
+        under_review = clips_under_review(connection, ids, between=between)
         failed_jobs = set(
             connection.scalars(
                 select(processing_jobs.c.clip_id).where(
-                    processing_jobs.c.clip_id.in_(ids), processing_jobs.c.status == JobStatus.FAILED
+                    chosen(processing_jobs.c.clip_id), processing_jobs.c.status == JobStatus.FAILED
                 )
             )
         )
@@ -234,7 +268,7 @@ def _facts(
     clip_facts = [
         ClipFacts(
             clip_id=row.id,
-            recording_end=row.utc_end or row.utc_start,
+            recording_end=row.recording_end,
             processing_failed=row.status in (ClipStatus.FAILED, ClipStatus.UNPLAYABLE)
             or row.id in failed_jobs,
             open_flag=row.id in flagged or row.id in flagged_docs_cases,
@@ -242,6 +276,8 @@ def _facts(
             export_pending=row.id in context.exporting,
             legal_hold=row.id in context.held_clips,
             floor=row.not_before,
+            floor_rule=row.floor_rule,
+            floor_case_id=row.floor_case_id,
         )
         for row in rows
     ]
@@ -334,81 +370,220 @@ def _plan(
             )
             or 0
         )
-        busy = set(
-            connection.scalars(
-                select(retention_decisions.c.clip_id).where(
-                    retention_decisions.c.state.in_([DecisionState.PLANNED, DecisionState.DELETING])
-                )
-            )
-        )
     context = _context(station)
+    authorisations = _pending_authorisations(station)
+    applied: Counter[int] = Counter()
     lockable = station.blobs if _is_lockable(station) else None
     for rows in _batches(station):
-        clip_facts, link_facts, case_facts = _facts(station, rows, context)
-        by_id = {row.id: row for row in rows}
-        decisions = decide(clip_facts, link_facts, case_facts, policy, now)
-        new_decisions: list[dict[str, Any]] = []
-        floor_changes: list[tuple[int, datetime | None, bool, str]] = []
-        for decision in decisions:
-            row = by_id[decision.clip_id]
-            report.clips_considered += 1
-            if decision.action is RetentionAction.DELETE:
-                report.delete_by_rule[decision.rule.value] += 1
-                report.planned_delete_bytes += row.size
-                if len(report.would_delete) < list_limit:
-                    report.would_delete.append(
-                        {
-                            "clip_id": row.id,
-                            "sha256": row.sha256,
-                            "size": row.size,
-                            "rule": decision.rule.value,
-                            "earliest_delete_at": decision.earliest_delete_at.isoformat()
-                            if decision.earliest_delete_at
-                            else None,
-                            "reasons": list(decision.reasons),
-                        }
-                    )
-                if not dry_run and row.id not in busy:
-                    new_decisions.append(
-                        {
-                            "run_id": report.run_id,
-                            "clip_id": row.id,
-                            "action": RetentionAction.DELETE,
-                            "rule": decision.rule.value,
-                            "earliest_delete_at": decision.earliest_delete_at,
-                            "state": DecisionState.PLANNED,
-                            "decided_at": station.clock(),
-                        }
-                    )
-                continue
-            report.kept_by_rule[decision.rule.value] += 1
-            if dry_run:
-                continue
-            wants_hold = decision.earliest_delete_at is None
-            raises_floor = decision.earliest_delete_at is not None and (
-                row.not_before is None or decision.earliest_delete_at > row.not_before
-            )
-            if raises_floor or wants_hold != bool(row.store_hold):
-                floor_changes.append(
-                    (
-                        row.id,
-                        decision.earliest_delete_at if raises_floor else row.not_before,
-                        wants_hold,
-                        decision.rule.value,
-                    )
-                )
-                if lockable is not None:
-                    _align_store(
-                        lockable,
-                        row.sha256,
-                        decision.earliest_delete_at if raises_floor else None,
-                        wants_hold,
-                        bool(row.store_hold),
-                    )
+        clip_facts, link_facts, case_facts = _facts(station, rows, context, whole_range=True)
+        decisions = decide(clip_facts, link_facts, case_facts, policy, now, authorisations)
+        busy = set() if dry_run else _in_flight(station, rows[0].id, rows[-1].id)
+        batch = _plan_batch(station, report, rows, decisions, busy, lockable, list_limit)
+        for decision, _previous in batch.lowered:
+            assert decision.shortening is not None and decision.shortening.authorisation_id is not None
+            applied[decision.shortening.authorisation_id] += 1
         if not dry_run:
-            _record_plan(station, new_decisions, floor_changes)
+            _record_plan(station, batch, report.run_id, actor)
             checkpoint("planned_batch")
+    if not dry_run and authorisations:
+        _mark_applied(station, authorisations, applied, report.run_id, actor)
     return report
+
+
+def _in_flight(station: Station, first_id: int, last_id: int) -> set[int]:
+    """Clips of one batch that already have a decision planned or being deleted (an earlier run's,
+    awaiting confirmation or to be resumed): asked per batch, so memory stays bounded."""
+    with station.engine.connect() as connection:
+        return set(
+            connection.scalars(
+                select(retention_decisions.c.clip_id).where(
+                    retention_decisions.c.clip_id.between(first_id, last_id),
+                    retention_decisions.c.state.in_([DecisionState.PLANNED, DecisionState.DELETING]),
+                )
+            ).all()
+        )
+
+
+@dataclass
+class _BatchPlan:
+    new_decisions: list[dict[str, Any]] = field(default_factory=list)
+    floor_changes: list[_FloorChange] = field(default_factory=list)
+    lowered: list[tuple[Decision, datetime]] = field(default_factory=list)  # (decision, previous floor)
+
+
+def _plan_batch(
+    station: Station,
+    report: RunReport,
+    rows: list[Any],
+    decisions: list[Decision],
+    busy: set[int],
+    lockable: Any,
+    list_limit: int,
+) -> _BatchPlan:
+    """Count one batch's decisions into the report and, for a real run, say what to record."""
+    plan = _BatchPlan()
+    by_id = {row.id: row for row in rows}
+    for decision in decisions:
+        row = by_id[decision.clip_id]
+        report.clips_considered += 1
+        shortening = decision.shortening
+        authorised = shortening is not None and shortening.authorisation_id is not None
+        if shortening is not None:
+            _note_shortening(report, row, decision, list_limit)
+            if authorised:
+                plan.lowered.append((decision, shortening.previous))
+        if decision.action is RetentionAction.DELETE:
+            _note_delete(report, row, decision, list_limit)
+            if not report.dry_run and row.id not in busy:
+                plan.new_decisions.append(
+                    {
+                        "run_id": report.run_id,
+                        "clip_id": row.id,
+                        "action": RetentionAction.DELETE,
+                        "rule": decision.rule.value,
+                        "earliest_delete_at": decision.earliest_delete_at,
+                        "state": DecisionState.PLANNED,
+                        "decided_at": station.clock(),
+                    }
+                )
+            if not report.dry_run and authorised:
+                # the delete phase asks the policy again, without authorisations: the floor it finds
+                # must already be the authorised date
+                plan.floor_changes.append(_floor_change(row, decision, decision.earliest_delete_at, False))
+            continue
+        report.kept_by_rule[decision.rule.value] += 1
+        if report.dry_run:
+            continue
+        wants_hold = decision.earliest_delete_at is None
+        moves_floor = decision.earliest_delete_at is not None and (
+            row.not_before is None or decision.earliest_delete_at > row.not_before or authorised
+        )
+        if moves_floor or wants_hold != bool(row.store_hold):
+            not_before = decision.earliest_delete_at if moves_floor else row.not_before
+            plan.floor_changes.append(_floor_change(row, decision, not_before, wants_hold))
+            if lockable is not None:
+                _align_store(
+                    lockable,
+                    row.sha256,
+                    # retain-until is only ever extended: a lowered floor leaves the lock as it is
+                    decision.earliest_delete_at if moves_floor and not authorised else None,
+                    wants_hold,
+                    bool(row.store_hold),
+                )
+    return plan
+
+
+def _note_delete(report: RunReport, row: Any, decision: Decision, list_limit: int) -> None:
+    report.delete_by_rule[decision.rule.value] += 1
+    report.planned_delete_bytes += row.size
+    if len(report.would_delete) < list_limit:
+        report.would_delete.append(
+            {
+                "clip_id": row.id,
+                "sha256": row.sha256,
+                "size": row.size,
+                "rule": decision.rule.value,
+                "earliest_delete_at": decision.earliest_delete_at.isoformat()
+                if decision.earliest_delete_at
+                else None,
+                "reasons": list(decision.reasons),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class _FloorChange:
+    clip_id: int
+    exists: bool
+    not_before: datetime | None
+    store_hold: bool
+    rule: str
+    case_id: int | None
+
+
+def _floor_change(row: Any, decision: Decision, not_before: datetime | None, hold: bool) -> _FloorChange:
+    """The floor row to write: the rule and case that gave its date go with the date (an unchanged
+    date keeps its own)."""
+    moved = not_before is not None and not_before != row.not_before
+    return _FloorChange(
+        clip_id=row.id,
+        exists=row.floor_clip_id is not None,
+        not_before=not_before,
+        store_hold=hold,
+        rule=decision.rule.value if moved else (row.floor_rule or decision.rule.value),
+        case_id=decision.case_id if moved else row.floor_case_id,
+    )
+
+
+def _note_shortening(report: RunReport, row: Any, decision: Decision, list_limit: int) -> None:
+    shortening = decision.shortening
+    assert shortening is not None
+    if shortening.authorisation_id is None:
+        report.shortening_needs_approval += 1
+    else:
+        report.shortened += 1
+    if len(report.shortenings) < list_limit:
+        report.shortenings.append(
+            {
+                "clip_id": row.id,
+                "kept_until": shortening.previous.isoformat(),
+                "policy_date": shortening.policy.isoformat(),
+                "floor_rule": row.floor_rule,
+                "floor_case_id": row.floor_case_id,
+                "authorisation_id": shortening.authorisation_id,
+                "status": "needs approval" if shortening.authorisation_id is None else "authorised",
+            }
+        )
+
+
+def _pending_authorisations(station: Station) -> tuple[ShorteningAuthorisation, ...]:
+    """Shortening authorisations recorded and not yet applied by a real run (few: loaded whole)."""
+    with station.engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                retention_shortenings.c.id,
+                retention_shortenings.c.reason,
+                retention_shortenings.c.clip_id,
+                retention_shortenings.c.case_id,
+                retention_shortenings.c.rule,
+            )
+            .where(retention_shortenings.c.applied_run_id.is_(None))
+            .order_by(retention_shortenings.c.id)
+        ).all()
+    return tuple(ShorteningAuthorisation(r.id, r.reason, r.clip_id, r.case_id, r.rule) for r in rows)
+
+
+def _mark_applied(
+    station: Station,
+    authorisations: tuple[ShorteningAuthorisation, ...],
+    applied: Counter[int],
+    run_id: int,
+    actor: str,
+) -> None:
+    """After the whole plan: each authorisation the run started with is spent (audited). A run killed
+    before this point leaves them pending; the next run applies them to what is left."""
+    with station.transaction() as session:
+        for authorisation in authorisations:
+            session.execute(
+                update(retention_shortenings)
+                .where(retention_shortenings.c.id == authorisation.authorisation_id)
+                .values(
+                    applied_run_id=run_id,
+                    applied_at=station.clock(),
+                    clips_shortened=retention_shortenings.c.clips_shortened
+                    + applied[authorisation.authorisation_id],
+                )
+            )
+            station.audit.record(
+                session,
+                actor=actor,
+                action="retention.shortening_applied",
+                object_type="retention_shortening",
+                object_id=authorisation.authorisation_id,
+                details={"run_id": run_id, "clips_shortened": applied[authorisation.authorisation_id]},
+                flush=False,
+            )
+        session.flush()
 
 
 def _is_lockable(station: Station) -> bool:
@@ -424,27 +599,69 @@ def _align_store(store: Any, sha256: str, until: datetime | None, hold: bool, ha
         lockable.set_legal_hold(sha256, hold)
 
 
-def _record_plan(
-    station: Station,
-    new_decisions: list[dict[str, Any]],
-    floors: list[tuple[int, datetime | None, bool, str]],
-) -> None:
+def _record_plan(station: Station, batch: _BatchPlan, run_id: int, actor: str) -> None:
+    """One batch's decisions and floors in one transaction (driver-level executemany, as the linking
+    service writes), with an audit event for every floor lowered under an authorisation (R10: never
+    shortened without an audited reason)."""
     now = station.clock()
+    floors, lowered = batch.floor_changes, batch.lowered
     with station.transaction() as session:
-        if new_decisions:
-            session.execute(retention_decisions.insert(), new_decisions)
-        for clip_id, not_before, hold, reason in floors:
-            updated = session.execute(
-                update(retention_floors)
-                .where(retention_floors.c.clip_id == clip_id)
-                .values(not_before=not_before, store_hold=hold, updated_at=now, reason=reason)
-            )
-            if updated.rowcount == 0:  # type: ignore[attr-defined]
-                session.execute(
-                    retention_floors.insert().values(
-                        clip_id=clip_id, not_before=not_before, store_hold=hold, updated_at=now, reason=reason
-                    )
+        bulk = BulkWriter(session.connection())
+        bulk.insert(
+            retention_decisions,
+            ("run_id", "clip_id", "action", "rule", "earliest_delete_at", "state", "decided_at"),
+            [
+                (
+                    d["run_id"],
+                    d["clip_id"],
+                    d["action"],
+                    d["rule"],
+                    bulk.time(d["earliest_delete_at"]),
+                    d["state"],
+                    bulk.time(d["decided_at"]),
                 )
+                for d in batch.new_decisions
+            ],
+        )
+        stamp = bulk.time(now)
+        bulk.update(
+            retention_floors,
+            ("not_before", "store_hold", "reason", "case_id", "updated_at"),
+            "clip_id",
+            [
+                (bulk.time(f.not_before), f.store_hold, f.rule, f.case_id, stamp, f.clip_id)
+                for f in floors
+                if f.exists
+            ],
+        )
+        bulk.insert(
+            retention_floors,
+            ("clip_id", "not_before", "store_hold", "reason", "case_id", "updated_at"),
+            [
+                (f.clip_id, bulk.time(f.not_before), f.store_hold, f.rule, f.case_id, stamp)
+                for f in floors
+                if not f.exists
+            ],
+        )
+        for decision, previous in lowered:
+            assert decision.shortening is not None and decision.earliest_delete_at is not None
+            station.audit.record(
+                session,
+                actor=actor,
+                action="retention.period_shortened",
+                object_type="clip",
+                object_id=decision.clip_id,
+                details={
+                    "from": previous.isoformat(),
+                    "to": decision.earliest_delete_at.isoformat(),
+                    "rule": decision.rule.value,
+                    "authorisation_id": decision.shortening.authorisation_id,
+                    "run_id": run_id,
+                },
+                flush=False,
+            )
+        if lowered:
+            session.flush()
 
 
 def _resume_unfinished(station: Station, now: datetime, actor: str, checkpoint: Checkpoint) -> int:

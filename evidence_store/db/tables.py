@@ -308,7 +308,9 @@ retention_decisions = Table(
     UniqueConstraint("run_id", "clip_id", name="uq_retention_decisions_run_clip"),
 )
 
-# The latest dated retention decision per clip: a later run never lets the clip go earlier (R9).
+# The latest dated retention decision per clip: a later run never lets the clip go earlier (R9)
+# unless a `retention_shortenings` authorisation covers it. `reason` is the rule that gave the date,
+# `case_id` the case whose case-file period gave it (if one did).
 retention_floors = Table(
     "retention_floors",
     metadata,
@@ -317,6 +319,29 @@ retention_floors = Table(
     Column("store_hold", Boolean, nullable=False, default=False),  # legal hold set on the S3 object
     Column("updated_at", UTCDateTime, nullable=False),
     Column("reason", Text, nullable=False, default=""),
+    Column("case_id", ForeignKey("cases.id"), nullable=True),
+)
+
+# An audited permission to let clips go earlier than an earlier retention decision said (R9, R10):
+# one clip, the clips whose date came from one case's period, or those whose date came from one rule.
+# The next real run honours it (never below R9's 6 months) and marks it applied.
+retention_shortenings = Table(
+    "retention_shortenings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("clip_id", ForeignKey("clips.id"), nullable=True),
+    Column("case_id", ForeignKey("cases.id"), nullable=True),
+    Column("rule", String(100), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("authorised_by", String(200), nullable=False),
+    Column("authorised_at", UTCDateTime, nullable=False),
+    Column("applied_run_id", ForeignKey("retention_runs.id"), nullable=True),
+    Column("applied_at", UTCDateTime, nullable=True),
+    Column("clips_shortened", Integer, nullable=False, default=0),
+    CheckConstraint(
+        "clip_id IS NOT NULL OR case_id IS NOT NULL OR rule IS NOT NULL", name="covers_something"
+    ),
+    Index("ix_retention_shortenings_pending", "applied_run_id"),
 )
 
 tombstones = Table(

@@ -114,3 +114,26 @@ def request_export(station: Station, clip_id: int) -> None:
                 created_at=station.clock(),
             )
         )
+
+
+def add_user(station: Station, username: str, role: str, password: str) -> None:
+    """A station user who can prove who they are on the command line (`--password-stdin`)."""
+    from sqlalchemy import insert
+
+    from evidence_store.credentials import hash_password
+    from evidence_store.db.tables import users
+
+    now = station.clock()
+    with station.engine.begin() as connection:
+        connection.execute(
+            insert(users).values(
+                username=username,
+                display_name=username,
+                role=role,
+                unit="金普新区卫生健康监督所",
+                password_hash=hash_password(password),
+                active=True,
+                created_at=now,
+                updated_at=now,
+            )
+        )

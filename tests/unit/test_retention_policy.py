@@ -16,6 +16,8 @@ from retention.policy import (
     PolicyError,
     RetentionSettings,
     Rule,
+    Shortening,
+    ShorteningAuthorisation,
     add_months,
     decide,
     decide_one,
@@ -181,3 +183,132 @@ def test_never_deleted_before_six_months_or_while_evidence_of_a_live_case_file(
         if evidence:
             assert archived is not None and period is not RetentionPeriod.PERMANENT
             assert add_months(archived, 120 if period is RetentionPeriod.YEARS_10 else 360) <= NOW
+
+
+# -- audited shortening (R9, R10): a decided date is only lowered under a recorded authorisation ----------
+
+
+def shorten(
+    clip_id: int = 1, *, clip: int | None = None, case: int | None = None, rule: str | None = None
+) -> ShorteningAuthorisation:
+    return ShorteningAuthorisation(clip_id * 100, "case file reviewed", clip_id=clip, case_id=case, rule=rule)
+
+
+def test_a_lowered_category_period_keeps_the_earlier_date_until_authorised() -> None:
+    ended = months_before(8)
+    twelve = add_months(ended, 12)  # decided while the category had 12 months; now 6 apply
+    clip = ClipFacts(1, ended, floor=twelve, floor_rule=Rule.NON_EVIDENCE.value)
+    unapproved = decide_one(clip, [], {}, SETTINGS, NOW)
+    assert keep(unapproved) and unapproved.rule is Rule.FLOOR and unapproved.earliest_delete_at == twelve
+    assert unapproved.shortening == Shortening(twelve, add_months(ended, 6), None)
+    approved = decide_one(clip, [], {}, SETTINGS, NOW, [shorten(clip=1)])
+    assert not keep(approved) and approved.rule is Rule.NON_EVIDENCE
+    assert approved.earliest_delete_at == add_months(ended, 6)
+    assert approved.shortening == Shortening(twelve, add_months(ended, 6), 100)
+    assert any("under authorisation 100: case file reviewed" in r for r in approved.reasons)
+
+
+def test_a_case_period_changed_from_30_to_10_years_needs_that_case_authorised() -> None:
+    archived = months_before(132)  # 11 years ago: 10 years have passed, 30 have not
+    thirty = add_months(archived, 360)
+    clip = ClipFacts(
+        1, months_before(150), floor=thirty, floor_rule=Rule.EVIDENCE_CASE_FILE.value, floor_case_id=10
+    )
+    link = [LinkFacts(1, 10, is_evidence=True)]
+    now_ten = {10: evidence_case(archived, RetentionPeriod.YEARS_10)}
+    kept = decide_one(clip, link, now_ten, SETTINGS, NOW)
+    assert keep(kept) and kept.rule is Rule.FLOOR and kept.earliest_delete_at == thirty
+    assert kept.case_id == 10 and kept.shortening is not None and kept.shortening.authorisation_id is None
+    other_case = decide_one(clip, link, now_ten, SETTINGS, NOW, [shorten(case=11)])
+    assert keep(other_case) and other_case.earliest_delete_at == thirty
+    by_rule_of_another_kind = decide_one(
+        clip, link, now_ten, SETTINGS, NOW, [shorten(rule=Rule.NON_EVIDENCE.value)]
+    )
+    assert keep(by_rule_of_another_kind)
+    this_case = decide_one(clip, link, now_ten, SETTINGS, NOW, [shorten(case=10)])
+    assert not keep(this_case) and this_case.rule is Rule.EVIDENCE_CASE_FILE
+    assert this_case.earliest_delete_at == add_months(archived, 120) and this_case.case_id == 10
+    by_rule = decide_one(clip, link, now_ten, SETTINGS, NOW, [shorten(rule=Rule.EVIDENCE_CASE_FILE.value)])
+    assert not keep(by_rule)
+
+
+def test_an_authorised_shortening_still_takes_the_longest_current_period() -> None:
+    archived = months_before(132)
+    clip = ClipFacts(
+        1,
+        months_before(150),
+        floor=add_months(archived, 360),
+        floor_rule=Rule.EVIDENCE_CASE_FILE.value,
+        floor_case_id=10,
+    )
+    links = [LinkFacts(1, 10, is_evidence=True), LinkFacts(1, 11, is_evidence=True)]
+    later = months_before(60)
+    both = {
+        10: evidence_case(archived, RetentionPeriod.YEARS_10),
+        11: CaseFacts(11, "行政检查", later, RetentionPeriod.YEARS_10),
+    }
+    decision = decide_one(clip, links, both, SETTINGS, NOW, [shorten(case=10)])
+    assert keep(decision) and decision.earliest_delete_at == add_months(later, 120) and decision.case_id == 11
+
+
+def test_the_six_month_minimum_is_never_undercut_even_when_authorised() -> None:
+    ended = months_before(4)
+    clip = ClipFacts(1, ended, floor=add_months(ended, 24), floor_rule=Rule.NON_EVIDENCE.value)
+    decision = decide_one(clip, [], {}, SETTINGS, NOW, [shorten(clip=1)])
+    assert keep(decision) and decision.earliest_delete_at == add_months(ended, 6)
+    assert not keep(decide_one(clip, [], {}, SETTINGS, add_months(ended, 6), [shorten(clip=1)]))
+    assert keep(decide_one(clip, [], {}, SETTINGS, add_months(ended, 6) - DAY, [shorten(clip=1)]))
+
+
+def test_an_authorisation_never_beats_a_hold_nor_lengthens_a_date() -> None:
+    ended = months_before(30)
+    held = ClipFacts(1, ended, legal_hold=True, floor=add_months(ended, 24), floor_rule="non_evidence")
+    decision = decide_one(held, [], {}, SETTINGS, NOW, [shorten(clip=1)])
+    assert keep(decision) and decision.rule is Rule.HOLD_LEGAL_CLIP and decision.shortening is None
+    # a floor at or before the policy's own date is no shortening: the policy's date and rule stand
+    short_floor = ClipFacts(2, months_before(2), floor=NOW - DAY, floor_rule=Rule.NON_EVIDENCE.value)
+    plain = decide_one(short_floor, [], {}, SETTINGS, NOW, [shorten(2, clip=2)])
+    assert keep(plain) and plain.rule is Rule.NON_EVIDENCE and plain.shortening is None
+    assert plain.earliest_delete_at == add_months(months_before(2), 6)
+
+
+@pytest.mark.parametrize(
+    "scopes",
+    [{}, {"clip_id": 1, "case_id": 2}, {"case_id": 2, "rule": "non_evidence:minimum_period"}],
+)
+def test_an_authorisation_names_exactly_one_scope(scopes: dict) -> None:
+    with pytest.raises(PolicyError, match="exactly one"):
+        ShorteningAuthorisation(1, "reason", **scopes)
+
+
+def test_an_authorisation_needs_a_reason() -> None:
+    with pytest.raises(PolicyError, match="reason"):
+        ShorteningAuthorisation(1, "  ", clip_id=1)
+
+
+@given(
+    age_days=st.integers(0, 2_000),
+    floor_days=st.integers(-1_000, 20_000),
+    category_months=st.integers(6, 60),
+    authorised=st.booleans(),
+    now_days=st.integers(0, 3_000),
+)
+def test_never_deleted_before_six_months_nor_before_an_unauthorised_floor(
+    age_days: int, floor_days: int, category_months: int, authorised: bool, now_days: int
+) -> None:
+    ended = NOW - age_days * DAY
+    floor = ended + floor_days * DAY
+    settings = RetentionSettings(months_by_category={"行政检查": category_months})
+    clip = ClipFacts(1, ended, floor=floor, floor_rule=Rule.NON_EVIDENCE.value)
+    links = [LinkFacts(1, 10, is_evidence=False)]
+    cases = {10: CaseFacts(10, "行政检查", None, RetentionPeriod.YEARS_10)}
+    at = NOW + now_days * DAY
+    decision = decide_one(clip, links, cases, settings, at, [shorten(clip=1)] if authorised else [])
+    assert decision.earliest_delete_at is not None
+    assert decision.earliest_delete_at >= add_months(ended, 6)
+    assert decision.earliest_delete_at >= add_months(ended, category_months)
+    if not authorised:
+        assert decision.earliest_delete_at >= floor
+    if decision.action is RetentionAction.DELETE:
+        assert at >= add_months(ended, 6) and at >= add_months(ended, category_months)
+        assert authorised or at >= floor

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 18:38:13.572305
+Create Date: 2026-11-24 19:18:05.358175
 """
 
 from __future__ import annotations
@@ -619,9 +619,43 @@ def upgrade() -> None:
         sa.Column("store_hold", sa.Boolean(), nullable=False),
         sa.Column("updated_at", evidence_store.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("case_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name=op.f("fk_retention_floors_case_id_cases")),
         sa.ForeignKeyConstraint(["clip_id"], ["clips.id"], name=op.f("fk_retention_floors_clip_id_clips")),
         sa.PrimaryKeyConstraint("clip_id", name=op.f("pk_retention_floors")),
     )
+    op.create_table(
+        "retention_shortenings",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clip_id", sa.Integer(), nullable=True),
+        sa.Column("case_id", sa.Integer(), nullable=True),
+        sa.Column("rule", sa.String(length=100), nullable=True),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("authorised_by", sa.String(length=200), nullable=False),
+        sa.Column("authorised_at", evidence_store.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("applied_run_id", sa.Integer(), nullable=True),
+        sa.Column("applied_at", evidence_store.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("clips_shortened", sa.Integer(), nullable=False),
+        sa.CheckConstraint(
+            "clip_id IS NOT NULL OR case_id IS NOT NULL OR rule IS NOT NULL",
+            name=op.f("ck_retention_shortenings_covers_something"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["applied_run_id"],
+            ["retention_runs.id"],
+            name=op.f("fk_retention_shortenings_applied_run_id_retention_runs"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["case_id"], ["cases.id"], name=op.f("fk_retention_shortenings_case_id_cases")
+        ),
+        sa.ForeignKeyConstraint(
+            ["clip_id"], ["clips.id"], name=op.f("fk_retention_shortenings_clip_id_clips")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_retention_shortenings")),
+    )
+    with op.batch_alter_table("retention_shortenings", schema=None) as batch_op:
+        batch_op.create_index("ix_retention_shortenings_pending", ["applied_run_id"], unique=False)
+
     op.create_table(
         "supervision_items",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -716,6 +750,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_supervision_items_case_status")
 
     op.drop_table("supervision_items")
+    with op.batch_alter_table("retention_shortenings", schema=None) as batch_op:
+        batch_op.drop_index("ix_retention_shortenings_pending")
+
+    op.drop_table("retention_shortenings")
     op.drop_table("retention_floors")
     with op.batch_alter_table("retention_decisions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_retention_decisions_run_id"))

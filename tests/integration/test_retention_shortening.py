@@ -1,0 +1,153 @@
+"""A decided retention date is shortened only under a recorded, audited authorisation (R9, R10).
+
+The run keeps the earlier, longer date when a case file's period is changed from 30 to 10 years or a
+category period is lowered, and says "shortening needs approval"; an approver's `evidence retention
+allow-shorter` is audited and honoured by the next run; 6 months after the recording is never undercut.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from evidence_store.bootstrap import Station
+from evidence_store.db.tables import audit_events, cases, retention_floors, retention_shortenings, tombstones
+from evidence_store.domain.model import RetentionPeriod
+from retention.policy import add_months
+from tests.conftest import run_cli
+from tests.integration.retention_helpers import add_case, add_clip, add_user, link
+
+NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
+PASSWORD = "correct horse battery staple"
+
+
+def months_ago(months: int) -> datetime:
+    return add_months(NOW, -months)
+
+
+def run(env: dict[str, str], *args: str) -> dict:
+    result = run_cli(["retention", "run", "--now", NOW.isoformat(), "--json", *args], env)
+    assert result.code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def allow(env: dict[str, str], user: str, *scope: str, password: str = PASSWORD) -> tuple[int, str]:
+    args = ["retention", "allow-shorter", *scope, "--reason", "case file reviewed", "--user", user]
+    result = run_cli(
+        [*args, "--password-stdin", "--json"],
+        env,
+        input=password + "\n",
+    )
+    return result.code, result.stdout + result.stderr
+
+
+def deleted(station: Station) -> set[int]:
+    with station.engine.connect() as connection:
+        return set(connection.scalars(select(tombstones.c.clip_id)))
+
+
+def audit(station: Station, action: str) -> list[dict]:
+    with station.engine.connect() as connection:
+        return [
+            {"object_id": r.object_id, "actor": r.actor, **json.loads(r.details)}
+            for r in connection.execute(
+                select(audit_events).where(audit_events.c.action == action).order_by(audit_events.c.seq)
+            )
+        ]
+
+
+def test_a_shorter_period_waits_for_an_audited_authorisation(
+    station: Station, station_env: dict[str, str]
+) -> None:
+    env = {**station_env, "EVIDENCE_RETENTION_MAX_DELETE_SHARE": "1.0"}
+    config = Path(env["EVIDENCE_HOME"]) / "evidence.toml"
+    config.write_text('[retention_months_by_category]\n"行政处罚" = 12\n', encoding="utf-8")
+    archived = months_ago(132)  # 11 years ago: a 10-year file has ended, a 30-year one has not
+    file_case = add_case(station, "C-S", archived=archived, period=RetentionPeriod.YEARS_30)
+    evidence = add_clip(station, months_ago(150))
+    link(station, evidence, file_case, evidence=True)
+    punishment = add_case(station, "C-P", archived=None, period=RetentionPeriod.YEARS_10)
+    eight_months = add_clip(station, months_ago(8))  # 12 months for its category, then 6
+    four_months = add_clip(station, months_ago(4))
+    for clip_id in (eight_months, four_months):
+        link(station, clip_id, punishment, evidence=False)
+    add_user(station, "boss", "approver", PASSWORD)
+    add_user(station, "inv1", "investigator", PASSWORD)
+
+    first = run(env)
+    assert first["deleted"] == 0 and first["shortening_needs_approval"] == 0
+    with station.engine.connect() as connection:
+        floors = {r.clip_id: r for r in connection.execute(select(retention_floors))}
+    assert floors[evidence].not_before == add_months(archived, 360)
+    assert floors[evidence].case_id == file_case
+    assert floors[eight_months].not_before == add_months(months_ago(8), 12)
+
+    # the case file's period is changed to 10 years; the category period goes back to 6 months
+    with station.engine.begin() as connection:
+        connection.execute(
+            update(cases).where(cases.c.id == file_case).values(retention_period=RetentionPeriod.YEARS_10)
+        )
+    config.write_text("", encoding="utf-8")
+    dry = run(env, "--dry-run")
+    assert dry["would_delete"] == [] and dry["shortening_needs_approval"] == 3
+    waiting = {item["clip_id"]: item for item in dry["shortenings"]}
+    assert waiting[evidence]["kept_until"] == add_months(archived, 360).isoformat()
+    assert waiting[evidence]["policy_date"] == add_months(archived, 120).isoformat()
+    assert waiting[evidence]["floor_case_id"] == file_case
+    text = run_cli(["retention", "run", "--dry-run", "--now", NOW.isoformat()], env)
+    assert "shortening needs approval: clip" in text.stdout
+    assert run(env)["deleted"] == 0  # a real run keeps the longer dates
+    assert deleted(station) == set()
+
+    # only an active approver who proves who they are may authorise, and only with a known target
+    assert allow(env, "inv1", "--case", "C-S")[0] == 2
+    assert allow(env, "boss", "--case", "C-S", password="wrong")[0] == 2
+    assert allow(env, "boss", "--case", "NO-SUCH")[0] == 2
+    assert allow(env, "boss", "--rule", "hold:legal_hold_clip")[0] == 2
+    assert allow(env, "boss", "--case", "C-S", "--clip", str(evidence))[0] == 2
+    with station.engine.connect() as connection:
+        assert connection.scalar(select(retention_shortenings.c.id)) is None
+
+    code, out = allow(env, "boss", "--case", "C-S")
+    assert code == 0, out
+    case_authorisation = json.loads(out)["authorisation_id"]
+    [granted] = audit(station, "retention.shortening_authorised")
+    assert granted["actor"] == "boss" and granted["reason"] == "case file reviewed"
+    assert granted["case_number"] == "C-S"
+    dry = run(env, "--dry-run")
+    assert [item["clip_id"] for item in dry["would_delete"]] == [evidence]
+    assert dry["shortened"] == 1 and dry["shortening_needs_approval"] == 2
+    assert audit(station, "retention.period_shortened") == []  # a dry run changes nothing
+
+    report = run(env)
+    assert report["deleted"] == 1 and deleted(station) == {evidence}
+    [lowered] = audit(station, "retention.period_shortened")
+    assert lowered["object_id"] == str(evidence) and lowered["authorisation_id"] == case_authorisation
+    assert lowered["from"] == add_months(archived, 360).isoformat()
+    assert lowered["to"] == add_months(archived, 120).isoformat()
+    with station.engine.connect() as connection:
+        [spent] = connection.execute(select(retention_shortenings)).all()
+        tombstone_rule = connection.scalar(select(tombstones.c.rule).where(tombstones.c.clip_id == evidence))
+    assert spent.applied_run_id == report["run_id"] and spent.clips_shortened == 1
+    assert tombstone_rule == "evidence:case_file_period"
+
+    code, out = allow(env, "boss", "--rule", "non_evidence:minimum_period")
+    assert code == 0, out
+    report = run(env)
+    assert report["shortened"] == 2 and report["shortening_needs_approval"] == 0
+    assert deleted(station) == {evidence, eight_months}
+    # R9: the four-month-old clip got its 6 months back, not less, authorisation or not
+    with station.engine.connect() as connection:
+        floor = connection.scalar(
+            select(retention_floors.c.not_before).where(retention_floors.c.clip_id == four_months)
+        )
+    assert floor == add_months(months_ago(4), 6)
+    assert run(env)["shortening_needs_approval"] == 0  # spent, and nothing left to shorten
+    listed = json.loads(run_cli(["retention", "shortenings", "--json"], env).stdout)["shortenings"]
+    assert [s["clips_shortened"] for s in listed] == [2, 1]
+    assert all(s["applied_run_id"] for s in listed)
+    assert run_cli(["audit", "verify"], env).code == 0
