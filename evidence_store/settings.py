@@ -7,6 +7,7 @@ either source is an error, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import tomllib
@@ -146,16 +147,31 @@ class Settings(BaseModel):
         return self.home / "logs"
 
 
-def _env_values(environ: dict[str, str]) -> dict[str, str]:
+def _env_values(environ: dict[str, str]) -> dict[str, Any]:
     known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
-    values: dict[str, str] = {}
+    values: dict[str, Any] = {}
     for key, value in environ.items():
         if not key.startswith(ENV_PREFIX) or key in _META_ENV:
             continue
         if key not in known:
             raise ConfigurationError(f"unknown setting {key} (known: {', '.join(sorted(known))})")
-        values[key[len(ENV_PREFIX) :].lower()] = value
+        name = key[len(ENV_PREFIX) :].lower()
+        values[name] = _structured(key, value) if name in _STRUCTURED else value
     return values
+
+
+# settings that are tables or lists: given in the environment as JSON, e.g.
+# EVIDENCE_RETENTION_MONTHS_BY_CATEGORY='{"行政处罚": 12}'
+_STRUCTURED = {"retention_months_by_category"}
+
+
+def _structured(key: str, value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(
+            f"invalid setting {key}: expected JSON, e.g. {key}='{{\"行政处罚\": 12}}' ({exc.msg})"
+        ) from exc
 
 
 def _toml_values(path: Path) -> dict[str, Any]:
@@ -186,7 +202,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         return Settings(**{**file_values, **env_values})
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        where = ".".join(str(part) for part in first["loc"]) or next(
+            # a rule over several settings (a model validator) names the one it refuses in its message
+            (name for name in Settings.model_fields if str(first["msg"]).find(name) >= 0),
+            "settings",
+        )
         key = f"{ENV_PREFIX}{where.upper()}" if where in env_values else where
         problem = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":

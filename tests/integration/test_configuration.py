@@ -47,6 +47,20 @@ def test_invalid_value_names_the_key(tmp_path: Path) -> None:
     assert_one_clear_line(result.stderr, "EVIDENCE_AUDIT_CHECKPOINT_INTERVAL")
 
 
+def test_a_table_setting_from_the_environment_is_json(tmp_path: Path) -> None:
+    from evidence_store.settings import load_settings
+
+    env = clean_env(tmp_path, EVIDENCE_RETENTION_MONTHS_BY_CATEGORY='{"行政处罚": 12, "行政检查": 7}')
+    assert load_settings(env).retention_months_by_category == {"行政处罚": 12, "行政检查": 7}
+    below_floor = clean_env(tmp_path, EVIDENCE_RETENTION_MONTHS_BY_CATEGORY='{"行政处罚": 3}')
+    refused = run_cli(["init"], below_floor)
+    assert refused.code == 2
+    assert_one_clear_line(refused.stderr, "EVIDENCE_RETENTION_MONTHS_BY_CATEGORY")
+    not_json = run_cli(["init"], clean_env(tmp_path, EVIDENCE_RETENTION_MONTHS_BY_CATEGORY="行政处罚=12"))
+    assert not_json.code == 2
+    assert_one_clear_line(not_json.stderr, "EVIDENCE_RETENTION_MONTHS_BY_CATEGORY", "expected JSON")
+
+
 def test_broken_toml_is_reported(tmp_path: Path) -> None:
     config = tmp_path / "evidence.toml"
     config.write_text("station_name = \n")
