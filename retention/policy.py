@@ -152,7 +152,7 @@ class ShorteningAuthorisation:
 class Shortening:
     """The current policy gives an earlier date than the clip's recorded floor."""
 
-    previous: datetime  # the floor: the date an earlier decision kept it until
+    previous: datetime | None  # the floor: the date an earlier decision kept it until; None: for ever
     policy: datetime  # what the current facts and settings alone give (never below 6 months)
     authorisation_id: int | None  # None: not authorised, the floor holds ("needs approval")
 
@@ -208,7 +208,12 @@ def decide_one(
             continue
         if case.retention_period is RetentionPeriod.PERMANENT:
             candidates.append(
-                (None, Rule.EVIDENCE_PERMANENT, f"evidence in case {case.case_id}, kept permanently", None)
+                (
+                    None,
+                    Rule.EVIDENCE_PERMANENT,
+                    f"evidence in case {case.case_id}, kept permanently",
+                    case.case_id,
+                )
             )
         elif case.archived_at is None:
             candidates.append(
@@ -245,29 +250,61 @@ def decide_one(
 
     forever = [c for c in candidates if c[0] is None]
     if forever:
-        rule = forever[0][1]
-        return Decision(clip.clip_id, RetentionAction.KEEP, rule, None, tuple(c[2] for c in forever))
+        _until, rule, _reason, forever_case = forever[0]
+        return Decision(
+            clip.clip_id, RetentionAction.KEEP, rule, None, tuple(c[2] for c in forever), forever_case
+        )
     assert minimum is not None  # a dated outcome needs the recording time
     dated = [(until, rule, case_id) for until, rule, _, case_id in candidates if until is not None]
     policy_until, rule, case_id = max(dated, key=lambda c: c[0])  # first of equals: evidence before R9
     reasons = [c[2] for c in candidates]
-    until = policy_until
-    shortening = None
-    if clip.floor is not None and clip.floor > policy_until:
-        covering = next((a for a in authorisations if a.covers(clip)), None)
-        if covering is None:
-            until, rule, case_id = clip.floor, Rule.FLOOR, clip.floor_case_id
-            reasons.append("an earlier decision kept it until then; shortening needs approval")
-            shortening = Shortening(clip.floor, policy_until, None)
-        else:
-            until = max(policy_until, minimum)  # R9: never below 6 months, whatever is authorised
-            reasons.append(
-                f"shortened from {clip.floor.isoformat()} under authorisation {covering.authorisation_id}: "
-                f"{covering.reason}"
-            )
-            shortening = Shortening(clip.floor, until, covering.authorisation_id)
+    return _against_floor(clip, now, policy_until, minimum, rule, case_id, reasons, authorisations)
+
+
+def _against_floor(
+    clip: ClipFacts,
+    now: datetime,
+    policy_until: datetime,
+    minimum: datetime,
+    rule: Rule,
+    case_id: int | None,
+    reasons: list[str],
+    authorisations: Iterable[ShorteningAuthorisation],
+) -> Decision:
+    """R10: the dated outcome of the current policy against the clip's recorded floor. A shorter date
+    than an earlier decision's (or any date, after a permanent keep) holds only under an authorisation
+    that covers the clip, and never below R9's 6 months."""
+    kept_for_ever = clip.floor_rule == Rule.EVIDENCE_PERMANENT.value
+    if not kept_for_ever and (clip.floor is None or clip.floor <= policy_until):
+        action = RetentionAction.DELETE if now >= policy_until else RetentionAction.KEEP
+        return Decision(clip.clip_id, action, rule, policy_until, tuple(reasons), case_id)
+    previous = None if kept_for_ever else clip.floor
+    covering = next((a for a in authorisations if a.covers(clip)), None)
+    if covering is None:
+        reasons.append(
+            f"an earlier decision kept it {'permanently' if previous is None else 'until then'}; "
+            "shortening needs approval"
+        )
+        shortening = Shortening(previous, policy_until, None)
+        action = RetentionAction.KEEP if previous is None or now < previous else RetentionAction.DELETE
+        return Decision(
+            clip.clip_id, action, Rule.FLOOR, previous, tuple(reasons), clip.floor_case_id, shortening
+        )
+    until = max(policy_until, minimum)  # R9: never below 6 months, whatever is authorised
+    reasons.append(
+        f"shortened from {'permanent' if previous is None else previous.isoformat()} under "
+        f"authorisation {covering.authorisation_id}: {covering.reason}"
+    )
     action = RetentionAction.DELETE if now >= until else RetentionAction.KEEP
-    return Decision(clip.clip_id, action, rule, until, tuple(reasons), case_id, shortening)
+    return Decision(
+        clip.clip_id,
+        action,
+        rule,
+        until,
+        tuple(reasons),
+        case_id,
+        Shortening(previous, until, covering.authorisation_id),
+    )
 
 
 def _holds(clip: ClipFacts, linked_cases: list[CaseFacts]) -> list[tuple[Rule, str]]:

@@ -62,6 +62,7 @@ from retention.policy import (
     Decision,
     LinkFacts,
     RetentionSettings,
+    Rule,
     ShorteningAuthorisation,
     decide,
 )
@@ -408,7 +409,8 @@ def _in_flight(station: Station, first_id: int, last_id: int) -> set[int]:
 class _BatchPlan:
     new_decisions: list[dict[str, Any]] = field(default_factory=list)
     floor_changes: list[_FloorChange] = field(default_factory=list)
-    lowered: list[tuple[Decision, datetime]] = field(default_factory=list)  # (decision, previous floor)
+    # (decision, previous floor; None: it was kept permanently)
+    lowered: list[tuple[Decision, datetime | None]] = field(default_factory=list)
 
 
 def _plan_batch(
@@ -458,7 +460,26 @@ def _plan_batch(
         moves_floor = decision.earliest_delete_at is not None and (
             row.not_before is None or decision.earliest_delete_at > row.not_before or authorised
         )
-        if moves_floor or wants_hold != bool(row.store_hold):
+        # a permanent keep is recorded as such (rule and case), so that a later change of the case
+        # file's period to a dated one is a shortening that needs an authorisation (R10)
+        newly_permanent = decision.rule is Rule.EVIDENCE_PERMANENT and (
+            row.floor_rule != Rule.EVIDENCE_PERMANENT.value or row.floor_case_id != decision.case_id
+        )
+        if newly_permanent:
+            plan.floor_changes.append(
+                _FloorChange(
+                    clip_id=row.id,
+                    exists=row.floor_clip_id is not None,
+                    not_before=row.not_before,
+                    store_hold=True,
+                    rule=Rule.EVIDENCE_PERMANENT.value,
+                    case_id=decision.case_id,
+                )
+            )
+        if newly_permanent:
+            if lockable is not None:
+                _align_store(lockable, row.sha256, None, True, bool(row.store_hold))
+        elif moves_floor or wants_hold != bool(row.store_hold):
             not_before = decision.earliest_delete_at if moves_floor else row.not_before
             plan.floor_changes.append(_floor_change(row, decision, not_before, wants_hold))
             if lockable is not None:
@@ -526,7 +547,7 @@ def _note_shortening(report: RunReport, row: Any, decision: Decision, list_limit
         report.shortenings.append(
             {
                 "clip_id": row.id,
-                "kept_until": shortening.previous.isoformat(),
+                "kept_until": shortening.previous.isoformat() if shortening.previous else "permanent",
                 "policy_date": shortening.policy.isoformat(),
                 "floor_rule": row.floor_rule,
                 "floor_case_id": row.floor_case_id,
@@ -652,7 +673,7 @@ def _record_plan(station: Station, batch: _BatchPlan, run_id: int, actor: str) -
                 object_type="clip",
                 object_id=decision.clip_id,
                 details={
-                    "from": previous.isoformat(),
+                    "from": previous.isoformat() if previous else "permanent",
                     "to": decision.earliest_delete_at.isoformat(),
                     "rule": decision.rule.value,
                     "authorisation_id": decision.shortening.authorisation_id,

@@ -151,3 +151,42 @@ def test_a_shorter_period_waits_for_an_audited_authorisation(
     assert [s["clips_shortened"] for s in listed] == [2, 1]
     assert all(s["applied_run_id"] for s in listed)
     assert run_cli(["audit", "verify"], env).code == 0
+
+
+def test_a_permanent_case_file_made_dated_waits_for_an_authorisation(
+    station: Station, station_env: dict[str, str]
+) -> None:
+    env = {**station_env, "EVIDENCE_RETENTION_MAX_DELETE_SHARE": "1.0"}
+    archived = months_ago(132)  # 11 years ago
+    permanent_case = add_case(station, "C-PERM", archived=archived, period=RetentionPeriod.PERMANENT)
+    evidence = add_clip(station, months_ago(150))
+    link(station, evidence, permanent_case, evidence=True)
+    add_user(station, "boss", "approver", PASSWORD)
+
+    first = run(env)
+    assert first["deleted"] == 0 and first["shortening_needs_approval"] == 0
+    with station.engine.connect() as connection:
+        floor = connection.execute(
+            select(retention_floors).where(retention_floors.c.clip_id == evidence)
+        ).one()
+    assert floor.reason == "evidence:permanent_case_file" and floor.case_id == permanent_case
+    assert floor.store_hold and floor.not_before is None
+
+    # the case-management system now says 10 years: 10 years since archiving have passed
+    with station.transaction() as session:
+        session.execute(
+            update(cases)
+            .where(cases.c.id == permanent_case)
+            .values(retention_period=RetentionPeriod.YEARS_10)
+        )
+    dry = run(env, "--dry-run")
+    assert dry["would_delete"] == [] and dry["shortening_needs_approval"] == 1
+    assert dry["shortenings"][0]["kept_until"] == "permanent"
+    assert run(env)["deleted"] == 0 and evidence not in deleted(station)
+
+    code, out = allow(env, "boss", "--case", "C-PERM")
+    assert code == 0, out
+    after = run(env)
+    assert after["deleted"] == 1 and evidence in deleted(station)
+    lowered = audit(station, "retention.period_shortened")
+    assert [(e["object_id"], e["from"]) for e in lowered] == [(str(evidence), "permanent")]

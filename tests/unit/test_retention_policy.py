@@ -232,6 +232,37 @@ def test_a_case_period_changed_from_30_to_10_years_needs_that_case_authorised() 
     assert not keep(by_rule)
 
 
+def test_a_permanent_case_file_changed_to_10_years_needs_that_case_authorised() -> None:
+    archived = months_before(132)  # 11 years ago: a 10-year period has passed
+    link = [LinkFacts(1, 10, is_evidence=True)]
+    permanent = decide_one(
+        ClipFacts(1, months_before(150)),
+        link,
+        {10: evidence_case(archived, RetentionPeriod.PERMANENT)},
+        SETTINGS,
+        NOW,
+    )
+    # the permanent keep names its rule and case: the run records them as the clip's floor
+    assert keep(permanent) and permanent.rule is Rule.EVIDENCE_PERMANENT and permanent.case_id == 10
+    assert permanent.earliest_delete_at is None
+    clip = ClipFacts(1, months_before(150), floor_rule=Rule.EVIDENCE_PERMANENT.value, floor_case_id=10)
+    now_ten = {10: evidence_case(archived, RetentionPeriod.YEARS_10)}
+    kept = decide_one(clip, link, now_ten, SETTINGS, NOW)
+    assert keep(kept) and kept.rule is Rule.FLOOR and kept.earliest_delete_at is None
+    assert kept.shortening == Shortening(None, add_months(archived, 120), None)
+    assert any("kept it permanently; shortening needs approval" in r for r in kept.reasons)
+    # years later, still kept without an authorisation
+    assert keep(decide_one(clip, link, now_ten, SETTINGS, add_months(NOW, 600)))
+    assert keep(decide_one(clip, link, now_ten, SETTINGS, NOW, [shorten(case=11)]))
+    authorised = decide_one(clip, link, now_ten, SETTINGS, NOW, [shorten(case=10)])
+    assert not keep(authorised) and authorised.rule is Rule.EVIDENCE_CASE_FILE
+    assert authorised.earliest_delete_at == add_months(archived, 120)
+    assert authorised.shortening == Shortening(None, add_months(archived, 120), 100)
+    # the evidence mark taken away: the clip falls to the 6-month rule, still a shortening
+    unmarked = decide_one(clip, [LinkFacts(1, 10, is_evidence=False)], now_ten, SETTINGS, NOW)
+    assert keep(unmarked) and unmarked.rule is Rule.FLOOR
+
+
 def test_an_authorised_shortening_still_takes_the_longest_current_period() -> None:
     archived = months_before(132)
     clip = ClipFacts(
