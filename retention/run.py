@@ -435,23 +435,8 @@ def _plan_batch(
             if authorised:
                 plan.lowered.append((decision, shortening.previous))
         if decision.action is RetentionAction.DELETE:
-            _note_delete(report, row, decision, list_limit)
-            if not report.dry_run and row.id not in busy:
-                plan.new_decisions.append(
-                    {
-                        "run_id": report.run_id,
-                        "clip_id": row.id,
-                        "action": RetentionAction.DELETE,
-                        "rule": decision.rule.value,
-                        "earliest_delete_at": decision.earliest_delete_at,
-                        "state": DecisionState.PLANNED,
-                        "decided_at": station.clock(),
-                    }
-                )
-            if not report.dry_run and authorised:
-                # the delete phase asks the policy again, without authorisations: the floor it finds
-                # must already be the authorised date
-                plan.floor_changes.append(_floor_change(row, decision, decision.earliest_delete_at, False))
+            busy_row = row.id in busy
+            _plan_delete(station, report, plan, row, decision, authorised, busy_row, lockable, list_limit)
             continue
         report.kept_by_rule[decision.rule.value] += 1
         if report.dry_run:
@@ -492,6 +477,44 @@ def _plan_batch(
                     bool(row.store_hold),
                 )
     return plan
+
+
+def _plan_delete(
+    station: Station,
+    report: RunReport,
+    plan: _BatchPlan,
+    row: Any,
+    decision: Decision,
+    authorised: bool,
+    busy: bool,
+    lockable: Any,
+    list_limit: int,
+) -> None:
+    """A clip the policy lets go: counted, and for a real run its decision recorded (unless one is
+    already in hand)."""
+    _note_delete(report, row, decision, list_limit)
+    if report.dry_run:
+        return
+    if not busy:
+        plan.new_decisions.append(
+            {
+                "run_id": report.run_id,
+                "clip_id": row.id,
+                "action": RetentionAction.DELETE,
+                "rule": decision.rule.value,
+                "earliest_delete_at": decision.earliest_delete_at,
+                "state": DecisionState.PLANNED,
+                "decided_at": station.clock(),
+            }
+        )
+    if authorised or row.store_hold:
+        # the delete phase asks the policy again, without authorisations: the floor it finds must
+        # already be the authorised date; and a legal hold the run itself once put on the stored
+        # object (for an undated keep) is taken off, or the store would refuse the delete
+        not_before = decision.earliest_delete_at if authorised else row.not_before
+        plan.floor_changes.append(_floor_change(row, decision, not_before, False))
+        if row.store_hold and lockable is not None:
+            _align_store(lockable, row.sha256, None, False, True)
 
 
 def _note_delete(report: RunReport, row: Any, decision: Decision, list_limit: int) -> None:

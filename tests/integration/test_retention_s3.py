@@ -7,11 +7,11 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from evidence_store.blobs.s3 import S3BlobStore
 from evidence_store.bootstrap import initialise
-from evidence_store.db.tables import clips
+from evidence_store.db.tables import cases, clips
 from evidence_store.domain.model import RetentionPeriod
 from evidence_store.settings import load_settings
 from retention.policy import add_months
@@ -76,4 +76,17 @@ def test_locked_objects_are_never_sent_a_delete_and_kept_ones_are_locked_longer(
     run_retention(station, now)
     assert deletes == []
     assert store.retain_until(sha[evidence_dated]) == until
+
+    # the open case is archived, long enough ago that its evidence may go: the legal hold the run put
+    # on the object is taken off (else the store would refuse the delete for ever); the object's own
+    # retain-until (stored today) still stops the delete, and no delete request is sent for it
+    with station.transaction() as session:
+        session.execute(
+            update(cases).where(cases.c.id == open_case).values(archived_at=add_months(now, -121))
+        )
+    report = run_retention(station, now)
+    assert store.lock_state(sha[evidence_open]).legal_hold is False
+    assert deletes == []
+    assert evidence_open in [s["clip_id"] for s in report.skipped]
+    assert store.exists(sha[evidence_open])
     station.close()
