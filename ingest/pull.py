@@ -243,6 +243,7 @@ class _Puller:
         self._known: dict[str, tuple[int, datetime | None, int, str]] | None = None
         self.consecutive_io_errors = 0
         self.fat: FatVolume | None = None
+        self._syncing: tuple[list[_Pending], _BackgroundSync] | None = None  # see _sync_in_background
 
     # -- the transfer -------------------------------------------------------------------------------
 
@@ -336,10 +337,12 @@ class _Puller:
                         or sum(item.stored.size for item in batch) >= BATCH_BYTES
                         or time.monotonic() - batch_started >= BATCH_SECONDS
                     ):
-                        self._commit_batch(batch, summary)
+                        self._sync_in_background(batch, summary)
+                        batch = []
                         batch_started = time.monotonic()
             finally:
                 # what was copied before an interruption is kept (R10)
+                self._commit_synced(summary)
                 self._commit_batch(batch, summary)
         except VolumeGone as exc:
             summary.problems.append(f"interrupted: {exc}")
@@ -678,15 +681,33 @@ class _Puller:
             )
         return datetime.fromtimestamp(st.st_mtime, UTC)
 
-    def _commit_batch(self, batch: list[_Pending], summary: TransferSummary) -> None:
+    def _sync_in_background(self, batch: list[_Pending], summary: TransferSummary) -> None:
+        """Commit the batch synced before (waiting for its sync), then start syncing `batch` while the
+        next one is copied: the store's flush, tens of milliseconds per batch and more when other
+        work has dirty data on the disk, overlaps the copying instead of stopping it."""
+        self._commit_synced(summary)
+        self._syncing = (batch, _BackgroundSync(self.station.blobs.sync))
+
+    def _commit_synced(self, summary: TransferSummary) -> None:
+        """Put the batch being synced on the record once its sync has finished; nothing if none."""
+        if self._syncing is None:
+            return
+        batch, sync = self._syncing
+        self._syncing = None
+        sync.wait()
+        self._commit_batch(batch, summary, synced=True)
+
+    def _commit_batch(self, batch: list[_Pending], summary: TransferSummary, *, synced: bool = False) -> None:
         """Make a batch of copied files durable, then put them on the record in one transaction.
 
-        The store is synced first, so a committed clip always has durable bytes; a crash before the
-        commit leaves orphan blobs that the next docking adopts.
+        The store is synced first (here, or before by `_sync_in_background`), so a committed clip
+        always has durable bytes; a crash before the commit leaves orphan blobs that the next
+        docking adopts.
         """
         if not batch:
             return
-        self.station.blobs.sync()
+        if not synced:
+            _sync_store(self.station.blobs.sync)
         with self.station.transaction() as session:
             recorded = record_originals(
                 [(item.stored, item.clip) for item in batch],
@@ -903,6 +924,34 @@ class _Puller:
             why = "it could not be read"
         note = f"{why}: nothing of it was stored; the next docking tries it again"
         return FileResult(path, "failed", warnings=[note], error=f"{exc.strerror or exc} (errno {exc.errno})")
+
+
+def _sync_store(sync: Callable[[], None]) -> None:
+    try:
+        sync()
+    except OSError as exc:
+        raise StoreFailed(f"flushing the store to disk failed: {exc.strerror or exc}") from exc
+
+
+class _BackgroundSync:
+    """One run of the store's sync in a thread of its own; `wait` returns when it is done and raises
+    `StoreFailed` if it failed (the batch it was for is then not recorded)."""
+
+    def __init__(self, sync: Callable[[], None]) -> None:
+        self._failure: StoreFailed | None = None
+        self._thread = threading.Thread(target=self._run, args=(sync,), name="store-sync", daemon=True)
+        self._thread.start()
+
+    def _run(self, sync: Callable[[], None]) -> None:
+        try:
+            _sync_store(sync)
+        except StoreFailed as exc:
+            self._failure = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._failure is not None:
+            raise self._failure
 
 
 class VolumeUnreadableError(StoreError):

@@ -17,7 +17,7 @@ from evidence_store.bootstrap import initialise
 from evidence_store.db.tables import clips
 from evidence_store.domain.model import Clip, TransferSource
 from evidence_store.settings import load_settings
-from ingest.pull import PullRequest, pull
+from ingest.pull import PullRequest, TransferSummary, pull
 from ingest.service import choose_profile
 from tests.conftest import run_cli
 from tests.fixtures.media import sha256_of
@@ -135,3 +135,56 @@ def test_one_hundred_thousand_files(tmp_path: Path) -> None:
         assert connection.scalar(select(func.count()).select_from(clips)) == 100_000
     station.close()
     assert run_cli(["audit", "verify"], env).code == 0
+
+
+def test_a_failed_flush_records_nothing_of_its_batch_and_the_next_docking_finishes(
+    station_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's flush runs while the next batch is copied; when it fails (EIO on the station's
+    disk), none of that batch's files become clips, the transfer fails, and re-docking takes them."""
+    import ingest.pull
+
+    monkeypatch.setattr(ingest.pull, "BATCH_FILES", 1)  # one file per batch: several flushes
+    station = initialise(load_settings(station_env))[0]
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    for i in range(4):
+        (volume / f"clip{i}.mp4").write_bytes(os.urandom(64 * 1024 + i))
+    real_sync = station.blobs.sync
+    flushes: list[str] = []
+
+    def second_flush_fails() -> None:
+        flushes.append(threading.current_thread().name)
+        if len(flushes) == 2:
+            raise OSError(5, "Input/output error")
+        real_sync()
+
+    monkeypatch.setattr(station.blobs, "sync", second_flush_fails)
+    profile, facts = choose_profile(station, volume, "generic")
+
+    def dock() -> TransferSummary:
+        request = PullRequest(
+            root=volume, profile=profile, source=TransferSource.IMPORT, volume=facts, device_serial="D7"
+        )
+        return pull(station, request)
+
+    summary = dock()
+    assert summary.outcome.value == "failed"
+    assert any("flushing the store to disk failed" in p for p in summary.problems)
+    assert flushes[:2] == ["store-sync", "store-sync"]  # the flushes ran beside the copying
+    with station.sessions() as session:
+        recorded = session.scalars(select(Clip)).all()
+    on_record = {clip.device_path for clip in recorded}
+    # clip1's batch was the one whose flush failed: not on record; clip0's flush had succeeded, and
+    # the batch copied when the failure was found is flushed again before it is kept (R10)
+    assert "clip1.mp4" not in on_record
+    assert "clip0.mp4" in on_record
+    assert "clip3.mp4" not in on_record  # the transfer stopped at the failure
+    again = dock()
+    assert again.outcome.value == "complete"
+    assert again.files_ingested == 4 - len(on_record)
+    assert again.files_duplicate == len(on_record)
+    with station.sessions() as session:
+        for clip in session.scalars(select(Clip)).all():
+            assert station.blobs.rehash(clip.sha256) == clip.sha256 == sha256_of(volume / clip.device_path)
+    station.close()
