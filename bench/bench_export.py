@@ -29,7 +29,6 @@ Usage: .venv/bin/python bench/bench_export.py [--size-mib 2048] [--repeat 3] [--
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -44,30 +43,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench_store_write import hashlib_file, make_random_file  # noqa: E402  (shared with the store benchmark)
+
 MIB = 1024 * 1024
 CHUNK = 4 * MIB
 TARGET_VS_HASH = 1.2
-
-
-def make_random_file(path: Path, size: int) -> None:
-    with path.open("wb") as handle:
-        remaining = size
-        while remaining:
-            n = min(16 * MIB, remaining)
-            handle.write(os.urandom(n))
-            remaining -= n
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def hashlib_file(path: Path) -> str:
-    buffer = bytearray(CHUNK)
-    view = memoryview(buffer)
-    digest = hashlib.sha256()
-    with path.open("rb", buffering=0) as handle:
-        while n := handle.readinto(buffer):
-            digest.update(view[:n])
-    return digest.hexdigest()
 
 
 def machine() -> dict[str, str]:

@@ -63,7 +63,6 @@ import fcntl
 import hashlib
 import json
 import os
-import resource
 import shutil
 import struct
 import subprocess
@@ -82,10 +81,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench_store_write import (  # noqa: E402  (the shared helpers of the store benchmark)
+    add_run_options,
     cpu_pressure,
+    cpu_seconds,
+    free_bytes,
+    hashlib_file,
     load_average,
     machine,
     resident_bytes,
+    vm_hwm_kib,
     wait_until_quiet,
 )
 
@@ -124,25 +128,6 @@ def sh(*argv: str, check: bool = True) -> str:
     return text
 
 
-def free_bytes(path: Path) -> int:
-    stats = os.statvfs(path)
-    return stats.f_bavail * stats.f_frsize
-
-
-def vm_hwm_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
-def cpu_seconds() -> float:
-    """CPU time (user + system) of this process (all threads) and of its finished children."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
 def machine_ticks() -> tuple[int, int]:
     """(busy, total) clock ticks of all CPUs since boot (/proc/stat; busy excludes idle and iowait)."""
     fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
@@ -159,15 +144,6 @@ def rmtree(path: Path) -> None:
     shutil.rmtree(path)
 
 
-def hash_file(path: Path, buffer: bytearray) -> str:
-    view = memoryview(buffer)
-    digest = hashlib.sha256()
-    with path.open("rb", buffering=0) as handle:
-        while n := handle.readinto(buffer):
-            digest.update(view[:n])
-    return digest.hexdigest()
-
-
 def files_under(root: Path) -> list[Path]:
     found: list[Path] = []
     for dirpath, dirs, names in os.walk(root):
@@ -178,7 +154,7 @@ def files_under(root: Path) -> list[Path]:
 
 def hash_tree(root: Path) -> dict[str, str]:
     buffer = bytearray(CHUNK)
-    return {str(p.relative_to(root)): hash_file(p, buffer) for p in files_under(root)}
+    return {str(p.relative_to(root)): hashlib_file(p, buffer) for p in files_under(root)}
 
 
 def drop_file_cache(path: Path) -> None:
@@ -854,15 +830,7 @@ def main() -> int:
         "--random-clips", action="store_true", help="clips of random bytes only, not MP4 (see the notes)"
     )
     parser.add_argument("--cold", action="store_true", help="drop the sources' page cache before each run")
-    parser.add_argument(
-        "--quiet-below",
-        type=float,
-        default=0,
-        help="before each run, wait until CPU pressure (PSI avg10) is below this %% (default: do not wait)",
-    )
-    parser.add_argument("--quiet-max-wait", type=float, default=120, help="longest wait per run, s")
-    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    add_run_options(parser)
     parser.add_argument("--child-ingest", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-home", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-dock", type=Path, help=argparse.SUPPRESS)

@@ -62,8 +62,11 @@ def make_random_file(path: Path, size: int) -> None:
         os.fsync(handle.fileno())
 
 
-def hashlib_file(path: Path) -> str:
-    buffer = bytearray(HASH_CHUNK)
+def hashlib_file(path: Path, buffer: bytearray | None = None) -> str:
+    """Hashing alone, the reference every benchmark compares with: SHA-256 of `path` through one
+    reused 4 MiB buffer (pass `buffer` to reuse it across files too)."""
+    if buffer is None:
+        buffer = bytearray(HASH_CHUNK)
     view = memoryview(buffer)
     digest = hashlib.sha256()
     with path.open("rb", buffering=0) as handle:
@@ -202,6 +205,19 @@ def wait_until_quiet(limit: float, max_wait: float) -> None:
         time.sleep(1)
 
 
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options every file benchmark shares: waiting for a quiet machine, --check, --keep."""
+    parser.add_argument(
+        "--quiet-below",
+        type=float,
+        default=0,
+        help="before each run, wait until CPU pressure (PSI avg10) is below this %% (default: do not wait)",
+    )
+    parser.add_argument("--quiet-max-wait", type=float, default=120, help="longest wait per run, s")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+
+
 class Run(NamedTuple):
     wall: float  # seconds
     cpu: float  # CPU seconds of this process and its children
@@ -267,7 +283,7 @@ def child_put(src: Path, store_dir: Path) -> None:
     from evidence_store.blobs.local import LocalBlobStore
 
     store = LocalBlobStore(store_dir)
-    before = _vm_hwm_kib()
+    before = vm_hwm_kib()
     started = time.perf_counter()
     with src.open("rb") as handle:
         stored = store.put(handle)
@@ -276,7 +292,7 @@ def child_put(src: Path, store_dir: Path) -> None:
         json.dumps(
             {
                 "hwm_before_kib": before,
-                "hwm_after_kib": _vm_hwm_kib(),
+                "hwm_after_kib": vm_hwm_kib(),
                 "seconds": elapsed,
                 "size": stored.size,
                 "sha256": stored.sha256,
@@ -285,7 +301,7 @@ def child_put(src: Path, store_dir: Path) -> None:
     )
 
 
-def _vm_hwm_kib() -> int:
+def vm_hwm_kib() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
@@ -325,15 +341,7 @@ def main() -> int:
         default="",
         help="comma-separated sizes for the peak-memory child (default: SIZE and 4*SIZE if disk allows)",
     )
-    parser.add_argument(
-        "--quiet-below",
-        type=float,
-        default=0,
-        help="before each run, wait until CPU pressure (PSI avg10) is below this %% (default: do not wait)",
-    )
-    parser.add_argument("--quiet-max-wait", type=float, default=120, help="longest wait per run, s")
-    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    add_run_options(parser)
     parser.add_argument("--child-put", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-store", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
