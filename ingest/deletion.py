@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import transfers
@@ -215,15 +216,33 @@ def _unlink(root_fd: int, path: str) -> None:
         os.close(fd)
 
 
-def _details(file: CopiedFile, transfer_id: int, device_serial: str) -> dict[str, object]:
-    return {
-        "path": file.path,
-        "sha256": file.sha256,
-        "size": file.size,
-        "clip_id": file.clip_id,
-        "transfer_id": transfer_id,
-        "device": device_serial,
-    }
+def _audit(
+    station: Station,
+    session: Session,
+    action: str,
+    file: CopiedFile,
+    transfer_id: int,
+    device_serial: str,
+    actor: str,
+    **extra: object,
+) -> None:
+    station.audit.record(
+        session,
+        actor=actor,
+        action=action,
+        object_type="transfer",
+        object_id=transfer_id,
+        details={
+            "path": file.path,
+            "sha256": file.sha256,
+            "size": file.size,
+            "clip_id": file.clip_id,
+            "transfer_id": transfer_id,
+            "device": device_serial,
+            **extra,
+        },
+        flush=False,
+    )
 
 
 def _delete_batch(
@@ -239,15 +258,7 @@ def _delete_batch(
         return
     with station.transaction() as session:  # what is about to be deleted is on the log first
         for file in files:
-            station.audit.record(
-                session,
-                actor=actor,
-                action="device_file.deleting",
-                object_type="transfer",
-                object_id=transfer_id,
-                details=_details(file, transfer_id, device_serial),
-                flush=False,
-            )
+            _audit(station, session, "device_file.deleting", file, transfer_id, device_serial, actor)
     done: list[CopiedFile] = []
     failed: list[tuple[CopiedFile, str]] = []
     for file in files:
@@ -259,24 +270,17 @@ def _delete_batch(
             done.append(file)
     with station.transaction() as session:
         for file in done:
-            station.audit.record(
-                session,
-                actor=actor,
-                action="device_file.deleted",
-                object_type="transfer",
-                object_id=transfer_id,
-                details=_details(file, transfer_id, device_serial),
-                flush=False,
-            )
+            _audit(station, session, "device_file.deleted", file, transfer_id, device_serial, actor)
         for file, error in failed:
-            station.audit.record(
+            _audit(
+                station,
                 session,
-                actor=actor,
-                action="device_file.delete_failed",
-                object_type="transfer",
-                object_id=transfer_id,
-                details={**_details(file, transfer_id, device_serial), "error": error},
-                flush=False,
+                "device_file.delete_failed",
+                file,
+                transfer_id,
+                device_serial,
+                actor,
+                error=error,
             )
         if done:
             session.execute(

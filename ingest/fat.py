@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 ATTR_READ_ONLY = 0x01
@@ -29,7 +29,7 @@ LFN_LAST = 0x40
 NT_LOWER_BASE = 0x08
 NT_LOWER_EXT = 0x10
 ENTRY_SIZE = 32
-MAX_DIRECTORY_BYTES = 64 * 1024 * 1024  # a FAT directory holds at most 65,536 entries (2 MiB)
+MAX_DIRECTORY_BYTES = 65536 * ENTRY_SIZE  # a FAT directory holds at most 65,536 entries (2 MiB)
 
 
 class FatError(ValueError):
@@ -118,7 +118,7 @@ def parse_boot_sector(sector: bytes) -> FatGeometry:
     if (bits == 32) != (fat16_sectors == 0):
         kind = "FAT32" if fat16_sectors == 0 else "FAT12/16"
         raise FatError(f"inconsistent boot sector: {count} clusters with a {kind} BPB")
-    return FatGeometry(**{**geometry.__dict__, "fat_bits": bits})
+    return replace(geometry, fat_bits=bits)
 
 
 def fat_datetime(date: int, time: int) -> datetime | None:

@@ -318,12 +318,12 @@ class ReadOnlyMount:
         if any(target.iterdir()):
             raise MountError(f"mountpoint {target} is not empty")
 
-    def _mount_command(self, command: list[str], target: Path) -> None:
+    def _mount_command(self, command: list[str], target: Path, *, mode: str = "read-only") -> None:
         code, output = _run(command, MOUNT_TIMEOUT_S)
         if code != 0 or not any(e.mountpoint == target for e in read_mountinfo()):
             self._remove_target(target)
             detail = output.splitlines()[-1] if output else f"exit status {code}"
-            raise MountError(f"cannot mount {self.devnode} ({self.fs_type}) read-only: {detail}")
+            raise MountError(f"cannot mount {self.devnode} ({self.fs_type}) {mode}: {detail}")
 
     def _verify_read_only(self, target: Path) -> None:
         entry = next((e for e in reversed(read_mountinfo()) if e.mountpoint == target), None)
@@ -420,11 +420,7 @@ class ReadWriteMount(ReadOnlyMount):
                 options = ["rw+", *options[1:], f"fsname={self.devnode}", "subtype=fusefat"]
             command = [tool, "-o", ",".join(options), self.devnode, str(target)]
             self.method = f"fuse:{tool}"
-        code, output = _run(command, MOUNT_TIMEOUT_S)
-        if code != 0 or not any(e.mountpoint == target for e in read_mountinfo()):
-            self._remove_target(target)
-            detail = output.splitlines()[-1] if output else f"exit status {code}"
-            raise MountError(f"cannot mount {self.devnode} ({self.fs_type}) read-write: {detail}")
+        self._mount_command(command, target, mode="read-write")
         self.path, self.owned = target, True
         entry = next((e for e in reversed(read_mountinfo()) if e.mountpoint == target), None)
         if entry is None or entry.read_only or _statvfs_read_only(target):

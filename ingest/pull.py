@@ -337,8 +337,12 @@ class _Puller:
                         or sum(item.stored.size for item in batch) >= BATCH_BYTES
                         or time.monotonic() - batch_started >= BATCH_SECONDS
                     ):
-                        self._sync_in_background(batch, summary)
-                        batch = []
+                        # `batch` is emptied first: when the flush before it failed, this batch was
+                        # written while that flush ran, and a second flush could not say whether its
+                        # bytes were lost in the first (syncfs reports an error once), so it is not
+                        # recorded either; the next docking takes it
+                        syncing, batch = batch, []
+                        self._sync_in_background(syncing, summary)
                         batch_started = time.monotonic()
             finally:
                 # what was copied before an interruption is kept (R10)
@@ -606,7 +610,11 @@ class _Puller:
         except OSError as exc:
             return self._failed(summary, path, exc)
         if after.st_mtime_ns != before.st_mtime_ns:  # changed during the copy: its time as last seen
-            mtime = self._device_mtime(raw_dir, raw_name, after, [])
+            last_seen: list[RecordWarning] = []
+            mtime = self._device_mtime(raw_dir, raw_name, after, last_seen)
+            # a time left uncorrected is said, once (the FAT entry read before may no longer match)
+            codes = {w.code for w in warnings}
+            warnings.extend(w for w in last_seen if w.code not in codes)
         before = after
         self.consecutive_io_errors = 0
         if before.st_size == 0:
@@ -746,7 +754,8 @@ class _Puller:
     def _copy_verified(
         self, dirfd: int, raw_name: bytes, before: os.stat_result, warnings: list[RecordWarning]
     ) -> tuple[StoredBlob, os.stat_result]:
-        """Copy until a copy sees the file unchanged (or retries run out: kept with a warning)."""
+        """Copy until a copy sees the file unchanged (or retries run out: kept with a warning); the
+        stored copy and the file's stat as that copy saw it (not as listed: it may have changed since)."""
         for attempt in range(CHANGE_RETRIES + 1):
             try:
                 stored, changed, after = self._copy(dirfd, raw_name, before)
@@ -771,7 +780,7 @@ class _Puller:
                         f"a second read hashed to {reread}, the stored copy to {stored.sha256}",
                     )
                 )
-        return stored, before
+        return stored, after
 
     def _copy(
         self, dirfd: int, raw_name: bytes, before: os.stat_result

@@ -8,12 +8,13 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from evidence_store.bootstrap import initialise
+from evidence_store.bootstrap import Station, initialise
 from evidence_store.db.tables import clips
 from evidence_store.domain.model import Clip, TransferSource
 from evidence_store.settings import load_settings
@@ -175,10 +176,11 @@ def test_a_failed_flush_records_nothing_of_its_batch_and_the_next_docking_finish
     with station.sessions() as session:
         recorded = session.scalars(select(Clip)).all()
     on_record = {clip.device_path for clip in recorded}
-    # clip1's batch was the one whose flush failed: not on record; clip0's flush had succeeded, and
-    # the batch copied when the failure was found is flushed again before it is kept (R10)
+    # clip1's batch was the one whose flush failed: not on record; clip0's flush had succeeded. clip2
+    # was written while the failing flush ran, so a second flush could not vouch for it: not on record
     assert "clip1.mp4" not in on_record
     assert "clip0.mp4" in on_record
+    assert "clip2.mp4" not in on_record
     assert "clip3.mp4" not in on_record  # the transfer stopped at the failure
     again = dock()
     assert again.outcome.value == "complete"
@@ -188,3 +190,56 @@ def test_a_failed_flush_records_nothing_of_its_batch_and_the_next_docking_finish
         for clip in session.scalars(select(Clip)).all():
             assert station.blobs.rehash(clip.sha256) == clip.sha256 == sha256_of(volume / clip.device_path)
     station.close()
+
+
+def test_a_file_time_fusefat_gets_wrong_is_never_kept_silently_after_a_change(
+    station: Station, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through fusefat a file's time comes from its FAT directory entry (ingest.fat). A file that
+    changed between listing and copying no longer matches the entry read before: its time is then
+    the mount's, which through fusefat is one month late, and the clip says so."""
+    import ingest.pull
+
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    clip_file = volume / "CLIP.MP4"
+    clip_file.write_bytes(os.urandom(1000))
+    image = tmp_path / "fat.img"
+    subprocess.run(["mkfs.vfat", "-C", str(image), "1024"], check=True, capture_output=True)
+    subprocess.run(["mcopy", "-m", "-i", str(image), str(clip_file), "::/CLIP.MP4"], check=True)
+    real_copy = ingest.pull._Puller._copy
+    grown: list[bool] = []
+
+    def grows_once_before_the_copy(
+        self: ingest.pull._Puller, dirfd: int, raw_name: bytes, before: os.stat_result
+    ) -> object:
+        if not grown:  # the recorder writes a little more after the listing, then stays still
+            grown.append(True)
+            with clip_file.open("ab") as handle:
+                handle.write(b"more")
+            later = before.st_mtime + 60
+            os.utime(clip_file, (later, later))
+        return real_copy(self, dirfd, raw_name, before)
+
+    monkeypatch.setattr(ingest.pull._Puller, "_copy", grows_once_before_the_copy)
+    profile, facts = choose_profile(station, volume, "generic")
+    summary = pull(
+        station,
+        PullRequest(
+            root=volume,
+            profile=profile,
+            source=TransferSource.IMPORT,
+            volume=facts,
+            device_serial="D8",
+            fat_device=str(image),
+            fusefat=True,
+        ),
+    )
+    assert grown
+    assert not summary.problems, summary.problems  # the FAT image was read
+    (result,) = summary.files
+    assert result.status == "ingested" and result.size == 1004
+    with station.sessions() as session:
+        clip = session.scalars(select(Clip).where(clips.c.device_path == "CLIP.MP4")).one()
+    assert clip.device_mtime == datetime.fromtimestamp(clip_file.stat().st_mtime, UTC)  # as last seen
+    assert [w.code for w in clip.warnings].count("mtime_uncorrected") == 1

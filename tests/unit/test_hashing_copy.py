@@ -57,3 +57,64 @@ def test_reused_buffers_copy_every_byte_in_order() -> None:
     assert bytes(sink) == data
     assert result.sha256 == hashlib.sha256(data).hexdigest()
     assert result.size == len(data)
+
+
+class _FailingSource(io.RawIOBase):
+    """A source whose reads fail (EIO) once `fail_after` bytes have been read."""
+
+    def __init__(self, data: bytes, fail_after: int) -> None:
+        self._data = io.BytesIO(data)
+        self._fail_after = fail_after
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._data.tell() >= self._fail_after:
+            raise OSError(5, "Input/output error")
+        return self._data.readinto(buffer)
+
+
+def test_kept_buffers_serve_the_next_copy_and_survive_failed_ones() -> None:
+    """A thread's buffers go from copy to copy, also after a copy whose writer or source failed,
+    and never carry bytes of one copy into the next."""
+    chunk = 65536
+    seen: list[set[int]] = []
+    alive: list[object] = []  # every buffer seen stays alive: a new one cannot take an old one's id
+
+    def copy(data: bytes) -> bytes:
+        sink = bytearray()
+        buffers: set[int] = set()
+
+        def write(view: memoryview) -> None:
+            alive.append(view.obj)
+            buffers.add(id(view.obj))
+            sink.extend(view)
+
+        result = copy_hashing(io.BytesIO(data), write, chunk_size=chunk, queue_depth=2, reuse_buffers=True)
+        assert result.sha256 == hashlib.sha256(data).hexdigest()
+        seen.append(buffers)
+        return bytes(sink)
+
+    rng = random.Random(13)
+    first = rng.randbytes(6 * chunk + 5)
+    assert copy(first) == first
+
+    def broken(_view: memoryview) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        copy_hashing(io.BytesIO(first), broken, chunk_size=chunk, queue_depth=2, reuse_buffers=True)
+    with pytest.raises(OSError, match="Input/output error"):
+        copy_hashing(
+            _FailingSource(first, 3 * chunk),
+            bytearray().extend,
+            chunk_size=chunk,
+            queue_depth=2,
+            reuse_buffers=True,
+        )
+
+    second = rng.randbytes(5 * chunk + 1)  # shorter: the end of `first` must not leak into it
+    assert copy(second) == second
+    assert seen[1] <= seen[0]  # no new buffers: the kept ones were enough
+    assert len(seen[0]) <= 2 + 2  # queue_depth + 2
