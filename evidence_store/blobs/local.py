@@ -9,6 +9,7 @@ makes the blob read-only. A crash leaves at worst a temp file in ``incoming/``, 
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import re
 import stat
@@ -103,7 +104,12 @@ class LocalBlobStore:
                     os.link(temp, final)
                     linked = True
                 except FileExistsError:
-                    return StoredBlob(result.sha256, result.size, created=False)
+                    if self._holds(final, result.sha256, result.size):
+                        return StoredBlob(result.sha256, result.size, created=False)
+                    # A blob left by a crash or a failed flush before it was on record may not hold
+                    # its bytes: the verified copy just written takes its place (R10).
+                    os.replace(temp, final)
+                    linked = True
                 if durable:
                     _fsync_dir(final.parent)
             except OSError as exc:
@@ -114,13 +120,29 @@ class LocalBlobStore:
             if linked and durable:
                 _fsync_dir(self._incoming)
 
+    def _holds(self, path: Path, sha256: str, size: int) -> bool:
+        """Whether the blob at `path` has exactly the bytes that hash to `sha256`."""
+        try:
+            if path.stat().st_size != size:
+                return False
+            with path.open("rb") as handle:
+                return hash_stream(handle, self.chunk_size).sha256 == sha256
+        except OSError:
+            return False
+
     def sync(self) -> None:
-        """Flush the store's whole filesystem (data and directories) in one call: syncfs(2)."""
+        """Flush the store's whole filesystem (data and directories) in one call: syncfs(2). A failed
+        flush (EIO, ENOSPC) raises `OSError`: the bytes written since the last flush may be lost."""
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            if _LIBC is not None and _LIBC.syncfs(fd) == 0:
+            if _LIBC is None:
+                os.sync()  # pragma: no cover - not Linux; sync(2) reports no error
                 return
-            os.sync()
+            if _LIBC.syncfs(fd) != 0:
+                code = ctypes.get_errno()
+                if code != errno.ENOSYS:
+                    raise OSError(code, f"syncfs of {self.root}: {os.strerror(code)}")
+                os.sync()  # pragma: no cover - a kernel without syncfs
         finally:
             os.close(fd)
 

@@ -106,3 +106,51 @@ def test_a_large_write_through_flush_behind_and_direct_io_is_byte_identical(tmp_
     with store.open(stored.sha256) as handle:
         assert handle.read() == data
     assert store.rehash(stored.sha256) == stored.sha256
+
+
+@pytest.mark.parametrize("damage", ["zeroed", "truncated"])
+def test_a_blob_that_lost_its_bytes_is_replaced_by_the_next_verified_copy(
+    tmp_path: Path, damage: str
+) -> None:
+    """A blob left by a crash or a failed flush before it went on record may hold zeros or nothing
+    (delayed allocation): writing the same bytes again must not take it for the good copy."""
+    store = LocalBlobStore(tmp_path / "store")
+    data = payload(300_000, seed=7)
+    first = store.put(io.BytesIO(data), durable=False)
+    path = store.path_for(first.sha256)
+    os.chmod(path, 0o600)
+    path.write_bytes(bytes(len(data)) if damage == "zeroed" else b"")
+    os.chmod(path, 0o444)
+    again = store.put(io.BytesIO(data))
+    assert again.created  # the damaged blob did not count as the bytes already stored
+    assert store.rehash(first.sha256) == first.sha256
+    assert path.read_bytes() == data
+    assert not path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    assert store.stale_incoming() == []
+
+
+def test_a_failed_flush_is_an_error_not_a_silent_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """syncfs(2) failing (EIO from the disk) must reach the caller: the docking then records nothing
+    of the batch whose bytes may be lost. sync(2), which reports no error, is no fallback for it."""
+    import ctypes
+    import errno
+
+    from evidence_store.blobs import local
+
+    store = LocalBlobStore(tmp_path / "store")
+    store.sync()  # the real syncfs succeeds
+
+    class FailingLibc:
+        def syncfs(self, fd: int) -> int:
+            ctypes.set_errno(errno.EIO)
+            return -1
+
+    synced: list[bool] = []
+    monkeypatch.setattr(local, "_LIBC", FailingLibc())
+    monkeypatch.setattr(os, "sync", lambda: synced.append(True))
+    with pytest.raises(OSError) as raised:
+        store.sync()
+    assert raised.value.errno == errno.EIO
+    assert synced == []
