@@ -170,27 +170,15 @@ def allow_shorter_command(
     password_stdin: bool,
     as_json: bool,
 ) -> None:
-    import sys
-
-    from evidence_store.bootstrap import open_station
-    from evidence_store.cli import EXIT_USAGE, cli_actor, fail, settings_from
-    from evidence_store.credentials import CredentialsRefused, check_credentials, load_limits
+    from evidence_store.cli import EXIT_USAGE, fail
     from evidence_store.errors import NotFoundError
+    from evidence_store.export.cli import _open_as  # the export workflow's password check, shared
     from retention.shortening import ShorteningRefused, authorise_shortening
 
     if sum(x is not None for x in (clip_id, case_number, rule)) != 1:
         raise click.UsageError("give exactly one of --clip, --case or --rule")
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    elif sys.stdin.isatty():
-        password = str(click.prompt(f"password of {user}", hide_input=True, err=True))
-    else:
-        fail(f"the password of {user!r} is needed: run on a terminal, or pass --password-stdin", EXIT_USAGE)
-    station = open_station(settings_from(ctx))
+    station = _open_as(ctx, user, password_stdin)
     try:
-        with station.engine.connect() as connection:
-            limits = load_limits(connection)
-        check_credentials(station, user, password, client=cli_actor(), limits=limits, channel="cli")
         authorisation_id = authorise_shortening(
             station,
             clip_id=clip_id,
@@ -199,7 +187,7 @@ def allow_shorter_command(
             reason=reason,
             user=user.strip().lower(),
         )
-    except (CredentialsRefused, ShorteningRefused, NotFoundError) as exc:
+    except (ShorteningRefused, NotFoundError) as exc:
         fail(str(exc), EXIT_USAGE)
     finally:
         station.close()

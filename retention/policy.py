@@ -279,6 +279,13 @@ def _against_floor(
         action = RetentionAction.DELETE if now >= policy_until else RetentionAction.KEEP
         return Decision(clip.clip_id, action, rule, policy_until, tuple(reasons), case_id)
     previous = None if kept_for_ever else clip.floor
+    if previous is not None and now >= previous:
+        # the earlier decision's own date has come too: the clip may go, nothing is shortened (no
+        # approval to ask for, no authorisation spent on it)
+        reasons.append("an earlier decision kept it until then, a date now past")
+        return Decision(
+            clip.clip_id, RetentionAction.DELETE, Rule.FLOOR, previous, tuple(reasons), clip.floor_case_id
+        )
     covering = next((a for a in authorisations if a.covers(clip)), None)
     if covering is None:
         reasons.append(
@@ -286,9 +293,14 @@ def _against_floor(
             "shortening needs approval"
         )
         shortening = Shortening(previous, policy_until, None)
-        action = RetentionAction.KEEP if previous is None or now < previous else RetentionAction.DELETE
         return Decision(
-            clip.clip_id, action, Rule.FLOOR, previous, tuple(reasons), clip.floor_case_id, shortening
+            clip.clip_id,
+            RetentionAction.KEEP,
+            Rule.FLOOR,
+            previous,
+            tuple(reasons),
+            clip.floor_case_id,
+            shortening,
         )
     until = max(policy_until, minimum)  # R9: never below 6 months, whatever is authorised
     reasons.append(

@@ -373,21 +373,17 @@ def _plan(
         )
     context = _context(station)
     authorisations = _pending_authorisations(station)
-    applied: Counter[int] = Counter()
     lockable = station.blobs if _is_lockable(station) else None
     for rows in _batches(station):
         clip_facts, link_facts, case_facts = _facts(station, rows, context, whole_range=True)
         decisions = decide(clip_facts, link_facts, case_facts, policy, now, authorisations)
         busy = set() if dry_run else _in_flight(station, rows[0].id, rows[-1].id)
         batch = _plan_batch(station, report, rows, decisions, busy, lockable, list_limit)
-        for decision, _previous in batch.lowered:
-            assert decision.shortening is not None and decision.shortening.authorisation_id is not None
-            applied[decision.shortening.authorisation_id] += 1
         if not dry_run:
             _record_plan(station, batch, report.run_id, actor)
             checkpoint("planned_batch")
     if not dry_run and authorisations:
-        _mark_applied(station, authorisations, applied, report.run_id, actor)
+        _mark_applied(station, authorisations, report.run_id, actor)
     return report
 
 
@@ -409,8 +405,7 @@ def _in_flight(station: Station, first_id: int, last_id: int) -> set[int]:
 class _BatchPlan:
     new_decisions: list[dict[str, Any]] = field(default_factory=list)
     floor_changes: list[_FloorChange] = field(default_factory=list)
-    # (decision, previous floor; None: it was kept permanently)
-    lowered: list[tuple[Decision, datetime | None]] = field(default_factory=list)
+    lowered: list[Decision] = field(default_factory=list)  # floors lowered under an authorisation
 
 
 def _plan_batch(
@@ -429,11 +424,11 @@ def _plan_batch(
         row = by_id[decision.clip_id]
         report.clips_considered += 1
         shortening = decision.shortening
-        authorised = shortening is not None and shortening.authorisation_id is not None
+        authorised = _authorised(decision)
         if shortening is not None:
             _note_shortening(report, row, decision, list_limit)
             if authorised:
-                plan.lowered.append((decision, shortening.previous))
+                plan.lowered.append(decision)
         if decision.action is RetentionAction.DELETE:
             busy_row = row.id in busy
             _plan_delete(station, report, plan, row, decision, authorised, busy_row, lockable, list_limit)
@@ -461,7 +456,6 @@ def _plan_batch(
                     case_id=decision.case_id,
                 )
             )
-        if newly_permanent:
             if lockable is not None:
                 _align_store(lockable, row.sha256, None, True, bool(row.store_hold))
         elif moves_floor or wants_hold != bool(row.store_hold):
@@ -547,8 +541,11 @@ class _FloorChange:
 
 def _floor_change(row: Any, decision: Decision, not_before: datetime | None, hold: bool) -> _FloorChange:
     """The floor row to write: the rule and case that gave its date go with the date (an unchanged
-    date keeps its own)."""
-    moved = not_before is not None and not_before != row.not_before
+    date keeps its own). An authorised shortening always replaces them, even when its date happens
+    to equal the one stored (a permanent keep's floor still carries its earlier dated floor): else
+    the floor would still say "permanent" and the delete phase, which asks without authorisations,
+    would keep the clip."""
+    moved = not_before is not None and (not_before != row.not_before or _authorised(decision))
     return _FloorChange(
         clip_id=row.id,
         exists=row.floor_clip_id is not None,
@@ -557,6 +554,10 @@ def _floor_change(row: Any, decision: Decision, not_before: datetime | None, hol
         rule=decision.rule.value if moved else (row.floor_rule or decision.rule.value),
         case_id=decision.case_id if moved else row.floor_case_id,
     )
+
+
+def _authorised(decision: Decision) -> bool:
+    return decision.shortening is not None and decision.shortening.authorisation_id is not None
 
 
 def _note_shortening(report: RunReport, row: Any, decision: Decision, list_limit: int) -> None:
@@ -598,24 +599,21 @@ def _pending_authorisations(station: Station) -> tuple[ShorteningAuthorisation, 
 
 
 def _mark_applied(
-    station: Station,
-    authorisations: tuple[ShorteningAuthorisation, ...],
-    applied: Counter[int],
-    run_id: int,
-    actor: str,
+    station: Station, authorisations: tuple[ShorteningAuthorisation, ...], run_id: int, actor: str
 ) -> None:
     """After the whole plan: each authorisation the run started with is spent (audited). A run killed
-    before this point leaves them pending; the next run applies them to what is left."""
+    before this point leaves them pending; the next run applies them to what is left. The count of
+    clips shortened was kept batch by batch with the lowered floors, so it survives such a kill."""
     with station.transaction() as session:
         for authorisation in authorisations:
             session.execute(
                 update(retention_shortenings)
                 .where(retention_shortenings.c.id == authorisation.authorisation_id)
-                .values(
-                    applied_run_id=run_id,
-                    applied_at=station.clock(),
-                    clips_shortened=retention_shortenings.c.clips_shortened
-                    + applied[authorisation.authorisation_id],
+                .values(applied_run_id=run_id, applied_at=station.clock())
+            )
+            shortened = session.scalar(
+                select(retention_shortenings.c.clips_shortened).where(
+                    retention_shortenings.c.id == authorisation.authorisation_id
                 )
             )
             station.audit.record(
@@ -624,7 +622,7 @@ def _mark_applied(
                 action="retention.shortening_applied",
                 object_type="retention_shortening",
                 object_id=authorisation.authorisation_id,
-                details={"run_id": run_id, "clips_shortened": applied[authorisation.authorisation_id]},
+                details={"run_id": run_id, "clips_shortened": shortened},
                 flush=False,
             )
         session.flush()
@@ -646,7 +644,7 @@ def _align_store(store: Any, sha256: str, until: datetime | None, hold: bool, ha
 def _record_plan(station: Station, batch: _BatchPlan, run_id: int, actor: str) -> None:
     """One batch's decisions and floors in one transaction (driver-level executemany, as the linking
     service writes), with an audit event for every floor lowered under an authorisation (R10: never
-    shortened without an audited reason)."""
+    shortened without an audited reason) and the authorisation's count of clips shortened."""
     now = station.clock()
     floors, lowered = batch.floor_changes, batch.lowered
     with station.transaction() as session:
@@ -687,8 +685,13 @@ def _record_plan(station: Station, batch: _BatchPlan, run_id: int, actor: str) -
                 if not f.exists
             ],
         )
-        for decision, previous in lowered:
-            assert decision.shortening is not None and decision.earliest_delete_at is not None
+        per_authorisation: Counter[int] = Counter()
+        for decision in lowered:
+            shortening = decision.shortening
+            assert shortening is not None and shortening.authorisation_id is not None
+            assert decision.earliest_delete_at is not None
+            per_authorisation[shortening.authorisation_id] += 1
+            previous = shortening.previous
             station.audit.record(
                 session,
                 actor=actor,
@@ -699,10 +702,16 @@ def _record_plan(station: Station, batch: _BatchPlan, run_id: int, actor: str) -
                     "from": previous.isoformat() if previous else "permanent",
                     "to": decision.earliest_delete_at.isoformat(),
                     "rule": decision.rule.value,
-                    "authorisation_id": decision.shortening.authorisation_id,
+                    "authorisation_id": shortening.authorisation_id,
                     "run_id": run_id,
                 },
                 flush=False,
+            )
+        for authorisation_id, count in sorted(per_authorisation.items()):
+            session.execute(
+                update(retention_shortenings)
+                .where(retention_shortenings.c.id == authorisation_id)
+                .values(clips_shortened=retention_shortenings.c.clips_shortened + count)
             )
         if lowered:
             session.flush()

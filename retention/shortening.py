@@ -22,7 +22,9 @@ from evidence_store.errors import EvidenceError, NotFoundError
 from retention.policy import Rule
 
 AUTHORISER_ROLE = "approver"  # the head of the body's delegate, who approves evidence use (R12)
-# The rules that give a dated floor; a floor set by any other rule cannot exist.
+# The rules whose dated floors may be shortened rule-wide. A permanent keep's floor
+# (`evidence:permanent_case_file`) is shortened case by case or clip by clip only; the holds, an open
+# case and an unknown recording time give no date at all.
 SHORTENABLE_RULES = (Rule.NON_EVIDENCE.value, Rule.EVIDENCE_CASE_FILE.value)
 
 

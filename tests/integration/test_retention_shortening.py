@@ -11,12 +11,27 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import func, select, update
 
-from evidence_store.bootstrap import Station
-from evidence_store.db.tables import audit_events, cases, retention_floors, retention_shortenings, tombstones
-from evidence_store.domain.model import RetentionPeriod
+from evidence_store.audit import verify_audit_log
+from evidence_store.bootstrap import Station, open_station
+from evidence_store.db.tables import (
+    audit_events,
+    cases,
+    clip_links,
+    clips,
+    retention_floors,
+    retention_shortenings,
+    tombstones,
+    users,
+)
+from evidence_store.domain.model import ClipStatus, RetentionPeriod
+from evidence_store.errors import NotFoundError
+from evidence_store.settings import load_settings
 from retention.policy import add_months
+from retention.run import run_retention
+from retention.shortening import ShorteningRefused, authorise_shortening
 from tests.conftest import run_cli
 from tests.integration.retention_helpers import add_case, add_clip, add_user, link
 
@@ -190,3 +205,121 @@ def test_a_permanent_case_file_made_dated_waits_for_an_authorisation(
     assert after["deleted"] == 1 and evidence in deleted(station)
     lowered = audit(station, "retention.period_shortened")
     assert [(e["object_id"], e["from"]) for e in lowered] == [(str(evidence), "permanent")]
+
+
+class Crash(BaseException):
+    """Stands for SIGKILL inside the process: nothing after it runs, no handler sees it."""
+
+
+def lenient(station_env: dict[str, str]) -> Station:
+    """The same station, opened with no confirmation asked for large deletions."""
+    return open_station(load_settings({**station_env, "EVIDENCE_RETENTION_MAX_DELETE_SHARE": "1.0"}))
+
+
+def test_a_run_killed_before_spending_the_authorisation_counts_each_clip_once(
+    station: Station, station_env: dict[str, str]
+) -> None:
+    archived = months_ago(132)
+    file_case = add_case(station, "C-K", archived=archived, period=RetentionPeriod.YEARS_30)
+    evidence = [add_clip(station, months_ago(150)) for _ in range(2)]
+    for clip_id in evidence:
+        link(station, clip_id, file_case, evidence=True)
+    add_user(station, "boss", "approver", PASSWORD)
+    runner = lenient(station_env)
+    run_retention(runner, NOW)  # the 30-year floors are recorded
+    with station.engine.begin() as connection:
+        connection.execute(
+            update(cases).where(cases.c.id == file_case).values(retention_period=RetentionPeriod.YEARS_10)
+        )
+    authorisation = authorise_shortening(runner, case_number="C-K", reason="case file reviewed", user="boss")
+
+    def kill_after_planning(step: str) -> None:
+        if step == "planned_batch":
+            raise Crash(step)
+
+    with pytest.raises(Crash):
+        run_retention(runner, NOW, checkpoint=kill_after_planning)
+    with station.engine.connect() as connection:
+        pending = connection.execute(
+            select(retention_shortenings).where(retention_shortenings.c.id == authorisation)
+        ).one()
+    # the lowered floors and their count were written together; the authorisation is not yet spent
+    assert pending.applied_run_id is None and pending.clips_shortened == 2
+    assert len(audit(station, "retention.period_shortened")) == 2
+
+    report = run_retention(runner, NOW)  # finishes the killed run's deletes, then spends it
+    assert deleted(station) == set(evidence) and report.resumed == 2
+    with station.engine.connect() as connection:
+        spent = connection.execute(
+            select(retention_shortenings).where(retention_shortenings.c.id == authorisation)
+        ).one()
+    assert spent.applied_run_id == report.run_id and spent.clips_shortened == 2
+    assert len(audit(station, "retention.period_shortened")) == 2  # each lowering audited once
+    [applied] = audit(station, "retention.shortening_applied")
+    assert applied["clips_shortened"] == 2
+    assert verify_audit_log(station.engine, station.key).ok
+    runner.close()
+
+
+def test_an_authorised_end_to_a_permanent_keep_replaces_its_rule_even_at_the_same_date(
+    station: Station, station_env: dict[str, str]
+) -> None:
+    ended = months_ago(20)
+    clip_id = add_clip(station, ended)
+    add_user(station, "boss", "approver", PASSWORD)
+    runner = lenient(station_env)
+    run_retention(runner, add_months(ended, 4))  # 4 months old: kept, floor at 6 months
+    permanent = add_case(station, "C-PP", archived=months_ago(200), period=RetentionPeriod.PERMANENT)
+    link(station, clip_id, permanent, evidence=True)
+    run_retention(runner, add_months(ended, 5))  # now kept permanently; the old date stays with it
+    with station.engine.connect() as connection:
+        floor = connection.execute(
+            select(retention_floors).where(retention_floors.c.clip_id == clip_id)
+        ).one()
+    assert floor.reason == "evidence:permanent_case_file" and floor.not_before == add_months(ended, 6)
+
+    # the evidence mark is taken away: the 6-month date (the one still stored) needs approval
+    with station.engine.begin() as connection:
+        connection.execute(
+            update(clip_links).where(clip_links.c.clip_id == clip_id).values(is_evidence=False)
+        )
+    waiting = run_retention(runner, NOW)
+    assert waiting.shortening_needs_approval == 1 and deleted(station) == set()
+
+    authorise_shortening(runner, clip_id=clip_id, reason="evidence mark was wrong", user="boss")
+    report = run_retention(runner, NOW)
+    assert report.shortened == 1 and report.skipped == []
+    assert report.deleted == 1 and deleted(station) == {clip_id}
+    runner.close()
+
+
+def test_a_bad_authorisation_records_nothing(station: Station) -> None:
+    clip_id = add_clip(station, months_ago(8))
+    gone = add_clip(station, months_ago(8))
+    add_case(station, "C-B", archived=None, period=RetentionPeriod.YEARS_10)
+    add_user(station, "boss", "approver", PASSWORD)
+    add_user(station, "retired", "approver", PASSWORD)
+    with station.engine.begin() as connection:
+        connection.execute(update(users).where(users.c.username == "retired").values(active=False))
+        connection.execute(update(clips).where(clips.c.id == gone).values(status=ClipStatus.DELETED))
+
+    def refused(error: type[Exception], match: str, **kwargs: object) -> None:
+        arguments: dict = {"reason": "case file reviewed", "user": "boss", **kwargs}
+        with pytest.raises(error, match=match):
+            authorise_shortening(station, **arguments)
+
+    refused(ShorteningRefused, "reason is required", clip_id=clip_id, reason="   ")
+    refused(ShorteningRefused, "exactly one", clip_id=clip_id, case_number="C-B")
+    refused(ShorteningRefused, "exactly one")
+    refused(ShorteningRefused, "gives no date", rule="evidence:permanent_case_file")
+    refused(ShorteningRefused, "not an active approver", clip_id=clip_id, user="retired")
+    refused(ShorteningRefused, "not an active approver", clip_id=clip_id, user="nobody")
+    refused(NotFoundError, "no clip", clip_id=gone)
+    refused(NotFoundError, "no clip", clip_id=10_000)
+    refused(NotFoundError, "no case", case_number="C-NONE")
+    with station.engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(retention_shortenings)) == 0
+    assert audit(station, "retention.shortening_authorised") == []
+    assert authorise_shortening(station, clip_id=clip_id, reason=" checked ", user="boss") > 0
+    [granted] = audit(station, "retention.shortening_authorised")
+    assert granted["clip_id"] == clip_id and granted["reason"] == "checked"

@@ -343,3 +343,20 @@ def test_never_deleted_before_six_months_nor_before_an_unauthorised_floor(
     if decision.action is RetentionAction.DELETE:
         assert at >= add_months(ended, 6) and at >= add_months(ended, category_months)
         assert authorised or at >= floor
+
+
+def test_a_floor_whose_own_date_has_passed_is_no_shortening() -> None:
+    ended = months_before(30)
+    two_years = add_months(ended, 24)  # decided while the category had 24 months; now 6 apply
+    clip = ClipFacts(1, ended, floor=two_years, floor_rule=Rule.NON_EVIDENCE.value)
+    decision = decide_one(clip, [], {}, SETTINGS, NOW)
+    # the earlier, longer date has come as well: the clip goes, and no approval is asked for
+    assert not keep(decision) and decision.rule is Rule.FLOOR and decision.earliest_delete_at == two_years
+    assert decision.shortening is None
+    # nor is an authorisation that covers it spent on it (no shortening to audit)
+    authorised = decide_one(clip, [], {}, SETTINGS, NOW, [shorten(clip=1)])
+    assert not keep(authorised) and authorised.shortening is None
+    assert authorised.earliest_delete_at == two_years
+    # the day before the floor's date it is still a shortening that needs approval
+    before = decide_one(clip, [], {}, SETTINGS, two_years - DAY)
+    assert keep(before) and before.shortening == Shortening(two_years, add_months(ended, 6), None)
