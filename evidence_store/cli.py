@@ -258,6 +258,55 @@ def fail(message: str, code: int) -> NoReturn:
     raise SystemExit(code)
 
 
+def user_option(
+    command: Callable[..., Any], *, help: str = "Who acts (a station user name)."
+) -> Callable[..., Any]:
+    """`--user NAME` and how that user proves it is them (the password, typed or on stdin); with
+    `open_station_as`, for every command that acts as a named user."""
+    command = click.option(
+        "--password-stdin",
+        is_flag=True,
+        help="Read the user's password from the first line of stdin (default: prompt on the terminal).",
+    )(command)
+    return click.option("--user", "user", required=True, help=help)(command)
+
+
+def read_password(user: str, from_stdin: bool) -> str:
+    """The user's password: the first line of stdin, or typed on the terminal; never guessed empty."""
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        if not password:  # a script's mistake: refused before it counts as a failed attempt
+            fail(f"--password-stdin: no password of {user!r} on the first line of stdin", EXIT_USAGE)
+        return password
+    if not sys.stdin.isatty():
+        fail(f"the password of {user!r} is needed: run on a terminal, or pass --password-stdin", EXIT_USAGE)
+    return str(click.prompt(f"password of {user}", hide_input=True, err=True))
+
+
+def open_station_as(ctx: click.Context, user: str, password_stdin: bool) -> Any:
+    """The station, once `user` has proved who they are with their station password.
+
+    The roles of the workflow (investigator requests, approver approves; R12) only separate duties
+    if the name given is checked: the same rate-limited, audited check as the web login.
+    """
+    from evidence_store.bootstrap import open_station
+    from evidence_store.credentials import CredentialsRefused, check_credentials, load_limits
+
+    password = read_password(user, password_stdin)
+    station = open_station(settings_from(ctx))
+    try:
+        with station.engine.connect() as connection:
+            limits = load_limits(connection)
+        check_credentials(station, user, password, client=cli_actor(), limits=limits, channel="cli")
+    except CredentialsRefused as exc:
+        station.close()
+        fail(str(exc), EXIT_USAGE)
+    except BaseException:
+        station.close()
+        raise
+    return station
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one clear line and a defined exit code for every failure the user can act on."""
     try:

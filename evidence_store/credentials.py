@@ -17,6 +17,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.engine import Row
+from sqlalchemy.orm import Session
 
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import login_attempts, users, web_settings
@@ -93,6 +94,7 @@ def check_credentials(
     `CredentialsRefused`. A hash made with older parameters is upgraded on success.
     """
     username = username.strip().lower()[:200]
+    client = client[:200]  # as stored, so that the failures counted are the ones recorded
     now = station.clock()
     since = now - limits.window
     with station.engine.connect() as connection:
@@ -101,42 +103,55 @@ def check_credentials(
         row = connection.execute(select(users).where(users.c.username == username)).first()
     if by_user >= limits.user_failures or by_client >= limits.client_failures:
         with station.transaction() as session:
-            station.audit.record(
+            _audit_refusal(
+                station,
                 session,
-                actor=f"{channel}:{username}",
-                action="auth.login_rate_limited",
-                object_type="user",
-                object_id=username,
-                details={"failures_for_user": by_user, "failures_from_client": by_client},
-                source=client,
+                channel,
+                username,
+                client,
+                "auth.login_rate_limited",
+                {"failures_for_user": by_user, "failures_from_client": by_client},
             )
         raise CredentialsRefused("rate_limited", username)
-    ok = verify_password(row.password_hash, password) if row is not None else False
     if row is None:
-        verify_password(_DUMMY_HASH, password)
-    accepted = bool(ok and row is not None and row.active)
+        verify_password(_DUMMY_HASH, password)  # the same argon2 work whether or not the user exists
+    ok = row is not None and verify_password(row.password_hash, password)
+    accepted = row is not None and ok and bool(row.active)
     with station.transaction() as session:
         session.execute(delete(login_attempts).where(login_attempts.c.at < now - ATTEMPT_RETENTION))
         session.execute(
-            insert(login_attempts).values(username=username, client=client[:200], at=now, success=accepted)
+            insert(login_attempts).values(username=username, client=client, at=now, success=accepted)
         )
         if not accepted:
-            station.audit.record(
-                session,
-                actor=f"{channel}:{username}",
-                action="auth.login_failed",
-                object_type="user",
-                object_id=username,
-                details={"reason": "disabled" if ok else "bad_credentials"},
-                source=client,
-            )
+            details = {"reason": "disabled" if ok else "bad_credentials"}
+            _audit_refusal(station, session, channel, username, client, "auth.login_failed", details)
         elif row is not None and _hasher.check_needs_rehash(row.password_hash):
             session.execute(
                 update(users).where(users.c.id == row.id).values(password_hash=hash_password(password))
             )
-    if not accepted or row is None:
+    if row is None or not accepted:
         raise CredentialsRefused("bad_credentials", username)
     return row
+
+
+def _audit_refusal(
+    station: Station,
+    session: Session,
+    channel: str,
+    username: str,
+    client: str,
+    action: str,
+    details: dict[str, Any],
+) -> None:
+    station.audit.record(
+        session,
+        actor=f"{channel}:{username}",
+        action=action,
+        object_type="user",
+        object_id=username,
+        details=details,
+        source=client,
+    )
 
 
 def _recent_failures(connection: Connection, column: Any, value: str, since: Any) -> int:

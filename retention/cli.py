@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 import click
+
+from evidence_store.cli import user_option
 
 EXIT_NEEDS_CONFIRMATION = 4
 
@@ -152,12 +155,7 @@ def runs_command(ctx: click.Context, limit: int, as_json: bool) -> None:
 @click.option("--case", "case_number", default=None)
 @click.option("--rule", default=None, help="non_evidence:minimum_period or evidence:case_file_period")
 @click.option("--reason", required=True, help="Why the shorter date is right (kept in the audit log).")
-@click.option("--user", "user", required=True, help="Who authorises (a station user with role approver).")
-@click.option(
-    "--password-stdin",
-    is_flag=True,
-    help="Read the user's password from the first line of stdin (default: prompt on the terminal).",
-)
+@functools.partial(user_option, help="Who authorises (a station user with role approver).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def allow_shorter_command(
@@ -170,14 +168,13 @@ def allow_shorter_command(
     password_stdin: bool,
     as_json: bool,
 ) -> None:
-    from evidence_store.cli import EXIT_USAGE, fail
+    from evidence_store.cli import EXIT_USAGE, fail, open_station_as
     from evidence_store.errors import NotFoundError
-    from evidence_store.export.cli import _open_as  # the export workflow's password check, shared
     from retention.shortening import ShorteningRefused, authorise_shortening
 
     if sum(x is not None for x in (clip_id, case_number, rule)) != 1:
         raise click.UsageError("give exactly one of --clip, --case or --rule")
-    station = _open_as(ctx, user, password_stdin)
+    station = open_station_as(ctx, user, password_stdin)
     try:
         authorisation_id = authorise_shortening(
             station,

@@ -3,10 +3,11 @@
 * Passwords are hashed with argon2id (argon2-cffi); only the hash (`$argon2id$...`) is stored.
 * A session is a random 256-bit token in an HttpOnly, SameSite=Strict cookie; the database keeps only
   its sha256, with an idle timeout and an absolute lifetime (both settings, see `WebConfig`).
-* Login rate limiting is kept in the database (`login_attempts`), so it holds across processes and
-  restarts: at most `login_user_failures` failed logins per user name and `login_client_failures` per
-  client address within `login_window_minutes`; past that, logins are refused until the window passes.
-  Rows older than a day are removed as new attempts arrive, so the table stays small.
+* The password check and its rate limits are `evidence_store.credentials.check_credentials`, shared with
+  the command line: failures are kept in the database (`login_attempts`), so they hold across processes
+  and restarts: at most `login_user_failures` failed logins per user name and `login_client_failures`
+  per client address within `login_window_minutes`; past that, logins are refused until the window
+  passes. Rows older than a day are removed as new attempts arrive, so the table stays small.
 * Every login, failed login, refused (rate-limited) login, logout and session expiry is audited.
 """
 
@@ -57,13 +58,16 @@ def token_id(token: str) -> str:
 # -- settings -----------------------------------------------------------------------------------------
 
 
+_LIMITS = LoginLimits()  # the command line's defaults too (`credentials.load_limits`)
+
+
 @dataclass(frozen=True)
 class WebConfig:
     session_idle_minutes: int = 30
     session_max_hours: int = 12
-    login_user_failures: int = 5
-    login_client_failures: int = 20
-    login_window_minutes: int = 15
+    login_user_failures: int = _LIMITS.user_failures
+    login_client_failures: int = _LIMITS.client_failures
+    login_window_minutes: int = _LIMITS.window // timedelta(minutes=1)
 
     @property
     def idle(self) -> timedelta:
@@ -74,8 +78,10 @@ class WebConfig:
         return timedelta(hours=self.session_max_hours)
 
     @property
-    def window(self) -> timedelta:
-        return timedelta(minutes=self.login_window_minutes)
+    def limits(self) -> LoginLimits:
+        return LoginLimits(
+            self.login_user_failures, self.login_client_failures, timedelta(minutes=self.login_window_minutes)
+        )
 
 
 SETTING_LIMITS: dict[str, tuple[int, int]] = {
@@ -374,9 +380,10 @@ def login(
     station: Station, config: WebConfig, username: str, password: str, *, client: str, user_agent: str = ""
 ) -> NewSession:
     """Check the password (after the rate limits), open a session, audit either way."""
-    limits = LoginLimits(config.login_user_failures, config.login_client_failures, config.window)
     try:
-        row = check_credentials(station, username, password, client=client, limits=limits, channel="web")
+        row = check_credentials(
+            station, username, password, client=client, limits=config.limits, channel="web"
+        )
     except CredentialsRefused as refused:
         raise LoginRefused(refused.reason) from None
     now = station.clock()

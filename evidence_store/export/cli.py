@@ -10,8 +10,6 @@ are recorded in the audit log as ``export.refused``); 3 any other failure.
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,55 +19,13 @@ from evidence_store.cli import (
     EXIT_FAILED,
     EXIT_INTEGRITY,
     EXIT_USAGE,
-    cli_actor,
     emit,
     fail,
     json_option,
-    settings_from,
+    open_station_as,
+    user_option,
 )
 from evidence_store.errors import NotFoundError
-
-
-def user_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    """`--user NAME` and how that user proves it is them (the password, typed or on stdin)."""
-    command = click.option(
-        "--password-stdin",
-        is_flag=True,
-        help="Read the user's password from the first line of stdin (default: prompt on the terminal).",
-    )(command)
-    return click.option("--user", "user", required=True, help="Who acts (a station user name).")(command)
-
-
-def _password(user: str, from_stdin: bool) -> str:
-    if from_stdin:
-        return sys.stdin.readline().rstrip("\n")
-    if not sys.stdin.isatty():
-        fail(f"the password of {user!r} is needed: run on a terminal, or pass --password-stdin", EXIT_USAGE)
-    return str(click.prompt(f"password of {user}", hide_input=True, err=True))
-
-
-def _open_as(ctx: click.Context, user: str, password_stdin: bool) -> Any:
-    """The station, once `user` has proved who they are with their station password.
-
-    The roles of the workflow (investigator requests, approver approves; R12) only separate duties
-    if the name given is checked: the same rate-limited, audited check as the web login.
-    """
-    from evidence_store.bootstrap import open_station
-    from evidence_store.credentials import CredentialsRefused, check_credentials, load_limits
-
-    password = _password(user, password_stdin)
-    station = open_station(settings_from(ctx))
-    try:
-        with station.engine.connect() as connection:
-            limits = load_limits(connection)
-        check_credentials(station, user, password, client=cli_actor(), limits=limits, channel="cli")
-    except CredentialsRefused as exc:
-        station.close()
-        fail(str(exc), EXIT_USAGE)
-    except BaseException:
-        station.close()
-        raise
-    return station
 
 
 def _run(action: Any) -> Any:
@@ -129,7 +85,7 @@ def request_command(
 ) -> None:
     from evidence_store.export.workflow import describe, parse_clip_spec, request_export
 
-    station = _open_as(ctx, user, password_stdin)
+    station = open_station_as(ctx, user, password_stdin)
     try:
         items = _run(lambda: [parse_clip_spec(spec, cut=cut, disclosure=disclosure) for spec in clip_specs])
         request = _run(
@@ -154,7 +110,7 @@ def _decide(
 ) -> None:
     from evidence_store.export.workflow import approve_export, describe, reject_export
 
-    station = _open_as(ctx, user, password_stdin)
+    station = open_station_as(ctx, user, password_stdin)
     try:
         if approve:
             request = _run(lambda: approve_export(station, request_id, user=user, reason=reason))
@@ -222,7 +178,7 @@ def build_command(
 ) -> None:
     from evidence_store.export.package import build_package
 
-    station = _open_as(ctx, user, password_stdin)
+    station = open_station_as(ctx, user, password_stdin)
     target = out_dir or station.settings.home / "exports"
     try:
         result = _run(
@@ -268,7 +224,7 @@ def list_command(
 ) -> None:
     from evidence_store.export.workflow import check_reader, expire_due, list_exports
 
-    station = _open_as(ctx, user, password_stdin)
+    station = open_station_as(ctx, user, password_stdin)
     try:
         _run(lambda: check_reader(station, user))
         expire_due(station)
@@ -295,7 +251,7 @@ def _print_list(data: dict[str, Any]) -> None:
 def show_command(ctx: click.Context, request_id: int, user: str, password_stdin: bool, as_json: bool) -> None:
     from evidence_store.export.workflow import check_reader, expire_due, show_export
 
-    station = _open_as(ctx, user, password_stdin)
+    station = open_station_as(ctx, user, password_stdin)
     try:
         _run(lambda: check_reader(station, user))
         expire_due(station)

@@ -186,21 +186,19 @@ class _ZipSink:
 
     def __init__(self, path: Path) -> None:
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o444)
-        self._writer: Callable[[memoryview], None] | None = None
-        self._direct: FileWriter | None = None
+        self._run: FileWriter | None = None  # the writes since the last seek
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
-        if self._writer is None:
-            self._direct = FileWriter(self.fd, flush_behind=True, direct=True)
-            self._writer = self._direct.write
-        self._writer(view)
+        if self._run is None:
+            self._run = FileWriter(self.fd, flush_behind=True, direct=True)
+        self._run.write(view)
         return len(view)
 
     def _end_run(self) -> None:
-        if self._direct is not None and self._direct.direct:
-            self._direct.stop_direct()
-        self._writer = self._direct = None
+        if self._run is not None:
+            self._run.stop_direct()
+            self._run = None
 
     def tell(self) -> int:
         return os.lseek(self.fd, 0, os.SEEK_CUR)
@@ -217,10 +215,12 @@ class _ZipSink:
 
     def close(self) -> None:
         if self.fd >= 0:
-            self._end_run()
-            os.fsync(self.fd)
-            os.close(self.fd)
-            self.fd = -1
+            fd, self.fd = self.fd, -1
+            try:
+                self._end_run()
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 # Extra field of an original's local zip header that pads it so the data starts on a 4 KiB boundary
@@ -801,10 +801,12 @@ def _build(
             _fsync_dir(directory)
         timings["seal"] = time.perf_counter() - mark
     finally:
-        if zip_file is not None:
-            zip_file.close()
-        if sink is not None:
-            sink.close()  # fsync
+        try:
+            if zip_file is not None:
+                zip_file.close()  # writes the central directory: fails too when the disk is full
+        finally:
+            if sink is not None:
+                sink.close()  # fsync
     counts = {
         "files": len(writer.hashes),
         "bytes": sum(n for _h, n in writer.hashes.values()),

@@ -352,3 +352,13 @@ def test_the_named_user_must_prove_who_they_are(env: dict[str, str]) -> None:
     # another user is not held up by inv1's failures
     ok(export_cli(["export", "list", "--user", "inv2"], env))
     ok(run_cli(["audit", "verify"], env))
+
+
+def test_no_password_on_stdin_is_a_clear_error_not_a_failed_attempt(station_env: dict[str, str]) -> None:
+    """A script that forgot the password gets told so; it does not use up the user's attempts (the
+    station is not even opened)."""
+    for given in ("", "\n"):  # nothing on stdin, or an empty first line
+        empty = run_cli(["export", "list", "--user", "inv1", "--password-stdin"], station_env, input=given)
+        assert empty.code == 2
+        assert "--password-stdin: no password of 'inv1' on the first line of stdin" in empty.stderr
+        assert not Path(station_env["EVIDENCE_HOME"]).exists()

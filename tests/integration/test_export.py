@@ -5,6 +5,8 @@ any file of it."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -12,9 +14,10 @@ import shutil
 import struct
 import subprocess
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import insert, select
@@ -83,6 +86,15 @@ def events(station: Station, action: str) -> list[dict]:
             select(audit_events).where(audit_events.c.action == action).order_by(audit_events.c.seq)
         ).all()
     return [{"actor": r.actor, "object_id": r.object_id, "details": json.loads(r.details)} for r in rows]
+
+
+def open_files() -> list[str]:
+    """What this process has open (Linux), e.g. "/x/.export-000001.zip.partial-1a2b (deleted)"."""
+    names = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):  # the descriptor listdir itself used
+            names.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return names
 
 
 def status_of(station: Station, request_id: int) -> str:
@@ -364,6 +376,68 @@ def test_large_originals_are_aligned_in_the_zip_and_standard_unzip_accepts_it(
             assert archive.read(member) == on_disk.read_bytes()  # CRC-32 checked by zipfile too
     assert verify_package(result.zip_path).ok
     assert verify_package(result.directory).ok
+
+
+@pytest.mark.parametrize("failing", ["zip", "directory"])
+def test_a_disk_that_fills_up_during_the_build_leaves_nothing_and_the_build_can_be_retried(
+    clocked: tuple[Station, FixedClock], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """ENOSPC from every write past the first MiB of the zip, or of the directory's copy of an
+    original: the build fails with that error, leaves no partial files (and no open descriptor), records
+    `export.build_failed`, and the request stays approved so it can be built once there is room."""
+    from evidence_store.export import package
+
+    station, _clock = clocked
+    clip = add_clip(station, NOW - timedelta(days=2), size=9 * 1024 * 1024)
+    request = request_export(station, user="inv1", items=[{"clip_id": clip}], purpose="court")
+    assert request.id is not None
+    approve_export(station, request.id, user="boss")
+
+    room = [1024 * 1024]
+
+    def take(size: int) -> None:
+        if size > room[0]:
+            room[0] = 0  # full: every later write fails too (the zip's headers, its central directory)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        room[0] -= size
+
+    if failing == "zip":
+        sink_write = package._ZipSink.write
+
+        def write_to_zip(sink: Any, data: Any) -> int:
+            take(memoryview(data).nbytes)
+            return sink_write(sink, data)
+
+        monkeypatch.setattr(package._ZipSink, "write", write_to_zip)
+    else:
+        real_write_all = package.write_all
+
+        def write_all(fd: int, **options: Any) -> Callable[[memoryview], None]:
+            write = real_write_all(fd, **options)
+
+            def write_or_fail(view: memoryview) -> None:
+                take(view.nbytes)
+                write(view)
+
+            return write_or_fail
+
+        monkeypatch.setattr(package, "write_all", write_all)
+
+    out = tmp_path / "out"
+    with pytest.raises(OSError) as full:
+        build_package(station, request.id, user="inv1", out_dir=out)
+    assert full.value.errno == errno.ENOSPC
+    assert list(out.iterdir()) == []
+    assert not [name for name in open_files() if str(out) in name]
+    assert status_of(station, request.id) == "approved"
+    [failed] = events(station, "export.build_failed")
+    assert "No space left on device" in json.dumps(failed["details"])
+
+    monkeypatch.undo()
+    result = build_package(station, request.id, user="inv1", out_dir=out)
+    assert status_of(station, request.id) == "built"
+    assert verify_package(result.directory).ok and result.zip_path is not None
+    assert verify_package(result.zip_path).ok
 
 
 def test_an_original_that_no_longer_matches_its_hash_is_not_exported(
