@@ -32,8 +32,8 @@ def _station_unlocked() -> Station:
 
 def _station() -> Station:
     """One station per worker process, opened on first use. Under a lock: the worker threads start
-    at once, and opening the station twice at the same time raced in the ORM mapping (the first
-    message failed with "already has a primary mapper defined" and was dead-lettered)."""
+    at once, and `functools.cache` alone lets each of them open a station (engines and pools of its
+    own, and, before `start_mappers` took its lock, a race in the ORM mapping)."""
     with _opening:
         return _station_unlocked()
 
@@ -64,18 +64,12 @@ def _retry_transient(retries_so_far: int, exc: BaseException) -> bool:
     time_limit=SIX_HOURS_MS,
 )
 def run_processing_job(job_id: int) -> None:
-    """Run one job (R3, R4), then send the jobs of its clip that it was the last prerequisite of.
+    """Run one job, then send what it unlocked, or itself again if another worker holds its lease
+    (`deliver_job`)."""
+    from workers.service import deliver_job
 
-    Only those: every runnable job of the station after every job would send each pending job once
-    per finished job. A redelivered message finds the job claimed or done and runs nothing; if the job
-    is still running under another worker's live lease, the message is sent again for when that lease
-    could have run out, so a job whose worker died is always taken up again (never silently stuck).
-    """
-    from evidence_store.domain.model import JobStatus
-    from workers.service import current_lease, jobs_unlocked_by, lease_left, run_job
-
-    station = _station()
-    outcome = run_job(station, job_id, _toolkit())
+    delivery = deliver_job(_station(), job_id, _toolkit())
+    outcome = delivery.outcome
     log.info(
         "job %s %s of clip %s: %s%s",
         outcome.job_id,
@@ -84,18 +78,12 @@ def run_processing_job(job_id: int) -> None:
         outcome.status,
         f" ({outcome.detail})" if outcome.detail else "",
     )
-    if outcome.status is JobStatus.RUNNING:
-        left = lease_left(station, job_id)
-        if left is not None:
-            delay = left + current_lease(station) / 4
-            log.info(
-                "lease of job %s held by a live worker: looking again in %.0f s",
-                job_id,
-                delay.total_seconds(),
-            )
-            run_processing_job.send_with_options(args=(job_id,), delay=int(delay.total_seconds() * 1000))
-            return
-    for next_id in jobs_unlocked_by(station, job_id):
+    if delivery.look_again_in is not None:
+        delay = delivery.look_again_in.total_seconds()
+        log.info("lease of job %s held by a live worker: looking again in %.0f s", job_id, delay)
+        run_processing_job.send_with_options(args=(job_id,), delay=int(delay * 1000))
+        return
+    for next_id in delivery.unlocked:
         run_processing_job.send(next_id)
 
 

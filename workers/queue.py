@@ -22,7 +22,8 @@ class DramatiqProcessingQueue:
             plan_new_clips.send(clip_ids)
         except Exception as exc:  # the queue is a hint; never lose an ingest over it
             log.warning(
-                "could not offer %d clips to the workers (%s); they wait for `evidence process`",
+                "could not offer %d clips to the workers (%s); they wait for `evidence process` or the "
+                "next start of `evidence worker`",
                 len(clip_ids),
                 exc,
             )

@@ -203,6 +203,35 @@ def jobs_unlocked_by(station: Station, job_id: int) -> list[int]:
 # -- running one job ------------------------------------------------------------------------------------
 
 
+@dataclass
+class Delivery:
+    """What one delivery of a job's message comes to, for the queue to act on."""
+
+    outcome: JobOutcome
+    look_again_in: timedelta | None  # the job runs under another worker's live lease: send it again then
+    unlocked: list[int]  # the jobs the job was the last prerequisite of: send them now
+
+
+def deliver_job(
+    station: Station, job_id: int, toolkit: Toolkit, *, lease: timedelta | None = None
+) -> Delivery:
+    """`run_processing_job`: run the job (R3, R4), then say which messages to send.
+
+    Only the jobs it unlocked, not every runnable job of the station (that would send each pending job
+    once per finished job). A redelivered message finds the job claimed or done and runs nothing, and
+    names the same followers again until they are claimed, so a worker that died between finishing a job
+    and sending its followers is made good. A job still running under another worker's live lease is
+    looked at again when that lease could have run out, so a job whose worker died is always taken up
+    again, never silently stuck.
+    """
+    outcome = run_job(station, job_id, toolkit, lease=lease)
+    if outcome.status is JobStatus.RUNNING:
+        left = lease_left(station, job_id, lease)
+        if left is not None:
+            return Delivery(outcome, left + current_lease(station, lease) / 4, [])
+    return Delivery(outcome, None, jobs_unlocked_by(station, job_id))
+
+
 def run_job(station: Station, job_id: int, toolkit: Toolkit, *, lease: timedelta | None = None) -> JobOutcome:
     """Run one job if it is still to do. Transient failures re-raise (for the queue to retry later).
 
@@ -210,11 +239,11 @@ def run_job(station: Station, job_id: int, toolkit: Toolkit, *, lease: timedelta
     out is claimed again, or failed if it already had MAX_ATTEMPTS.
     """
     lease = current_lease(station, lease)
-    abandoned = _give_up_if_abandoned(station, job_id, lease)
-    if abandoned is not None:
-        return _after_job(station, abandoned, toolkit, JobStatus.FAILED, abandoned.last_error)
     job = _claim(station, job_id, lease)
     if job is None:
+        abandoned = _give_up_if_abandoned(station, job_id, lease)
+        if abandoned is not None:
+            return _after_job(station, abandoned, toolkit, JobStatus.FAILED, abandoned.last_error)
         with station.engine.connect() as connection:
             row = connection.execute(select(processing_jobs).where(processing_jobs.c.id == job_id)).first()
         if row is None:
@@ -301,14 +330,7 @@ def _give_up_if_abandoned(station: Station, job_id: int, lease: timedelta) -> Pr
             return None  # renewed or settled meanwhile
         job = session.get(ProcessingJob, job_id)
         assert job is not None
-        station.audit.record(
-            session,
-            actor="worker",
-            action="processing.failed",
-            object_type="clip",
-            object_id=job.clip_id,
-            details={"job_id": job_id, "step": job.step, "error": error, "permanent": False},
-        )
+        _record_failed(station, session, job, error, permanent=False)
         session.flush()
         session.expunge(job)
         return job
@@ -391,14 +413,21 @@ def _finish(station: Station, job: ProcessingJob, status: JobStatus, error: str,
             )
         )
         if status is JobStatus.FAILED:
-            station.audit.record(
-                session,
-                actor="worker",
-                action="processing.failed",
-                object_type="clip",
-                object_id=job.clip_id,
-                details={"job_id": job.id, "step": job.step, "error": error[-500:], "permanent": permanent},
-            )
+            _record_failed(station, session, job, error, permanent=permanent)
+
+
+def _record_failed(
+    station: Station, session: Any, job: ProcessingJob, error: str, *, permanent: bool
+) -> None:
+    """The audit event of a job that ended failed (a step's error, or a job that kept losing its worker)."""
+    station.audit.record(
+        session,
+        actor="worker",
+        action="processing.failed",
+        object_type="clip",
+        object_id=job.clip_id,
+        details={"job_id": job.id, "step": job.step, "error": error[-500:], "permanent": permanent},
+    )
 
 
 def _after_job(

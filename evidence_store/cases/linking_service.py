@@ -327,10 +327,7 @@ def _clips_without_links_statement(connection: Connection) -> Any:
         time_column(connection, clips.c.utc_start, "utc_start"),
         time_column(connection, clips.c.utc_end, "utc_end"),
         clips.c.clock_status,
-        *(
-            null().label(name)
-            for name in ("link_id", "document_id", "origin", "uncertain", "evidence", "active")
-        ),
+        *(null().label(name) for name in _LINK_COLUMNS_READ),
     ).where(clips.c.officer_id == officer, clips.c.status != ClipStatus.DELETED)
 
 

@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, inspect, select, update
 
 from evidence_store.bootstrap import Station
+from evidence_store.cases import linking_service
 from evidence_store.cases.importer import import_cases
 from evidence_store.cases.linking_service import link_clip, link_documents, relink_all
 from evidence_store.db.tables import audit_events, clip_links, clips, compliance_flags, documents, officers
@@ -259,6 +261,32 @@ def test_a_first_relink_into_an_empty_link_table_finds_the_same_links(
         }
 
     assert document_flags_of("e") == document_flags_of("f") != set()
+
+
+def test_a_first_relink_that_fails_leaves_the_link_table_and_its_indexes_as_they_were(
+    station: Station, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The indexes dropped for a first relink on SQLite come back with the rollback when it fails."""
+    import_json(station, tmp_path, "g.json", scenario_cases("g"))
+    for label, badge, start, length in CLIPS:
+        add_clip(station, f"g-{label}", f"g{badge}", start, length)
+    with station.engine.connect() as connection:
+        indexes_before = {i["name"] for i in inspect(connection).get_indexes("clip_links")}
+
+    def fail_before_the_indexes_are_built_again(self: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(linking_service._LinkWriter, "flush", fail_before_the_indexes_are_built_again)
+    with pytest.raises(RuntimeError, match="disk full"):
+        relink_all(station)
+    monkeypatch.undo()
+
+    assert table_count(station, clip_links) == 0
+    with station.engine.connect() as connection:
+        assert {i["name"] for i in inspect(connection).get_indexes("clip_links")} == indexes_before
+    assert len(indexes_before) == 3
+    relink_all(station)  # and the next relink does the work
+    assert active_links(station) == expected_links("g")
 
 
 def test_running_linking_again_changes_nothing(station: Station, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from workers.service import (
     MAX_ATTEMPTS,
     JobOutcome,
     default_toolkit,
+    deliver_job,
     lease_left,
     plan_clips,
     run_job,
@@ -177,3 +178,69 @@ def test_a_job_that_lost_its_worker_too_often_is_failed_and_visible(
     # a further delivery changes nothing
     again = run_job(station, timestamp_job, default_toolkit(station), lease=LEASE)
     assert (again.status, again.detail) == (JobStatus.FAILED, "already claimed or finished")
+
+
+def test_a_delivery_under_a_live_lease_looks_again_once_the_lease_could_have_run_out(
+    station: Station, timestamp_job: int
+) -> None:
+    """The message of a job another worker holds is sent again for later (`run_processing_job`), late
+    enough that a worker which died meanwhile has lost its lease by then: the job is taken up again."""
+    abandon(station, timestamp_job, attempts=1, silent_for=LEASE / 2)
+
+    delivery = deliver_job(station, timestamp_job, default_toolkit(station), lease=LEASE)
+
+    assert delivery.outcome.status is JobStatus.RUNNING
+    assert delivery.unlocked == []
+    assert delivery.look_again_in is not None
+    assert LEASE / 4 < delivery.look_again_in <= LEASE / 2 + LEASE / 4
+    assert job_row(station, timestamp_job).attempts == 1  # looked at, not claimed
+
+    time.sleep(delivery.look_again_in.total_seconds())  # the holder died: nothing renewed the lease
+    again = deliver_job(station, timestamp_job, default_toolkit(station), lease=LEASE)
+
+    assert (again.outcome.status, again.look_again_in, again.unlocked) == (JobStatus.DONE, None, [])
+    row = job_row(station, timestamp_job)
+    assert (JobStatus(row.status), row.attempts) == (JobStatus.DONE, 2)
+
+
+def test_a_redelivered_finished_job_sends_the_jobs_it_unlocked_until_they_are_claimed(
+    station: Station, station_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A worker that died after finishing a job but before sending its followers is made good by the
+    redelivery of the job's message; followers already claimed are not sent again."""
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    (volume / "clip.mp4").write_bytes(b"not really a video" * 100)
+    imported = run_cli(
+        ["import", str(volume), "--device", "DSJ7", "--officer", "310777", "--json"], station_env
+    )
+    assert imported.code == 0, imported.stderr
+    plan_clips(station)
+    with station.engine.begin() as connection:
+        jobs = {
+            row.step: row.id
+            for row in connection.execute(select(processing_jobs.c.step, processing_jobs.c.id))
+        }
+        assert set(jobs) == {"probe", "proxy", "thumbnails", "timestamp"}
+        connection.execute(  # the probe finished; its worker died before sending anything
+            update(processing_jobs)
+            .where(processing_jobs.c.id == jobs["probe"])
+            .values(status=JobStatus.DONE, attempts=1)
+        )
+    toolkit = default_toolkit(station)
+
+    first = deliver_job(station, jobs["probe"], toolkit, lease=LEASE)
+    again = deliver_job(station, jobs["probe"], toolkit, lease=LEASE)
+
+    for delivery in (first, again):
+        assert (delivery.outcome.status, delivery.outcome.detail) == (
+            JobStatus.DONE,
+            "already claimed or finished",
+        )
+        assert delivery.look_again_in is None
+        assert delivery.unlocked == sorted([jobs["proxy"], jobs["thumbnails"]])
+    abandon(station, jobs["proxy"], attempts=1, silent_for=timedelta(0))  # a worker claims the proxy
+    assert deliver_job(station, jobs["probe"], toolkit, lease=LEASE).unlocked == [jobs["thumbnails"]]
+    # a job held by a live worker unlocks nothing yet: it is looked at again later
+    held = deliver_job(station, jobs["proxy"], toolkit, lease=LEASE)
+    assert held.look_again_in is not None and held.unlocked == []
