@@ -93,6 +93,8 @@ from bench_store_write import (  # noqa: E402  (the shared helpers of the store 
     wait_until_quiet,
 )
 
+from ingest.mount import wait_released  # noqa: E402
+
 MIB = 1024 * 1024
 CHUNK = 4 * MIB
 ZONE = ZoneInfo("Asia/Shanghai")  # the station's default time zone
@@ -299,24 +301,11 @@ def build_exfat_image(rec: Recorder, image: Path, build_mount: Path) -> None:
                 shutil.copy2(rec.folder / rel, dest)  # keeps the file times
         finally:
             sh("fusermount", "-u", str(build_mount))
-        wait_released(devnode)
+        wait_released(devnode, timeout=20.0)
     finally:
         sh("losetup", "-d", devnode, check=False)
     build_mount.rmdir()
     rec.image = image
-
-
-def wait_released(devnode: str, timeout: float = 20.0) -> None:
-    """Wait until nothing holds the device open (the FUSE daemon exits after the unmount)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            fd = os.open(devnode, os.O_RDONLY | os.O_EXCL)
-        except OSError:
-            time.sleep(0.05)
-            continue
-        os.close(fd)
-        return
 
 
 def attach_read_only(rec: Recorder) -> None:

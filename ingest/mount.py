@@ -372,7 +372,7 @@ class ReadOnlyMount:
             target.rmdir()
 
 
-def _wait_released(devnode: str, timeout: float = 10.0) -> None:
+def wait_released(devnode: str, timeout: float = 10.0) -> None:
     """Wait until nothing holds the device open exclusively any more (a FUSE daemon exits a moment
     after its unmount returns)."""
     deadline = time.monotonic() + timeout
@@ -405,7 +405,7 @@ class ReadWriteMount(ReadOnlyMount):
                 "not mounting it read-write"
             )
         self._prepare_target(target, entries)
-        _wait_released(self.devnode)
+        wait_released(self.devnode)
         options = ["rw", "nosuid", "nodev", "noexec"]
         if kernel_supports(self.fs_type):
             if self.fs_type == "vfat":
