@@ -154,3 +154,25 @@ def test_a_failed_flush_is_an_error_not_a_silent_sync(
         store.sync()
     assert raised.value.errno == errno.EIO
     assert synced == []
+
+
+def test_a_chunk_the_kernel_refuses_without_the_page_cache_is_written_through_it(tmp_path: Path) -> None:
+    """O_DIRECT needs block-aligned buffers: a chunk from an unaligned buffer (a plain bytes object, a
+    source without `readinto`) is refused with EINVAL; the writer must then write it, and every later
+    chunk, through the page cache, losing no byte."""
+    from evidence_store.blobs.hashing_copy import FileWriter
+
+    target = tmp_path / "out"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        writer = FileWriter(fd, flush_behind=True, direct=True)
+        assert writer.may_go_direct  # ext4 takes O_DIRECT: the refusal below is the buffer's
+        backing = bytearray(payload(3 * 4096 + 1, seed=3))
+        unaligned = memoryview(backing)[1:]  # 3 whole blocks, one byte off any alignment
+        writer.write(unaligned)
+        writer.write(memoryview(b"tail bytes"))
+        assert not writer.direct and not writer.may_go_direct
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    assert target.read_bytes() == bytes(backing[1:]) + b"tail bytes"
