@@ -30,7 +30,7 @@ from evidence_store.settings import load_settings
 from ingest.deletion import copied_file, delete_verified, plan_deletions, protected_paths
 from ingest.devices.catalog import PROFILES_DIR
 from ingest.fat import FatVolume
-from ingest.mount import ReadOnlyMount, ReadWriteMount
+from ingest.mount import MountError, ReadOnlyMount, ReadWriteMount
 from ingest.pull import PullRequest, pull
 from ingest.service import choose_profile
 from tests.conftest import run_cli
@@ -393,4 +393,21 @@ def test_a_copy_that_no_longer_verifies_or_a_file_changed_since_is_not_deleted(
     ]
     assert transfer_rows(station)[0].files_deleted == 1
     assert volume_files(image) == {p.lower() for p in image.files} - {good.lower()}
+    assert_filesystem_clean(image)
+
+
+def test_a_recorder_someone_else_has_mounted_is_never_mounted_read_write(
+    station: Station, tmp_path: Path
+) -> None:
+    """Deleting needs the volume read-write; while another mount (a custodian's file manager, a
+    second dock) has it, that would be two writers on one FAT: refused, and nothing changes."""
+    image = build_recorder_image(tmp_path, RecorderSpec("DSJ0601", "310601", "exfat", clips=1))
+    mount_dir = station.settings.effective_mount_dir
+    elsewhere = tmp_path / "elsewhere"
+    with LoopDevice(image.path) as devnode, ReadOnlyMount(devnode, "exfat", elsewhere) as other:
+        assert any(other.rglob("*.MP4"))
+        with pytest.raises(MountError, match="by someone else: not mounting it read-write"):
+            ReadWriteMount(devnode, "exfat", mount_dir).mount()
+        assert not (mount_dir / devnode.rsplit("/", 1)[-1]).is_mount()
+    assert volume_files(image) == {p.lower() for p in image.files}
     assert_filesystem_clean(image)
