@@ -9,6 +9,11 @@ A claim is a lease: while the job runs, a heartbeat thread renews the job's `upd
 A `running` job whose `updated_at` is older than the lease (`worker_lease_seconds`) lost its worker
 (killed, out of memory, power cut) and may be claimed again, counting an attempt; after MAX_ATTEMPTS it
 is failed, and visible.
+
+Every write that ends a job (done, failed, back to pending) is conditioned on the claim still being
+this worker's (status running, same attempt). A worker that lost its lease while it worked (a database
+outage longer than the lease, a paused VM) and was replaced by a second claim leaves the job to that
+claim: its result is rolled back, its failure not recorded, and nothing is retried on its account.
 """
 
 from __future__ import annotations
@@ -43,10 +48,17 @@ from evidence_store.domain.model import (
     ProcessingStep,
     StoredTimestamp,
 )
-from evidence_store.errors import NotFoundError, PermanentError, TransientError
+from evidence_store.errors import EvidenceError, NotFoundError, PermanentError, TransientError
 from workers.pipeline import clip_status_after, ready_to_run, steps_for, unlocked_by
 
 log = logging.getLogger(__name__)
+
+CLAIM_LOST = "lost its claim: another worker took the job after this one's lease ran out"
+
+
+class ClaimLostError(EvidenceError):
+    """The job this worker was running was claimed by another worker after the lease ran out."""
+
 
 # The lease of a claimed job (setting `worker_lease_seconds`, default 120 s): its worker renews
 # `updated_at` every lease/4 while it runs (however long a transcode takes); a `running` job not renewed
@@ -249,26 +261,49 @@ def run_job(station: Station, job_id: int, toolkit: Toolkit, *, lease: timedelta
         if row is None:
             raise NotFoundError(f"no processing job {job_id}")
         return JobOutcome(job_id, row.clip_id, row.step, JobStatus(row.status), "already claimed or finished")
+    return _run_claimed(station, job, toolkit, lease)
+
+
+def _run_claimed(station: Station, job: ProcessingJob, toolkit: Toolkit, lease: timedelta) -> JobOutcome:
+    """Run the step of a job this worker has just claimed, and end the claim."""
     step = ProcessingStep(job.step)
     try:
         with _heartbeat(station, job, lease):
             _STEPS[step](station, job, toolkit)
+    except ClaimLostError:
+        return _claim_lost(station, job)
     except PermanentError as exc:
-        _finish(station, job, JobStatus.FAILED, str(exc), permanent=True)
-        return _after_job(station, job, toolkit, JobStatus.FAILED, str(exc))
+        return _end_failed(station, job, toolkit, str(exc), permanent=True)
     except TransientError as exc:
-        exhausted = job.attempts >= MAX_ATTEMPTS
-        _finish(station, job, JobStatus.FAILED if exhausted else JobStatus.PENDING, str(exc), permanent=False)
-        if exhausted:
-            return _after_job(
-                station, job, toolkit, JobStatus.FAILED, f"gave up after {job.attempts} attempts: {exc}"
+        if job.attempts >= MAX_ATTEMPTS:
+            return _end_failed(
+                station, job, toolkit, f"gave up after {job.attempts} attempts: {exc}", permanent=False
             )
+        if not _finish(station, job, JobStatus.PENDING, str(exc), permanent=False):
+            return _claim_lost(station, job)
         raise
     except Exception as exc:  # a bug or an unforeseen failure: visible, never retried forever
         log.exception("processing job %s (%s of clip %s) failed", job.id, step, job.clip_id)
-        _finish(station, job, JobStatus.FAILED, f"{type(exc).__name__}: {exc}", permanent=True)
-        return _after_job(station, job, toolkit, JobStatus.FAILED, str(exc))
+        return _end_failed(station, job, toolkit, f"{type(exc).__name__}: {exc}", permanent=True)
     return _after_job(station, job, toolkit, JobStatus.DONE, "")
+
+
+def _end_failed(
+    station: Station, job: ProcessingJob, toolkit: Toolkit, error: str, *, permanent: bool
+) -> JobOutcome:
+    if not _finish(station, job, JobStatus.FAILED, error, permanent=permanent):
+        return _claim_lost(station, job)
+    return _after_job(station, job, toolkit, JobStatus.FAILED, error)
+
+
+def _claim_lost(station: Station, job: ProcessingJob) -> JobOutcome:
+    """The outcome of a run whose claim another worker took over: the job as that claim has it."""
+    log.warning("processing job %s (attempt %s) %s", job.id, job.attempts, CLAIM_LOST)
+    with station.engine.connect() as connection:
+        status = connection.execute(
+            select(processing_jobs.c.status).where(processing_jobs.c.id == job.id)
+        ).scalar_one()
+    return JobOutcome(job.id or 0, job.clip_id, job.step, JobStatus(status), CLAIM_LOST)
 
 
 def _claim(station: Station, job_id: int, lease: timedelta) -> ProcessingJob | None:
@@ -349,13 +384,7 @@ def _heartbeat(station: Station, job: ProcessingJob, lease: timedelta) -> Iterat
             try:
                 with station.engine.begin() as connection:
                     renewed = connection.execute(
-                        update(processing_jobs)
-                        .where(
-                            processing_jobs.c.id == job.id,
-                            processing_jobs.c.status == JobStatus.RUNNING,
-                            processing_jobs.c.attempts == job.attempts,
-                        )
-                        .values(updated_at=station.clock())
+                        update(processing_jobs).where(*_still_claimed(job)).values(updated_at=station.clock())
                     )
                 if renewed.rowcount != 1:
                     return  # settled, or claimed by another worker after this one lost its lease
@@ -398,12 +427,13 @@ def lease_left(station: Station, job_id: int, lease: timedelta | None = None) ->
     return max(renewed + current_lease(station, lease) - station.clock(), timedelta(0))
 
 
-def _finish(station: Station, job: ProcessingJob, status: JobStatus, error: str, *, permanent: bool) -> None:
+def _finish(station: Station, job: ProcessingJob, status: JobStatus, error: str, *, permanent: bool) -> bool:
+    """End this claim with `status`; False (and nothing written) if the claim is no longer ours."""
     now = station.clock()
     with station.transaction() as session:
-        session.execute(
+        ended = session.execute(
             update(processing_jobs)
-            .where(processing_jobs.c.id == job.id)
+            .where(*_still_claimed(job))
             .values(
                 status=status,
                 last_error=error[-4000:],
@@ -412,8 +442,20 @@ def _finish(station: Station, job: ProcessingJob, status: JobStatus, error: str,
                 finished_at=now if status in (JobStatus.DONE, JobStatus.FAILED) else None,
             )
         )
+        if ended.rowcount != 1:  # type: ignore[attr-defined]
+            return False
         if status is JobStatus.FAILED:
             _record_failed(station, session, job, error, permanent=permanent)
+    return True
+
+
+def _still_claimed(job: ProcessingJob) -> tuple[Any, ...]:
+    """The row is still this worker's claim: running, at the attempt it claimed."""
+    return (
+        processing_jobs.c.id == job.id,
+        processing_jobs.c.status == JobStatus.RUNNING,
+        processing_jobs.c.attempts == job.attempts,
+    )
 
 
 def _record_failed(
@@ -637,11 +679,15 @@ def _step_timestamp(station: Station, job: ProcessingJob, toolkit: Toolkit) -> N
 
 
 def _mark_done(session: Any, job: ProcessingJob, now: datetime) -> None:
-    session.execute(
+    """Mark the job done in the transaction that records its result; if the claim is no longer ours,
+    raise ClaimLostError so that the whole result is rolled back (the current claim records its own)."""
+    done = session.execute(
         update(processing_jobs)
-        .where(processing_jobs.c.id == job.id)
+        .where(*_still_claimed(job))
         .values(status=JobStatus.DONE, updated_at=now, finished_at=now, last_error="")
     )
+    if done.rowcount != 1:
+        raise ClaimLostError(f"processing job {job.id} (attempt {job.attempts}) {CLAIM_LOST}")
 
 
 _STEPS: dict[ProcessingStep, Callable[[Station, ProcessingJob, Toolkit], None]] = {

@@ -17,8 +17,10 @@ from sqlalchemy import select, update
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import clips, processing_jobs, timestamp_tokens
 from evidence_store.domain.model import ClipStatus, JobStatus
+from evidence_store.errors import PermanentError, TransientError
 from tests.conftest import run_cli
 from workers.service import (
+    CLAIM_LOST,
     MAX_ATTEMPTS,
     JobOutcome,
     default_toolkit,
@@ -244,3 +246,109 @@ def test_a_redelivered_finished_job_sends_the_jobs_it_unlocked_until_they_are_cl
     # a job held by a live worker unlocks nothing yet: it is looked at again later
     held = deliver_job(station, jobs["proxy"], toolkit, lease=LEASE)
     assert held.look_again_in is not None and held.unlocked == []
+
+
+class FailingAuthority(BlockingAuthority):
+    """Held up like BlockingAuthority, then fails with the error given."""
+
+    def __init__(self, real: Any, error: Exception) -> None:
+        super().__init__(real)
+        self.error = error
+
+    def stamp(self, sha256: str) -> Any:
+        super().stamp(sha256)
+        raise self.error
+
+
+def run_and_lose_the_claim(station: Station, job_id: int, toolkit: Any, held: BlockingAuthority) -> Any:
+    """Run the job in a thread; while its step is held up, a second worker claims the job; then let the
+    step go on. The first run's outcome (or exception)."""
+    result: list[Any] = []
+
+    def run() -> None:
+        try:
+            result.append(run_job(station, job_id, toolkit, lease=LEASE))
+        except BaseException as exc:  # reported by the main thread
+            result.append(exc)
+
+    toolkit.timestamp_authority = held
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert held.started.wait(timeout=60), "the first claim never started its step"
+        claim_as_second_worker(station, job_id)
+    finally:
+        held.release.set()
+        thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert len(result) == 1, result
+    return result[0]
+
+
+def claim_as_second_worker(station: Station, job_id: int) -> None:
+    """What a second worker's claim writes once the first one's lease ran out unrenewed (a database
+    outage longer than the lease, a paused VM): the next attempt, running, from now."""
+    with station.engine.begin() as connection:
+        connection.execute(
+            update(processing_jobs)
+            .where(processing_jobs.c.id == job_id)
+            .values(
+                status=JobStatus.RUNNING, attempts=processing_jobs.c.attempts + 1, updated_at=station.clock()
+            )
+        )
+
+
+def audit_actions(station_env: dict[str, str], action: str) -> list[Any]:
+    events = run_cli(["audit", "log", "--action", action, "--json"], station_env)
+    assert events.code == 0, events.stderr
+    return list(json.loads(events.stdout)["events"])
+
+
+def test_a_worker_that_lost_its_claim_leaves_the_job_and_its_result_to_the_new_claim(
+    station: Station, station_env: dict[str, str], timestamp_job: int
+) -> None:
+    toolkit = default_toolkit(station)
+    first = run_and_lose_the_claim(
+        station, timestamp_job, toolkit, BlockingAuthority(toolkit.timestamp_authority)
+    )
+
+    assert isinstance(first, JobOutcome), first
+    assert (first.status, first.detail) == (JobStatus.RUNNING, CLAIM_LOST)
+    row = job_row(station, timestamp_job)
+    assert (JobStatus(row.status), row.attempts) == (JobStatus.RUNNING, 2)  # still the second claim's
+    with station.engine.connect() as connection:
+        stamps = connection.scalars(select(timestamp_tokens.c.id)).all()
+    assert stamps == []  # the first worker's result was rolled back with its status
+    assert audit_actions(station_env, "clip.timestamped") == []
+
+
+@pytest.mark.parametrize(
+    ("error", "ends_as"),
+    [
+        (TransientError("the time-stamping authority did not answer"), JobStatus.PENDING),
+        (PermanentError("the authority refused the request"), JobStatus.FAILED),
+    ],
+)
+def test_a_worker_that_lost_its_claim_does_not_fail_or_requeue_the_job_under_the_new_claim(
+    station: Station, station_env: dict[str, str], timestamp_job: int, error: Exception, ends_as: JobStatus
+) -> None:
+    toolkit = default_toolkit(station)
+    first = run_and_lose_the_claim(
+        station, timestamp_job, toolkit, FailingAuthority(toolkit.timestamp_authority, error)
+    )
+
+    # not raised for a retry either: the job is the second claim's to settle
+    assert isinstance(first, JobOutcome), first
+    assert (first.status, first.detail) == (JobStatus.RUNNING, CLAIM_LOST)
+    row = job_row(station, timestamp_job)
+    assert (JobStatus(row.status), row.attempts, row.last_error) == (JobStatus.RUNNING, 2, "")
+    assert audit_actions(station_env, "processing.failed") == []
+
+    # the same failure under a claim still held ends the job as it always did
+    abandon(station, timestamp_job, attempts=1, silent_for=2 * LEASE)
+    if isinstance(error, TransientError):
+        with pytest.raises(TransientError):
+            run_job(station, timestamp_job, toolkit, lease=LEASE)
+    else:
+        assert run_job(station, timestamp_job, toolkit, lease=LEASE).status is JobStatus.FAILED
+    assert JobStatus(job_row(station, timestamp_job).status) is ends_as
