@@ -12,6 +12,9 @@ runs, not timed, the outputs are deleted and `os.sync()` called):
                         package directory must write
 * ``disk: 2 copies``     two such `dd` at once: the directory's copy and the zip's, the data a
                         directory + zip build must write; neither build can beat its disk floor
+* ``disk: 2 copies, 8 deep``  the same two copies, each written by 8 threads at once (O_DIRECT
+                        pwrite of 4 MiB, fsynced): whether a deeper write queue than `dd`'s (one write
+                        in flight per copy) raises the floor on this disk
 * ``build (dir)``       `build_package(..., make_zip=False)`: the package directory only
 * ``build (dir+zip)``   `build_package(...)`: the directory and the .zip, as `evidence export build`
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import mmap
 import os
 import platform
 import shutil
@@ -38,6 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -179,6 +184,31 @@ def _bench(args: argparse.Namespace, work: Path, size: int) -> int:
         ]
         return [proc.wait() for proc in running]
 
+    def deep_direct(out: Path, copies: int, depth: int = 8) -> object:
+        # `depth` writes in flight per copy: each thread copies every depth-th 4 MiB chunk with O_DIRECT
+        def copy_every(target: int, first: int) -> None:
+            buffer = mmap.mmap(-1, CHUNK)
+            with blob.open("rb", buffering=0) as source:
+                for offset in range(first * CHUNK, size, depth * CHUNK):
+                    got = os.preadv(source.fileno(), [buffer], offset)
+                    os.pwrite(target, memoryview(buffer)[: -(-got // 4096) * 4096], offset)
+
+        targets = [
+            os.open(out / f"copy{n}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o600)
+            for n in range(copies)
+        ]
+        try:
+            with ThreadPoolExecutor(copies * depth) as pool:
+                done = [pool.submit(copy_every, t, k) for t in targets for k in range(depth)]
+                [future.result() for future in done]
+            for target in targets:
+                os.ftruncate(target, size)
+                os.fsync(target)
+        finally:
+            for target in targets:
+                os.close(target)
+        return targets
+
     def make_build(make_zip: bool) -> Variant:
         def v_build(out: Path) -> object:
             result = build_package(station, pending.pop(0), user="inv", out_dir=out, make_zip=make_zip)  # type: ignore[arg-type]
@@ -195,6 +225,7 @@ def _bench(args: argparse.Namespace, work: Path, size: int) -> int:
         "cp; sha256sum": v_cp_sha256sum,
         "disk: 1 copy": lambda out: dd_direct(out, 1),
         "disk: 2 copies": lambda out: dd_direct(out, 2),
+        "disk: 2 copies, 8 deep": lambda out: deep_direct(out, 2),
         "build (dir)": make_build(False),
         "build (dir+zip)": make_build(True),
     }
@@ -244,8 +275,8 @@ def _report(
     ratio = best["build (dir+zip)"] / best["hashlib"]
     ratio_dir = best["build (dir)"] / best["hashlib"]
     print()
-    for name, runs in details.items():
-        fastest = min(runs, key=lambda timing: sum(timing.values()))
+    for name, timings in details.items():
+        fastest = min(timings, key=lambda timing: sum(timing.values()))
         print(f"{name} phases (fastest run): " + ", ".join(f"{k} {v:.2f} s" for k, v in fastest.items()))
     verdict = "MET" if ratio <= TARGET_VS_HASH else "NOT MET"
     print(
@@ -253,8 +284,12 @@ def _report(
         f"target <= {TARGET_VS_HASH}x {verdict}"
     )
     # no build can beat hashing the original or writing its copies, whichever is slower
-    for name, disk in (("build (dir)", "disk: 1 copy"), ("build (dir+zip)", "disk: 2 copies")):
-        floor = max(best["hashlib"], best[disk])
+    two_copies = min(best["disk: 2 copies"], best["disk: 2 copies, 8 deep"])
+    for name, disk, written in (
+        ("build (dir)", "disk: 1 copy", best["disk: 1 copy"]),
+        ("build (dir+zip)", "the faster disk: 2 copies", two_copies),
+    ):
+        floor = max(best["hashlib"], written)
         print(
             f"{name}: floor max(hashlib, {disk}) = {floor:.2f} s ({floor / best['hashlib']:.2f}x hashlib); "
             f"the build is {best[name] / floor:.2f}x of its floor"
