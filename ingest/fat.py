@@ -305,7 +305,11 @@ class FatVolume:
         chunks: list[bytes] = []
         cluster: int | None = first
         limit = MAX_DIRECTORY_BYTES // self.geometry.cluster_bytes + 1
-        while cluster is not None and len(chunks) < limit:
+        seen: set[int] = set()
+        # a damaged FAT may chain back to a cluster already read: each cluster is read once, so the
+        # directory's entries are not repeated (up to the size limit) and every name stays unique
+        while cluster is not None and cluster not in seen and len(chunks) < limit:
+            seen.add(cluster)
             chunks.append(self._read(self.geometry.cluster_offset(cluster), self.geometry.cluster_bytes))
             cluster = self._next_cluster(cluster)
         return b"".join(chunks)
