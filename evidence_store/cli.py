@@ -268,7 +268,14 @@ def user_option(
         is_flag=True,
         help="Read the user's password from the first line of stdin (default: prompt on the terminal).",
     )(command)
-    return click.option("--user", "user", required=True, help=help)(command)
+    return click.option("--user", "user", required=True, help=help, callback=_stored_user_name)(command)
+
+
+def _stored_user_name(_ctx: click.Context, _param: click.Parameter, name: str) -> str:
+    """`--user INV1` names the user stored as `inv1`, for the password check and every step after it."""
+    from evidence_store.credentials import normalise_username
+
+    return normalise_username(name)
 
 
 def read_password(user: str, from_stdin: bool) -> str:

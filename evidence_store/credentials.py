@@ -83,6 +83,11 @@ class CredentialsRefused(EvidenceError):
         self.reason = reason
 
 
+def normalise_username(username: str) -> str:
+    """A user name as stored: user names are lower-case, so `INV1` and ` inv1 ` name the same user."""
+    return username.strip().lower()
+
+
 def check_credentials(
     station: Station, username: str, password: str, *, client: str, limits: LoginLimits, channel: str
 ) -> Row[Any]:
@@ -93,7 +98,7 @@ def check_credentials(
     way and a failure or refusal is audited with `channel` ("web", "cli") in the actor. Raises
     `CredentialsRefused`. A hash made with older parameters is upgraded on success.
     """
-    username = username.strip().lower()[:200]
+    username = normalise_username(username)[:200]
     client = client[:200]  # as stored, so that the failures counted are the ones recorded
     now = station.clock()
     since = now - limits.window

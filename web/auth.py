@@ -31,6 +31,7 @@ from evidence_store.credentials import (
     LoginLimits,
     check_credentials,
     hash_password,
+    normalise_username,
 )
 from evidence_store.db.tables import officers, users, web_sessions, web_settings
 from evidence_store.errors import EvidenceError
@@ -188,7 +189,7 @@ def create_user(
     actor: str,
     source: str | None = None,
 ) -> int:
-    username = username.strip().lower()
+    username = normalise_username(username)
     if not USERNAME.match(username):
         raise AccountError(
             "a user name is 2-63 characters: lowercase letters, digits, '.', '_' or '-', starting with a "

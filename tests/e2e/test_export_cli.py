@@ -276,13 +276,14 @@ def test_rejected_and_expired_requests_cannot_be_built(env: dict[str, str], tmp_
             )
         ).stdout
     )
-    second = json.loads(
+    second = json.loads(  # user names are lower-case: " INV1" is inv1, for every step, not just the password
         ok(
             export_cli(
-                ["export", "request", "--user", "inv1", "--clip", "1", "--purpose", "court", "--json"], env
+                ["export", "request", "--user", " INV1", "--clip", "1", "--purpose", "court", "--json"], env
             )
         ).stdout
     )
+    assert second["requested_by"] == "inv1"
     refused(
         export_cli(["export", "reject", str(first["id"]), "--user", "clerk", "--reason", "x"], env),
         "not approver",
@@ -292,7 +293,7 @@ def test_rejected_and_expired_requests_cannot_be_built(env: dict[str, str], tmp_
         export_cli(["export", "build", str(first["id"]), "--user", "inv1"], env), "rejected by boss: 用途不明"
     )
 
-    ok(export_cli(["export", "approve", str(second["id"]), "--user", "boss"], env))
+    ok(export_cli(["export", "approve", str(second["id"]), "--user", "Boss"], env))
     station = open_station(load_settings(env))
     try:  # the approval's validity ran out (as if export_validity_days had passed)
         with station.engine.begin() as connection:
@@ -304,7 +305,7 @@ def test_rejected_and_expired_requests_cannot_be_built(env: dict[str, str], tmp_
     finally:
         station.close()
     refused(
-        export_cli(["export", "build", str(second["id"]), "--user", "inv1", "--out", str(tmp_path)], env),
+        export_cli(["export", "build", str(second["id"]), "--user", "Inv1", "--out", str(tmp_path)], env),
         "approval expired",
     )
     listed = json.loads(ok(export_cli(["export", "list", "--user", "inv1", "--json"], env)).stdout)["exports"]
