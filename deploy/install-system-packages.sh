@@ -16,6 +16,7 @@ test_packages=(
   chromium  # browser tests of the web UI: Playwright drives Debian's Chromium (CJK fonts: run_packages)
   poppler-utils unzip  # the export tests check notes and zips with standard tools
   libfuse2  # fusepy (tests/fixtures/faulty_fuse.py): recorder images with unreadable sectors
+  xfsprogs  # export tests on XFS, where a package's zip shares its originals' blocks (reflink)
 )
 
 case "${1:-run}" in

@@ -200,6 +200,7 @@ def build_command(
         "manifest_sha256": result.manifest_sha256,
         "files": result.files,
         "bytes": result.bytes_total,
+        "zip_shared_bytes": result.zip_shared_bytes,
         "seconds": round(result.seconds, 3),
     }
     emit(
@@ -208,6 +209,12 @@ def build_command(
         lambda d: click.echo(
             f"package {d['directory']}" + (f" and {d['zip']}" if d["zip"] else "") + f"\n"
             f"{d['files']} files, {d['bytes']} bytes, manifest sha256 {d['manifest_sha256']}"
+            + (
+                f"\nthe zip shares the originals' {d['zip_shared_bytes']} bytes with the directory "
+                "(written once, stored once)"
+                if d["zip_shared_bytes"]
+                else ""
+            )
         ),
     )
 

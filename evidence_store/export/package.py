@@ -16,18 +16,24 @@ Layout (``export-000012/``, and ``export-000012.zip`` holding the same files und
     SHA256SUMS                      sha256sum -c input for every file but itself and the signature
 
 Each original is read from the store exactly once: `copy_hashing` hashes it inline while a writer thread
-writes it to the directory and a second one into the zip (stored, CRC computed as it goes), both with
-O_DIRECT from the copy's page-aligned buffers (the zip entry's data is padded to a 4 KiB boundary). The
-hash of that one read must equal the sha256 the original is stored under, or the build stops
-(`IntegrityError`) and nothing is left behind. Segments and disclosure copies are cut from the package's
-own verified copy (the store is not read again). Everything is built under hidden ``.partial`` names and
-renamed into place only when complete and flushed to disk; then the request is marked ``built`` and the
-package is on record (``export.built`` with the manifest's sha256, and ``clip.exported`` on each clip).
+writes it to the directory and a second one into the zip (stored; its CRC-32 computed as it goes with
+zlib-ng, which is fast enough to hide beside the SHA-256), both with O_DIRECT from the copy's
+page-aligned buffers (the zip entry's data is padded to a 4 KiB boundary). Where the filesystem can
+share blocks between files (XFS with reflink, btrfs: probed once per build), the zip entry's data is
+not written at all: the CRC is computed, and once the directory's copy is on disk the zip's range is
+cloned from it (`evidence_store.blobs.reflink`), so the original is written once and stored once, in
+two independent files. The hash of that one read must equal the sha256 the original is stored under,
+or the build stops (`IntegrityError`) and nothing is left behind. Segments and disclosure copies are cut
+from the package's own verified copy (the store is not read again). Everything is built under hidden
+``.partial`` names and renamed into place only when complete and flushed to disk; then the request is
+marked ``built`` and the package is on record (``export.built`` with the manifest's sha256, and
+``clip.exported`` on each clip).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import queue
 import re
@@ -44,7 +50,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from zlib_ng import zlib_ng
+
 from evidence_store.blobs.hashing_copy import FileWriter, copy_hashing, write_all
+from evidence_store.blobs.reflink import can_share_blocks, clone_range, copy_range
 from evidence_store.bootstrap import Station
 from evidence_store.domain.model import ExportRequest
 from evidence_store.errors import ConfigurationError, IntegrityError
@@ -98,6 +107,8 @@ MIME_BY_EXT = {
 _EXT = re.compile(r"^[a-z0-9]{1,8}$")
 SMALL_CHUNK = 1 << 20
 
+log = logging.getLogger(__name__)
+
 Progress = Callable[[str], None]
 
 
@@ -112,6 +123,7 @@ class BuildResult:
     originals_bytes: int
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+    zip_shared_bytes: int = 0  # originals' bytes the zip shares with the directory instead of a copy
 
 
 def package_name(request_id: int) -> str:
@@ -178,6 +190,15 @@ class _ForkJoin:
         self._thread.join()
 
 
+def _settle_zip_entry(entry: Any, size: int, crc: int) -> None:
+    """Tell zipfile's write handle the size and CRC-32 of data that did not pass through its `write`
+    (written to the sink directly, or cloned): the three counters its `close` puts in the header.
+    zipfile computes the CRC with zlib's crc32, which on this path would cost a core's worth of the
+    SHA-256's time; the caller checks the entry's recorded values after `close`."""
+    entry._file_size = entry._compress_size = size
+    entry._crc = crc
+
+
 class _ZipSink:
     """The zip's file for `zipfile`: unbuffered writes with flush-behind, so the disk writes the zip
     while the copy runs and the final fsync is short. An original's data starts on a 4 KiB boundary
@@ -199,6 +220,18 @@ class _ZipSink:
         if self._run is not None:
             self._run.stop_direct()
             self._run = None
+
+    def share(self, source_fd: int, length: int, at: int) -> bool:
+        """Fill the range at `at` (the file's end: nothing written there yet) with the source file's
+        first `length` bytes by sharing its blocks (True); copied in the kernel instead if the clone is
+        refused after all (False)."""
+        try:
+            clone_range(source_fd, self.fd, length, at)
+        except OSError as exc:
+            log.warning("the zip could not share the original's blocks (%s): copying them instead", exc)
+            copy_range(source_fd, self.fd, length, at)
+            return False
+        return True
 
     def tell(self) -> int:
         return os.lseek(self.fd, 0, os.SEEK_CUR)
@@ -233,11 +266,20 @@ class _PackageWriter:
     """Writes files into the partial directory and the zip at the same time."""
 
     def __init__(
-        self, root: Path, zip_file: zipfile.ZipFile | None, sink: _ZipSink | None, top: str, when: datetime
+        self,
+        root: Path,
+        zip_file: zipfile.ZipFile | None,
+        sink: _ZipSink | None,
+        top: str,
+        when: datetime,
+        *,
+        share_blocks: bool = False,
     ) -> None:
         self.root = root
         self.zip = zip_file
         self.sink = sink
+        self.share_blocks = share_blocks  # the zip's originals are clones of the directory's copies
+        self.shared_bytes = 0
         self.top = top
         self.date_time = (when.year, when.month, when.day, when.hour, when.minute, when.second)
         self.hashes: dict[str, tuple[str, int]] = {}
@@ -271,29 +313,66 @@ class _PackageWriter:
     def copy_original(self, rel: str, source: Any, size: int) -> tuple[str, int]:
         """Copy a stored original in one read: hash inline, write to the directory and the zip."""
         target = self.path(rel)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        # readable too: the zip clones (or copies) its range from this descriptor
+        fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o444)
         try:
             write_dir = write_all(fd, flush_behind=True, direct=True)
             if self.zip is not None:
-                info = self._aligned_zinfo(rel, size)
-                entry = self.zip.open(info, "w")
-                both = _ForkJoin(entry.write)
-                try:
-                    try:
-                        result = copy_hashing(source, lambda view: both(view, write_dir), reuse_buffers=True)
-                    finally:
-                        both.close()
-                finally:
-                    entry.close()
-                info.extra = b""  # the padding belongs in the local header only, not the directory
-                self.in_zip.add(rel)
+                result = self._copy_with_zip(rel, source, size, fd, write_dir)
             else:
                 result = copy_hashing(source, write_dir, reuse_buffers=True)
-            os.fsync(fd)
+                os.fsync(fd)
         finally:
             os.close(fd)
         self.hashes[rel] = (result.sha256, result.size)
         return result.sha256, result.size
+
+    def _copy_with_zip(
+        self, rel: str, source: Any, size: int, fd: int, write_dir: Callable[[memoryview], None]
+    ) -> Any:
+        """The copy to the directory, and the original's zip entry: its CRC-32 (zlib-ng's, beside the
+        SHA-256 on the other core) and its data, written from the same buffers or, where the filesystem
+        shares blocks, cloned from the directory's copy once that is on disk."""
+        assert self.zip is not None and self.sink is not None
+        sink = self.sink
+        info = self._aligned_zinfo(rel, size)
+        entry = self.zip.open(info, "w")
+        data_at = self.sink.tell()
+        crc = 0
+
+        def zip_side(view: memoryview) -> None:
+            nonlocal crc
+            crc = zlib_ng.crc32(view, crc)
+            if not self.share_blocks:
+                sink.write(view)
+
+        def with_crc(view: memoryview) -> None:
+            write_dir(view)
+            zip_side(view)
+
+        # the zip's own write runs beside the directory's; the CRC alone (~25 GB/s) needs no thread
+        both = _ForkJoin(zip_side) if not self.share_blocks else None
+        write = with_crc if both is None else lambda view: both(view, write_dir)
+        try:
+            try:
+                result = copy_hashing(source, write, reuse_buffers=True)
+            finally:
+                if both is not None:
+                    both.close()
+            if self.share_blocks:  # the range the clone will fill: zipfile goes on after it
+                self.sink.seek(data_at + result.size)
+            _settle_zip_entry(entry, result.size, crc)
+        finally:
+            entry.close()
+        if (info.CRC, info.file_size, info.compress_size) != (crc, result.size, result.size):
+            raise RuntimeError(f"zipfile did not record the CRC-32 and size given for {rel}")
+        info.extra = b""  # the padding belongs in the local header only, not the directory
+        os.fsync(fd)
+        # the copy just written and flushed, shared into the zip's range
+        if self.share_blocks and self.sink.share(fd, result.size, data_at):
+            self.shared_bytes += result.size
+        self.in_zip.add(rel)
+        return result
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         target = self.path(rel)
@@ -594,6 +673,7 @@ def build_package(
         originals_bytes=int(counts["originals_bytes"]),
         seconds=time.perf_counter() - started,
         timings=timings,
+        zip_shared_bytes=int(counts["zip_shared_bytes"]),
     )
 
 
@@ -783,10 +863,11 @@ def _build(
     mark = time.perf_counter()
     records = _gather(station, request)
     timings["gather"] = time.perf_counter() - mark
+    share_blocks = zip_path is not None and can_share_blocks(zip_path.parent)
     sink = _ZipSink(zip_path) if zip_path else None
     zip_file = zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) if sink else None
     try:
-        writer = _PackageWriter(root, zip_file, sink, top, extracted_at)
+        writer = _PackageWriter(root, zip_file, sink, top, extracted_at, share_blocks=share_blocks)
         ctx = _Context(station, request, user, writer, extracted_at, say, records)
         mark = time.perf_counter()
         originals = _copy_originals(ctx)
@@ -813,6 +894,7 @@ def _build(
         "originals_bytes": sum(o["size"] for o in originals.values()),
         "originals": len(originals),
         "derivatives": sum(len(entry["derivatives"]) for entry in items),
+        "zip_shared_bytes": writer.shared_bytes,
     }
     return manifest_sha256, counts, timings
 

@@ -39,6 +39,7 @@ from evidence_store.settings import load_settings
 from retention.policy import add_months
 from retention.run import run_retention
 from tests.conftest import FixedClock, run_cli
+from tests.fixtures.filesystems import mounted_xfs, used_bytes
 from tests.fixtures.media import make_video, sha256_of
 from tests.fixtures.services import require
 from tests.fixtures.tsa import LocalTsa
@@ -460,6 +461,95 @@ def test_an_original_that_no_longer_matches_its_hash_is_not_exported(
     assert not any((tmp_path / "out").iterdir())
     assert status_of(station, request.id) == "approved"
     assert [e["object_id"] for e in events(station, "export.build_failed")] == [str(request.id)]
+
+
+# ------------------------------------------------------------------ a filesystem that shares blocks
+
+
+@pytest.fixture
+def xfs_mount(tmp_path: Path) -> Iterator[Path]:
+    with mounted_xfs(tmp_path / "xfs.img", tmp_path / "xfs") as mount:
+        yield mount
+
+
+def build_two_originals(station: Station, out_dir: Path) -> tuple[Any, dict[str, bytes], int]:
+    """An approved request of two originals (one with an odd tail) built into `out_dir`: the result,
+    each original's bytes by its path inside the package, and their total size."""
+    sizes = [21 * 1024 * 1024 + 4095, 1000]
+    ids = [add_clip(station, NOW - timedelta(days=2 + n), size=size) for n, size in enumerate(sizes)]
+    request = request_export(station, user="inv1", items=[{"clip_id": i} for i in ids], purpose="court")
+    assert request.id is not None
+    approve_export(station, request.id, user="boss")
+    result = build_package(station, request.id, user="inv1", out_dir=out_dir)
+    originals = {
+        f"originals/{path.name}": path.read_bytes() for path in (result.directory / "originals").iterdir()
+    }
+    return result, originals, sum(sizes)
+
+
+def assert_zip_holds(zip_path: Path, originals: dict[str, bytes]) -> None:
+    tested = subprocess.run(["unzip", "-t", str(zip_path)], check=False, capture_output=True, text=True)
+    assert tested.returncode == 0 and "No errors detected" in tested.stdout, tested.stdout + tested.stderr
+    with zipfile.ZipFile(zip_path) as archive:
+        for rel, data in originals.items():
+            [member] = [m for m in archive.infolist() if m.filename.endswith(f"/{rel}")]
+            assert archive.read(member) == data  # CRC-32 checked by zipfile too
+
+
+def test_where_files_can_share_blocks_the_zip_holds_the_originals_without_a_second_copy(
+    clocked: tuple[Station, FixedClock], xfs_mount: Path
+) -> None:
+    """On XFS with reflink the zip's originals are clones of the directory's copies: written once and
+    stored once, yet two independent files (a change to one is not seen in the other)."""
+    require(shutil.which("unzip") is not None, "unzip is not installed")
+    station, _clock = clocked
+    before = used_bytes(xfs_mount)
+
+    result, originals, total = build_two_originals(station, xfs_mount / "exports")
+
+    assert result.zip_path is not None
+    assert result.zip_shared_bytes == total
+    # one copy of the originals on disk, not two (the rest of the package is a few hundred KiB)
+    assert used_bytes(xfs_mount) - before < 1.3 * total
+    assert verify_package(result.directory).ok and verify_package(result.zip_path).ok
+    assert_zip_holds(result.zip_path, originals)
+    [built] = events(station, "export.built")
+    assert built["details"]["zip_shared_bytes"] == total
+
+    # independent files: a byte changed in the directory's copy leaves the zip's as it was
+    big = max(originals, key=lambda rel: len(originals[rel]))
+    copy = result.directory / big
+    copy.chmod(0o644)
+    flip_byte(copy, "middle")
+    assert not verify_package(result.directory).ok
+    assert verify_package(result.zip_path).ok
+    assert_zip_holds(result.zip_path, originals)
+
+
+def test_a_clone_refused_after_the_probe_is_copied_into_the_zip_instead(
+    clocked: tuple[Station, FixedClock], xfs_mount: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The filesystem said it could share blocks, then refused a range (a block size above 4 KiB, a
+    full quota): the kernel copies the range instead, and the zip is whole."""
+    from evidence_store.export import package
+
+    require(shutil.which("unzip") is not None, "unzip is not installed")
+    station, _clock = clocked
+    refused: list[int] = []
+
+    def refuse(_source: int, _target: int, length: int, _at: int) -> None:
+        refused.append(length)
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+
+    monkeypatch.setattr(package, "clone_range", refuse)
+
+    result, originals, total = build_two_originals(station, xfs_mount / "exports")
+
+    assert sorted(refused) == sorted(len(data) for data in originals.values())
+    assert result.zip_path is not None and result.zip_shared_bytes == 0
+    assert verify_package(result.directory).ok and verify_package(result.zip_path).ok
+    assert_zip_holds(result.zip_path, originals)
+    assert sum(len(data) for data in originals.values()) == total
 
 
 # ------------------------------------------------------------------ a full package, tampered with
