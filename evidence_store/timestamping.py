@@ -98,6 +98,19 @@ class TimestampToken:
     gen_time: datetime  # aware, UTC; as stated inside the token
     serial: str  # rfc3161: the TSA's serial number as "0x<hex>"; station-signed: 32 hex digits
 
+    @classmethod
+    def from_stored(cls, stored: Any) -> TimestampToken:
+        """The token as stored next to its original: anything with these fields as attributes (a
+        `timestamp_tokens` row, a `StoredTimestamp`)."""
+        return cls(
+            kind=stored.kind,
+            sha256=stored.sha256,
+            token=bytes(stored.token),
+            authority=stored.authority,
+            gen_time=stored.gen_time,
+            serial=stored.serial,
+        )
+
 
 @dataclass(frozen=True)
 class TimestampVerdict:

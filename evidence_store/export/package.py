@@ -47,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -581,14 +582,7 @@ def _write_tokens(
         kind = row["kind"]
         rel = f"{TIMESTAMPS_DIR}/{row['sha256']}.{'tsr' if kind == 'rfc3161' else 'json'}"
         writer.write_bytes(rel, row["token"])
-        token = TimestampToken(
-            kind=kind,
-            sha256=row["sha256"],
-            token=row["token"],
-            authority=row["authority"],
-            gen_time=row["gen_time"],
-            serial=row["serial"],
-        )
+        token = TimestampToken.from_stored(SimpleNamespace(**row))
         if kind == "rfc3161" and not tsa_ca:
             check = "not checked: no TSA CA configured (settings tsa_ca_file)"
         else:

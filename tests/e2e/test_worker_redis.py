@@ -280,14 +280,7 @@ def test_worker_processes_imported_clips_over_redis(
         ), name
         assert clip.utc_end is not None and clip.utc_start is not None and clip.utc_end > clip.utc_start
         stamp = stamps[clip.id or 0]
-        token = TimestampToken(
-            kind=stamp.kind,
-            sha256=stamp.sha256,
-            token=stamp.token,
-            authority=stamp.authority,
-            gen_time=stamp.gen_time,
-            serial=stamp.serial,
-        )
+        token = TimestampToken.from_stored(stamp)
         assert stamp.sha256 == clip.sha256
         assert verify_token(token, clip.sha256, station_public_key=station.key.public()).ok
     truncated = by_name[TRUNCATED]

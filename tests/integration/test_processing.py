@@ -131,14 +131,7 @@ def test_every_clip_is_processed_and_bad_media_is_kept_visible(
     # every original is time-stamped, and the stamps verify against the station key
     assert {s.clip_id for s in stamps} == {c.id for c in clips.values()}
     for stamp in stamps:
-        token = TimestampToken(
-            kind=stamp.kind,
-            sha256=stamp.sha256,
-            token=stamp.token,
-            authority=stamp.authority,
-            gen_time=stamp.gen_time,
-            serial=stamp.serial,
-        )
+        token = TimestampToken.from_stored(stamp)
         assert verify_token(token, stamp.sha256, station_public_key=station.key.public()).ok
         assert not verify_token(token, "0" * 64, station_public_key=station.key.public()).ok
 
