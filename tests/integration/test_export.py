@@ -13,6 +13,7 @@ import os
 import shutil
 import struct
 import subprocess
+import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -524,6 +525,18 @@ def test_where_files_can_share_blocks_the_zip_holds_the_originals_without_a_seco
     assert not verify_package(result.directory).ok
     assert verify_package(result.zip_path).ok
     assert_zip_holds(result.zip_path, originals)
+
+
+def test_the_probe_tells_filesystems_that_share_blocks_from_those_that_do_not(xfs_mount: Path) -> None:
+    """XFS with reflink can; tmpfs cannot (no remap at all); the probe leaves no file behind."""
+    from evidence_store.blobs.reflink import can_share_blocks
+
+    require(Path("/dev/shm").is_dir() and os.access("/dev/shm", os.W_OK), "no writable /dev/shm (tmpfs)")
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
+        assert not can_share_blocks(Path(shm))
+        assert list(Path(shm).iterdir()) == []
+    assert can_share_blocks(xfs_mount)
+    assert [p.name for p in xfs_mount.iterdir()] == []
 
 
 def test_a_clone_refused_after_the_probe_is_copied_into_the_zip_instead(
