@@ -6,7 +6,6 @@ the file stays, the log says why, and `files_deleted` counts only what went (R1,
 from __future__ import annotations
 
 import errno
-import json
 import os
 import threading
 from pathlib import Path
@@ -15,12 +14,13 @@ import pytest
 from sqlalchemy import select
 
 from evidence_store.bootstrap import Station
-from evidence_store.db.tables import audit_events, transfers
+from evidence_store.db.tables import transfers
 from evidence_store.domain.model import TransferSource
 from ingest import deletion
 from ingest.deletion import DeletionReport, copied_file, delete_verified, plan_deletions, protected_paths
 from ingest.pull import PullRequest, TransferSummary, pull
 from ingest.service import choose_profile
+from tests.integration.ingest_helpers import deletion_events
 
 NAMES = ["a.mp4", "b.mp4", "c.mp4"]
 
@@ -58,13 +58,10 @@ def delete(
 
 
 def events(station: Station) -> list[tuple[str, str, str | None]]:
-    with station.engine.connect() as connection:
-        rows = connection.execute(
-            select(audit_events.c.action, audit_events.c.details)
-            .where(audit_events.c.action.like("device_file.%"))
-            .order_by(audit_events.c.seq)
-        ).all()
-    return [(r.action, json.loads(r.details)["path"], json.loads(r.details).get("error")) for r in rows]
+    return [
+        (action, str(d["path"]), str(d["error"]) if "error" in d else None)
+        for action, d in deletion_events(station)
+    ]
 
 
 def files_deleted(station: Station, transfer_id: int) -> int:

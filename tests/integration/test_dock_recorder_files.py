@@ -11,7 +11,6 @@ Docking goes through the dock daemon with kernel events (no udevd: `no_udevd`), 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import tempfile
@@ -24,7 +23,6 @@ import pytest
 from sqlalchemy import select
 
 from evidence_store.bootstrap import Station, initialise
-from evidence_store.db.tables import audit_events
 from evidence_store.domain.model import Clip, Device, Transfer, TransferOutcome, TransferSource
 from evidence_store.settings import load_settings
 from ingest.deletion import copied_file, delete_verified, plan_deletions, protected_paths
@@ -44,6 +42,7 @@ from tests.fixtures.recorders import (  # noqa: F401  (fixtures)
     dock_tools,
     no_udevd,
 )
+from tests.integration.ingest_helpers import deletion_events
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dock_tools", "no_udevd")]
 
@@ -100,16 +99,6 @@ def clips_of(station: Station, serial: str) -> dict[str, Clip]:
 def transfer_rows(station: Station) -> list[Transfer]:
     with station.sessions() as session:
         return list(session.scalars(select(Transfer).order_by(Transfer.id)))  # type: ignore[arg-type]
-
-
-def deletion_events(station: Station) -> list[tuple[str, dict[str, object]]]:
-    with station.engine.connect() as connection:
-        rows = connection.execute(
-            select(audit_events.c.action, audit_events.c.details)
-            .where(audit_events.c.action.like("device_file.%"))
-            .order_by(audit_events.c.seq)
-        ).all()
-    return [(row.action, json.loads(row.details)) for row in rows]
 
 
 def volume_files(image: RecorderImage) -> set[str]:
