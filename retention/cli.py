@@ -182,7 +182,7 @@ def allow_shorter_command(
             case_number=case_number,
             rule=rule,
             reason=reason,
-            user=user.strip().lower(),
+            user=user,
         )
     except (ShorteningRefused, NotFoundError) as exc:
         fail(str(exc), EXIT_USAGE)
