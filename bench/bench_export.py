@@ -6,6 +6,8 @@ runs, not timed, the outputs are deleted and `os.sync()` called):
 
 * ``hashlib``           hashlib.sha256 of the stored blob alone, 4 MiB reads (the floor for one read)
 * ``sha256sum``         coreutils sha256sum of the blob alone
+* ``crc32 (zlib)``      zlib's CRC-32 of the blob alone, 4 MiB reads (what zipfile computes)
+* ``crc32 (zlib-ng)``   zlib-ng's CRC-32 of the blob alone (what the build computes for the zip)
 * ``cp``                cp of the blob to a new file (ends in the page cache)
 * ``cp; sha256sum``     the two-pass way: copy, then hash the copy
 * ``disk: 1 copy``      `dd oflag=direct conv=fsync` of the blob: the disk's best for the one copy a
@@ -41,9 +43,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+
+from zlib_ng import zlib_ng
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -164,13 +170,22 @@ def main() -> int:
 
 
 def filesystem_of(path: Path) -> str:
-    """The type of the filesystem `path` is on, and its device (from /proc/mounts: longest match)."""
-    best = ("?", "?", "")
-    for line in Path("/proc/mounts").read_text().splitlines():
-        device, mount_point, fs_type = line.split()[:3]
-        if str(path).startswith(mount_point.rstrip("/") + "/") and len(mount_point) >= len(best[2]):
-            best = (fs_type, device, mount_point)
-    return f"{best[0]} on {best[1]}"
+    """The type of the filesystem `path` is on, and its source."""
+    from ingest.mount import mount_of
+
+    entry = mount_of(path)
+    return f"{entry.fs_type} on {entry.source}" if entry else "?"
+
+
+def crc_file(path: Path, crc32: Callable[[Any, int], int]) -> int:
+    """The CRC-32 of `path` through one reused 4 MiB buffer, as `hashlib_file` hashes it."""
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    crc = 0
+    with path.open("rb", buffering=0) as handle:
+        while n := handle.readinto(buffer):
+            crc = crc32(view[:n], crc)
+    return crc
 
 
 def dd_direct(blob: Path, out: Path, copies: int) -> object:
@@ -250,6 +265,8 @@ def _bench(args: argparse.Namespace, work: Path, size: int) -> int:
     variants: dict[str, Variant] = {
         "hashlib": v_hashlib,
         "sha256sum": v_sha256sum,
+        "crc32 (zlib)": lambda _out: crc_file(blob, zlib.crc32),
+        "crc32 (zlib-ng)": lambda _out: crc_file(blob, zlib_ng.crc32),
         "cp": v_cp,
         "cp; sha256sum": v_cp_sha256sum,
         "disk: 1 copy": lambda out: dd_direct(blob, out, 1),
