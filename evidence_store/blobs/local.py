@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import logging
 import os
 import re
 import stat
@@ -22,6 +23,7 @@ from evidence_store.blobs.hashing_copy import CHUNK_SIZE, copy_hashing, hash_str
 from evidence_store.errors import BlobMismatchError, BlobNotFoundError, StoreError
 from evidence_store.ports import BlobListing, StoredBlob
 
+log = logging.getLogger(__name__)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 try:
     _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
@@ -107,7 +109,12 @@ class LocalBlobStore:
                     if self._holds(final, result.sha256, result.size):
                         return StoredBlob(result.sha256, result.size, created=False)
                     # A blob left by a crash or a failed flush before it was on record may not hold
-                    # its bytes: the verified copy just written takes its place (R10).
+                    # its bytes: the verified copy just written takes its place (R10). Said in the log:
+                    # were it a blob on record, `evidence scrub` would have reported it damaged too.
+                    log.warning(
+                        "blob %s in the store did not hold its bytes: replaced by a verified copy",
+                        result.sha256,
+                    )
                     os.replace(temp, final)
                     linked = True
                 if durable:

@@ -110,7 +110,7 @@ def test_a_large_write_through_flush_behind_and_direct_io_is_byte_identical(tmp_
 
 @pytest.mark.parametrize("damage", ["zeroed", "truncated"])
 def test_a_blob_that_lost_its_bytes_is_replaced_by_the_next_verified_copy(
-    tmp_path: Path, damage: str
+    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A blob left by a crash or a failed flush before it went on record may hold zeros or nothing
     (delayed allocation): writing the same bytes again must not take it for the good copy."""
@@ -123,6 +123,7 @@ def test_a_blob_that_lost_its_bytes_is_replaced_by_the_next_verified_copy(
     os.chmod(path, 0o444)
     again = store.put(io.BytesIO(data))
     assert again.created  # the damaged blob did not count as the bytes already stored
+    assert f"blob {first.sha256} in the store did not hold its bytes" in caplog.text
     assert store.rehash(first.sha256) == first.sha256
     assert path.read_bytes() == data
     assert not path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
