@@ -380,6 +380,19 @@ def test_large_originals_are_aligned_in_the_zip_and_standard_unzip_accepts_it(
     assert verify_package(result.directory).ok
 
 
+def build_fails_for_a_full_disk(station: Station, request_id: int, out: Path) -> None:
+    """The build fails with ENOSPC, leaves no partial file and no open descriptor, records
+    `export.build_failed`, and the request stays approved."""
+    with pytest.raises(OSError) as full:
+        build_package(station, request_id, user="inv1", out_dir=out)
+    assert full.value.errno == errno.ENOSPC
+    assert list(out.iterdir()) == []
+    assert not [name for name in open_files() if str(out) in name]
+    assert status_of(station, request_id) == "approved"
+    [failed] = events(station, "export.build_failed")
+    assert "No space left on device" in json.dumps(failed["details"])
+
+
 @pytest.mark.parametrize("failing", ["zip", "directory"])
 def test_a_disk_that_fills_up_during_the_build_leaves_nothing_and_the_build_can_be_retried(
     clocked: tuple[Station, FixedClock], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
@@ -426,14 +439,7 @@ def test_a_disk_that_fills_up_during_the_build_leaves_nothing_and_the_build_can_
         monkeypatch.setattr(package, "write_all", write_all)
 
     out = tmp_path / "out"
-    with pytest.raises(OSError) as full:
-        build_package(station, request.id, user="inv1", out_dir=out)
-    assert full.value.errno == errno.ENOSPC
-    assert list(out.iterdir()) == []
-    assert not [name for name in open_files() if str(out) in name]
-    assert status_of(station, request.id) == "approved"
-    [failed] = events(station, "export.build_failed")
-    assert "No space left on device" in json.dumps(failed["details"])
+    build_fails_for_a_full_disk(station, request.id, out)
 
     monkeypatch.undo()
     result = build_package(station, request.id, user="inv1", out_dir=out)
@@ -563,6 +569,34 @@ def test_a_clone_refused_after_the_probe_is_copied_into_the_zip_instead(
     assert verify_package(result.directory).ok and verify_package(result.zip_path).ok
     assert_zip_holds(result.zip_path, originals)
     assert sum(len(data) for data in originals.values()) == total
+
+
+def test_a_full_disk_while_the_zip_takes_its_range_leaves_nothing_and_the_build_can_be_retried(
+    clocked: tuple[Station, FixedClock], xfs_mount: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clone refused (a full quota) and the kernel copy that stands in for it failing with ENOSPC:
+    the build fails with that error, leaves no partial file, records `export.build_failed`, and the
+    request stays approved; once there is room the same request builds and shares its blocks."""
+    from evidence_store.export import package
+
+    station, _clock = clocked
+    clip = add_clip(station, NOW - timedelta(days=2), size=9 * 1024 * 1024 + 5)
+    request = request_export(station, user="inv1", items=[{"clip_id": clip}], purpose="court")
+    assert request.id is not None
+    approve_export(station, request.id, user="boss")
+
+    def no_room(*_args: Any) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(package, "clone_range", no_room)
+    monkeypatch.setattr(package, "copy_range", no_room)
+    out = xfs_mount / "exports"
+    build_fails_for_a_full_disk(station, request.id, out)
+
+    monkeypatch.undo()
+    result = build_package(station, request.id, user="inv1", out_dir=out)
+    assert result.zip_path is not None and result.zip_shared_bytes == 9 * 1024 * 1024 + 5
+    assert verify_package(result.directory).ok and verify_package(result.zip_path).ok
 
 
 # ------------------------------------------------------------------ a full package, tampered with
