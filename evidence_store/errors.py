@@ -48,6 +48,20 @@ class NotFoundError(EvidenceError):
     """A record asked for by id or key does not exist."""
 
 
+class InputError(EvidenceError):
+    """Input a user must correct: a bad argument, query or file (exit 2 on the CLI, HTTP 400 on the web)."""
+
+
+class NotPermittedError(EvidenceError):
+    """The acting user's role, unit or the object's confidentiality does not allow this (R11, R13).
+
+    The web answers 404 where the object's existence must not show, 403 otherwise."""
+
+
+class ConflictError(EvidenceError):
+    """The request is well formed but the record's present state does not allow it (HTTP 409)."""
+
+
 class TransientError(EvidenceError):
     """A failure that may succeed when retried (network, busy database)."""
 
