@@ -2,7 +2,7 @@
 
 Fills a fresh station (initialise() in a temporary EVIDENCE_HOME) with synthetic officers, cases,
 documents (with their `document_officers` index rows) and clips, inserted fast with driver-level
-executemany (`evidence_store.cases._db.BulkWriter`, the same writer the linking service uses). The data
+executemany (`evidence_store.db.bulk.BulkWriter`, the same writer the linking service uses). The data
 is shaped like a year of a large station's work: officers in pairs, documents of 20-120 minutes in
 office hours (2 % without an end time), one to three clips covering each officer's part of a document,
 and unrelated clips (patrols) for the rest; 5 % of the clips have an unknown recorder clock.
@@ -37,9 +37,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from evidence_store.bootstrap import Station, initialise
-from evidence_store.cases._db import BulkWriter
 from evidence_store.cases.kinds import load_kinds
 from evidence_store.cases.linking_service import link_clip, relink_all
+from evidence_store.db.bulk import BulkWriter
 from evidence_store.db.tables import (
     cases,
     clip_links,

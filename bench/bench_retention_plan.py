@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from evidence_store.bootstrap import Station, initialise
-from evidence_store.cases._db import BulkWriter
+from evidence_store.db.bulk import BulkWriter
 from evidence_store.db.tables import (
     cases,
     clip_links,

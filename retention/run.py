@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, type_coerce, update
 
 from evidence_store.bootstrap import Station
-from evidence_store.cases._db import BulkWriter
+from evidence_store.db.bulk import BulkWriter
 from evidence_store.db.tables import (
     cases,
     clip_links,

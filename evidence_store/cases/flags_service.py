@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from evidence_store.bootstrap import Station
-from evidence_store.cases._db import BulkWriter, fetch_raw, json_value, time_column, time_reader
+from evidence_store.db.bulk import BulkWriter
+from evidence_store.db.columns import fetch_raw, json_value, time_column, time_reader
 from evidence_store.db.tables import (
     clip_links,
     clips,

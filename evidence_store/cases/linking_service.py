@@ -28,7 +28,8 @@ from sqlalchemy import Connection, and_, bindparam, func, null, or_, select, tex
 from sqlalchemy.orm import Session
 
 from evidence_store.bootstrap import Station
-from evidence_store.cases._db import BulkWriter, fetch_raw, is_sqlite, time_column, time_reader
+from evidence_store.db.bulk import BulkWriter
+from evidence_store.db.columns import fetch_raw, is_sqlite, time_column, time_reader
 from evidence_store.db.tables import clip_links, clips, document_officers, documents, officers
 from evidence_store.domain.linking import (
     AutoLink,
