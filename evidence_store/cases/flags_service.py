@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from evidence_store.bootstrap import Station
+from evidence_store.cases.linking_transaction import lock_linking, tolerance_of
 from evidence_store.db.bulk import BulkWriter
 from evidence_store.db.columns import fetch_raw, json_value, time_column, time_reader
 from evidence_store.db.tables import (
@@ -334,8 +335,6 @@ def refresh_flags(
     tolerance: timedelta | None = None,
 ) -> FlagChanges:
     """Recompute and store the flags of these documents and clips, in the session's transaction."""
-    from evidence_store.cases.linking_service import lock_linking, tolerance_of
-
     tol = tolerance_of(station, tolerance)
     session.flush()
     connection = session.connection()
@@ -363,8 +362,6 @@ def _pages(connection: Connection, table: Table) -> Iterator[list[int]]:
 
 def refresh_all_flags(session: Session, station: Station, tolerance: timedelta | None = None) -> FlagChanges:
     """Every document's and clip's flags, a page of ids at a time (memory bounded)."""
-    from evidence_store.cases.linking_service import lock_linking, tolerance_of
-
     tol = tolerance_of(station, tolerance)
     session.flush()
     connection = session.connection()

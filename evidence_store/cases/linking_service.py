@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, null, or_, select, text
+from sqlalchemy import Connection, and_, bindparam, func, null, or_, select
 from sqlalchemy.orm import Session
 
 from evidence_store.bootstrap import Station
+from evidence_store.cases.flags_service import linked_documents, refresh_all_flags, refresh_flags
+from evidence_store.cases.linking_transaction import lock_linking, tolerance_of
 from evidence_store.db.bulk import BulkWriter
 from evidence_store.db.columns import fetch_raw, is_sqlite, time_column, time_reader
 from evidence_store.db.tables import clip_links, clips, document_officers, documents, officers
@@ -44,7 +46,6 @@ from evidence_store.errors import NotFoundError
 
 SYSTEM_ACTOR = "auto-linking"
 AUTO_REASON = "R5: recorded by an officer of the document within its window (± tolerance)"
-_PG_LINKING_LOCK = 0x6C696E6B  # "link": serialises linking transactions on PostgreSQL
 _IN_CHUNK = 1000
 RELINK_CACHE_KIB = 256 * 1024
 # enum values as plain text, compared row by row in the hot paths
@@ -91,18 +92,6 @@ class LinkChanges:
             "clips_touched": len(self.clips),
             "documents_touched": len(self.documents),
         }
-
-
-def tolerance_of(station: Station, tolerance: timedelta | None = None) -> timedelta:
-    if tolerance is not None:
-        return tolerance
-    return timedelta(minutes=station.settings.link_tolerance_minutes)
-
-
-def lock_linking(connection: Connection) -> None:
-    """On PostgreSQL, one linking transaction at a time (SQLite's writer lock already does this)."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LINKING_LOCK})
 
 
 # -- the writer of link changes ---------------------------------------------------------------------
@@ -239,8 +228,6 @@ def relink_all(
     """R5 for every clip and document, officer by officer; then the flags of every clip and document
     whose links changed are recomputed (R1, R5-R7), or every flag with `all_flags` (after the tolerance
     or the kinds table changed)."""
-    from evidence_store.cases.flags_service import refresh_all_flags, refresh_flags
-
     started = time.perf_counter()
     tol = tolerance_of(station, tolerance)
     with station.transaction() as session:
@@ -444,8 +431,6 @@ def link_clip(station: Station, clip_id: int, tolerance: timedelta | None = None
 def link_clip_in(
     session: Session, station: Station, clip_id: int, tolerance: timedelta | None = None
 ) -> LinkChanges:
-    from evidence_store.cases.flags_service import linked_documents, refresh_flags
-
     tol = tolerance_of(station, tolerance)
     connection = session.connection()
     lock_linking(connection)
@@ -549,8 +534,6 @@ def link_documents_in(
     *,
     actor: str = SYSTEM_ACTOR,
 ) -> LinkChanges:
-    from evidence_store.cases.flags_service import refresh_flags
-
     tol = tolerance_of(station, tolerance)
     session.flush()
     connection = session.connection()

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from evidence_store.bootstrap import Station
 from evidence_store.cases.flags_service import refresh_flags
-from evidence_store.cases.linking_service import lock_linking
+from evidence_store.cases.linking_transaction import lock_linking
 from evidence_store.db.tables import cases, clip_links, clips, documents
 from evidence_store.domain.model import ClipLink, LinkOrigin, RecordingException
 from evidence_store.errors import EvidenceError, NotFoundError
