@@ -19,6 +19,8 @@ import struct
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from evidence_store.errors import PermanentError
+
 ATTR_READ_ONLY = 0x01
 ATTR_HIDDEN = 0x02
 ATTR_SYSTEM = 0x04
@@ -32,8 +34,12 @@ ENTRY_SIZE = 32
 MAX_DIRECTORY_BYTES = 65536 * ENTRY_SIZE  # a FAT directory holds at most 65,536 entries (2 MiB)
 
 
-class FatError(ValueError):
-    """The bytes are not a FAT volume this module can read."""
+class FatError(PermanentError):
+    """The bytes are not a FAT volume this module can read.
+
+    Permanent: the recorder's medium is what it is, so reading it again gives the same answer, and no
+    one can correct it as input. The pull catches it and records a problem (it then trusts the times
+    the filesystem driver reports); nothing of the volume is dropped for it."""
 
 
 @dataclass(frozen=True)

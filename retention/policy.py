@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from evidence_store.domain.model import RetentionAction, RetentionPeriod
+from evidence_store.errors import ConfigurationError
 
 MINIMUM_MONTHS = 6  # R9: footage not used as evidence is kept at least 6 months
 
@@ -47,8 +48,9 @@ class Rule(enum.StrEnum):
     NO_TIME = "keep:recording_time_unknown"
 
 
-class PolicyError(ValueError):
-    """A retention setting that would break R9 (refused at start, never silently applied)."""
+class PolicyError(ConfigurationError):
+    """A retention setting that would break R9, or a malformed shortening authorisation (R10); refused
+    at start, never silently applied."""
 
 
 @dataclass(frozen=True)

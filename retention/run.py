@@ -53,7 +53,7 @@ from evidence_store.domain.model import (
     RetentionRun,
     Tombstone,
 )
-from evidence_store.errors import EvidenceError, ObjectLockedError
+from evidence_store.errors import ConflictError, EvidenceError, ObjectLockedError
 from evidence_store.ports import LockableBlobStore
 from evidence_store.review_holds import clips_under_review
 from retention.policy import (
@@ -753,7 +753,7 @@ def _continue_confirmed(
     with station.transaction() as session:
         run = session.get(RetentionRun, run_id)
         if run is None or run.status != "awaiting_confirmation":
-            raise EvidenceError(f"retention run {run_id} is not awaiting confirmation")
+            raise ConflictError(f"retention run {run_id} is not awaiting confirmation")
         run.status = "confirmed"
         station.audit.record(
             session,

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import cases, clips, retention_shortenings, users
 from evidence_store.domain.model import ClipStatus
-from evidence_store.errors import EvidenceError, NotFoundError
+from evidence_store.errors import InputError, NotFoundError
 from retention.policy import Rule
 
 AUTHORISER_ROLE = "approver"  # the head of the body's delegate, who approves evidence use (R12)
@@ -28,7 +28,7 @@ AUTHORISER_ROLE = "approver"  # the head of the body's delegate, who approves ev
 SHORTENABLE_RULES = (Rule.NON_EVIDENCE.value, Rule.EVIDENCE_CASE_FILE.value)
 
 
-class ShorteningRefused(EvidenceError):
+class ShorteningRefused(InputError):
     """The authorisation was not recorded (no scope, no reason, unknown target, not an approver)."""
 
 

@@ -37,7 +37,7 @@ from evidence_store.domain.model import (
     RecordingException,
     RetentionPeriod,
 )
-from evidence_store.errors import EvidenceError
+from evidence_store.errors import InputError
 
 CSV_COLUMNS = (
     "record",
@@ -145,7 +145,7 @@ class ImportProblem:
         }
 
 
-class ImportRejected(EvidenceError):
+class ImportRejected(InputError):
     """The file was not imported; nothing of it was applied."""
 
     def __init__(self, file: str, problems: list[ImportProblem]) -> None:

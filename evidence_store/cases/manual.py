@@ -18,11 +18,12 @@ from evidence_store.cases.flags_service import refresh_flags
 from evidence_store.cases.linking_transaction import lock_linking
 from evidence_store.db.tables import cases, clip_links, clips, documents
 from evidence_store.domain.model import ClipLink, LinkOrigin, RecordingException
-from evidence_store.errors import EvidenceError, NotFoundError
+from evidence_store.errors import InputError, NotFoundError
 
 
-class ManualLinkError(EvidenceError):
-    """A custodian's request that cannot be carried out as asked (nothing was changed)."""
+class ManualLinkError(InputError):
+    """A custodian's request that cannot be carried out as asked (nothing was changed); the custodian
+    corrects the request (gives a reason, links before marking, names a document of the case)."""
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,12 @@ from datetime import datetime
 from typing import Any
 
 from evidence_store.domain.model import MediaType
+from evidence_store.errors import ConfigurationError
 
 
-class ProfileError(ValueError):
-    """A profile file is malformed; names the profile and the key."""
+class ProfileError(ConfigurationError):
+    """A profile file is malformed, or a profile asked for by name is not installed; names the profile
+    and the key. The operator fixes the profile files (they are configuration, shipped or added)."""
 
 
 @dataclass(frozen=True)
