@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, and_, or_, select
 
 from evidence_store.bootstrap import Station
-from evidence_store.cases.kinds import load_kinds
+from evidence_store.cases.kinds import KindTable, load_kinds
+from evidence_store.cases.linking_service import SYSTEM_ACTOR
 from evidence_store.cases.timeline import Span, TimelineClip, TimelineDocument, TimelineLane
 from evidence_store.db.tables import (
     cases,
@@ -54,22 +55,43 @@ def _approved() -> Any:
     return and_(recording_exceptions.c.approved_at.is_not(None), recording_exceptions.c.approved_by != "")
 
 
-def case_view(station: Station, number: str) -> dict[str, Any]:
-    """Everything about one case: documents, linked clips, open flags with their numbers, exceptions."""
-    zone = ZoneInfo(station.settings.timezone)
-    kinds = load_kinds(station.settings.home)
-    with station.engine.connect() as connection:
-        case = connection.execute(select(cases).where(cases.c.number == number)).first()
-        if case is None:
-            raise NotFoundError(f"no case {number!r}")
-        docs = connection.execute(
+@dataclass(frozen=True)
+class _CaseRows:
+    """The stored rows one case view is assembled from."""
+
+    case: Any
+    documents: list[Any]
+    links: list[Any]  # every link of the case, active and removed, with its clip's columns
+    flags: list[Any]  # open flags of the case, its documents and its linked clips
+    exceptions: list[Any]
+    badges: dict[int, str]  # officer id -> badge number, for every officer the view names
+
+    @property
+    def active_links(self) -> list[Any]:
+        return [link for link in self.links if link.removed_at is None]
+
+
+def _case_row(connection: Connection, number: str) -> Any:
+    case = connection.execute(select(cases).where(cases.c.number == number)).first()
+    if case is None:
+        raise NotFoundError(f"no case {number!r}")
+    return case
+
+
+def _case_documents(connection: Connection, case_id: int) -> list[Any]:
+    return list(
+        connection.execute(
             select(documents)
-            .where(documents.c.case_id == case.id)
+            .where(documents.c.case_id == case_id)
             .order_by(documents.c.start, documents.c.id)
         ).all()
-        doc_ids = [d.id for d in docs]
-        external = {d.id: d.external_id for d in docs}
-        links = connection.execute(
+    )
+
+
+def _case_links(connection: Connection, case_id: int) -> list[Any]:
+    """Every link of the case (removed ones too), in the order of its clips' start."""
+    return list(
+        connection.execute(
             select(
                 clip_links,
                 clips.c.original_name,
@@ -81,57 +103,129 @@ def case_view(station: Station, number: str) -> dict[str, Any]:
                 clips.c.late_handover,
             )
             .join(clips, clips.c.id == clip_links.c.clip_id)
-            .where(clip_links.c.case_id == case.id)
+            .where(clip_links.c.case_id == case_id)
             .order_by(clips.c.utc_start, clip_links.c.id)
         ).all()
-        active = [link for link in links if link.removed_at is None]
-        clip_ids = sorted({link.clip_id for link in active})
-        flag_rows = connection.execute(
+    )
+
+
+def _case_open_flags(
+    connection: Connection, case_id: int, document_ids: list[int], clip_ids: list[int]
+) -> list[Any]:
+    return list(
+        connection.execute(
             select(compliance_flags)
             .where(
                 compliance_flags.c.cleared_at.is_(None),
                 or_(
-                    compliance_flags.c.case_id == case.id,
-                    compliance_flags.c.document_id.in_(doc_ids),
+                    compliance_flags.c.case_id == case_id,
+                    compliance_flags.c.document_id.in_(document_ids),
                     compliance_flags.c.clip_id.in_(clip_ids),
                 ),
             )
             .order_by(compliance_flags.c.id)
         ).all()
-        exceptions = connection.execute(
+    )
+
+
+def _case_exceptions(connection: Connection, case_id: int) -> list[Any]:
+    return list(
+        connection.execute(
             select(recording_exceptions)
-            .where(recording_exceptions.c.case_id == case.id)
+            .where(recording_exceptions.c.case_id == case_id)
             .order_by(recording_exceptions.c.id)
         ).all()
-        officer_ids = set(case.officer_ids or []) | {o for d in docs for o in (d.officer_ids or [])}
-        officer_ids |= {link.clip_officer_id for link in links if link.clip_officer_id is not None}
-        badge = _badges(connection, officer_ids)
+    )
 
-    def flag_dict(row: Any) -> dict[str, Any]:
-        return {
-            "kind": row.kind,
-            "document": external.get(row.document_id) if row.document_id else None,
-            "clip_id": row.clip_id,
-            "details": row.details,
-            "opened_at": _iso(row.opened_at),
-            "updated_at": _iso(row.updated_at),
-        }
 
+def _case_rows(connection: Connection, number: str) -> _CaseRows:
+    case = _case_row(connection, number)
+    docs = _case_documents(connection, case.id)
+    links = _case_links(connection, case.id)
+    clip_ids = sorted({link.clip_id for link in links if link.removed_at is None})
+    flags = _case_open_flags(connection, case.id, [d.id for d in docs], clip_ids)
+    exceptions = _case_exceptions(connection, case.id)
+    officer_ids = set(case.officer_ids or []) | {o for d in docs for o in (d.officer_ids or [])}
+    officer_ids |= {link.clip_officer_id for link in links if link.clip_officer_id is not None}
+    return _CaseRows(case, docs, links, flags, exceptions, _badges(connection, officer_ids))
+
+
+def case_view(station: Station, number: str) -> dict[str, Any]:
+    """Everything about one case: documents, linked clips, open flags with their numbers, exceptions."""
+    zone = ZoneInfo(station.settings.timezone)
+    kinds = load_kinds(station.settings.home)
+    with station.engine.connect() as connection:
+        rows = _case_rows(connection, number)
+    external = {d.id: d.external_id for d in rows.documents}
+    return {
+        "case": _case_entry(rows.case, rows.badges),
+        "timezone": station.settings.timezone,
+        "documents": _document_entries(rows, kinds, external, zone),
+        "clips": _clip_entries(rows, external, zone),
+        "flags": [_flag_entry(row, external) for row in rows.flags],
+        "exceptions": [_exception_entry(e, external) for e in rows.exceptions],
+        "links_removed_by_hand": _removed_by_hand(rows.links, external),
+    }
+
+
+def _case_entry(case: Any, badge: dict[int, str]) -> dict[str, Any]:
+    return {
+        "number": case.number,
+        "title": case.title,
+        "category": str(case.category),
+        "subject": case.subject,
+        "unit": case.unit,
+        "officers": [badge.get(o, str(o)) for o in case.officer_ids or []],
+        "opened_at": _iso(case.opened_at),
+        "closed_at": _iso(case.closed_at),
+        "archived_at": _iso(case.archived_at),
+        "retention_period": str(case.retention_period),
+        "confidentiality": str(case.confidentiality),
+    }
+
+
+def _flag_entry(row: Any, external: dict[int, str]) -> dict[str, Any]:
+    return {
+        "kind": row.kind,
+        "document": external.get(row.document_id) if row.document_id else None,
+        "clip_id": row.clip_id,
+        "details": row.details,
+        "opened_at": _iso(row.opened_at),
+        "updated_at": _iso(row.updated_at),
+    }
+
+
+def _exception_entry(row: Any, external: dict[int, str]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "document": external.get(row.document_id) if row.document_id else None,
+        "reason": row.reason,
+        "requested_by": row.requested_by,
+        "approved_by": row.approved_by,
+        "approved_at": _iso(row.approved_at),
+    }
+
+
+def _document_entries(
+    rows: _CaseRows, kinds: KindTable, external: dict[int, str], zone: ZoneInfo
+) -> list[dict[str, Any]]:
+    """Each document with its linked clips, whether an approved exception covers it (R6) and its flags."""
     flags_by_doc: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for row in flag_rows:
+    for row in rows.flags:
         if row.document_id is not None:
-            flags_by_doc[row.document_id].append(flag_dict(row))
+            flags_by_doc[row.document_id].append(_flag_entry(row, external))
     clips_by_doc: dict[int, list[int]] = defaultdict(list)
-    for link in active:
+    for link in rows.active_links:
         if link.document_id is not None:
             clips_by_doc[link.document_id].append(link.clip_id)
+    exceptions = rows.exceptions
     excepted_case = any(e.document_id is None and e.approved_at and e.approved_by for e in exceptions)
     excepted_docs = {e.document_id for e in exceptions if e.document_id and e.approved_at and e.approved_by}
-
-    documents_out = []
-    for d in docs:
+    badge = rows.badges
+    entries = []
+    for d in rows.documents:
         kind = kinds.kinds.get(d.kind)
-        documents_out.append(
+        entries.append(
             {
                 "id": d.external_id,
                 "db_id": d.id,
@@ -149,9 +243,15 @@ def case_view(station: Station, number: str) -> dict[str, Any]:
                 "flags": flags_by_doc.get(d.id, []),
             }
         )
-    clips_out: dict[int, dict[str, Any]] = {}
-    for link in active:
-        entry = clips_out.setdefault(
+    return entries
+
+
+def _clip_entries(rows: _CaseRows, external: dict[int, str], zone: ZoneInfo) -> list[dict[str, Any]]:
+    """Each clip linked to the case now, once, with all its active links."""
+    badge = rows.badges
+    by_clip: dict[int, dict[str, Any]] = {}
+    for link in rows.active_links:
+        entry = by_clip.setdefault(
             link.clip_id,
             {
                 "clip_id": link.clip_id,
@@ -183,7 +283,12 @@ def case_view(station: Station, number: str) -> dict[str, Any]:
                 "created_at": _iso(link.created_at),
             }
         )
-    removed_by_hand = [
+    return list(by_clip.values())
+
+
+def _removed_by_hand(links: list[Any], external: dict[int, str]) -> list[dict[str, Any]]:
+    """Links a person removed (those automatic linking removed are history, not shown here)."""
+    return [
         {
             "link_id": link.id,
             "clip_id": link.clip_id,
@@ -193,39 +298,8 @@ def case_view(station: Station, number: str) -> dict[str, Any]:
             "removed_at": _iso(link.removed_at),
         }
         for link in links
-        if link.removed_at is not None and link.removed_by != "auto-linking"
+        if link.removed_at is not None and link.removed_by != SYSTEM_ACTOR
     ]
-    return {
-        "case": {
-            "number": case.number,
-            "title": case.title,
-            "category": str(case.category),
-            "subject": case.subject,
-            "unit": case.unit,
-            "officers": [badge.get(o, str(o)) for o in case.officer_ids or []],
-            "opened_at": _iso(case.opened_at),
-            "closed_at": _iso(case.closed_at),
-            "archived_at": _iso(case.archived_at),
-            "retention_period": str(case.retention_period),
-            "confidentiality": str(case.confidentiality),
-        },
-        "timezone": station.settings.timezone,
-        "documents": documents_out,
-        "clips": list(clips_out.values()),
-        "flags": [flag_dict(row) for row in flag_rows],
-        "exceptions": [
-            {
-                "id": e.id,
-                "document": external.get(e.document_id) if e.document_id else None,
-                "reason": e.reason,
-                "requested_by": e.requested_by,
-                "approved_by": e.approved_by,
-                "approved_at": _iso(e.approved_at),
-            }
-            for e in exceptions
-        ],
-        "links_removed_by_hand": removed_by_hand,
-    }
 
 
 def _time(value: str | None) -> datetime | None:
