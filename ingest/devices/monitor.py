@@ -95,6 +95,8 @@ class BlockMonitor:
     """Block-subsystem events (and the devices already present) as plain property dicts."""
 
     def __init__(self, source: Literal["auto", "udev", "kernel"] = "auto") -> None:
+        # start-up time: pyudev (about 30 ms, and libudev through ctypes) loads only when a monitor is
+        # made; blkid_properties and udevd_running are used without it
         import pyudev
 
         self.context = pyudev.Context()
