@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select
 
+from evidence_store.accounts import create_user
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import (
     audit_events,
@@ -28,6 +29,7 @@ from evidence_store.db.tables import (
     supervision_items,
     users,
 )
+from evidence_store.domain.access import PERMISSIONS, Permission, Role, User
 from evidence_store.domain.model import (
     Case,
     CaseCategory,
@@ -42,12 +44,13 @@ from evidence_store.domain.model import (
     MediaType,
     Officer,
 )
+from evidence_store.domain.sampling import DrawRequest
 from evidence_store.originals import store_original
+from evidence_store.review_holds import clips_under_review
+from evidence_store.supervision import create_draw
 from tests.conftest import REPO, FixedClock
-from web.access import PERMISSIONS, Permission, Role, User
 from web.app import create_app
-from web.auth import WebConfig, create_user
-from web.supervision import DrawRequest, clips_under_review, create_draw
+from web.auth import WebConfig
 
 PASSWORD = "correct horse battery"
 P = Permission
