@@ -146,19 +146,16 @@ class Ctx:
     def deny(
         self,
         *,
-        status: int = 403,
         reason: str,
         permission: Permission | None = None,
         object_type: str = "web",
         object_id: str | int | None = None,
+        hidden: bool = False,
     ) -> NoReturn:
-        """Refuse; `web.errors` puts the refusal on the audit record (R17) and answers 403 or 404."""
+        """Refuse (R11, R13); `web.errors` puts the refusal on the audit record (R17) and answers 403, or
+        404 when `hidden` (whether the object exists must not show)."""
         raise AccessRefused(
-            reason,
-            permission=permission,
-            object_type=object_type,
-            object_id=object_id,
-            hidden=status == 404,
+            reason, permission=permission, object_type=object_type, object_id=object_id, hidden=hidden
         )
 
     def require(self, permission: Permission) -> User:
@@ -170,10 +167,10 @@ class Ctx:
     def hidden(self, object_type: str, object_id: int | str, *, missing: bool) -> NoReturn:
         """Something the user asked for by id that is not there or not for them: 404 either way."""
         self.deny(
-            status=404,
             reason="missing" if missing else "confidential",
             object_type=object_type,
             object_id=object_id,
+            hidden=True,
         )
 
     def on_input_error(self, answer: Callable[[str], Response]) -> None:
