@@ -9,9 +9,9 @@ from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
 from evidence_store.domain.access import Permission
+from evidence_store.domain.model import CaseCategory
 from evidence_store.domain.sampling import DrawRequest
 from evidence_store.errors import InputError
-from evidence_store.queries.statistics import CATEGORIES
 from evidence_store.queries.supervision import get_draw, items_for, list_draws, reviewers
 from evidence_store.supervision import assign, create_draw, review
 from web.context import Ctx
@@ -34,7 +34,7 @@ def supervision_page(ctx: SupervisionCtx) -> Response:
         draws=draws,
         mine=mine,
         reviewers=names,
-        categories=CATEGORIES,
+        categories=[c.value for c in CaseCategory],
         error=ctx.request.query_params.get("error", ""),
     )
 
