@@ -8,9 +8,9 @@ like the tests') with synthetic rows, fast, through SQLAlchemy Core executemany 
 VACUUM ANALYZE after the load (autovacuum does both after a bulk insert on a live station) and keeps
 the test cluster's settings (shared_buffers 128 MB); SQLite is searched as it ships (no ANALYZE).
 
-Then times `web.search.search_clips` - the very function the API, the pages and `evidence clips
-search` call, with the confidentiality clause of a custodian of one unit and the page description
-(thumbnails, officers, flags, cases) included - for random instances of each query kind:
+Then times `evidence_store.queries.search.search_clips` - the very function the API, the pages and
+`evidence clips search` call, with the confidentiality clause of a custodian of one unit and the page
+description (thumbnails, officers, flags, cases) included - for random instances of each query kind:
 
   officer+time   one officer, a 30-day window, newest first, 50 rows
   case number    the clips of one case, newest first
@@ -54,6 +54,7 @@ from evidence_store.db.tables import (
     transfers,
     users,
 )
+from evidence_store.domain.access import Role, User
 from evidence_store.domain.model import (
     CaseCategory,
     ClipStatus,
@@ -65,9 +66,8 @@ from evidence_store.domain.model import (
     TransferOutcome,
     TransferSource,
 )
+from evidence_store.queries.search import ClipQuery, search_clips
 from evidence_store.settings import load_settings
-from web.access import Role, User
-from web.search import ClipQuery, search_clips
 
 BATCH = 20_000
 OFFICERS = 500

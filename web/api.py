@@ -11,14 +11,19 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from evidence_store import accounts
+from evidence_store.case_links import link_clip, mark_evidence, unlink
+from evidence_store.domain.access import Permission, Role
 from evidence_store.domain.model import ClipStatus, MediaType
+from evidence_store.domain.sampling import DrawRequest
+from evidence_store.queries.audit_browse import AuditQuery, browse
+from evidence_store.queries.cases import case_detail, case_row, list_cases
+from evidence_store.queries.dashboard import dashboard
+from evidence_store.queries.statistics import annual_statistics
+from evidence_store.queries.supervision import get_draw, list_draws, redraw
+from evidence_store.supervision import create_draw, review
 from web import auth
-from web.access import Permission, Role
-from web.auditlog import AuditQuery, browse
-from web.casesview import CaseActionError, case_detail, case_row, link_clip, list_cases, mark_evidence, unlink
-from web.common import clip_by_sha256, clip_query, run_search, verify_clip, view_clip, visible_clip_row
-from web.context import LOGIN_CSRF_COOKIE, SESSION_COOKIE, BadRequest, Ctx
-from web.dashboard import dashboard
+from web.context import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Ctx
 from web.deps import (
     AnyCtx,
     AuditCtx,
@@ -35,8 +40,7 @@ from web.deps import (
     UsersCtx,
     VerifyCtx,
 )
-from web.stats import annual_statistics
-from web.supervision import DrawRequest, SupervisionError, create_draw, get_draw, list_draws, redraw, review
+from web.footage import clip_by_sha256, clip_query, run_search, verify_clip, view_clip, visible_clip_row
 
 router = APIRouter(prefix="/api")
 P = Permission
@@ -242,45 +246,29 @@ def api_case(ctx: CaseCtx, case_id: int) -> dict[str, Any]:
 def api_link(ctx: LinkCtx, case_id: int, body: LinkBody) -> dict[str, Any]:
     _case(ctx, case_id)
     visible_clip_row(ctx, body.clip_id, P.CLIP_VIEW)
-    try:
-        link_id = link_clip(
-            ctx.station,
-            case_id,
-            body.clip_id,
-            document_external_id=body.document.strip(),
-            reason=body.reason,
-            is_evidence=body.is_evidence,
-            actor=ctx.user.actor,
-        )
-    except CaseActionError as exc:
-        raise BadRequest(str(exc)) from exc
+    link_id = link_clip(
+        ctx.station,
+        case_id,
+        body.clip_id,
+        document_external_id=body.document.strip(),
+        reason=body.reason,
+        is_evidence=body.is_evidence,
+        actor=ctx.user.actor,
+    )
     return {"link_id": link_id}
 
 
 @router.post("/cases/{case_id}/links/{link_id}/unlink")
 def api_unlink(ctx: LinkCtx, case_id: int, link_id: int, body: ReasonBody) -> dict[str, Any]:
     _case(ctx, case_id)
-    try:
-        unlink(ctx.station, case_id, link_id, reason=body.reason, actor=ctx.user.actor)
-    except CaseActionError as exc:
-        raise BadRequest(str(exc)) from exc
+    unlink(ctx.station, case_id, link_id, reason=body.reason, actor=ctx.user.actor)
     return {"ok": True}
 
 
 @router.post("/cases/{case_id}/links/{link_id}/evidence")
 def api_evidence(ctx: LinkCtx, case_id: int, link_id: int, body: EvidenceBody) -> dict[str, Any]:
     _case(ctx, case_id)
-    try:
-        mark_evidence(
-            ctx.station,
-            case_id,
-            link_id,
-            body.is_evidence,
-            reason=body.reason,
-            actor=ctx.user.actor,
-        )
-    except CaseActionError as exc:
-        raise BadRequest(str(exc)) from exc
+    mark_evidence(ctx.station, case_id, link_id, body.is_evidence, reason=body.reason, actor=ctx.user.actor)
     return {"ok": True}
 
 
@@ -302,10 +290,7 @@ def api_draws(ctx: SupervisionCtx) -> dict[str, Any]:
 @router.post("/supervision/draws", summary="Draw a seeded random sample of clips or cases (R16)")
 def api_draw(ctx: DrawCtx, body: DrawBody) -> dict[str, Any]:
     request = DrawRequest(**body.model_dump())
-    try:
-        draw_id = create_draw(ctx.station, request, ctx.user, source=ctx.client)
-    except SupervisionError as exc:
-        raise BadRequest(str(exc)) from exc
+    draw_id = create_draw(ctx.station, request, ctx.user, source=ctx.client)
     with ctx.station.engine.connect() as connection:
         draw = get_draw(connection, draw_id)
     assert draw is not None
@@ -324,25 +309,12 @@ def api_get_draw(ctx: SupervisionCtx, draw_id: int) -> dict[str, Any]:
 @router.get("/supervision/draws/{draw_id}/redraw", summary="Recompute a draw from its seed and compare")
 def api_redraw(ctx: SupervisionCtx, draw_id: int) -> dict[str, Any]:
     with ctx.station.engine.connect() as connection:
-        try:
-            return redraw(connection, draw_id, ctx.user)
-        except SupervisionError as exc:
-            raise BadRequest(str(exc)) from exc
+        return redraw(connection, draw_id, ctx.user)
 
 
 @router.post("/supervision/items/{item_id}/review", summary="Record a review outcome (pass / issues)")
 def api_review(ctx: ReviewCtx, item_id: int, body: ReviewBody) -> dict[str, Any]:
-    try:
-        review(ctx.station, item_id, body.outcome, body.notes, ctx.user, source=ctx.client)
-    except PermissionError:
-        ctx.deny(
-            reason="assigned to another reviewer",
-            permission=P.SUPERVISION_REVIEW,
-            object_type="supervision_item",
-            object_id=item_id,
-        )
-    except SupervisionError as exc:
-        raise BadRequest(str(exc)) from exc
+    review(ctx.station, item_id, body.outcome, body.notes, ctx.user, source=ctx.client)
     return {"ok": True}
 
 
@@ -385,23 +357,20 @@ def api_audit(
 @router.get("/users")
 def api_users(ctx: UsersCtx) -> dict[str, Any]:
     with ctx.station.engine.connect() as connection:
-        return {"users": auth.list_users(connection)}
+        return {"users": accounts.list_users(connection)}
 
 
 @router.post("/users")
 def api_create_user(ctx: UsersCtx, body: UserBody) -> dict[str, Any]:
-    try:
-        user_id = auth.create_user(
-            ctx.station,
-            username=body.username,
-            password=body.password,
-            role=body.role,
-            unit=body.unit,
-            display_name=body.display_name,
-            officer_badge=body.officer,
-            actor=ctx.user.actor,
-            source=ctx.client,
-        )
-    except auth.AccountError as exc:
-        raise BadRequest(str(exc)) from exc
+    user_id = accounts.create_user(
+        ctx.station,
+        username=body.username,
+        password=body.password,
+        role=body.role,
+        unit=body.unit,
+        display_name=body.display_name,
+        officer_badge=body.officer,
+        actor=ctx.user.actor,
+        source=ctx.client,
+    )
     return {"id": user_id}

@@ -14,40 +14,25 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from evidence_store.bootstrap import Station
 from evidence_store.status import describe
+from web import errors
+from web.api import router as api_router
 from web.auth import ConfigCache, WebConfig, tokens_match
-from web.context import (
-    LOGIN_CSRF_COOKIE,
-    STATIC_DIR,
-    TEMPLATES_DIR,
-    BadRequest,
-    Ctx,
-    Denied,
-    NeedLogin,
-    SeenCache,
-    Web,
-    session_of,
-)
-from web.i18n import LANGUAGES, translate
+from web.context import LOGIN_CSRF_COOKIE, STATIC_DIR, TEMPLATES_DIR, Ctx, SeenCache, Web, session_of
+from web.errors import SAFE_METHODS, CsrfRejected
+from web.pages import router as pages_router
 
-SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 LOGIN_PATHS = {"/login", "/api/login"}
 CSP = (
     "default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-
-
-class CsrfRejected(Exception):
-    pass
 
 
 async def csrf_guard(request: Request) -> None:
@@ -91,38 +76,6 @@ async def csrf_guard(request: Request) -> None:
         raise CsrfRejected
 
 
-def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
-
-
-def _lang(request: Request) -> str:
-    from web.context import LANG_COOKIE
-    from web.i18n import DEFAULT_LANGUAGE, LANGUAGES
-
-    lang = request.cookies.get(LANG_COOKIE, DEFAULT_LANGUAGE)
-    return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
-
-
-def _error_page(request: Request, status: int, message: str) -> Response:
-    web: Web = request.app.state.web
-    lang = _lang(request)
-    return web.templates.TemplateResponse(
-        request,
-        "error.html",
-        {
-            "t": lambda key, **values: translate(lang, key, **values),
-            "lang": lang,
-            "status": status,
-            "message": message,
-            "user": None,
-            "languages": LANGUAGES,
-            "here": request.url.path,
-            "csrf": "",
-        },
-        status_code=status,
-    )
-
-
 def create_app(station: Station, *, config: WebConfig | None = None) -> FastAPI:
     app = FastAPI(
         title="Body-worn camera evidence station",
@@ -160,53 +113,7 @@ def create_app(station: Station, *, config: WebConfig | None = None) -> FastAPI:
             headers["Cache-Control"] = "no-store"
         return response
 
-    @app.exception_handler(NeedLogin)
-    async def need_login(request: Request, exc: NeedLogin) -> Response:
-        if _wants_json(request):
-            return JSONResponse({"error": "login required"}, status_code=401)
-        if request.method in SAFE_METHODS:
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            from urllib.parse import urlencode
-
-            return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
-        return _error_page(request, 401, translate(_lang(request), "error.login_required"))
-
-    @app.exception_handler(Denied)
-    async def denied(request: Request, exc: Denied) -> Response:
-        message = translate(_lang(request), exc.message_key)
-        if _wants_json(request):
-            return JSONResponse({"error": message}, status_code=exc.status)
-        return _error_page(request, exc.status, message)
-
-    @app.exception_handler(CsrfRejected)
-    async def csrf_rejected(request: Request, exc: CsrfRejected) -> Response:
-        message = translate(_lang(request), "error.csrf")
-        if _wants_json(request):
-            return JSONResponse({"error": message}, status_code=403)
-        return _error_page(request, 403, message)
-
-    @app.exception_handler(BadRequest)
-    async def bad_request(request: Request, exc: BadRequest) -> Response:
-        if _wants_json(request):
-            return JSONResponse({"error": exc.message}, status_code=400)
-        return _error_page(request, 400, exc.message)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        if _wants_json(request):
-            errors: list[Any] = [
-                {"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()
-            ]
-            return JSONResponse({"error": "invalid request", "detail": errors}, status_code=422)
-        return _error_page(request, 400, translate(_lang(request), "error.bad_request"))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        key = {404: "error.not_found", 405: "error.bad_request"}.get(exc.status_code, "error.bad_request")
-        message = translate(_lang(request), key)
-        if _wants_json(request):
-            return JSONResponse({"error": message}, status_code=exc.status_code)
-        return _error_page(request, exc.status_code, message)
+    errors.install(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, Any]:
@@ -215,9 +122,6 @@ def create_app(station: Station, *, config: WebConfig | None = None) -> FastAPI:
     @app.get("/api/status", summary="Station status (configuration and contents, no footage)")
     def status() -> dict[str, Any]:
         return describe(station)
-
-    from web.api import router as api_router
-    from web.pages import router as pages_router
 
     app.include_router(api_router)
     app.include_router(pages_router)

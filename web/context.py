@@ -1,4 +1,7 @@
-"""Per-request context: the signed-in user, language, client address, audit and denial helpers."""
+"""Per-request context: the signed-in user, language, client address, audit and refusal helpers.
+
+Routes raise the project's errors (`evidence_store.errors`); `web.errors` answers them, one way for the
+pages and one for the API."""
 
 from __future__ import annotations
 
@@ -10,13 +13,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import Request
+from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from evidence_store.bootstrap import Station
-from web.access import Permission, User
+from evidence_store.domain.access import AccessRefused, Permission, User
+from evidence_store.errors import InputError
 from web.auth import ActiveSession, ConfigCache, load_session
 from web.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
 
@@ -28,22 +34,11 @@ STATIC_DIR = Path(__file__).with_name("static")
 
 
 class NeedLogin(Exception):
-    pass
+    """No valid session: HTTP flow only (a redirect to the login page, or 401 from the API), so it is not
+    one of the project's errors, which the services raise and know nothing of sessions."""
 
 
-class Denied(Exception):
-    """Answered as 403 (not allowed) or 404 (not there, or not for this user: the same answer)."""
-
-    def __init__(self, status: int, message_key: str) -> None:
-        super().__init__(message_key)
-        self.status = status
-        self.message_key = message_key
-
-
-class BadRequest(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+INPUT_ERROR_ANSWER = "input_error_answer"  # request.state attribute: how a page answers an InputError
 
 
 class SeenCache:
@@ -151,27 +146,17 @@ class Ctx:
     def deny(
         self,
         *,
-        status: int = 403,
         reason: str,
         permission: Permission | None = None,
         object_type: str = "web",
         object_id: str | int | None = None,
+        hidden: bool = False,
     ) -> NoReturn:
-        """Refuse, and put the refusal on the audit record (R17)."""
-        user = self.user
-        self.audit(
-            "access.denied",
-            object_type,
-            object_id if object_id is not None else self.request.url.path,
-            {
-                "reason": reason,
-                "permission": permission.value if permission else None,
-                "role": user.role.value,
-                "method": self.request.method,
-                "path": self.request.url.path,
-            },
+        """Refuse (R11, R13); `web.errors` puts the refusal on the audit record (R17) and answers 403, or
+        404 when `hidden` (whether the object exists must not show)."""
+        raise AccessRefused(
+            reason, permission=permission, object_type=object_type, object_id=object_id, hidden=hidden
         )
-        raise Denied(status, "error.not_found" if status == 404 else "error.forbidden")
 
     def require(self, permission: Permission) -> User:
         user = self.user
@@ -182,10 +167,24 @@ class Ctx:
     def hidden(self, object_type: str, object_id: int | str, *, missing: bool) -> NoReturn:
         """Something the user asked for by id that is not there or not for them: 404 either way."""
         self.deny(
-            status=404,
             reason="missing" if missing else "confidential",
             object_type=object_type,
             object_id=object_id,
+            hidden=True,
+        )
+
+    def on_input_error(self, answer: Callable[[str], Response]) -> None:
+        """How this page answers an `InputError` (given its message): the form shown again with the
+        message, or a redirect back to where the form was. Without it, the error page (400)."""
+        setattr(self.request.state, INPUT_ERROR_ANSWER, answer)
+
+    def on_input_error_go_to(self, target: str) -> None:
+        """Answer an `InputError` by a redirect to `target` with the message as `error` parameter."""
+        separator = "&" if "?" in target else "?"
+        self.on_input_error(
+            lambda message: RedirectResponse(
+                f"{target}{separator}{urlencode({'error': message})}", status_code=303
+            )
         )
 
     def local(self, moment: datetime | None) -> str:
@@ -202,7 +201,7 @@ class Ctx:
         try:
             moment = datetime.fromisoformat(text.strip())
         except ValueError as exc:
-            raise BadRequest(self.t("error.bad_time", value=text[:40])) from exc
+            raise InputError(self.t("error.bad_time", value=text[:40])) from exc
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=self.web.zone)
         return moment.astimezone(UTC)

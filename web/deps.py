@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from web.access import Permission as P
+from evidence_store.domain.access import Permission as P
 from web.context import Ctx, get_ctx, need, user_ctx
 
 AnyCtx = Annotated[Ctx, Depends(get_ctx)]

@@ -66,6 +66,7 @@ def _open_at(store: BlobStore, sha256: str, start: int, length: int) -> BinaryIO
         handle = store.open(sha256)
         handle.seek(start)
         return handle
+    # imported here so that a station on the local store never loads boto3 (seconds of start-up)
     from evidence_store.blobs.s3 import S3BlobStore, key_for
 
     if isinstance(store, S3BlobStore) and length > 0:

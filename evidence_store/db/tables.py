@@ -425,8 +425,8 @@ audit_checkpoints = Table(
 )
 
 # -- web UI and API (issue 8): accounts, sessions, login attempts, settings, supervision ----------------
-# Users are the people who sign in to the web UI; `role` is one of web.access.Role. An officer's
-# account names the officer record whose footage it may see (`officer_id`).
+# Users are the people who sign in to the web UI; `role` is one of evidence_store.domain.access.Role.
+# An officer's account names the officer record whose footage it may see (`officer_id`).
 users = Table(
     "users",
     metadata,
@@ -530,7 +530,8 @@ supervision_items = Table(
 # The auditor filters the audit log by actor and by time (R17).
 Index("ix_audit_events_actor_seq", audit_events.c.actor, audit_events.c.seq)
 Index("ix_audit_events_at", audit_events.c.at)
-# Clip search (web.search): walking clips newest first while testing each row's id (against a list of
-# flagged ids, or the flags) reads this index alone on PostgreSQL (index-only scan, no heap visits).
+# Clip search (evidence_store.queries.search): walking clips newest first while testing each row's id
+# (against a list of flagged ids, or the flags) reads this index alone on PostgreSQL (index-only scan,
+# no heap visits).
 Index("ix_clips_start_id", clips.c.utc_start, clips.c.id)
 # -- end of web UI and API (issue 8) ------------------------------------------------------------------

@@ -35,11 +35,12 @@ from sqlalchemy.orm import Session
 
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import cases, clips, export_requests, users
+from evidence_store.domain.access import EXPORT_APPROVER, EXPORT_REQUESTER, Role
 from evidence_store.domain.model import ClipStatus, ExportRequest, ExportStatus, MediaType
 from evidence_store.errors import EvidenceError, NotFoundError
 
-REQUESTER_ROLE = "investigator"
-APPROVER_ROLE = "approver"
+REQUESTER_ROLE = EXPORT_REQUESTER
+APPROVER_ROLE = EXPORT_APPROVER
 CUT_MODES = ("exact", "keyframe")
 OBJECT_TYPE = "export"
 
@@ -161,7 +162,7 @@ def _record_refusal(
     return ExportRefusedError(step, request_id, reason)
 
 
-def user_problem(session: Session, username: str, role: str | None) -> str | None:
+def user_problem(session: Session, username: str, role: Role | None) -> str | None:
     """Why `username` may not act in `role` (None: may). `role` None: any active user."""
     if not username.strip():
         return "no user named (--user)"

@@ -10,6 +10,7 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select, update
 
+from evidence_store.accounts import create_user, save_setting, set_active
 from evidence_store.bootstrap import Station
 from evidence_store.credentials import (
     CredentialsRefused,
@@ -19,7 +20,7 @@ from evidence_store.credentials import (
     verify_password,
 )
 from evidence_store.db.tables import audit_events, login_attempts, users
-from web.auth import LoginRefused, WebConfig, create_user, login, save_setting, set_active
+from web.auth import LoginRefused, WebConfig, login
 
 PASSWORD = "correct horse battery staple"
 

@@ -19,14 +19,25 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select
 
+from evidence_store.accounts import create_user
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import (
     audit_events,
+    cases,
     clip_links,
+    clips,
     compliance_flags,
     export_requests,
     supervision_items,
     users,
+)
+from evidence_store.domain.access import (
+    PERMISSIONS,
+    Permission,
+    Role,
+    User,
+    case_visible,
+    clip_visible_to,
 )
 from evidence_store.domain.model import (
     Case,
@@ -42,12 +53,14 @@ from evidence_store.domain.model import (
     MediaType,
     Officer,
 )
+from evidence_store.domain.sampling import DrawRequest
 from evidence_store.originals import store_original
+from evidence_store.queries.visibility import clip_visible, visible_case_clause
+from evidence_store.review_holds import clips_under_review
+from evidence_store.supervision import create_draw
 from tests.conftest import REPO, FixedClock
-from web.access import PERMISSIONS, Permission, Role, User
 from web.app import create_app
-from web.auth import WebConfig, create_user
-from web.supervision import DrawRequest, clips_under_review, create_draw
+from web.auth import WebConfig
 
 PASSWORD = "correct horse battery"
 P = Permission
@@ -380,6 +393,32 @@ def test_unauthenticated_requests_get_nothing(world: World) -> None:
 
 
 # -- confidentiality (R13) -------------------------------------------------------------------------------
+
+
+def test_the_sql_visibility_conditions_agree_with_the_pure_rules(world: World) -> None:
+    with world.station.engine.connect() as connection:
+        recorded_by = dict(connection.execute(select(clips.c.id, clips.c.officer_id)).tuples().all())
+        links: dict[int, list[tuple[str, str]]] = {clip_id: [] for clip_id in recorded_by}
+        for clip_id, unit, level in connection.execute(
+            select(clip_links.c.clip_id, cases.c.unit, cases.c.confidentiality)
+            .join(cases, cases.c.id == clip_links.c.case_id)
+            .where(clip_links.c.removed_at.is_(None))
+        ):
+            links[clip_id].append((unit, str(level)))
+        case_rows = connection.execute(select(cases.c.id, cases.c.unit, cases.c.confidentiality)).all()
+        officers = {None, *recorded_by.values()}
+        checked = 0
+        for role in Role:
+            for unit in ("U1", "U2", ""):
+                for officer_id in officers:
+                    user = User(1, "u", "", role, unit, officer_id)
+                    for clip_id, officer in recorded_by.items():
+                        expected = clip_visible_to(user, officer, links[clip_id])
+                        assert clip_visible(connection, user, clip_id) is expected, (user, clip_id)
+                        checked += expected
+                    seen = set(connection.scalars(select(cases.c.id).where(visible_case_clause(user))))
+                    assert seen == {c.id for c in case_rows if case_visible(user, c.unit, c.confidentiality)}
+    assert checked > 0
 
 
 def test_another_units_confidential_case_and_its_clips_cannot_be_seen_by_guessing_ids(world: World) -> None:

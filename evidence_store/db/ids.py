@@ -1,4 +1,4 @@
-"""Small helpers over SQLAlchemy Core results."""
+"""The id of a row an INSERT created, on every supported database."""
 
 from __future__ import annotations
 

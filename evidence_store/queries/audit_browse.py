@@ -1,4 +1,5 @@
-"""Browsing the audit log (R17): filter by actor, action, object and time; newest first, paged by seq."""
+"""Browsing the audit log (R17): filter by actor, action, object and time; newest first, paged by seq.
+Used by the web's audit page and API, and meant for `evidence audit log` too."""
 
 from __future__ import annotations
 

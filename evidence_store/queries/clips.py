@@ -1,5 +1,5 @@
-"""What the clip page shows: metadata, derivatives, hashes and their verification state, the chain of
-custody (every audit event of the clip and of its transfer, in order), linked cases."""
+"""The clip read model: metadata, derivatives, hashes and their verification state, the chain of
+custody (every audit event of the clip and of its transfer, in order, R17), linked cases (R13)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select
 
-from evidence_store.bootstrap import Station
 from evidence_store.db.tables import (
     audit_events,
     cases,
@@ -23,46 +22,51 @@ from evidence_store.db.tables import (
     timestamp_tokens,
     transfers,
 )
+from evidence_store.domain.access import User, case_visible
 from evidence_store.domain.model import DerivativeKind
-from evidence_store.errors import BlobNotFoundError, StoreError
-from web.access import User, case_visible
 
 CUSTODY_LIMIT = 2000
 
 
-def clip_detail(connection: Connection, clip_id: int, user: User) -> dict[str, Any] | None:
-    row = connection.execute(
-        select(
-            clips,
-            officers.c.badge_number,
-            officers.c.name.label("officer_name"),
-            officers.c.unit.label("officer_unit"),
-            devices.c.serial,
-            devices.c.model,
+def clip_row(connection: Connection, clip_id: int) -> Any:
+    """The few columns of a clip the routes need before anything else (id, hashes, transfer, size, name)."""
+    return connection.execute(
+        select(clips.c.id, clips.c.sha256, clips.c.transfer_id, clips.c.size, clips.c.original_name).where(
+            clips.c.id == clip_id
         )
-        .outerjoin(officers, officers.c.id == clips.c.officer_id)
-        .outerjoin(devices, devices.c.id == clips.c.device_id)
-        .where(clips.c.id == clip_id)
     ).first()
-    if row is None:
+
+
+def clip_id_by_sha256(connection: Connection, sha256: str) -> int | None:
+    """The id of the clip whose original has this sha256, or None."""
+    found = connection.scalar(select(clips.c.id).where(clips.c.sha256 == sha256))
+    return None if found is None else int(found)
+
+
+def clip_transfer(connection: Connection, transfer_id: int | None) -> dict[str, Any] | None:
+    """The transfer (dock session) that brought the clip in."""
+    if transfer_id is None:
         return None
-    transfer = None
-    if row.transfer_id is not None:
-        t = connection.execute(
-            select(transfers, dock_stations.c.name.label("dock_name"))
-            .outerjoin(dock_stations, dock_stations.c.id == transfers.c.dock_station_id)
-            .where(transfers.c.id == row.transfer_id)
-        ).first()
-        if t is not None:
-            transfer = {
-                "id": t.id,
-                "source": str(t.source),
-                "dock": t.dock_name,
-                "started_at": t.started_at,
-                "finished_at": t.finished_at,
-                "outcome": str(t.outcome),
-            }
-    derived = [
+    t = connection.execute(
+        select(transfers, dock_stations.c.name.label("dock_name"))
+        .outerjoin(dock_stations, dock_stations.c.id == transfers.c.dock_station_id)
+        .where(transfers.c.id == transfer_id)
+    ).first()
+    if t is None:
+        return None
+    return {
+        "id": t.id,
+        "source": str(t.source),
+        "dock": t.dock_name,
+        "started_at": t.started_at,
+        "finished_at": t.finished_at,
+        "outcome": str(t.outcome),
+    }
+
+
+def clip_derivatives(connection: Connection, clip_id: int) -> list[dict[str, Any]]:
+    """The clip's derivatives (proxy, poster, contact sheet), oldest first, with the tool that made them."""
+    return [
         {
             "id": d.id,
             "kind": str(d.kind),
@@ -77,7 +81,11 @@ def clip_detail(connection: Connection, clip_id: int, user: User) -> dict[str, A
             select(derivatives).where(derivatives.c.clip_id == clip_id).order_by(derivatives.c.id)
         )
     ]
-    stamps = [
+
+
+def clip_timestamps(connection: Connection, clip_id: int) -> list[dict[str, Any]]:
+    """The trusted timestamps over the clip's hash."""
+    return [
         {"kind": s.kind, "authority": s.authority, "gen_time": s.gen_time, "serial": s.serial}
         for s in connection.execute(
             select(timestamp_tokens)
@@ -85,6 +93,10 @@ def clip_detail(connection: Connection, clip_id: int, user: User) -> dict[str, A
             .order_by(timestamp_tokens.c.id)
         )
     ]
+
+
+def clip_case_links(connection: Connection, clip_id: int, user: User) -> list[dict[str, Any]]:
+    """The clip's links (removed ones too) to the cases this user may see (R13)."""
     links = []
     for link in connection.execute(
         select(
@@ -117,7 +129,12 @@ def clip_detail(connection: Connection, clip_id: int, user: User) -> dict[str, A
                 "removed_by": link.removed_by,
             }
         )
-    flags = [
+    return links
+
+
+def clip_open_flags(connection: Connection, clip_id: int) -> list[dict[str, Any]]:
+    """The clip's open compliance flags."""
+    return [
         {"kind": f.kind, "details": f.details, "opened_at": f.opened_at}
         for f in connection.execute(
             select(compliance_flags).where(
@@ -125,6 +142,26 @@ def clip_detail(connection: Connection, clip_id: int, user: User) -> dict[str, A
             )
         )
     ]
+
+
+def clip_detail(connection: Connection, clip_id: int, user: User) -> dict[str, Any] | None:
+    """What the clip page shows (without custody and verification, see those functions), or None when
+    there is no such clip. The caller checks that the user may see the clip at all (R11, R13)."""
+    row = connection.execute(
+        select(
+            clips,
+            officers.c.badge_number,
+            officers.c.name.label("officer_name"),
+            officers.c.unit.label("officer_unit"),
+            devices.c.serial,
+            devices.c.model,
+        )
+        .outerjoin(officers, officers.c.id == clips.c.officer_id)
+        .outerjoin(devices, devices.c.id == clips.c.device_id)
+        .where(clips.c.id == clip_id)
+    ).first()
+    if row is None:
+        return None
     return {
         "id": row.id,
         "sha256": row.sha256,
@@ -149,11 +186,11 @@ def clip_detail(connection: Connection, clip_id: int, user: User) -> dict[str, A
         "late_handover": bool(row.late_handover),
         "warnings": [{"code": w.code, "message": w.message} for w in row.warnings],
         "media_info": row.media_info,
-        "transfer": transfer,
-        "derivatives": derived,
-        "timestamps": stamps,
-        "links": links,
-        "flags": flags,
+        "transfer": clip_transfer(connection, row.transfer_id),
+        "derivatives": clip_derivatives(connection, clip_id),
+        "timestamps": clip_timestamps(connection, clip_id),
+        "links": clip_case_links(connection, clip_id, user),
+        "flags": clip_open_flags(connection, clip_id),
     }
 
 
@@ -231,27 +268,3 @@ def verification_state(connection: Connection, clip_id: int, sha256: str) -> dic
             verdict = "ok"
         state["scrub"] = {"at": last_scrub.at, "result": verdict}
     return state
-
-
-def verify_now(station: Station, clip_id: int, sha256: str, *, actor: str, source: str) -> dict[str, Any]:
-    """Re-hash the stored original now and record the result (R3)."""
-    try:
-        actual: str | None = station.blobs.rehash(sha256)
-        problem = ""
-    except BlobNotFoundError:
-        actual, problem = None, "missing"
-    except StoreError as exc:
-        actual, problem = None, f"store error: {exc}"
-    ok = actual == sha256
-    result = {"sha256": sha256, "actual": actual, "ok": ok, "problem": problem or ("" if ok else "altered")}
-    with station.transaction() as session:
-        station.audit.record(
-            session,
-            actor=actor,
-            action="clip.verified",
-            object_type="clip",
-            object_id=clip_id,
-            details=result,
-            source=source,
-        )
-    return result

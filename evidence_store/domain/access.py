@@ -1,11 +1,12 @@
-"""Who may do what (R11, R13): roles, the permission matrix and the confidentiality rule.
+"""Who may do what (R11 access by duty, post and authority; R13 confidentiality): roles, the
+permission matrix and the confidentiality rule, as plain data and pure predicates.
 
 Roles and permissions
     officer       search, view and play back the footage they recorded themselves, nothing else
     custodian     footage (search, view, play, verify now, download the ORIGINAL), cases (view, link,
                   unlink, mark as evidence), dashboard
     investigator  footage (search, view, play), cases (view, link, unlink, mark as evidence); downloads
-                  an original only while an approved export request of theirs covers that clip
+                  an original only while an approved export request of theirs covers that clip (R12)
     approver      footage and cases (view), dashboard, supervision results, annual statistics
     supervisor    footage and cases (view, verify now), dashboard, supervision (draw, assign, review),
                   annual statistics, the audit log
@@ -22,18 +23,21 @@ cleared for that class:
 A clip carries the classes of every case it is (actively) linked to: it is visible only if each of those
 cases is visible to the user (and, for an officer, only if the officer recorded it). Anything not visible
 answers 404, exactly like something that does not exist.
+
+The same rules as SQL conditions (for queries that must not fetch what a user may not see) are in
+`evidence_store.queries.visibility`.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, exists, false, not_, or_, select
-
-from evidence_store.db.tables import cases, clip_links, clips, export_requests
-from evidence_store.domain.model import Confidentiality, ExportStatus
+from evidence_store.domain.model import Confidentiality
+from evidence_store.errors import NotPermittedError
 
 
 class Role(enum.StrEnum):
@@ -89,6 +93,10 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset({P.USERS_MANAGE, P.SETTINGS_MANAGE, P.DASHBOARD_VIEW}),
 }
 
+# The segregation of duties of the certified-export workflow (R12): who asks, who decides.
+EXPORT_REQUESTER = Role.INVESTIGATOR
+EXPORT_APPROVER = Role.APPROVER
+
 C = Confidentiality
 _CONFIDENTIAL = frozenset({C.NORMAL, C.PERSONAL_PRIVACY, C.COMMERCIAL_SECRET})
 _ALL_CLASSES = frozenset(Confidentiality)
@@ -106,6 +114,8 @@ CLEARANCE: dict[Role, frozenset[Confidentiality]] = {
 
 @dataclass(frozen=True)
 class User:
+    """A signed-in station user as the rules see it (R11): role, unit, and the officer they are."""
+
     id: int
     username: str
     display_name: str
@@ -119,6 +129,7 @@ class User:
         return f"web:{self.username}"
 
     def can(self, permission: Permission) -> bool:
+        """Whether the user's role carries the permission (R11)."""
         return permission in PERMISSIONS[self.role]
 
     @property
@@ -126,60 +137,42 @@ class User:
         return self.can(P.CLIP_VIEW)
 
 
+def role_has(role: Role | str, permission: Permission) -> bool:
+    """Whether a role (as stored, a string) carries a permission (R11)."""
+    return permission in PERMISSIONS[Role(role)]
+
+
+def roles_with(permission: Permission) -> list[Role]:
+    """The roles that carry a permission, in the order of `Role` (R11)."""
+    return [role for role in Role if permission in PERMISSIONS[role]]
+
+
 def case_visible(user: User, unit: str, confidentiality: Confidentiality | str) -> bool:
-    """The confidentiality rule for one case (see the module docstring)."""
+    """The confidentiality rule for one case (R13, see the module docstring)."""
     level = Confidentiality(confidentiality)
     if level is C.NORMAL:
         return True
     return bool(user.unit) and unit == user.unit and level in CLEARANCE[user.role]
 
 
-def visible_case_clause(user: User) -> ColumnElement[bool]:
-    """SQL form of `case_visible` over the `cases` table."""
-    cleared = [level.value for level in CLEARANCE[user.role] if level is not C.NORMAL]
-    own_unit: ColumnElement[bool] = (
-        and_(cases.c.unit == user.unit, cases.c.confidentiality.in_(cleared))
-        if user.unit and cleared
-        else false()
-    )
-    return or_(cases.c.confidentiality == C.NORMAL.value, own_unit)
-
-
-def visible_clip_clause(user: User) -> ColumnElement[bool]:
-    """SQL condition over `clips`: the clips this user may see at all."""
+def clip_visible_to(
+    user: User, recorded_by: int | None, linked_cases: Iterable[tuple[str, Confidentiality | str]]
+) -> bool:
+    """Whether a clip is for this user (R11, R13): footage at all, the officer's own recordings only, and
+    every case it is actively linked to (given as (unit, confidentiality)) visible to the user."""
     if not user.sees_footage:
-        return false()
-    hidden_case = (
-        select(clip_links.c.id)
-        .join(cases, cases.c.id == clip_links.c.case_id)
-        .where(
-            clip_links.c.clip_id == clips.c.id,
-            clip_links.c.removed_at.is_(None),
-            cases.c.confidentiality != C.NORMAL.value,
-            not_(visible_case_clause(user)),
-        )
-    )
-    condition: ColumnElement[bool] = not_(exists(hidden_case))
-    if user.role is Role.OFFICER:
-        own = clips.c.officer_id == user.officer_id if user.officer_id is not None else false()
-        condition = and_(own, condition)
-    return condition
+        return False
+    if user.role is Role.OFFICER and (user.officer_id is None or recorded_by != user.officer_id):
+        return False
+    return all(case_visible(user, unit, level) for unit, level in linked_cases)
 
 
-def clip_visible(connection: Connection, user: User, clip_id: int) -> bool:
-    found = connection.scalar(select(clips.c.id).where(clips.c.id == clip_id, visible_clip_clause(user)))
-    return found is not None
-
-
-def approved_export_covers(connection: Connection, user: User, clip_id: int, now: datetime) -> bool:
-    """Whether an approved (or built), unexpired export request of this user lists the clip (R12)."""
-    rows = connection.execute(
-        select(export_requests.c["items"], export_requests.c.valid_until).where(
-            export_requests.c.status.in_([ExportStatus.APPROVED.value, ExportStatus.BUILT.value]),
-            export_requests.c.requested_by.in_([user.username, user.actor]),
-        )
-    ).all()
-    for items, valid_until in rows:
+def export_covers(
+    requests: Iterable[tuple[list[dict[str, Any]] | None, datetime | None]], clip_id: int, now: datetime
+) -> bool:
+    """Whether one of some approved (or built) export requests, given as (items, valid_until), is still
+    valid at `now` and lists the clip (R12)."""
+    for items, valid_until in requests:
         if valid_until is not None and valid_until <= now:
             continue
         if any(int(item.get("clip_id", -1)) == clip_id for item in items or []):
@@ -187,23 +180,61 @@ def approved_export_covers(connection: Connection, user: User, clip_id: int, now
     return False
 
 
-def may_download_original(connection: Connection, user: User, clip_id: int, now: datetime) -> bool:
+def original_download_allowed(user: User, *, covered_by_export: bool) -> bool:
+    """Whether the user may download a clip's ORIGINAL (R11, R12): the role must allow it, and an
+    investigator needs an approved export request of theirs covering the clip."""
     if not user.can(P.CLIP_DOWNLOAD_ORIGINAL):
         return False
     if user.role is Role.INVESTIGATOR:
-        return approved_export_covers(connection, user, clip_id, now)
+        return covered_by_export
     return True
+
+
+def may_review(user: User, assigned_reviewer_id: int | None) -> bool:
+    """Whether the user may record the outcome of a supervision item (R16, R11): a reviewer's role, and
+    the item assigned to this user or to nobody yet."""
+    if not user.can(P.SUPERVISION_REVIEW):
+        return False
+    return assigned_reviewer_id is None or assigned_reviewer_id == user.id
+
+
+class AccessRefused(NotPermittedError):
+    """A refusal under R11/R13 that is put on the audit record (R17) where it is answered.
+
+    `hidden`: the object must look as if it did not exist (HTTP 404), because the user may not know of
+    it (R13) or it is not there; otherwise the refusal shows (HTTP 403)."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        permission: Permission | None = None,
+        object_type: str | None = None,
+        object_id: str | int | None = None,
+        hidden: bool = False,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permission = permission
+        self.object_type = object_type
+        self.object_id = object_id
+        self.hidden = hidden
 
 
 __all__ = [
     "CLEARANCE",
+    "EXPORT_APPROVER",
+    "EXPORT_REQUESTER",
     "PERMISSIONS",
+    "AccessRefused",
     "Permission",
     "Role",
     "User",
     "case_visible",
-    "clip_visible",
-    "may_download_original",
-    "visible_case_clause",
-    "visible_clip_clause",
+    "clip_visible_to",
+    "export_covers",
+    "may_review",
+    "original_download_allowed",
+    "role_has",
+    "roles_with",
 ]

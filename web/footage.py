@@ -1,4 +1,5 @@
-"""Operations shared by the pages and the JSON API, each doing its permission check and audit record."""
+"""Footage operations shared by the pages and the JSON API (search, view, play, download, verify), each
+doing its permission check (R11, R13) and audit record (R17) for the request."""
 
 from __future__ import annotations
 
@@ -8,13 +9,23 @@ from typing import Any
 
 from fastapi import Response
 
-from evidence_store.db.tables import clips
+from evidence_store.clip_verification import verify_now
+from evidence_store.domain.access import Permission
 from evidence_store.domain.model import ClipStatus, DerivativeKind, MediaType
-from web.access import Permission, clip_visible, may_download_original
-from web.clips import clip_detail, custody_events, derivative_for, verification_state, verify_now
-from web.context import BadRequest, Ctx
+from evidence_store.errors import InputError
+from evidence_store.queries.clips import (
+    clip_detail,
+    clip_id_by_sha256,
+    clip_row,
+    custody_events,
+    derivative_for,
+    verification_state,
+)
+from evidence_store.queries.search import MAX_LIMIT, ClipQuery, SearchPage, search_clips
+from evidence_store.queries.visibility import clip_visible, may_download_original
+from web.context import Ctx
+from web.errors import NoDerivative
 from web.media import blob_response
-from web.search import MAX_LIMIT, ClipQuery, SearchError, SearchPage, search_clips
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 SERVED_KINDS = {
@@ -46,11 +57,11 @@ def _int(ctx: Ctx, value: str | None, name: str, default: int | None = None) -> 
     try:
         return int(str(value))
     except ValueError as exc:
-        raise BadRequest(ctx.t("error.bad_number", field=name)) from exc
+        raise InputError(ctx.t("error.bad_number", field=name)) from exc
 
 
 def clip_query(ctx: Ctx, values: Mapping[str, Any]) -> ClipQuery:
-    """A search from form or query values (all text); `BadRequest` for a value that makes no sense."""
+    """A search from form or query values (all text); `InputError` for a value that makes no sense."""
 
     def text(name: str) -> str | None:
         value = values.get(name)
@@ -59,9 +70,9 @@ def clip_query(ctx: Ctx, values: Mapping[str, Any]) -> ClipQuery:
     media_type = text("media_type")
     status = text("status")
     if media_type is not None and media_type not in {m.value for m in MediaType}:
-        raise BadRequest(ctx.t("error.bad_value", field="media_type"))
+        raise InputError(ctx.t("error.bad_value", field="media_type"))
     if status is not None and status not in {s.value for s in ClipStatus}:
-        raise BadRequest(ctx.t("error.bad_value", field="status"))
+        raise InputError(ctx.t("error.bad_value", field="status"))
     query = ClipQuery(
         officer=text("officer"),
         device=text("device"),
@@ -78,10 +89,7 @@ def clip_query(ctx: Ctx, values: Mapping[str, Any]) -> ClipQuery:
         limit=_int(ctx, text("limit"), "limit", 50) or 50,
         offset=_int(ctx, text("offset"), "offset", 0) or 0,
     )
-    try:
-        query.check()
-    except SearchError as exc:
-        raise BadRequest(str(exc)) from exc
+    query.check()
     return query
 
 
@@ -89,10 +97,7 @@ def run_search(ctx: Ctx, query: ClipQuery) -> SearchPage:
     user = ctx.require(Permission.CLIP_SEARCH)
     query.limit = min(query.limit, MAX_LIMIT)
     with ctx.station.engine.connect() as connection:
-        try:
-            page = search_clips(connection, query, user)
-        except SearchError as exc:
-            raise BadRequest(str(exc)) from exc
+        page = search_clips(connection, query, user)
     ids = [hit.id for hit in page.hits]
     ctx.audit(
         "clip.searched",
@@ -110,13 +115,7 @@ def visible_clip_row(ctx: Ctx, clip_id: int, permission: Permission) -> Any:
     """The clip's row if the user may see it; otherwise 403 (role) or 404 (missing or confidential)."""
     user = ctx.require(permission)
     with ctx.station.engine.connect() as connection:
-        row = connection.execute(
-            clips.select()
-            .with_only_columns(
-                clips.c.id, clips.c.sha256, clips.c.transfer_id, clips.c.size, clips.c.original_name
-            )
-            .where(clips.c.id == clip_id)
-        ).first()
+        row = clip_row(connection, clip_id)
         visible = row is not None and clip_visible(connection, user, clip_id)
     if row is None or not visible:
         ctx.hidden("clip", clip_id, missing=row is None)
@@ -143,15 +142,13 @@ def view_clip(ctx: Ctx, clip_id: int) -> dict[str, Any]:
 def serve_derivative(ctx: Ctx, clip_id: int, kind: str) -> Response:
     wanted = SERVED_KINDS.get(kind)
     if wanted is None:
-        raise BadRequest(ctx.t("error.bad_value", field="kind"))
+        raise InputError(ctx.t("error.bad_value", field="kind"))
     permission = Permission.CLIP_PLAY if wanted is DerivativeKind.PROXY else Permission.CLIP_VIEW
     visible_clip_row(ctx, clip_id, permission)
     with ctx.station.engine.connect() as connection:
         derived = derivative_for(connection, clip_id, wanted)
     if derived is None:
-        from web.context import Denied
-
-        raise Denied(404, "error.no_derivative")
+        raise NoDerivative(f"clip {clip_id} has no {wanted.value}")
     range_header = ctx.request.headers.get("range")
     session_id = ctx.session.id if ctx.session else ""
     if wanted is DerivativeKind.PROXY:
@@ -175,7 +172,7 @@ def download_original(ctx: Ctx, clip_id: int, reason: str) -> Response:
         )
     reason = reason.strip()
     if not reason:
-        raise BadRequest(ctx.t("error.reason_required"))
+        raise InputError(ctx.t("error.reason_required"))
     range_header = ctx.request.headers.get("range")
     ctx.audit(
         "clip.original_downloaded",
@@ -201,11 +198,9 @@ def verify_clip(ctx: Ctx, clip_id: int) -> dict[str, Any]:
 def clip_by_sha256(ctx: Ctx, sha256: str) -> int:
     ctx.require(Permission.CLIP_VIEW)
     if not SHA256.match(sha256):
-        raise BadRequest(ctx.t("error.bad_value", field="sha256"))
+        raise InputError(ctx.t("error.bad_value", field="sha256"))
     with ctx.station.engine.connect() as connection:
-        clip_id = connection.scalar(
-            clips.select().with_only_columns(clips.c.id).where(clips.c.sha256 == sha256)
-        )
+        clip_id = clip_id_by_sha256(connection, sha256)
     if clip_id is None:
         ctx.hidden("clip", sha256, missing=True)
-    return int(clip_id)
+    return clip_id

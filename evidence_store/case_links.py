@@ -1,0 +1,115 @@
+"""A custodian's manual link decisions on a case page, addressed by case and link id: link a clip,
+unlink, mark (or unmark) as evidence, each with a required reason. The decisions themselves are the
+cases package's services (`evidence_store.cases.manual`); this module finds what they act on and turns
+their refusals into one `InputError`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+
+from evidence_store.bootstrap import Station
+from evidence_store.cases.manual import ManualLinkError, link_manually, unlink_manually
+from evidence_store.cases.manual import mark_evidence as mark_clip_evidence
+from evidence_store.db.tables import cases, clip_links, documents
+from evidence_store.errors import InputError, NotFoundError
+from evidence_store.queries.cases import case_row
+
+T = TypeVar("T")
+
+
+class CaseActionError(InputError):
+    """A manual link decision that cannot be applied (unknown clip or document, missing reason)."""
+
+
+def _need_reason(reason: str) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise CaseActionError("a reason is required")
+    return reason[:2000]
+
+
+def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    try:
+        return fn(*args, **kwargs)
+    except (ManualLinkError, NotFoundError) as exc:
+        raise CaseActionError(str(exc)) from exc
+
+
+def link_clip(
+    station: Station,
+    case_id: int,
+    clip_id: int,
+    *,
+    document_external_id: str = "",
+    reason: str,
+    is_evidence: bool,
+    actor: str,
+) -> int:
+    """Link a clip to the case by hand (to one of its documents if named), optionally as evidence; the
+    link's id."""
+    reason = _need_reason(reason)
+    with station.engine.connect() as connection:
+        row = case_row(connection, case_id)
+    if row is None:
+        raise CaseActionError(f"no case {case_id}")
+    done = _call(
+        link_manually,
+        station,
+        clip_id,
+        row.number,
+        document=document_external_id or None,
+        reason=reason,
+        actor=actor,
+    )
+    if is_evidence:
+        _call(mark_clip_evidence, station, clip_id, row.number, reason=reason, actor=actor)
+    return int(done["link_id"])
+
+
+def _link(station: Station, case_id: int, link_id: int) -> tuple[Any, str, str | None]:
+    with station.engine.connect() as connection:
+        found = connection.execute(
+            select(clip_links, cases.c.number, documents.c.external_id)
+            .join(cases, cases.c.id == clip_links.c.case_id)
+            .outerjoin(documents, documents.c.id == clip_links.c.document_id)
+            .where(clip_links.c.id == link_id, clip_links.c.case_id == case_id)
+        ).first()
+    if found is None:
+        raise CaseActionError(f"no link {link_id} in this case")
+    if found.removed_at is not None:
+        raise CaseActionError("this link was already removed")
+    return found, found.number, found.external_id
+
+
+def unlink(station: Station, case_id: int, link_id: int, *, reason: str, actor: str) -> None:
+    """Remove a link by hand (a link to a document: that document's link; else the clip's links to the
+    case)."""
+    link, number, document = _link(station, case_id, link_id)
+    _call(
+        unlink_manually,
+        station,
+        link.clip_id,
+        number,
+        document=document,
+        reason=_need_reason(reason),
+        actor=actor,
+    )
+
+
+def mark_evidence(
+    station: Station, case_id: int, link_id: int, evidence: bool, *, reason: str, actor: str
+) -> None:
+    """Mark (or unmark) the link's clip as evidence in the case (every active link of it to the case)."""
+    link, number, _document = _link(station, case_id, link_id)
+    _call(
+        mark_clip_evidence,
+        station,
+        link.clip_id,
+        number,
+        reason=_need_reason(reason),
+        actor=actor,
+        unmark=not evidence,
+    )

@@ -1,0 +1,399 @@
+"""Clip search (R11, R13 applied): one function used by the API, the pages, `evidence clips search` and
+the benchmark.
+
+Every filter is an indexed Core query: officer and device use `(officer_id, utc_start)` and
+`(device_id, utc_start)`, the time range `utc_start`, a case number or document goes through
+`clip_links`, a flag through the open-flag indexes of `compliance_flags`, a sha256 prefix is a range on
+the unique `sha256` index. See `build_query` for which rows drive a query. Pages are limit/offset with
+a cap (`MAX_LIMIT` rows, offsets up to `MAX_OFFSET`); no total is counted (one extra row says whether
+there is a next page). The time range selects clips whose recording STARTS in [start_from, start_to).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    Select,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    false,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from evidence_store.db.tables import (
+    cases,
+    clip_links,
+    clips,
+    compliance_flags,
+    derivatives,
+    devices,
+    documents,
+    officers,
+)
+from evidence_store.domain.access import User
+from evidence_store.domain.model import ClipStatus, DerivativeKind, MediaType
+from evidence_store.errors import InputError
+from evidence_store.queries.visibility import visible_case_clause, visible_clip_clause
+
+MAX_LIMIT = 200
+MAX_OFFSET = 10_000
+LATE_HANDOVER = "late_handover"  # a flag kept on the clip itself, not in compliance_flags
+ANY_FLAG = "any"
+FLAG_LIST_MAX = 20_000  # up to this many flagged clips, their ids drive the search
+SORTS = ("start_desc", "start_asc", "id_desc", "id_asc")
+Sort = Literal["start_desc", "start_asc", "id_desc", "id_asc"]
+_HEX_PREFIX = re.compile(r"^[0-9a-f]{1,64}$")
+
+
+class SearchError(InputError):
+    """A search that cannot be run as asked (bad sha256 prefix, page out of range)."""
+
+
+@dataclass
+class ClipQuery:
+    officer: str | None = None  # officer number (执法证号)
+    device: str | None = None  # recorder serial
+    start_from: datetime | None = None
+    start_to: datetime | None = None
+    case_number: str | None = None
+    document: str | None = None  # document external id
+    flag: str | None = None  # a compliance flag kind, "late_handover" or "any"
+    media_type: MediaType | None = None
+    status: ClipStatus | None = None
+    transfer_id: int | None = None
+    sha256_prefix: str | None = None
+    sort: Sort = "start_desc"
+    limit: int = 50
+    offset: int = 0
+
+    def check(self) -> None:
+        if self.sha256_prefix is not None:
+            self.sha256_prefix = self.sha256_prefix.strip().lower()
+            if not _HEX_PREFIX.match(self.sha256_prefix):
+                raise SearchError("a sha256 prefix is 1 to 64 hexadecimal digits")
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise SearchError(f"limit must be between 1 and {MAX_LIMIT}")
+        if not 0 <= self.offset <= MAX_OFFSET:
+            raise SearchError(f"offset must be between 0 and {MAX_OFFSET}: narrow the search instead")
+        if self.sort not in SORTS:
+            raise SearchError(f"sort must be one of {', '.join(SORTS)}")
+
+    def filters(self) -> dict[str, Any]:
+        """The filters that were set (for the audit record and for links to the next page)."""
+        skip = {"sort", "limit", "offset"}
+        return {
+            k: (v.isoformat() if isinstance(v, datetime) else str(v) if not isinstance(v, int) else v)
+            for k, v in asdict(self).items()
+            if v not in (None, "") and k not in skip
+        }
+
+
+@dataclass
+class ClipHit:
+    id: int
+    sha256: str
+    original_name: str
+    media_type: str
+    status: str
+    size: int
+    officer: str | None
+    officer_name: str | None
+    device: str | None
+    utc_start: datetime | None
+    utc_end: datetime | None
+    duration_s: float | None
+    transfer_id: int | None
+    late_handover: bool
+    poster: bool
+    flags: list[str] = field(default_factory=list)
+    cases: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("utc_start", "utc_end"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return data
+
+
+@dataclass
+class SearchPage:
+    hits: list[ClipHit]
+    limit: int
+    offset: int
+    has_next: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "items": [h.as_dict() for h in self.hits],
+            "limit": self.limit,
+            "offset": self.offset,
+            "has_next": self.has_next,
+        }
+
+
+def _sha_range(prefix: str) -> ColumnElement[bool]:
+    if len(prefix) == 64:
+        return clips.c.sha256 == prefix
+    return and_(clips.c.sha256 >= prefix, clips.c.sha256 < prefix + "g")  # 'g' sorts after every hex digit
+
+
+class _Nothing(Exception):
+    """A named officer, device, case or document does not exist: the search finds nothing."""
+
+
+def _named(connection: Connection, query: ClipQuery) -> list[ColumnElement[bool]]:
+    """Conditions for the filters that name a record (looked up first, so the clip query stays on an
+    index of `clips` or `clip_links`)."""
+
+    def lookup(statement: Any) -> int:
+        found = connection.scalar(statement)
+        if found is None:
+            raise _Nothing
+        return int(found)
+
+    conditions: list[ColumnElement[bool]] = []
+    if query.officer:
+        officer_id = lookup(select(officers.c.id).where(officers.c.badge_number == query.officer))
+        conditions.append(clips.c.officer_id == officer_id)
+    if query.device:
+        device_id = lookup(select(devices.c.id).where(devices.c.serial == query.device))
+        conditions.append(clips.c.device_id == device_id)
+    if query.case_number:
+        case_id = lookup(select(cases.c.id).where(cases.c.number == query.case_number))
+        linked = select(clip_links.c.clip_id).where(
+            clip_links.c.case_id == case_id, clip_links.c.removed_at.is_(None)
+        )
+        conditions.append(clips.c.id.in_(linked))
+    if query.document:
+        document_id = lookup(select(documents.c.id).where(documents.c.external_id == query.document))
+        linked = select(clip_links.c.clip_id).where(
+            clip_links.c.document_id == document_id, clip_links.c.removed_at.is_(None)
+        )
+        conditions.append(clips.c.id.in_(linked))
+    return conditions
+
+
+def _id_list(connection: Connection, ids: list[int]) -> ColumnElement[bool]:
+    """`clips.id` among some ids: one array parameter on PostgreSQL (hashed when used as a filter),
+    integers written into the statement on SQLite (no limit on the number of parameters)."""
+    if not ids:
+        return false()
+    if connection.dialect.name == "postgresql":
+        return clips.c.id == any_(bindparam("flagged_ids", ids, type_=ARRAY(Integer)))
+    return clips.c.id.in_(bindparam("flagged_ids", ids, expanding=True, literal_execute=True))
+
+
+def _flag_condition(connection: Connection, flag: str) -> tuple[ColumnElement[bool], bool]:
+    """Clips with an open flag, and whether the flagged clips are few enough to drive the query.
+
+    Up to `FLAG_LIST_MAX` flagged clips, their ids are read first (from the partial index of open
+    flags) and given to the clip query as a list: the database then either looks them up by id and
+    sorts them, or walks the `utc_start` index testing each row against the (hashed) list, whichever
+    is cheaper. More flagged clips than that are common enough that walking the `utc_start` index and
+    probing the flags of each row finds a page after a few thousand rows."""
+    if flag == LATE_HANDOVER:
+        return clips.c.late_handover.is_(True), False
+    where: list[ColumnElement[bool]] = [
+        compliance_flags.c.cleared_at.is_(None),
+        compliance_flags.c.clip_id.is_not(None),
+    ]
+    if flag != ANY_FLAG:
+        where.append(compliance_flags.c.kind == flag)
+    ids = list(connection.scalars(select(compliance_flags.c.clip_id).where(*where).limit(FLAG_LIST_MAX + 1)))
+    if len(ids) <= FLAG_LIST_MAX:
+        return _id_list(connection, sorted(set(ids))), True
+    return exists(
+        select(compliance_flags.c.id).where(compliance_flags.c.clip_id == clips.c.id, *where)
+    ), False
+
+
+@dataclass
+class _Plan:
+    statement: Select[Any]  # clip ids in order; with `limit`/`offset` unless `late_visibility`
+    late_visibility: bool  # a driven query: visibility is checked on the ordered candidates afterwards
+
+
+def build_query(connection: Connection, query: ClipQuery, user: User | None) -> _Plan | None:
+    """How to find the clip ids of a query, or None when a named officer/device/case does not exist.
+
+    A case, a document or a rare flag names few clips: those drive the query (fetched by id, then
+    sorted), and the confidentiality rule is applied afterwards to the ordered candidates, so it is
+    evaluated for the page rather than for every candidate. Otherwise the rule is part of the query,
+    which walks an index in the wanted order and stops after a page."""
+    query.check()
+    try:
+        conditions = _named(connection, query)
+    except _Nothing:
+        return None
+    # a case, a document or a rare flag names few clips: those drive the query
+    fenced = driven = bool(query.case_number or query.document)
+    if query.start_from is not None:
+        conditions.append(clips.c.utc_start >= query.start_from)
+    if query.start_to is not None:
+        conditions.append(clips.c.utc_start < query.start_to)
+    if query.flag:
+        condition, few = _flag_condition(connection, query.flag)
+        conditions.append(condition)
+        driven = driven or few
+    if query.media_type is not None:
+        conditions.append(clips.c.media_type == MediaType(query.media_type))
+    if query.status is not None:
+        conditions.append(clips.c.status == ClipStatus(query.status))
+    if query.transfer_id is not None:
+        conditions.append(clips.c.transfer_id == query.transfer_id)
+    if query.sha256_prefix:
+        conditions.append(_sha_range(query.sha256_prefix))
+    if user is not None and not driven:
+        conditions.append(visible_clip_clause(user))
+    if fenced:
+        # OFFSET 0 keeps the planner from walking the whole utc_start index for the ORDER BY ... LIMIT
+        # (PostgreSQL does when it misjudges how the few rows are spread): fetch them, then sort them
+        found = select(clips.c.id, clips.c.utc_start).where(*conditions).offset(0).subquery()
+        id_column, start_column = found.c.id, found.c.utc_start
+        source: Any = select(id_column)
+    else:
+        id_column, start_column = clips.c.id, clips.c.utc_start
+        source = select(id_column).where(*conditions)
+    order = {
+        "start_desc": (start_column.desc(), id_column.desc()),
+        "start_asc": (start_column.asc(), id_column.asc()),
+        "id_desc": (id_column.desc(),),
+        "id_asc": (id_column.asc(),),
+    }[query.sort]
+    ordered = cast(Select[Any], source.order_by(*order))
+    if driven and user is not None:
+        return _Plan(ordered, late_visibility=True)
+    return _Plan(ordered.limit(query.limit + 1).offset(query.offset), late_visibility=False)
+
+
+def _visible_in_order(connection: Connection, plan: _Plan, user: User, wanted: int) -> list[int]:
+    """The first `wanted` candidates of a driven query that the user may see, in order: candidates
+    are read in growing batches and checked with one query per batch."""
+    found: list[int] = []
+    read = 0
+    batch = max(wanted, 64)
+    while len(found) < wanted:
+        candidates = list(connection.scalars(plan.statement.limit(batch).offset(read)))
+        if not candidates:
+            break
+        visible = set(
+            connection.scalars(
+                select(clips.c.id).where(clips.c.id.in_(candidates), visible_clip_clause(user))
+            )
+        )
+        found.extend(c for c in candidates if c in visible)
+        read += len(candidates)
+        if len(candidates) < batch:
+            break
+        batch *= 2
+    return found[:wanted]
+
+
+def search_clips(connection: Connection, query: ClipQuery, user: User | None) -> SearchPage:
+    """Run a search as `user` (None: unrestricted, for the station's own command line)."""
+    if connection.dialect.name == "postgresql":
+        # one short query wants one core: a parallel index walk only delays the first rows
+        connection.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    plan = build_query(connection, query, user)
+    if plan is None:
+        return SearchPage([], query.limit, query.offset, False)
+    if plan.late_visibility and user is not None:
+        ids = _visible_in_order(connection, plan, user, query.offset + query.limit + 1)[query.offset :]
+    else:
+        ids = list(connection.scalars(plan.statement))
+    has_next = len(ids) > query.limit
+    ids = ids[: query.limit]
+    return SearchPage(describe_clips(connection, ids, user), query.limit, query.offset, has_next)
+
+
+def describe_clips(connection: Connection, ids: list[int], user: User | None) -> list[ClipHit]:
+    """Summaries of some clips, in the order given (a few small indexed queries for the whole page)."""
+    if not ids:
+        return []
+    rows = {
+        r.id: r
+        for r in connection.execute(
+            select(
+                clips.c.id,
+                clips.c.sha256,
+                clips.c.original_name,
+                clips.c.media_type,
+                clips.c.status,
+                clips.c.size,
+                clips.c.utc_start,
+                clips.c.utc_end,
+                clips.c.duration_s,
+                clips.c.transfer_id,
+                clips.c.late_handover,
+                officers.c.badge_number,
+                officers.c.name.label("officer_name"),
+                devices.c.serial,
+            )
+            .outerjoin(officers, officers.c.id == clips.c.officer_id)
+            .outerjoin(devices, devices.c.id == clips.c.device_id)
+            .where(clips.c.id.in_(ids))
+        )
+    }
+    posters = set(
+        connection.scalars(
+            select(derivatives.c.clip_id).where(
+                derivatives.c.clip_id.in_(ids), derivatives.c.kind == DerivativeKind.POSTER
+            )
+        )
+    )
+    flags: dict[int, list[str]] = {}
+    for clip_id, kind in connection.execute(
+        select(compliance_flags.c.clip_id, compliance_flags.c.kind).where(
+            compliance_flags.c.clip_id.in_(ids), compliance_flags.c.cleared_at.is_(None)
+        )
+    ):
+        flags.setdefault(clip_id, []).append(kind)
+    case_query = (
+        select(clip_links.c.clip_id, cases.c.number)
+        .join(cases, cases.c.id == clip_links.c.case_id)
+        .where(clip_links.c.clip_id.in_(ids), clip_links.c.removed_at.is_(None))
+    )
+    if user is not None:
+        case_query = case_query.where(visible_case_clause(user))
+    linked: dict[int, list[str]] = {}
+    for clip_id, number in connection.execute(case_query):
+        if number not in linked.setdefault(clip_id, []):
+            linked[clip_id].append(number)
+    hits = []
+    for clip_id in ids:
+        r = rows.get(clip_id)
+        if r is None:
+            continue
+        hits.append(
+            ClipHit(
+                id=r.id,
+                sha256=r.sha256,
+                original_name=r.original_name,
+                media_type=str(r.media_type),
+                status=str(r.status),
+                size=r.size,
+                officer=r.badge_number,
+                officer_name=r.officer_name,
+                device=r.serial,
+                utc_start=r.utc_start,
+                utc_end=r.utc_end,
+                duration_s=r.duration_s,
+                transfer_id=r.transfer_id,
+                late_handover=bool(r.late_handover),
+                poster=r.id in posters,
+                flags=sorted(flags.get(r.id, [])),
+                cases=linked.get(r.id, []),
+            )
+        )
+    return hits

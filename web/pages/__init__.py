@@ -1,0 +1,10 @@
+"""The server-rendered pages (Jinja2), one module per area. Every string comes from the message
+catalogue (`web.i18n`)."""
+
+from fastapi import APIRouter
+
+from web.pages import admin, cases, footage, reports, signin, supervision
+
+router = APIRouter(include_in_schema=False)
+for area in (signin, footage, cases, reports, supervision, admin):
+    router.include_router(area.router)
