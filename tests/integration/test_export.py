@@ -40,7 +40,8 @@ from evidence_store.settings import load_settings
 from retention.policy import add_months
 from retention.run import run_retention
 from tests import factories
-from tests.conftest import FixedClock, run_cli
+from tests.conftest import run_cli
+from tests.fakes import FixedClock
 from tests.fixtures.filesystems import mounted_xfs, used_bytes
 from tests.fixtures.media import make_video, sha256_of
 from tests.fixtures.services import require

@@ -37,7 +37,8 @@ from evidence_store.domain.model import (
     DerivativeKind,
 )
 from tests import factories
-from tests.conftest import REPO, FixedClock
+from tests.conftest import REPO
+from tests.fakes import FixedClock
 from web.access import PERMISSIONS, Permission, Role, User
 from web.app import create_app
 from web.auth import WebConfig, create_user

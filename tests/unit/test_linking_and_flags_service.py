@@ -128,4 +128,6 @@ def test_partial_footage_is_flagged_with_its_numbers() -> None:
     assert open_flags(station) == {("starts_late", document, None)}
     with station.engine.connect() as connection:
         details = connection.scalar(select(compliance_flags.c.details))
+    assert details is not None
     assert details["document_kind"] == "现场检查笔录"
+    assert details["uncovered_seconds"] == 12 * 60
