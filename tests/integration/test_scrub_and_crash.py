@@ -87,9 +87,9 @@ CRASH_SCRIPT = textwrap.dedent(
     from datetime import datetime
     from sqlalchemy.orm import Session
     from evidence_store.bootstrap import open_station
-    from evidence_store.domain.model import Clip, MediaType
     from evidence_store.originals import store_original
     from evidence_store.settings import load_settings
+    from tests.factories import clip_maker
 
     station = open_station(load_settings())
 
@@ -104,8 +104,7 @@ CRASH_SCRIPT = textwrap.dedent(
         store_original(
             source=io.BytesIO(sys.argv[1].encode() * 1000), blobs=station.blobs, session=session,
             audit=station.audit, clock=station.clock, actor="crash-test",
-            make_clip=lambda sha, size, now: Clip(sha256=sha, size=size, media_type=MediaType.VIDEO,
-                                                  original_name="crash.MP4", ingested_at=now),
+            make_clip=clip_maker(original_name="crash.MP4"),
         )
     print("NOT KILLED")
     """
