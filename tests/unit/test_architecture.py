@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ast
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -121,20 +121,24 @@ def _targets(importer: str, is_package: bool, node: ast.Import | ast.ImportFrom)
         yield submodule if submodule in modules else base
 
 
+def imports_in(source: str, name: str, path: Path) -> Iterator[Import]:
+    """Every import of one module's source, at any depth (in functions, under `if`), resolved."""
+    is_package = path.name == "__init__.py"
+    for node in ast.walk(ast.parse(source, filename=str(path))):
+        if not isinstance(node, ast.Import | ast.ImportFrom):
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            continue
+        text = ast.unparse(node)
+        for target in dict.fromkeys(_targets(name, is_package, node)):
+            yield Import(path, node.lineno, text, name, target)
+
+
 @cache
 def all_imports() -> tuple[Import, ...]:
     found: list[Import] = []
     for name, path in project_modules().items():
-        source = path.read_text(encoding="utf-8")
-        is_package = path.name == "__init__.py"
-        for node in ast.walk(ast.parse(source, filename=str(path))):
-            if not isinstance(node, ast.Import | ast.ImportFrom):
-                continue
-            if isinstance(node, ast.ImportFrom) and node.module == "__future__":
-                continue
-            text = ast.unparse(node)
-            for target in dict.fromkeys(_targets(name, is_package, node)):
-                found.append(Import(path.relative_to(REPO), node.lineno, text, name, target))
+        found.extend(imports_in(path.read_text(encoding="utf-8"), name, path.relative_to(REPO)))
     return tuple(found)
 
 
@@ -246,33 +250,83 @@ def test_the_scan_sees_the_project() -> None:
     assert any(
         i.importer == "retention.policy" and i.target == "evidence_store.domain.model" for i in all_imports()
     )
-    # function-level imports count too: bootstrap imports the S3 store lazily
-    assert any(
-        i.importer == "evidence_store.bootstrap" and i.target == "evidence_store.blobs.s3"
-        for i in all_imports()
+
+
+def test_imports_in_functions_and_relative_imports_count() -> None:
+    source = (
+        "from __future__ import annotations\n"
+        "import sqlalchemy.orm\n"
+        "from . import policy\n"
+        "def later():\n"
+        "    from ..evidence_store.domain import model\n"
+        "    if True:\n"
+        "        from evidence_store.db.tables import clips\n"
     )
+    found = [
+        (i.line, i.target) for i in imports_in(source, "retention.example", Path("retention/example.py"))
+    ]
+    assert found == [
+        (2, "sqlalchemy"),
+        (3, "retention.policy"),
+        (5, "evidence_store.domain.model"),
+        (7, "evidence_store.db.tables"),
+    ]
 
 
-def test_the_core_imports_only_the_core() -> None:
+def core_problems(imports: Iterable[Import]) -> list[str]:
     problems = []
-    for i in all_imports():
+    for i in imports:
         if not is_core(i.importer):
             continue
         if is_project(i.target) and not is_core(i.target):
             problems.append(f"{i.where()}: the core imports non-core module {i.target}")
         elif not is_project(i.target) and i.target in ADAPTER_LIBRARIES:
             problems.append(f"{i.where()}: the core imports adapter library {i.target}")
+    return problems
+
+
+def layer_problems(imports: Iterable[Import]) -> list[str]:
+    modules = project_modules()
+    return [
+        f"{i.where()}: {layer(i.importer)} (layer {RANKS[layer(i.importer)]}) imports "
+        f"{i.target} ({layer(i.target)}, layer {RANKS[layer(i.target)]})"
+        for i in imports
+        if i.target in modules and RANKS[layer(i.target)] > RANKS[layer(i.importer)]
+    ]
+
+
+def test_the_core_imports_only_the_core() -> None:
+    problems = core_problems(all_imports())
     assert not problems, "\n".join(problems)
 
 
 def test_no_import_runs_up_the_layers() -> None:
-    problems = [
-        f"{i.where()}: {layer(i.importer)} (layer {RANKS[layer(i.importer)]}) imports "
-        f"{i.target} ({layer(i.target)}, layer {RANKS[layer(i.target)]})"
-        for i in project_imports()
-        if RANKS[layer(i.target)] > RANKS[layer(i.importer)]
-    ]
+    problems = layer_problems(project_imports())
     assert not problems, "\n".join(problems)
+
+
+def test_the_rules_catch_what_they_forbid() -> None:
+    """A core module reaching for the database or a service, and a service reaching up for the web,
+    are reported with their file and line."""
+    source = (
+        "from sqlalchemy import select\n"
+        "from evidence_store.db.tables import clips\n"
+        "from evidence_store.domain.model import Clip\n"
+        "import json\n"
+    )
+    core = list(imports_in(source, "evidence_store.domain.example", Path("evidence_store/domain/example.py")))
+    assert core_problems(core) == [
+        "evidence_store/domain/example.py:1: `from sqlalchemy import select`: "
+        "the core imports adapter library sqlalchemy",
+        "evidence_store/domain/example.py:2: `from evidence_store.db.tables import clips`: "
+        "the core imports non-core module evidence_store.db.tables",
+    ]
+    upward = list(imports_in("from web.app import create_app\n", "ingest.example", Path("ingest/example.py")))
+    assert layer_problems(upward) == [
+        "ingest/example.py:1: `from web.app import create_app`: "
+        "ingest (layer 2) imports web.app (web, layer 3)"
+    ]
+    assert layer_problems(imports_in("from ingest import pull\n", "workers.x", Path("workers/x.py"))) == []
 
 
 def test_no_cycle_between_packages() -> None:
