@@ -1,6 +1,7 @@
 """Building a station's records for tests, one way each: clips (with or without bytes), officers,
-devices, cases, documents, links and users. Work on a real station and on `tests.fakes.fake_station`
-alike; every function takes the station first and returns the new row's id (or what was stored)."""
+devices, cases, documents, links and users. The `add_*`/`store_*` functions work on a real station and
+on `tests.fakes.fake_station` alike, take the station first and return the new row's id (or what was
+stored); `make_clip` and `clip_maker` build the plain `Clip` dataclass."""
 
 from __future__ import annotations
 
