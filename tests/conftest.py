@@ -7,7 +7,6 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -83,13 +82,3 @@ def run_cli(
         check=False,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
-
-
-class FixedClock:
-    """A clock tests can move; services take it instead of reading the time."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from evidence_store.bootstrap import Station, initialise, open_station
-from evidence_store.db.tables import audit_events, clips, export_requests, users
-from evidence_store.domain.model import Case, CaseCategory, ClipLink, Document, ExportStatus, LinkOrigin
+from evidence_store.db.tables import audit_events, clips, export_requests
+from evidence_store.domain.model import CaseCategory, ExportStatus, LinkOrigin
 from evidence_store.errors import IntegrityError
 from evidence_store.export.package import build_package
 from evidence_store.export.verify import verify_package
@@ -39,7 +39,9 @@ from evidence_store.export.workflow import (
 from evidence_store.settings import load_settings
 from retention.policy import add_months
 from retention.run import run_retention
-from tests.conftest import FixedClock, run_cli
+from tests import factories
+from tests.conftest import run_cli
+from tests.fakes import FixedClock
 from tests.fixtures.filesystems import mounted_xfs, used_bytes
 from tests.fixtures.media import make_video, sha256_of
 from tests.fixtures.services import require
@@ -56,20 +58,7 @@ NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 def add_user(
     station: Station, username: str, role: str, *, active: bool = True, password_hash: str = "!"
 ) -> None:
-    now = station.clock()
-    with station.engine.begin() as connection:
-        connection.execute(
-            insert(users).values(
-                username=username,
-                display_name=username,
-                role=role,
-                unit=UNIT,
-                password_hash=password_hash,  # "!": no password login needed here
-                active=active,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+    factories.add_user(station, username, role, unit=UNIT, active=active, password_hash=password_hash)
 
 
 def add_people(station: Station, password_hash: str = "!") -> None:
@@ -137,37 +126,24 @@ def ingest_video(env: dict[str, str], volume: Path, seconds: float = 6) -> None:
 
 
 def add_case_with_document(station: Station, clip_id: int) -> str:
-    with station.transaction() as session:
-        case = Case(
-            number="卫监罚〔2026〕17号", title="某餐饮店未取得许可证经营案", category=CaseCategory.PUNISHMENT
-        )
-        session.add(case)
-        session.flush()
-        assert case.id is not None
-        document = Document(
-            external_id="DOC-17-1",
-            case_id=case.id,
-            kind="现场检查笔录",
-            title="现场检查笔录",
-            start=NOW - timedelta(hours=1),
-            end=NOW,
-            requires_video=True,
-        )
-        session.add(document)
-        session.flush()
-        session.add(
-            ClipLink(
-                clip_id=clip_id,
-                case_id=case.id,
-                document_id=document.id,
-                origin=LinkOrigin.MANUAL,
-                is_evidence=True,
-                reason="test",
-                created_by="test",
-                created_at=station.clock(),
-            )
-        )
-    return case.number
+    number = "卫监罚〔2026〕17号"
+    case_id = factories.add_case(
+        station, number, title="某餐饮店未取得许可证经营案", category=CaseCategory.PUNISHMENT
+    )
+    document_id = factories.add_document(
+        station,
+        "DOC-17-1",
+        case_id,
+        kind="现场检查笔录",
+        title="现场检查笔录",
+        start=NOW - timedelta(hours=1),
+        end=NOW,
+        requires_video=True,
+    )
+    factories.add_link(
+        station, clip_id, case_id, document_id=document_id, origin=LinkOrigin.MANUAL, is_evidence=True
+    )
+    return number
 
 
 def flip_byte(path: Path, where: str) -> None:

@@ -5,7 +5,6 @@ decisions by hand survive automatic linking and are audited."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +20,6 @@ from evidence_store.cases.linking_service import link_clip, link_documents, reli
 from evidence_store.db.tables import audit_events, clip_links, clips, compliance_flags, documents, officers
 from evidence_store.domain.linking import ClipSpan, DocumentWindow, link_naively
 from evidence_store.domain.model import (
-    Clip,
     ClipStatus,
     ClockStatus,
     MediaType,
@@ -31,6 +29,7 @@ from evidence_store.domain.model import (
     TransferSource,
 )
 from tests.conftest import run_cli
+from tests.factories import add_clip_row
 from workers.service import _linking_hand_off
 
 # 2026-03-02 09:00 in Asia/Shanghai
@@ -72,9 +71,9 @@ def add_clip(
 ) -> int:
     """A clip row as the dock would have recorded it (officer, corrected UTC times, clock status)."""
     owner = officer_id(station, badge) if badge else None
-    with station.transaction() as session:
-        transfer_id = None
-        if handed_over_min is not None:
+    transfer_id = None
+    if handed_over_min is not None:
+        with station.transaction() as session:
             transfer = Transfer(
                 source=TransferSource.DOCK,
                 officer_id=owner,
@@ -84,25 +83,22 @@ def add_clip(
             session.add(transfer)
             session.flush()
             transfer_id = transfer.id
-        start = at(start_min) if start_min is not None else None
-        clip = Clip(
-            sha256=hashlib.sha256(label.encode()).hexdigest(),
-            size=1000,
-            media_type=MediaType.VIDEO,
-            original_name=f"{label}.MP4",
-            officer_id=owner,
-            transfer_id=transfer_id,
-            utc_start=start,
-            utc_end=start + length_min * MIN if start is not None else None,
-            clock_status=clock,
-            status=ClipStatus.READY,
-            ingested_at=at(0),
-            late_handover=late,
-        )
-        session.add(clip)
-        session.flush()
-        assert clip.id is not None
-        return clip.id
+    start = at(start_min) if start_min is not None else None
+    return add_clip_row(
+        station,
+        label,
+        size=1000,
+        media_type=MediaType.VIDEO,
+        original_name=f"{label}.MP4",
+        officer_id=owner,
+        transfer_id=transfer_id,
+        utc_start=start,
+        utc_end=start + length_min * MIN if start is not None else None,
+        clock_status=clock,
+        status=ClipStatus.READY,
+        ingested_at=at(0),
+        late_handover=late,
+    )
 
 
 def write_cases(path: Path, cases: list[dict[str, Any]]) -> Path:

@@ -2,44 +2,24 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import random
 import subprocess
 import sys
 import textwrap
-from datetime import datetime
 
 from sqlalchemy import func, select
 
 from evidence_store.blobs.local import LocalBlobStore
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import clips
-from evidence_store.domain.model import Clip, MediaType
-from evidence_store.originals import store_original
 from tests.conftest import REPO, run_cli
-
-
-def clip_factory(name: str):
-    def make(sha256: str, size: int, now: datetime) -> Clip:
-        return Clip(sha256=sha256, size=size, media_type=MediaType.VIDEO, original_name=name, ingested_at=now)
-
-    return make
+from tests.factories import store_clip
 
 
 def store(station: Station, data: bytes, name: str = "A001_0001_20261124080000_0001.MP4") -> str:
-    with station.transaction() as session:
-        stored = store_original(
-            source=io.BytesIO(data),
-            blobs=station.blobs,
-            session=session,
-            audit=station.audit,
-            clock=station.clock,
-            make_clip=clip_factory(name),
-            actor="test",
-        )
-    return stored.sha256
+    return store_clip(station, data, original_name=name).sha256
 
 
 def flip_one_byte(path: os.PathLike[str], offset: int) -> None:
@@ -107,9 +87,9 @@ CRASH_SCRIPT = textwrap.dedent(
     from datetime import datetime
     from sqlalchemy.orm import Session
     from evidence_store.bootstrap import open_station
-    from evidence_store.domain.model import Clip, MediaType
     from evidence_store.originals import store_original
     from evidence_store.settings import load_settings
+    from tests.factories import clip_maker
 
     station = open_station(load_settings())
 
@@ -124,8 +104,7 @@ CRASH_SCRIPT = textwrap.dedent(
         store_original(
             source=io.BytesIO(sys.argv[1].encode() * 1000), blobs=station.blobs, session=session,
             audit=station.audit, clock=station.clock, actor="crash-test",
-            make_clip=lambda sha, size, now: Clip(sha256=sha, size=size, media_type=MediaType.VIDEO,
-                                                  original_name="crash.MP4", ingested_at=now),
+            make_clip=clip_maker(original_name="crash.MP4"),
         )
     print("NOT KILLED")
     """

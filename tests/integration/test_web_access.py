@@ -40,25 +40,20 @@ from evidence_store.domain.access import (
     clip_visible_to,
 )
 from evidence_store.domain.model import (
-    Case,
     CaseCategory,
     Clip,
-    ClipLink,
     ClipStatus,
     Confidentiality,
     Derivative,
     DerivativeKind,
-    Device,
-    Document,
-    MediaType,
-    Officer,
 )
 from evidence_store.domain.sampling import DrawRequest
-from evidence_store.originals import store_original
 from evidence_store.queries.visibility import clip_visible, visible_case_clause
 from evidence_store.review_holds import clips_under_review
 from evidence_store.supervision import create_draw
-from tests.conftest import REPO, FixedClock
+from tests import factories
+from tests.conftest import REPO
+from tests.fakes import FixedClock
 from web.app import create_app
 from web.auth import WebConfig
 
@@ -85,40 +80,21 @@ class World:
 
 
 def _officer(station: Station, badge: str, unit: str) -> int:
-    with station.transaction() as session:
-        officer = Officer(badge_number=badge, name=f"officer {badge}", unit=unit)
-        session.add(officer)
-        session.flush()
-        return officer.id or 0
+    return factories.add_officer(station, badge, name=f"officer {badge}", unit=unit)
 
 
 def _clip(station: Station, officer_id: int, device_id: int, start: datetime, tag: str) -> int:
-    def make(sha256: str, size: int, now: datetime) -> Clip:
-        return Clip(
-            sha256=sha256,
-            size=size,
-            media_type=MediaType.VIDEO,
-            original_name=f"{tag}.MP4",
-            officer_id=officer_id,
-            device_id=device_id,
-            utc_start=start,
-            utc_end=start + timedelta(minutes=5),
-            duration_s=300.0,
-            status=ClipStatus.READY,
-            ingested_at=now,
-        )
-
-    with station.transaction() as session:
-        stored = store_original(
-            source=io.BytesIO(f"original bytes of {tag} ".encode() * 500),
-            blobs=station.blobs,
-            session=session,
-            audit=station.audit,
-            clock=station.clock,
-            make_clip=make,
-            actor="test",
-        )
-    return stored.clip_id
+    return factories.store_clip(
+        station,
+        f"original bytes of {tag} ".encode() * 500,
+        original_name=f"{tag}.MP4",
+        officer_id=officer_id,
+        device_id=device_id,
+        utc_start=start,
+        utc_end=start + timedelta(minutes=5),
+        duration_s=300.0,
+        status=ClipStatus.READY,
+    ).clip_id
 
 
 def _derivative(station: Station, clip_id: int, kind: DerivativeKind, data: bytes, mime: str) -> None:
@@ -143,43 +119,26 @@ def _derivative(station: Station, clip_id: int, kind: DerivativeKind, data: byte
 
 
 def _case(station: Station, number: str, unit: str, level: Confidentiality, title: str) -> int:
-    with station.transaction() as session:
-        case = Case(
-            number=number,
-            title=title,
-            unit=unit,
-            category=CaseCategory.INSPECTION,
-            confidentiality=level,
-            opened_at=datetime(2026, 3, 2, 2, 0, tzinfo=UTC),
-        )
-        session.add(case)
-        session.flush()
-        return case.id or 0
+    return factories.add_case(
+        station,
+        number,
+        title=title,
+        unit=unit,
+        category=CaseCategory.INSPECTION,
+        confidentiality=level,
+        opened_at=datetime(2026, 3, 2, 2, 0, tzinfo=UTC),
+    )
 
 
 def _link(station: Station, clip_id: int, case_id: int, document_id: int | None = None) -> None:
-    with station.transaction() as session:
-        session.add(
-            ClipLink(
-                clip_id=clip_id,
-                case_id=case_id,
-                document_id=document_id,
-                created_at=station.clock(),
-                created_by="test",
-                reason="test",
-            )
-        )
+    factories.add_link(station, clip_id, case_id, document_id=document_id)
 
 
 @pytest.fixture
 def world(station: Station) -> World:
     o1 = _officer(station, "1001", "U1")
     o2 = _officer(station, "2002", "U2")
-    with station.transaction() as session:
-        device = Device(serial="DSJ-1", model="test")
-        session.add(device)
-        session.flush()
-        device_id = device.id or 0
+    device_id = factories.add_device(station, "DSJ-1", model="test")
     t0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
     clip_a = _clip(station, o1, device_id, t0, "clip-a")
     clip_b = _clip(station, o2, device_id, t0 + timedelta(hours=1), "clip-b")
@@ -196,19 +155,17 @@ def world(station: Station) -> World:
         station, "卫监-2026-U2-SECRET", "U2", Confidentiality.PERSONAL_PRIVACY, "隐私案件标题"
     )
     case_state = _case(station, "卫监-2026-STATE", "U1", Confidentiality.STATE_SECRET, "国家秘密案件标题")
-    with station.transaction() as session:
-        document = Document(
-            external_id="DOC-1",
-            case_id=case_normal,
-            kind="现场检查笔录",
-            officer_ids=[o1],
-            start=t0,
-            end=t0 + timedelta(minutes=30),
-            requires_video=True,
-        )
-        session.add(document)
-        session.flush()
-        document_id = document.id
+    document_id = factories.add_document(
+        station,
+        "DOC-1",
+        case_normal,
+        kind="现场检查笔录",
+        officer_ids=[o1],
+        start=t0,
+        end=t0 + timedelta(minutes=30),
+        requires_video=True,
+        indexed=False,  # no linking runs in this world: the officer index stays as it was, empty
+    )
     _link(station, clip_a, case_normal, document_id)
     _link(station, clip_b, case_private)
     _link(station, clip_c, case_state)

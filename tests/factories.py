@@ -1,0 +1,177 @@
+"""Building a station's records for tests, one way each: clips (with or without bytes), officers,
+devices, cases, documents, links and users. The `add_*`/`store_*` functions work on a real station and
+on `tests.fakes.fake_station` alike, take the station first and return the new row's id (or what was
+stored); `make_clip` and `clip_maker` build the plain `Clip` dataclass."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert
+
+from evidence_store.bootstrap import Station
+from evidence_store.db.tables import document_officers, users
+from evidence_store.domain.model import (
+    Case,
+    CaseCategory,
+    Clip,
+    ClipLink,
+    Device,
+    Document,
+    MediaType,
+    Officer,
+)
+from evidence_store.originals import ClipFactory, StoredOriginal, store_original
+
+T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+
+
+# -- clips --------------------------------------------------------------------------------------------
+
+
+def make_clip(*, sha256: str, size: int, ingested_at: datetime, **fields: Any) -> Clip:
+    """A `Clip` as the dock records it; any field may be given (defaults: a video with a name)."""
+    fields.setdefault("media_type", MediaType.VIDEO)
+    fields.setdefault("original_name", f"{sha256[:8]}.MP4")
+    return Clip(sha256=sha256, size=size, ingested_at=ingested_at, **fields)
+
+
+def clip_maker(**fields: Any) -> ClipFactory:
+    """The `make_clip(sha256, size, now)` that `store_original` takes, building clips with `fields`."""
+
+    def make(sha256: str, size: int, now: datetime) -> Clip:
+        return make_clip(sha256=sha256, size=size, ingested_at=now, **fields)
+
+    return make
+
+
+def store_clip(station: Station, data: bytes, *, actor: str = "test", **fields: Any) -> StoredOriginal:
+    """Store `data` as an original and record its clip (with `fields`) in the one safe order."""
+    with station.transaction() as session:
+        return store_original(
+            source=io.BytesIO(data),
+            blobs=station.blobs,
+            session=session,
+            audit=station.audit,
+            clock=station.clock,
+            make_clip=clip_maker(**fields),
+            actor=actor,
+        )
+
+
+def add_clip_row(station: Station, label: str, **fields: Any) -> int:
+    """A clip on record whose bytes are not in the store (rules over rows need no bytes); its sha256
+    is that of `label`, so the same label is the same clip."""
+    fields.setdefault("size", 1000)
+    fields.setdefault("ingested_at", station.clock())
+    fields.setdefault("original_name", f"{label}.MP4")
+    with station.transaction() as session:
+        clip = make_clip(sha256=hashlib.sha256(label.encode()).hexdigest(), **fields)
+        session.add(clip)
+        session.flush()
+        assert clip.id is not None
+        return clip.id
+
+
+# -- people and things ----------------------------------------------------------------------------------
+
+
+def add_officer(station: Station, badge: str, **fields: Any) -> int:
+    with station.transaction() as session:
+        officer = Officer(badge_number=badge, **fields)
+        session.add(officer)
+        session.flush()
+        assert officer.id is not None
+        return officer.id
+
+
+def add_device(station: Station, serial: str, **fields: Any) -> int:
+    with station.transaction() as session:
+        device = Device(serial=serial, **fields)
+        session.add(device)
+        session.flush()
+        assert device.id is not None
+        return device.id
+
+
+def add_case(station: Station, number: str, **fields: Any) -> int:
+    fields.setdefault("category", CaseCategory.INSPECTION)
+    with station.transaction() as session:
+        case = Case(number=number, **fields)
+        session.add(case)
+        session.flush()
+        assert case.id is not None
+        return case.id
+
+
+def add_document(
+    station: Station,
+    external_id: str,
+    case_id: int,
+    *,
+    start: datetime | None = None,
+    minutes: float = 30,
+    indexed: bool = True,
+    **fields: Any,
+) -> int:
+    """An enforcement document of `case_id`, by default an act that needs video, `minutes` long.
+
+    `indexed`: its officers are in the officer index too (`document_officers`, which linking reads),
+    as the case import leaves them."""
+    fields.setdefault("kind", "现场检查笔录")
+    fields.setdefault("requires_video", True)
+    if start is not None:
+        fields.setdefault("end", start + timedelta(minutes=minutes))
+    with station.transaction() as session:
+        document = Document(external_id=external_id, case_id=case_id, start=start, **fields)
+        session.add(document)
+        session.flush()
+        assert document.id is not None
+        if indexed and document.officer_ids:
+            session.execute(
+                insert(document_officers),
+                [{"document_id": document.id, "officer_id": o} for o in dict.fromkeys(document.officer_ids)],
+            )
+        return document.id
+
+
+def add_link(station: Station, clip_id: int, case_id: int, **fields: Any) -> int:
+    """A link of a clip to a case (a test's decision, unless `fields` say otherwise)."""
+    fields.setdefault("created_at", station.clock())
+    fields.setdefault("created_by", "test")
+    fields.setdefault("reason", "test")
+    with station.transaction() as session:
+        link = ClipLink(clip_id=clip_id, case_id=case_id, **fields)
+        session.add(link)
+        session.flush()
+        assert link.id is not None
+        return link.id
+
+
+def add_user(
+    station: Station,
+    username: str,
+    role: str,
+    *,
+    unit: str = "",
+    active: bool = True,
+    password_hash: str = "!",  # "!": no password login needed
+) -> None:
+    """A station user (a web account; the export workflow checks roles against these)."""
+    now = station.clock()
+    with station.engine.begin() as connection:
+        connection.execute(
+            insert(users).values(
+                username=username,
+                display_name=username,
+                role=role,
+                unit=unit,
+                password_hash=password_hash,
+                active=active,
+                created_at=now,
+                updated_at=now,
+            )
+        )
