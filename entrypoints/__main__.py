@@ -1,3 +1,5 @@
-from evidence_store.cli import main
+"""`python -m entrypoints ...` runs the `evidence` command."""
+
+from entrypoints.cli import main
 
 main()

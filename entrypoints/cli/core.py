@@ -1,57 +1,31 @@
-"""The `evidence` command line. Exit codes: 0 ok, 1 integrity problem found, 2 usage or configuration."""
+"""`evidence init|status|scrub|station` and `evidence audit verify|checkpoint|log`: the station itself."""
 
 from __future__ import annotations
 
-import getpass
 import json
-import sys
-from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy import select
 
-from evidence_store.errors import ConfigurationError, EvidenceError, IntegrityError
-from evidence_store.settings import Settings, load_settings
+from entrypoints.cli.support import (
+    EXIT_INTEGRITY,
+    cli_actor,
+    emit,
+    initialise_from,
+    json_option,
+    open_station_from,
+    settings_from,
+)
 
-EXIT_OK = 0
-EXIT_INTEGRITY = 1
-EXIT_USAGE = 2
-EXIT_FAILED = 3  # an operation failed for another reason (store unreachable, disk full)
-
-
-def cli_actor() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
-def emit(data: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]], None]) -> None:
-    if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
-    else:
-        human(data)
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
-def settings_from(ctx: click.Context) -> Settings:
-    settings = ctx.obj
-    if not isinstance(settings, Settings):
-        settings = load_settings()
-        ctx.obj = settings
-    return settings
-
-
-@click.group(help="Evidence management for body-worn camera footage.")
-def cli() -> None:
-    """Settings are read lazily so that `--help` works without a configured station."""
-
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
-
-
-@cli.command(help="Create the data directory, station key, database schema and store (idempotent).")
+@click.command(help="Create the data directory, station key, database schema and store (idempotent).")
 @json_option
 @click.pass_context
 def init(ctx: click.Context, as_json: bool) -> None:
-    from evidence_store.bootstrap import initialise
+    from evidence_store.bootstrap import initialise  # lazy: SQLAlchemy, alembic; keeps `--help` fast
 
     settings = settings_from(ctx)
     station, created = initialise(settings)
@@ -71,11 +45,11 @@ def _print_init(data: dict[str, Any]) -> None:
     click.echo(f"station ready at {data['home']} ({done})\nkey fingerprint {data['key_fingerprint']}")
 
 
-@cli.command(help="Show the station's configuration and what it holds.")
+@click.command(help="Show the station's configuration and what it holds.")
 @json_option
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
-    from evidence_store.status import station_status
+    from evidence_store.status import station_status  # lazy: SQLAlchemy; keeps `--help` fast
 
     data = station_status(settings_from(ctx))
     emit(data, as_json, _print_status)
@@ -91,7 +65,7 @@ def _print_status(data: dict[str, Any]) -> None:
             click.echo(f"{key}: {value}")
 
 
-@cli.group(help="The tamper-evident audit log.")
+@click.group(help="The tamper-evident audit log.")
 def audit() -> None:
     pass
 
@@ -101,10 +75,9 @@ def audit() -> None:
 @json_option
 @click.pass_context
 def audit_verify(ctx: click.Context, all_signatures: bool, as_json: bool) -> None:
-    from evidence_store.audit import verify_audit_log
-    from evidence_store.bootstrap import open_station
+    from evidence_store.audit import verify_audit_log  # lazy: SQLAlchemy, cryptography; `--help` fast
 
-    station = open_station(settings_from(ctx))
+    station = open_station_from(ctx)
     verdict = verify_audit_log(station.engine, station.key, all_signatures=all_signatures)
     first = verdict.first_problem
     data = {
@@ -141,9 +114,7 @@ def _print_verdict(data: dict[str, Any]) -> None:
 @json_option
 @click.pass_context
 def audit_checkpoint(ctx: click.Context, as_json: bool) -> None:
-    from evidence_store.bootstrap import open_station
-
-    station = open_station(settings_from(ctx))
+    station = open_station_from(ctx)
     with station.transaction() as session:
         checkpoint = station.audit.checkpoint_now(session)
         data: dict[str, Any] = (
@@ -174,22 +145,40 @@ def audit_checkpoint(ctx: click.Context, as_json: bool) -> None:
 def audit_log(
     ctx: click.Context, limit: int, object_ref: str | None, action: str | None, as_json: bool
 ) -> None:
-    from evidence_store.bootstrap import open_station
-    from evidence_store.db.tables import audit_events
-
-    station = open_station(settings_from(ctx))
-    query = select(audit_events).order_by(audit_events.c.seq.desc()).limit(limit)
+    object_type = object_id = None
     if object_ref:
         object_type, _, object_id = object_ref.partition(":")
         if not object_id:
             raise click.UsageError("--object takes TYPE:ID, e.g. clip:12")
+    station = open_station_from(ctx)
+    try:
+        events = newest_audit_events(
+            station.engine, limit=limit, object_type=object_type, object_id=object_id, action=action
+        )
+    finally:
+        station.close()
+    emit({"events": events}, as_json, _print_events)
+
+
+def newest_audit_events(
+    engine: Engine, *, limit: int, object_type: str | None, object_id: str | None, action: str | None
+) -> list[dict[str, Any]]:
+    """The `audit log` listing: newest first, optionally of one object and one action.
+
+    The command's own SQL, kept apart until it reuses the audit browsing query the web page uses.
+    """
+    from sqlalchemy import select  # lazy: SQLAlchemy; keeps `--help` fast
+
+    from evidence_store.db.tables import audit_events  # lazy: SQLAlchemy; keeps `--help` fast
+
+    query = select(audit_events).order_by(audit_events.c.seq.desc()).limit(limit)
+    if object_type is not None:
         query = query.where(audit_events.c.object_type == object_type, audit_events.c.object_id == object_id)
     if action:
         query = query.where(audit_events.c.action == action)
-    with station.engine.connect() as connection:
+    with engine.connect() as connection:
         rows = connection.execute(query).all()
-    station.close()
-    events = [
+    return [
         {
             "seq": r.seq,
             "at": r.at,
@@ -201,7 +190,6 @@ def audit_log(
         }
         for r in rows
     ]
-    emit({"events": events}, as_json, _print_events)
 
 
 def _print_events(data: dict[str, Any]) -> None:
@@ -209,16 +197,15 @@ def _print_events(data: dict[str, Any]) -> None:
         click.echo(f"{e['seq']:>8} {e['at']} {e['actor']:<20} {e['action']:<24} {e['object']}")
 
 
-@cli.command(
+@click.command(
     help="Re-hash every stored blob; report altered, missing and orphan blobs (exit 1 if any is lost)."
 )
 @json_option
 @click.pass_context
 def scrub(ctx: click.Context, as_json: bool) -> None:
-    from evidence_store.bootstrap import open_station
-    from evidence_store.scrub import scrub as run_scrub
+    from evidence_store.scrub import scrub as run_scrub  # lazy: SQLAlchemy; keeps `--help` fast
 
-    station = open_station(settings_from(ctx))
+    station = open_station_from(ctx)
     report = run_scrub(station, actor=cli_actor())
     station.close()
     emit(report.as_dict(), as_json, _print_scrub)
@@ -240,123 +227,13 @@ def _print_scrub(data: dict[str, Any]) -> None:
     click.echo("OK" if data["ok"] else "INTEGRITY PROBLEM FOUND")
 
 
-@cli.command(help="Run the station: initialise, then serve the status page and API.")
+@click.command(help="Run the station: initialise, then serve the status page and API.")
 @click.option("--host", default=None, help="Listen address (default: settings web_host).")
 @click.option("--port", default=None, type=int, help="Listen port (default: settings web_port).")
 @click.pass_context
 def station(ctx: click.Context, host: str | None, port: int | None) -> None:
-    from evidence_store.bootstrap import initialise
-    from evidence_store.station import run_station
+    from entrypoints.station import run_station  # lazy: uvicorn, FastAPI; keeps `--help` fast
 
     settings = settings_from(ctx)
-    running, _created = initialise(settings)
+    running = initialise_from(ctx)
     run_station(running, host=host or settings.web_host, port=port or settings.web_port)
-
-
-def fail(message: str, code: int) -> NoReturn:
-    click.echo(f"evidence: error: {message}", err=True)
-    raise SystemExit(code)
-
-
-def user_option(
-    command: Callable[..., Any], *, help: str = "Who acts (a station user name)."
-) -> Callable[..., Any]:
-    """`--user NAME` and how that user proves it is them (the password, typed or on stdin); with
-    `open_station_as`, for every command that acts as a named user."""
-    command = click.option(
-        "--password-stdin",
-        is_flag=True,
-        help="Read the user's password from the first line of stdin (default: prompt on the terminal).",
-    )(command)
-    return click.option("--user", "user", required=True, help=help, callback=_stored_user_name)(command)
-
-
-def _stored_user_name(_ctx: click.Context, _param: click.Parameter, name: str) -> str:
-    """`--user INV1` names the user stored as `inv1`, for the password check and every step after it."""
-    from evidence_store.credentials import normalise_username
-
-    return normalise_username(name)
-
-
-def read_password(user: str, from_stdin: bool) -> str:
-    """The user's password: the first line of stdin, or typed on the terminal; never guessed empty."""
-    if from_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-        if not password:  # a script's mistake: refused before it counts as a failed attempt
-            fail(f"--password-stdin: no password of {user!r} on the first line of stdin", EXIT_USAGE)
-        return password
-    if not sys.stdin.isatty():
-        fail(f"the password of {user!r} is needed: run on a terminal, or pass --password-stdin", EXIT_USAGE)
-    return str(click.prompt(f"password of {user}", hide_input=True, err=True))
-
-
-def open_station_as(ctx: click.Context, user: str, password_stdin: bool) -> Any:
-    """The station, once `user` has proved who they are with their station password.
-
-    The roles of the workflow (investigator requests, approver approves; R12) only separate duties
-    if the name given is checked: the same rate-limited, audited check as the web login.
-    """
-    from evidence_store.bootstrap import open_station
-    from evidence_store.credentials import CredentialsRefused, check_credentials, load_limits
-
-    password = read_password(user, password_stdin)
-    station = open_station(settings_from(ctx))
-    try:
-        with station.engine.connect() as connection:
-            limits = load_limits(connection)
-        check_credentials(station, user, password, client=cli_actor(), limits=limits, channel="cli")
-    except CredentialsRefused as exc:
-        station.close()
-        fail(str(exc), EXIT_USAGE)
-    except BaseException:
-        station.close()
-        raise
-    return station
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: one clear line and a defined exit code for every failure the user can act on."""
-    try:
-        cli.main(args=argv, prog_name="evidence", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        raise SystemExit(exc.exit_code) from None
-    except click.ClickException as exc:
-        exc.show()
-        raise SystemExit(EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code) from None
-    except click.exceptions.Abort:
-        fail("aborted", EXIT_USAGE)
-    except ConfigurationError as exc:
-        fail(str(exc), EXIT_USAGE)
-    except IntegrityError as exc:
-        fail(str(exc), EXIT_INTEGRITY)
-    except EvidenceError as exc:
-        fail(str(exc), EXIT_FAILED)
-    sys.exit(EXIT_OK)
-
-
-def _register_commands() -> None:
-    """Commands of the other packages; their heavy imports happen inside the commands."""
-    from evidence_store.cases.cli import cases_group, report_group
-    from evidence_store.export.cli import export_group, verify_command
-    from ingest.cli import dock_command, import_command
-    from retention.cli import hold_group, retention_group
-    from web.cli import clips_group, users_group, web_command
-    from workers.cli import jobs_command, process_command, worker_command
-
-    cli.add_command(import_command)
-    cli.add_command(dock_command)
-    cli.add_command(worker_command)
-    cli.add_command(process_command)
-    cli.add_command(jobs_command)
-    cli.add_command(retention_group)
-    cli.add_command(hold_group)
-    cli.add_command(cases_group)
-    cli.add_command(report_group)
-    cli.add_command(web_command)
-    cli.add_command(users_group)
-    cli.add_command(clips_group)
-    cli.add_command(export_group)
-    cli.add_command(verify_command)
-
-
-_register_commands()
