@@ -28,7 +28,7 @@ def cli() -> None:
     """Settings are read lazily so that `--help` works without a configured station."""
 
 
-for command in (
+COMMANDS: tuple[click.Command, ...] = (
     core.init,
     core.status,
     core.audit,
@@ -48,8 +48,9 @@ for command in (
     web.clips_group,
     export.export_group,
     export.verify_command,
-):
-    cli.add_command(command)
+)
+for _command in COMMANDS:
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

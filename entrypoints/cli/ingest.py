@@ -105,7 +105,7 @@ def import_command(
     else:
         print_summary(data)
     if summary.outcome is not TransferOutcome.COMPLETE:
-        raise SystemExit(EXIT_INTEGRITY if summary.files_failed else 3)
+        raise SystemExit(EXIT_INTEGRITY if summary.files_failed else EXIT_FAILED)
 
 
 class _DockProgress:
