@@ -158,7 +158,7 @@ def station_env(home: Path, redis_url: str) -> dict[str, str]:
 
 def evidence(args: list[str], env: dict[str, str]) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "evidence_store", *args],
+        [sys.executable, "-m", "entrypoints", *args],
         env=env,
         cwd=REPO,
         capture_output=True,
@@ -231,7 +231,7 @@ def one_run(work: Path, clips: list[Path], processes: int, threads: int, timeout
         started = time.perf_counter()
         command = ["worker", "--processes", str(processes), "--threads", str(threads)]
         worker = subprocess.Popen(
-            [sys.executable, "-m", "evidence_store", *command],
+            [sys.executable, "-m", "entrypoints", *command],
             env=env,
             cwd=REPO,
             stdin=subprocess.DEVNULL,

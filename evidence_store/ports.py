@@ -1,4 +1,5 @@
-"""Ports: the small interfaces the services depend on. Adapters implement them; `bootstrap` wires them."""
+"""Ports: the small interfaces the services depend on. Adapters implement them; `bootstrap` and the entry
+layer (`entrypoints.wiring`) choose and wire them."""
 
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ from ingest.devices.udev import (
 )
 from ingest.mount import ReadOnlyMount, ReadWriteMount
 from ingest.pull import PullProgress, PullRequest, TransferSummary, pull
-from ingest.service import choose_profile, make_processing_queue
+from ingest.service import choose_profile
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class Dock:
         self,
         station: Station,
         *,
-        queue: ProcessingQueue | None = None,
+        queue: ProcessingQueue,
         accept_loop: bool = False,
         max_concurrent: int | None = None,
         on_result: ResultCallback | None = None,
@@ -152,7 +152,7 @@ class Dock:
     ) -> None:
         self.station = station
         self.settings = station.settings
-        self.queue = queue or make_processing_queue(station)
+        self.queue = queue  # chosen by the entry layer (entrypoints.wiring)
         self.accept_loop = accept_loop
         self.max_concurrent = max_concurrent or self.settings.dock_max_concurrent
         self.on_result = on_result

@@ -1,4 +1,4 @@
-"""Choosing a profile for a volume and wiring the pull's collaborators."""
+"""Choosing a recorder profile for a volume."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 
 from evidence_store.bootstrap import Station
 from evidence_store.errors import ConfigurationError
-from evidence_store.ports import NoProcessingQueue, ProcessingQueue
 from ingest.devices.catalog import load_profiles, profile_named
 from ingest.devices.profiles import ProfileError, RecorderProfile, VolumeFacts, match_profile
 
@@ -42,13 +41,3 @@ def choose_profile(
             "no recorder profile matches this volume and no generic profile is installed"
         )
     return profile, facts
-
-
-def make_processing_queue(station: Station) -> ProcessingQueue:
-    """New clips are offered to the workers over Redis; without a queue they wait, by status, for
-    `evidence process`."""
-    if station.settings.processing_queue == "none":
-        return NoProcessingQueue()
-    from workers.queue import DramatiqProcessingQueue
-
-    return DramatiqProcessingQueue()

@@ -72,7 +72,7 @@ def run_cli(
 ) -> CliResult:
     """Run the real `evidence` command in a child process, as a user would."""
     proc = subprocess.run(
-        [sys.executable, "-m", "evidence_store", *args],
+        [sys.executable, "-m", "entrypoints", *args],
         env=env,
         input=input,
         capture_output=True,

@@ -23,18 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-# `web/cli.py` still imports the account functions from here; issue 14 moves it to
-# `entrypoints/cli/web.py`, which imports them from `evidence_store.accounts` (then all but
-# `user_from_row` go).
-from evidence_store.accounts import (
-    AccountError,
-    create_user,
-    list_users,
-    reset_password,
-    set_active,
-    set_role,
-    user_from_row,
-)
+from evidence_store.accounts import user_from_row
 from evidence_store.bootstrap import Station
 from evidence_store.credentials import CredentialsRefused, LoginLimits, check_credentials
 from evidence_store.db.tables import users, web_sessions, web_settings
@@ -241,23 +230,15 @@ def tokens_match(expected: str, given: str | None) -> bool:
 
 
 __all__ = [
-    # with AccountError, create_user, list_users, reset_password, set_active, set_role: re-exported
-    # for `web/cli.py` only (see the import above)
-    "AccountError",
     "ActiveSession",
     "ConfigCache",
     "LoginRefused",
     "NewSession",
     "WebConfig",
-    "create_user",
-    "list_users",
     "load_config",
     "load_session",
     "login",
     "logout",
-    "reset_password",
-    "set_active",
-    "set_role",
     "token_id",
     "tokens_match",
 ]

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import Response
 
+from evidence_store.clip_search import recorded_search
 from evidence_store.clip_verification import verify_now
 from evidence_store.domain.access import Permission
 from evidence_store.domain.model import ClipStatus, DerivativeKind, MediaType
@@ -21,7 +22,7 @@ from evidence_store.queries.clips import (
     derivative_for,
     verification_state,
 )
-from evidence_store.queries.search import MAX_LIMIT, ClipQuery, SearchPage, search_clips
+from evidence_store.queries.search import MAX_LIMIT, ClipQuery, SearchPage
 from evidence_store.queries.visibility import clip_visible, may_download_original
 from web.context import Ctx
 from web.errors import NoDerivative
@@ -96,15 +97,9 @@ def clip_query(ctx: Ctx, values: Mapping[str, Any]) -> ClipQuery:
 def run_search(ctx: Ctx, query: ClipQuery) -> SearchPage:
     user = ctx.require(Permission.CLIP_SEARCH)
     query.limit = min(query.limit, MAX_LIMIT)
-    with ctx.station.engine.connect() as connection:
-        page = search_clips(connection, query, user)
+    actor = ctx.session.user.actor if ctx.session else "web:anonymous"
+    page = recorded_search(ctx.station, query, user, actor=actor, source=ctx.client)
     ids = [hit.id for hit in page.hits]
-    ctx.audit(
-        "clip.searched",
-        "search",
-        "clips",
-        {"filters": query.filters(), "sort": query.sort, "offset": query.offset, "results": ids},
-    )
     session_id = ctx.session.id if ctx.session else ""
     for clip_id in ids:  # the thumbnails of these results are covered by this event
         ctx.web.seen.mark((session_id, clip_id, "image"))

@@ -1,4 +1,4 @@
-"""The dramatiq broker: Redis from the settings (a stub broker when EVIDENCE_* says so in tests)."""
+"""The dramatiq broker over Redis, from the settings (`EVIDENCE_REDIS_URL`); tests run a real Redis."""
 
 from __future__ import annotations
 

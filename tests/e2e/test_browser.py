@@ -70,7 +70,7 @@ def served_station(tmp_path: Path) -> Iterator[dict[str, Any]]:
         done = run_cli(args, env, timeout=600)
         assert done.code == 0, (args, done.stderr)
     added = subprocess.run(
-        [sys.executable, "-m", "evidence_store", "users", "add", "custodian1", "--role", "custodian",
+        [sys.executable, "-m", "entrypoints", "users", "add", "custodian1", "--role", "custodian",
          "--unit", UNIT, "--name", "证据管理员", "--password-stdin"],
         env=env, input=PASSWORD + "\n", capture_output=True, text=True, cwd=REPO, timeout=120, check=False,
     )  # fmt: skip
@@ -79,7 +79,7 @@ def served_station(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "evidence_store", "web", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "entrypoints", "web", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         cwd=REPO,
         stdout=subprocess.PIPE,

@@ -39,7 +39,7 @@ class DockProcess:
         self.log = log
         self._log_handle = log.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "evidence_store", "dock", "--json", *args],
+            [sys.executable, "-m", "entrypoints", "dock", "--json", *args],
             env=env,
             cwd=REPO,
             stdout=subprocess.PIPE,

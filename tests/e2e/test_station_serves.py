@@ -25,7 +25,7 @@ def test_station_starts_on_embedded_defaults_and_serves(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
     env.update({"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_STATION_NAME": "dock-e2e"})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "evidence_store", "station", "--port", str(port)],
+        [sys.executable, "-m", "entrypoints", "station", "--port", str(port)],
         env=env,
         cwd=REPO,
         stdout=subprocess.PIPE,

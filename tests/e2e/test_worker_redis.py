@@ -71,7 +71,7 @@ class Worker:
         self._handle = log.open("w")
         command = ["worker", "--processes", str(processes), "--threads", str(threads)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "evidence_store", *command],
+            [sys.executable, "-m", "entrypoints", *command],
             env=env,
             cwd=REPO,
             stdin=subprocess.DEVNULL,

@@ -8,8 +8,6 @@ import io
 import json
 import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,7 +50,7 @@ from evidence_store.queries.visibility import clip_visible, visible_case_clause
 from evidence_store.review_holds import clips_under_review
 from evidence_store.supervision import create_draw
 from tests import factories
-from tests.conftest import REPO
+from tests.conftest import REPO, run_cli
 from tests.fakes import FixedClock
 from web.app import create_app
 from web.auth import WebConfig
@@ -974,43 +972,32 @@ def test_the_dashboard_shows_processing_and_transfers(world: World) -> None:
 # -- the command line ---------------------------------------------------------------------------------------
 
 
-def evidence(args: list[str], env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "evidence_store", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-        check=False,
-    )
-
-
 def test_users_and_clips_search_on_the_command_line(world: World, station_env: dict[str, str]) -> None:
-    done = evidence(
+    done = run_cli(
         ["users", "add", "chief", "--role", "admin", "--unit", "U1", "--password-stdin"],
         station_env,
-        stdin=PASSWORD + "\n",
+        input=PASSWORD + "\n",
     )
-    assert done.returncode == 0, done.stderr
-    weak = evidence(["users", "add", "weak", "--role", "admin", "--password-stdin"], station_env, "short\n")
-    assert weak.returncode == 2 and "at least" in weak.stderr
-    listed = json.loads(evidence(["users", "list", "--json"], station_env).stdout)["users"]
+    assert done.code == 0, done.stderr
+    weak = run_cli(
+        ["users", "add", "weak", "--role", "admin", "--password-stdin"], station_env, input="short\n"
+    )
+    assert weak.code == 2 and "at least" in weak.stderr
+    listed = json.loads(run_cli(["users", "list", "--json"], station_env).stdout)["users"]
     assert {u["username"] for u in listed} >= {"chief", "officer", "custodian-u2"}
-    assert evidence(["users", "set-role", "chief", "auditor"], station_env).returncode == 0
-    assert evidence(["users", "disable", "chief"], station_env).returncode == 0
+    assert run_cli(["users", "set-role", "chief", "auditor"], station_env).code == 0
+    assert run_cli(["users", "disable", "chief"], station_env).code == 0
     client = client_for(world.station)
     token = client.get("/api/csrf").json()["csrf_token"]
     refused = client.post(
         "/api/login", json={"username": "chief", "password": PASSWORD}, headers={"X-CSRF-Token": token}
     )
     assert refused.status_code == 401
-    assert evidence(["users", "disable", "chief", "--enable"], station_env).returncode == 0
-    reset = evidence(
-        ["users", "reset-password", "chief", "--password-stdin"], station_env, "another long one\n"
+    assert run_cli(["users", "disable", "chief", "--enable"], station_env).code == 0
+    reset = run_cli(
+        ["users", "reset-password", "chief", "--password-stdin"], station_env, input="another long one\n"
     )
-    assert reset.returncode == 0
+    assert reset.code == 0
     assert login(client, "chief", "another long one")
     actions = [e.action for e in events(world.station, object_type="user", object_id="chief")]
     assert actions[:5] == [
@@ -1020,12 +1007,12 @@ def test_users_and_clips_search_on_the_command_line(world: World, station_env: d
         "auth.login_failed",
         "user.enabled",
     ]
-    found = evidence(["clips", "search", "--officer", "2002", "--json"], station_env)
-    assert found.returncode == 0, found.stderr
+    found = run_cli(["clips", "search", "--officer", "2002", "--json"], station_env)
+    assert found.code == 0, found.stderr
     ids = [hit["id"] for hit in json.loads(found.stdout)["items"]]
     assert ids == [world.clip_d, world.clip_b]  # newest first
     prefix = client_sha(world.station, world.clip_b)[:6]
-    found = json.loads(evidence(["clips", "search", "--sha256", prefix, "--json"], station_env).stdout)
+    found = json.loads(run_cli(["clips", "search", "--sha256", prefix, "--json"], station_env).stdout)
     assert world.clip_b in [hit["id"] for hit in found["items"]]
-    assert evidence(["clips", "search", "--sha256", "xyz"], station_env).returncode == 2
+    assert run_cli(["clips", "search", "--sha256", "xyz"], station_env).code == 2
     assert events(world.station, "clip.searched")[-1].actor.startswith("cli:")

@@ -125,3 +125,32 @@ def test_worker_start_with_redis_down_fails_in_one_line_and_plans_nothing(
     assert "Traceback" not in started.stderr, started.stderr
     assert clip_statuses(station) == {"notes.txt": ClipStatus.INGESTED}
     assert job_ids(station) == {}
+
+
+def test_jobs_retry_with_redis_down_says_why_the_job_was_not_sent(
+    station: Station, station_env: dict[str, str], tmp_path: Path
+) -> None:
+    down = {
+        **station_env,
+        "EVIDENCE_PROCESSING_QUEUE": "redis",
+        "EVIDENCE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+    }
+    import_files(down, tmp_path / "volume", {"notes.txt": b"x"})
+    plan_clips(station, [clip_ids(station)["notes.txt"]])
+    (job,) = job_ids(station).values()
+    with station.engine.begin() as connection:
+        connection.execute(
+            update(processing_jobs).where(processing_jobs.c.id == job).values(status=JobStatus.FAILED)
+        )
+
+    retried = run_cli(["jobs", "retry", str(job)], down)
+
+    assert retried.code == 0, (retried.stdout, retried.stderr)
+    assert f"job {job} is pending again" in retried.stdout
+    # the reason is reported, not dropped: the operator sees Redis is the problem
+    assert "not sent to the workers" in retried.stdout and "Connection refused" in retried.stdout, (
+        retried.stdout
+    )
+    with station.engine.connect() as connection:
+        status = connection.execute(select(processing_jobs.c.status).where(processing_jobs.c.id == job))
+        assert status.scalar_one() == JobStatus.PENDING

@@ -9,7 +9,15 @@ from typing import Any
 
 import click
 
-from evidence_store.cli import user_option
+from entrypoints.cli.support import (
+    EXIT_USAGE,
+    cli_actor,
+    fail,
+    open_station_as,
+    open_station_from,
+    user_option,
+)
+from evidence_store.errors import NotFoundError
 
 EXIT_NEEDS_CONFIRMATION = 4
 
@@ -38,11 +46,9 @@ def retention_group() -> None:
 def run_command(
     ctx: click.Context, dry_run: bool, now_text: str | None, confirm_run_id: int | None, as_json: bool
 ) -> None:
-    from evidence_store.bootstrap import open_station
-    from evidence_store.cli import cli_actor, settings_from
-    from retention.run import ConfirmationNeeded, run_retention
+    from retention.run import ConfirmationNeeded, run_retention  # lazy: SQLAlchemy; keeps `--help` fast
 
-    station = open_station(settings_from(ctx))
+    station = open_station_from(ctx)
     now = _parse_now(now_text) or station.clock()
     try:
         report = run_retention(
@@ -108,32 +114,13 @@ def _emit(data: dict[str, Any], as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def runs_command(ctx: click.Context, limit: int, as_json: bool) -> None:
-    from sqlalchemy import select
+    from retention.history import list_runs  # lazy: SQLAlchemy; keeps `--help` fast
 
-    from evidence_store.bootstrap import open_station
-    from evidence_store.cli import settings_from
-    from evidence_store.db.tables import retention_runs
-
-    station = open_station(settings_from(ctx))
-    with station.engine.connect() as connection:
-        rows = connection.execute(
-            select(retention_runs).order_by(retention_runs.c.id.desc()).limit(limit)
-        ).all()
-    station.close()
-    runs = [
-        {
-            "run_id": r.id,
-            "status": r.status,
-            "dry_run": r.dry_run,
-            "as_of": r.as_of.isoformat(),
-            "started_at": r.started_at.isoformat(),
-            "finished_at": r.finished_at.isoformat() if r.finished_at else None,
-            "deleted": r.report.get("deleted", 0),
-            "bytes_freed": r.report.get("bytes_freed", 0),
-            "delete_by_rule": r.report.get("delete_by_rule", {}),
-        }
-        for r in rows
-    ]
+    station = open_station_from(ctx)
+    try:
+        runs = list_runs(station, limit=limit)
+    finally:
+        station.close()
     if as_json:
         click.echo(json.dumps({"runs": runs}, ensure_ascii=False, indent=2))
         return
@@ -168,8 +155,7 @@ def allow_shorter_command(
     password_stdin: bool,
     as_json: bool,
 ) -> None:
-    from evidence_store.cli import EXIT_USAGE, fail, open_station_as
-    from evidence_store.errors import NotFoundError
+    # lazy: SQLAlchemy; keeps `--help` fast
     from retention.shortening import ShorteningRefused, authorise_shortening
 
     if sum(x is not None for x in (clip_id, case_number, rule)) != 1:
@@ -199,11 +185,9 @@ def allow_shorter_command(
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def shortenings_command(ctx: click.Context, limit: int, as_json: bool) -> None:
-    from evidence_store.bootstrap import open_station
-    from evidence_store.cli import settings_from
-    from retention.shortening import list_shortenings
+    from retention.shortening import list_shortenings  # lazy: SQLAlchemy; keeps `--help` fast
 
-    station = open_station(settings_from(ctx))
+    station = open_station_from(ctx)
     items = list_shortenings(station, limit=limit)
     station.close()
     if as_json:
@@ -239,13 +223,11 @@ def hold_group() -> None:
 def hold_place(
     ctx: click.Context, clip_id: int | None, case_number: str | None, reason: str, as_json: bool
 ) -> None:
-    from evidence_store.bootstrap import open_station
-    from evidence_store.cli import cli_actor, settings_from
-    from retention.holds import place_hold
+    from retention.holds import place_hold  # lazy: SQLAlchemy; keeps `--help` fast
 
     if (clip_id is None) == (case_number is None):
         raise click.UsageError("give exactly one of --clip or --case")
-    station = open_station(settings_from(ctx))
+    station = open_station_from(ctx)
     hold_id = place_hold(station, clip_id=clip_id, case_number=case_number, reason=reason, actor=cli_actor())
     station.close()
     click.echo(json.dumps({"hold_id": hold_id}) if as_json else f"hold {hold_id} placed")
@@ -256,11 +238,9 @@ def hold_place(
 @click.option("--reason", required=True)
 @click.pass_context
 def hold_release(ctx: click.Context, hold_id: int, reason: str) -> None:
-    from evidence_store.bootstrap import open_station
-    from evidence_store.cli import cli_actor, settings_from
-    from retention.holds import release_hold
+    from retention.holds import release_hold  # lazy: SQLAlchemy; keeps `--help` fast
 
-    station = open_station(settings_from(ctx))
+    station = open_station_from(ctx)
     release_hold(station, hold_id, reason=reason, actor=cli_actor())
     station.close()
     click.echo(f"hold {hold_id} released")

@@ -7,28 +7,13 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+from entrypoints.cli.support import EXIT_USAGE, cli_actor, json_option, open_station_from, print_json
+
 reason_option = click.option("--reason", required=True, help="Why (required; kept in the audit log).")
-
-
-def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
-
-
-def _station(ctx: click.Context) -> Any:
-    from evidence_store.bootstrap import open_station
-    from evidence_store.cli import settings_from
-
-    return open_station(settings_from(ctx))
-
-
-def _actor() -> str:
-    from evidence_store.cli import cli_actor
-
-    return cli_actor()
 
 
 @click.group("cases", help="Cases, their enforcement documents, and the footage linked to them (R5-R7).")
@@ -51,15 +36,14 @@ def cases_group() -> None:
 @json_option
 @click.pass_context
 def cases_import(ctx: click.Context, file: Path, file_format: str | None, as_json: bool) -> None:
-    from evidence_store.cases.importer import ImportRejected, import_cases
-    from evidence_store.cli import EXIT_USAGE
+    from evidence_store.cases.importer import ImportRejected, import_cases  # lazy: SQLAlchemy; `--help` fast
 
-    station = _station(ctx)
+    station = open_station_from(ctx)
     try:
-        summary = import_cases(station, file, actor=_actor(), file_format=file_format)
+        summary = import_cases(station, file, actor=cli_actor(), file_format=file_format)
     except ImportRejected as rejected:
         if as_json:
-            _print_json(
+            print_json(
                 {"ok": False, "file": rejected.file, "problems": [p.as_dict() for p in rejected.problems]}
             )
         else:
@@ -69,7 +53,7 @@ def cases_import(ctx: click.Context, file: Path, file_format: str | None, as_jso
         station.close()
     data = {"ok": True, **summary.as_dict()}
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     click.echo(f"imported {file.name} ({data['format']}, {data['encoding']})")
     for what in ("cases", "documents"):
@@ -99,7 +83,7 @@ def cases_import(ctx: click.Context, file: Path, file_format: str | None, as_jso
 
 def _done(data: dict[str, Any], as_json: bool, text: str) -> None:
     if as_json:
-        _print_json(data)
+        print_json(data)
     else:
         click.echo(text)
 
@@ -114,11 +98,13 @@ def _done(data: dict[str, Any], as_json: bool, text: str) -> None:
 def cases_link(
     ctx: click.Context, clip_id: int, case_number: str, document: str | None, reason: str, as_json: bool
 ) -> None:
-    from evidence_store.cases.manual import link_manually
+    from evidence_store.cases.manual import link_manually  # lazy: SQLAlchemy; keeps `--help` fast
 
-    station = _station(ctx)
+    station = open_station_from(ctx)
     try:
-        data = link_manually(station, clip_id, case_number, document=document, reason=reason, actor=_actor())
+        data = link_manually(
+            station, clip_id, case_number, document=document, reason=reason, actor=cli_actor()
+        )
     finally:
         station.close()
     _done(
@@ -142,12 +128,12 @@ def cases_link(
 def cases_unlink(
     ctx: click.Context, clip_id: int, case_number: str, document: str | None, reason: str, as_json: bool
 ) -> None:
-    from evidence_store.cases.manual import unlink_manually
+    from evidence_store.cases.manual import unlink_manually  # lazy: SQLAlchemy; keeps `--help` fast
 
-    station = _station(ctx)
+    station = open_station_from(ctx)
     try:
         data = unlink_manually(
-            station, clip_id, case_number, document=document, reason=reason, actor=_actor()
+            station, clip_id, case_number, document=document, reason=reason, actor=cli_actor()
         )
     finally:
         station.close()
@@ -168,11 +154,11 @@ def cases_unlink(
 def cases_mark_evidence(
     ctx: click.Context, clip_id: int, case_number: str, reason: str, unmark: bool, as_json: bool
 ) -> None:
-    from evidence_store.cases.manual import mark_evidence
+    from evidence_store.cases.manual import mark_evidence  # lazy: SQLAlchemy; keeps `--help` fast
 
-    station = _station(ctx)
+    station = open_station_from(ctx)
     try:
-        data = mark_evidence(station, clip_id, case_number, reason=reason, actor=_actor(), unmark=unmark)
+        data = mark_evidence(station, clip_id, case_number, reason=reason, actor=cli_actor(), unmark=unmark)
     finally:
         station.close()
     state = "no longer evidence" if unmark else "marked as evidence"
@@ -200,9 +186,9 @@ def cases_exception(
     requested_by: str,
     as_json: bool,
 ) -> None:
-    from evidence_store.cases.manual import approve_exception
+    from evidence_store.cases.manual import approve_exception  # lazy: SQLAlchemy; keeps `--help` fast
 
-    station = _station(ctx)
+    station = open_station_from(ctx)
     try:
         data = approve_exception(
             station,
@@ -210,7 +196,7 @@ def cases_exception(
             document=document,
             reason=reason,
             approved_by=approved_by,
-            actor=_actor(),
+            actor=cli_actor(),
             requested_by=requested_by,
         )
     finally:
@@ -236,14 +222,14 @@ def cases_exception(
 @json_option
 @click.pass_context
 def cases_relink(ctx: click.Context, tolerance: float | None, all_flags: bool, as_json: bool) -> None:
-    from evidence_store.cases.linking_service import relink_all
+    from evidence_store.cases.linking_service import relink_all  # lazy: SQLAlchemy; keeps `--help` fast
 
-    station = _station(ctx)
+    station = open_station_from(ctx)
     try:
         changes = relink_all(
             station,
             timedelta(minutes=tolerance) if tolerance is not None else None,
-            actor=_actor(),
+            actor=cli_actor(),
             all_flags=all_flags,
         )
     finally:
@@ -317,15 +303,15 @@ def _print_case(view: dict[str, Any]) -> None:
 @json_option
 @click.pass_context
 def cases_show(ctx: click.Context, number: str, as_json: bool) -> None:
-    from evidence_store.cases.views import case_view
+    from evidence_store.cases.views import case_view  # lazy: SQLAlchemy; keeps `--help` fast
 
-    station = _station(ctx)
+    station = open_station_from(ctx)
     try:
         view = case_view(station, number)
     finally:
         station.close()
     if as_json:
-        _print_json(view)
+        print_json(view)
     else:
         _print_case(view)
 
@@ -337,12 +323,11 @@ def cases_show(ctx: click.Context, number: str, as_json: bool) -> None:
 )
 @click.pass_context
 def cases_timeline(ctx: click.Context, number: str, svg_path: Path) -> None:
-    from zoneinfo import ZoneInfo
-
+    # lazy: SQLAlchemy; the SVG writer pulls in xml.sax and urllib; keeps `--help` fast
     from evidence_store.cases.timeline import render_timeline
     from evidence_store.cases.views import case_view, timeline_lanes
 
-    station = _station(ctx)
+    station = open_station_from(ctx)
     try:
         view = case_view(station, number)
         zone_name = station.settings.timezone
@@ -392,12 +377,13 @@ def report_compliance(
     output_format: str,
     output: Path | None,
 ) -> None:
+    # lazy: SQLAlchemy; the report writers pull in xml.sax and urllib; keeps `--help` fast
     from evidence_store.cases.report import report_csv, report_html
     from evidence_store.cases.views import ReportFilter, compliance_report
 
     if date_to < date_from:
         raise click.BadParameter("--to is before --from", param_hint="--to")
-    station = _station(ctx)
+    station = open_station_from(ctx)
     try:
         report = compliance_report(station, ReportFilter(date_from.date(), date_to.date(), officer, unit))
     finally:

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from entrypoints.cli.support import cli_actor, open_station_from, settings_from
+
 
 @click.command("worker", help="Run the processing workers (dramatiq over Redis) until stopped.")
 @click.option(
@@ -19,12 +21,10 @@ import click
 )
 @click.pass_context
 def worker_command(ctx: click.Context, processes: int | None, threads: int | None) -> None:
-    from evidence_store.bootstrap import open_station
-    from evidence_store.cli import settings_from
-    from workers.queue import offer_waiting_work
+    from workers.queue import offer_waiting_work  # lazy: SQLAlchemy; keeps `--help` fast
 
     settings = settings_from(ctx)
-    station = open_station(settings)  # fail here, with one clear line, if the station is not usable
+    station = open_station_from(ctx)  # fail here, with one clear line, if the station is not usable
     try:
         planned, sent = offer_waiting_work(station)  # ... or if Redis does not answer
     finally:
@@ -50,11 +50,10 @@ def worker_command(ctx: click.Context, processes: int | None, threads: int | Non
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def process_command(ctx: click.Context, as_json: bool) -> None:
-    from evidence_store.bootstrap import open_station
-    from evidence_store.cli import settings_from
+    # lazy: SQLAlchemy, PyAV; keeps `--help` fast
     from workers.service import default_toolkit, failed_jobs, process_pending
 
-    station = open_station(settings_from(ctx))
+    station = open_station_from(ctx)
 
     def show(outcome: Any) -> None:
         if not as_json:
@@ -88,11 +87,9 @@ def process_command(ctx: click.Context, as_json: bool) -> None:
 def jobs_command(ctx: click.Context, failed: bool, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
-    from evidence_store.bootstrap import open_station
-    from evidence_store.cli import settings_from
-    from workers.service import failed_jobs
+    from workers.service import failed_jobs  # lazy: SQLAlchemy; keeps `--help` fast
 
-    station = open_station(settings_from(ctx))
+    station = open_station_from(ctx)
     jobs = failed_jobs(station)
     station.close()
     if as_json:
@@ -112,17 +109,19 @@ def jobs_command(ctx: click.Context, failed: bool, as_json: bool) -> None:
 @click.argument("job_id", type=int)
 @click.pass_context
 def jobs_retry(ctx: click.Context, job_id: int) -> None:
-    from evidence_store.bootstrap import open_station
-    from evidence_store.cli import cli_actor, settings_from
-    from workers.service import retry_job
+    from workers.service import retry_job  # lazy: SQLAlchemy; keeps `--help` fast
 
-    station = open_station(settings_from(ctx))
+    station = open_station_from(ctx)
     retry_job(station, job_id, actor=cli_actor())
     station.close()
     try:
-        from workers.actors import run_processing_job
+        from workers.actors import run_processing_job  # lazy: dramatiq and its Redis broker
 
         run_processing_job.send(job_id)
-        click.echo(f"job {job_id} queued again")
-    except Exception:  # Redis unreachable: `evidence process` will pick it up
-        click.echo(f"job {job_id} is pending again (run `evidence process` or start `evidence worker`)")
+    except Exception as exc:  # Redis unreachable: the job waits, by status, for `evidence process`
+        click.echo(
+            f"job {job_id} is pending again, not sent to the workers ({exc}); "
+            "run `evidence process` or start `evidence worker`"
+        )
+        return
+    click.echo(f"job {job_id} queued again")

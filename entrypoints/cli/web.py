@@ -10,6 +10,16 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from entrypoints.cli.support import (
+    EXIT_USAGE,
+    cli_actor,
+    fail,
+    initialise_from,
+    open_station_from,
+    settings_from,
+)
+from evidence_store.domain.model import ClipStatus, MediaType
+
 
 @click.command("web", help="Serve the custodian web UI and API (initialises the station first).")
 @click.option("--host", default=None, help="Listen address (default: settings web_host).")
@@ -43,28 +53,15 @@ def web_command(
     ssl_certfile: str | None,
     ssl_keyfile: str | None,
 ) -> None:
-    import logging
-
-    import uvicorn
-
-    from evidence_store.bootstrap import initialise
-    from evidence_store.cli import settings_from
-    from web.app import create_app
-    from web.auth import WebConfig
+    from entrypoints.station import run_web  # lazy: uvicorn, FastAPI; keeps `--help` fast
 
     settings = settings_from(ctx)
-    station, _created = initialise(settings)
-    defaults = WebConfig()
-    config = WebConfig(
-        session_idle_minutes=session_idle_minutes or defaults.session_idle_minutes,
-        session_max_hours=session_max_hours or defaults.session_max_hours,
-    )
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(
-        create_app(station, config=config),
+    run_web(
+        initialise_from(ctx),
         host=host or settings.web_host,
         port=port or settings.web_port,
-        log_level=settings.log_level.lower(),
+        session_idle_minutes=session_idle_minutes,
+        session_max_hours=session_max_hours,
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
     )
@@ -80,8 +77,7 @@ def _password(from_stdin: bool, confirm: bool = True) -> str:
 
 
 def _account_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    from evidence_store.cli import EXIT_USAGE, fail
-    from web.auth import AccountError
+    from evidence_store.accounts import AccountError  # lazy: SQLAlchemy, argon2; keeps `--help` fast
 
     try:
         return fn(*args, **kwargs)
@@ -120,11 +116,9 @@ def users_add(
     officer: str | None,
     password_stdin: bool,
 ) -> None:
-    from evidence_store.bootstrap import open_station
-    from evidence_store.cli import cli_actor, settings_from
-    from web.auth import create_user
+    from evidence_store.accounts import create_user  # lazy: SQLAlchemy, argon2; keeps `--help` fast
 
-    station = open_station(settings_from(ctx))
+    station = open_station_from(ctx)
     try:
         password = _password(password_stdin)
         _account_call(
@@ -147,11 +141,9 @@ def users_add(
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def users_list(ctx: click.Context, as_json: bool) -> None:
-    from evidence_store.bootstrap import open_station
-    from evidence_store.cli import settings_from
-    from web.auth import list_users
+    from evidence_store.accounts import list_users  # lazy: SQLAlchemy, argon2; keeps `--help` fast
 
-    station = open_station(settings_from(ctx))
+    station = open_station_from(ctx)
     with station.engine.connect() as connection:
         found = list_users(connection)
     station.close()
@@ -174,11 +166,9 @@ def users_list(ctx: click.Context, as_json: bool) -> None:
 def users_set_role(
     ctx: click.Context, username: str, role: str, unit: str | None, officer: str | None
 ) -> None:
-    from evidence_store.bootstrap import open_station
-    from evidence_store.cli import cli_actor, settings_from
-    from web.auth import set_role
+    from evidence_store.accounts import set_role  # lazy: SQLAlchemy, argon2; keeps `--help` fast
 
-    station = open_station(settings_from(ctx))
+    station = open_station_from(ctx)
     try:
         _account_call(set_role, station, username, role, unit=unit, officer_badge=officer, actor=cli_actor())
     finally:
@@ -191,11 +181,9 @@ def users_set_role(
 @click.option("--enable", is_flag=True)
 @click.pass_context
 def users_disable(ctx: click.Context, username: str, enable: bool) -> None:
-    from evidence_store.bootstrap import open_station
-    from evidence_store.cli import cli_actor, settings_from
-    from web.auth import set_active
+    from evidence_store.accounts import set_active  # lazy: SQLAlchemy, argon2; keeps `--help` fast
 
-    station = open_station(settings_from(ctx))
+    station = open_station_from(ctx)
     try:
         _account_call(set_active, station, username, enable, actor=cli_actor())
     finally:
@@ -208,11 +196,9 @@ def users_disable(ctx: click.Context, username: str, enable: bool) -> None:
 @click.option("--password-stdin", is_flag=True)
 @click.pass_context
 def users_reset_password(ctx: click.Context, username: str, password_stdin: bool) -> None:
-    from evidence_store.bootstrap import open_station
-    from evidence_store.cli import cli_actor, settings_from
-    from web.auth import reset_password
+    from evidence_store.accounts import reset_password  # lazy: SQLAlchemy, argon2; keeps `--help` fast
 
-    station = open_station(settings_from(ctx))
+    station = open_station_from(ctx)
     try:
         password = _password(password_stdin)
         _account_call(reset_password, station, username, password, actor=cli_actor())
@@ -282,10 +268,8 @@ def clips_search(
     offset: int,
     as_json: bool,
 ) -> None:
-    from evidence_store.bootstrap import open_station
-    from evidence_store.cli import EXIT_USAGE, cli_actor, fail, settings_from
-    from evidence_store.domain.model import ClipStatus, MediaType
-    from web.search import ClipQuery, SearchError, search_clips
+    from evidence_store.clip_search import recorded_search  # lazy: SQLAlchemy; keeps `--help` fast
+    from evidence_store.queries.search import ClipQuery, SearchError  # lazy: as above
 
     settings = settings_from(ctx)
     query = ClipQuery(
@@ -304,24 +288,9 @@ def clips_search(
         limit=limit,
         offset=offset,
     )
-    station = open_station(settings)
+    station = open_station_from(ctx)
     try:
-        with station.engine.connect() as connection:
-            page = search_clips(connection, query, None)
-        with station.transaction() as session:
-            station.audit.record(
-                session,
-                actor=cli_actor(),
-                action="clip.searched",
-                object_type="search",
-                object_id="clips",
-                details={
-                    "filters": query.filters(),
-                    "sort": sort,
-                    "offset": offset,
-                    "results": [h.id for h in page.hits],
-                },
-            )
+        page = recorded_search(station, query, None, actor=cli_actor())
     except SearchError as exc:
         fail(str(exc), EXIT_USAGE)
     finally:

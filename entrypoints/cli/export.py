@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from evidence_store.cli import (
+from entrypoints.cli.support import (
     EXIT_FAILED,
     EXIT_INTEGRITY,
     EXIT_USAGE,
@@ -30,7 +30,7 @@ from evidence_store.errors import NotFoundError
 
 def _run(action: Any) -> Any:
     """Run a workflow step; refusals and unknown records exit 2 with one clear line."""
-    from evidence_store.export.workflow import ExportRefusedError
+    from evidence_store.export.workflow import ExportRefusedError  # lazy: SQLAlchemy; `--help` fast
 
     try:
         return action()
@@ -83,6 +83,7 @@ def request_command(
     disclosure: bool,
     as_json: bool,
 ) -> None:
+    # lazy: SQLAlchemy; keeps `--help` fast
     from evidence_store.export.workflow import describe, parse_clip_spec, request_export
 
     station = open_station_as(ctx, user, password_stdin)
@@ -108,6 +109,7 @@ def _decide(
     approve: bool,
     as_json: bool,
 ) -> None:
+    # lazy: SQLAlchemy; keeps `--help` fast
     from evidence_store.export.workflow import approve_export, describe, reject_export
 
     station = open_station_as(ctx, user, password_stdin)
@@ -176,6 +178,7 @@ def build_command(
     no_zip: bool,
     as_json: bool,
 ) -> None:
+    # lazy: SQLAlchemy; keeps `--help` fast
     from evidence_store.export.package import build_package
 
     station = open_station_as(ctx, user, password_stdin)
@@ -229,6 +232,7 @@ def build_command(
 def list_command(
     ctx: click.Context, user: str, password_stdin: bool, status: str | None, as_json: bool
 ) -> None:
+    # lazy: SQLAlchemy; keeps `--help` fast
     from evidence_store.export.workflow import check_reader, expire_due, list_exports
 
     station = open_station_as(ctx, user, password_stdin)
@@ -256,6 +260,7 @@ def _print_list(data: dict[str, Any]) -> None:
 @json_option
 @click.pass_context
 def show_command(ctx: click.Context, request_id: int, user: str, password_stdin: bool, as_json: bool) -> None:
+    # lazy: SQLAlchemy; keeps `--help` fast
     from evidence_store.export.workflow import check_reader, expire_due, show_export
 
     station = open_station_as(ctx, user, password_stdin)
@@ -275,7 +280,7 @@ def show_command(ctx: click.Context, request_id: int, user: str, password_stdin:
 @click.option("--fingerprint", default=None, help="The station key fingerprint you expect (from the note).")
 @json_option
 def verify_command(package: Path, fingerprint: str | None, as_json: bool) -> None:
-    from evidence_store.export.verify import NotAPackageError, verify_package
+    from evidence_store.export.verify import NotAPackageError, verify_package  # lazy: cryptography
 
     try:
         verdict = verify_package(package, expected_fingerprint=fingerprint)

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any, Literal, cast
 
 import click
+
+from entrypoints.cli.support import EXIT_FAILED, EXIT_INTEGRITY, cli_actor, open_station_from, settings_from
+from entrypoints.wiring import processing_queue_for
+from evidence_store.domain.model import TransferOutcome, TransferSource
 
 
 def _progress_printer(enabled: bool) -> Any:
@@ -69,13 +77,11 @@ def import_command(
     verify_reread: bool,
     as_json: bool,
 ) -> None:
-    from evidence_store.bootstrap import open_station
-    from evidence_store.cli import EXIT_INTEGRITY, cli_actor, settings_from
-    from evidence_store.domain.model import TransferOutcome, TransferSource
+    # lazy: SQLAlchemy and PyAV; keeps `--help` fast
     from ingest.pull import PullRequest, pull
-    from ingest.service import choose_profile, make_processing_queue
+    from ingest.service import choose_profile
 
-    station = open_station(settings_from(ctx))
+    station = open_station_from(ctx)
     profile, facts = choose_profile(station, path, profile_name)
     request = PullRequest(
         root=path,
@@ -89,7 +95,7 @@ def import_command(
         dock_station=station.settings.station_name,
         progress=_progress_printer(not as_json and sys.stderr.isatty()),
     )
-    summary = pull(station, request, make_processing_queue(station))
+    summary = pull(station, request, processing_queue_for(station.settings))
     station.close()
     if request.progress:
         click.echo("", err=True)
@@ -99,23 +105,19 @@ def import_command(
     else:
         print_summary(data)
     if summary.outcome is not TransferOutcome.COMPLETE:
-        raise SystemExit(EXIT_INTEGRITY if summary.files_failed else 3)
+        raise SystemExit(EXIT_INTEGRITY if summary.files_failed else EXIT_FAILED)
 
 
 class _DockProgress:
     """One terminal line showing every pull in progress (several recorders are pulled at once)."""
 
     def __init__(self) -> None:
-        import threading
-
         self._lock = threading.Lock()
         self._lines: dict[str, str] = {}
         self._last = 0.0
         self._width = 0
 
     def update(self, job: Any, progress: Any) -> None:
-        import time
-
         name = job.volume.devname if job.volume is not None else Path(job.key).name
         with self._lock:
             self._lines[name] = (
@@ -186,12 +188,7 @@ def dock_command(
     events: str,
     accept_loop_devices: bool,
 ) -> None:
-    import logging
-    import signal
-    import threading
-
-    from evidence_store.bootstrap import open_station
-    from evidence_store.cli import EXIT_FAILED, settings_from
+    # lazy: SQLAlchemy, PyAV, pyudev; keeps `--help` fast
     from ingest.dock import Dock, DockResult, FolderWatcher, run_devices, run_watch
 
     settings = settings_from(ctx)
@@ -201,7 +198,7 @@ def dock_command(
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
-    station = open_station(settings)
+    station = open_station_from(ctx)
     progress = _DockProgress() if not as_json and sys.stderr.isatty() else None
     output_lock = threading.Lock()
 
@@ -221,6 +218,7 @@ def dock_command(
 
     dock = Dock(
         station,
+        queue=processing_queue_for(settings),
         accept_loop=accept_loop_devices,
         on_result=report,
         on_progress=progress.update if progress is not None else None,

@@ -1,0 +1,5 @@
+"""`python -m entrypoints ...` runs the `evidence` command."""
+
+from entrypoints.cli import main
+
+main()

@@ -1,0 +1,238 @@
+"""`evidence init|status|scrub|station` and `evidence audit verify|checkpoint|log`: the station itself."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from entrypoints.cli.support import (
+    EXIT_INTEGRITY,
+    cli_actor,
+    emit,
+    initialise_from,
+    json_option,
+    open_station_from,
+    settings_from,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+
+@click.command(help="Create the data directory, station key, database schema and store (idempotent).")
+@json_option
+@click.pass_context
+def init(ctx: click.Context, as_json: bool) -> None:
+    from evidence_store.bootstrap import initialise  # lazy: SQLAlchemy, alembic; keeps `--help` fast
+
+    settings = settings_from(ctx)
+    station, created = initialise(settings)
+    data = {
+        "home": str(settings.home),
+        "database": station.engine.url.render_as_string(hide_password=True),
+        "store": station.blobs.name,
+        "key_fingerprint": station.key.fingerprint,
+        "created": created,
+    }
+    station.close()
+    emit(data, as_json, _print_init)
+
+
+def _print_init(data: dict[str, Any]) -> None:
+    done = f"created: {', '.join(data['created'])}" if data["created"] else "nothing to do"
+    click.echo(f"station ready at {data['home']} ({done})\nkey fingerprint {data['key_fingerprint']}")
+
+
+@click.command(help="Show the station's configuration and what it holds.")
+@json_option
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    from evidence_store.status import station_status  # lazy: SQLAlchemy; keeps `--help` fast
+
+    data = station_status(settings_from(ctx))
+    emit(data, as_json, _print_status)
+
+
+def _print_status(data: dict[str, Any]) -> None:
+    for key, value in data.items():
+        if isinstance(value, dict):
+            click.echo(f"{key}:")
+            for sub_key, sub_value in value.items():
+                click.echo(f"  {sub_key}: {sub_value}")
+        else:
+            click.echo(f"{key}: {value}")
+
+
+@click.group(help="The tamper-evident audit log.")
+def audit() -> None:
+    pass
+
+
+@audit.command("verify", help="Re-hash the whole audit chain and check its signatures (exit 1 if broken).")
+@click.option("--all-signatures", is_flag=True, help="Check every event's signature, not only checkpoints.")
+@json_option
+@click.pass_context
+def audit_verify(ctx: click.Context, all_signatures: bool, as_json: bool) -> None:
+    from evidence_store.audit import verify_audit_log  # lazy: SQLAlchemy, cryptography; `--help` fast
+
+    station = open_station_from(ctx)
+    verdict = verify_audit_log(station.engine, station.key, all_signatures=all_signatures)
+    first = verdict.first_problem
+    data = {
+        "ok": verdict.ok,
+        "events_checked": verdict.events_checked,
+        "checkpoints_checked": verdict.checkpoints_checked,
+        "signatures_checked": verdict.signatures_checked,
+        "head_seq": verdict.head_seq,
+        "head_hash": verdict.head_hash,
+        "first_bad_event": first.seq if first else None,
+        "problems": [
+            {"seq": p.seq, "reason": p.reason} for p in sorted(verdict.problems, key=lambda p: p.seq)
+        ],
+    }
+    station.close()
+    emit(data, as_json, _print_verdict)
+    if not verdict.ok:
+        raise SystemExit(EXIT_INTEGRITY)
+
+
+def _print_verdict(data: dict[str, Any]) -> None:
+    if data["ok"]:
+        click.echo(
+            f"audit log intact: {data['events_checked']} events, {data['checkpoints_checked']} signed "
+            f"checkpoints, {data['signatures_checked']} event signatures checked; head {data['head_hash']}"
+        )
+        return
+    click.echo(f"AUDIT LOG BROKEN: first bad event is {data['first_bad_event']}", err=True)
+    for problem in data["problems"]:
+        click.echo(f"  - {problem['reason']}", err=True)
+
+
+@audit.command("checkpoint", help="Sign the current head of the audit chain now.")
+@json_option
+@click.pass_context
+def audit_checkpoint(ctx: click.Context, as_json: bool) -> None:
+    station = open_station_from(ctx)
+    with station.transaction() as session:
+        checkpoint = station.audit.checkpoint_now(session)
+        data: dict[str, Any] = (
+            {
+                "seq": checkpoint.seq,
+                "head_hash": checkpoint.head_hash,
+                "at": checkpoint.at,
+                "signature": checkpoint.signature.hex(),
+                "key_fingerprint": checkpoint.key_fingerprint,
+            }
+            if checkpoint
+            else {"seq": 0}
+        )
+    station.close()
+    emit(
+        data,
+        as_json,
+        lambda d: click.echo(f"checkpoint at event {d['seq']}: {d.get('head_hash', '(empty log)')}"),
+    )
+
+
+@audit.command("log", help="List audit events, newest first.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--object", "object_ref", default=None, help="TYPE:ID, e.g. clip:12")
+@click.option("--action", default=None, help="Only this action, e.g. auth.login_failed")
+@json_option
+@click.pass_context
+def audit_log(
+    ctx: click.Context, limit: int, object_ref: str | None, action: str | None, as_json: bool
+) -> None:
+    object_type = object_id = None
+    if object_ref:
+        object_type, _, object_id = object_ref.partition(":")
+        if not object_id:
+            raise click.UsageError("--object takes TYPE:ID, e.g. clip:12")
+    station = open_station_from(ctx)
+    try:
+        events = newest_audit_events(
+            station.engine, limit=limit, object_type=object_type, object_id=object_id, action=action
+        )
+    finally:
+        station.close()
+    emit({"events": events}, as_json, _print_events)
+
+
+def newest_audit_events(
+    engine: Engine, *, limit: int, object_type: str | None, object_id: str | None, action: str | None
+) -> list[dict[str, Any]]:
+    """The `audit log` listing: newest first, optionally of one object and one action; the audit
+    browsing query of the web's audit page, paged through until `limit` events."""
+    # lazy: SQLAlchemy; keeps `--help` fast
+    from evidence_store.queries.audit_browse import AuditQuery, browse
+
+    query = AuditQuery(object_type=object_type or "", object_id=object_id or "", action=action or "")
+    events: list[dict[str, Any]] = []
+    with engine.connect() as connection:
+        while len(events) < limit:
+            query.limit = limit - len(events)
+            page = browse(connection, query)
+            events.extend(page["events"])
+            if page["next_before_seq"] is None:
+                break
+            query.before_seq = page["next_before_seq"]
+    return [
+        {
+            "seq": e["seq"],
+            "at": e["at"],
+            "actor": e["actor"],
+            "action": e["action"],
+            "object": f"{e['object_type']}:{e['object_id']}",
+            "source": e["source"],
+            "details": e["details"],
+        }
+        for e in events
+    ]
+
+
+def _print_events(data: dict[str, Any]) -> None:
+    for e in data["events"]:
+        click.echo(f"{e['seq']:>8} {e['at']} {e['actor']:<20} {e['action']:<24} {e['object']}")
+
+
+@click.command(
+    help="Re-hash every stored blob; report altered, missing and orphan blobs (exit 1 if any is lost)."
+)
+@json_option
+@click.pass_context
+def scrub(ctx: click.Context, as_json: bool) -> None:
+    from evidence_store.scrub import scrub as run_scrub  # lazy: SQLAlchemy; keeps `--help` fast
+
+    station = open_station_from(ctx)
+    report = run_scrub(station, actor=cli_actor())
+    station.close()
+    emit(report.as_dict(), as_json, _print_scrub)
+    if not report.ok:
+        raise SystemExit(EXIT_INTEGRITY)
+
+
+def _print_scrub(data: dict[str, Any]) -> None:
+    click.echo(
+        f"scrubbed {data['blobs_checked']} blobs ({data['bytes_checked']} bytes) "
+        f"against {data['records_checked']} records"
+    )
+    for kind in ("altered", "missing", "orphans"):
+        for finding in data[kind]:
+            click.echo(
+                f"  {finding['problem'].upper():8} {finding['sha256']}  {finding['detail']}",
+                err=kind != "orphans",
+            )
+    click.echo("OK" if data["ok"] else "INTEGRITY PROBLEM FOUND")
+
+
+@click.command(help="Run the station: initialise, then serve the status page and API.")
+@click.option("--host", default=None, help="Listen address (default: settings web_host).")
+@click.option("--port", default=None, type=int, help="Listen port (default: settings web_port).")
+@click.pass_context
+def station(ctx: click.Context, host: str | None, port: int | None) -> None:
+    from entrypoints.station import run_station  # lazy: uvicorn, FastAPI; keeps `--help` fast
+
+    settings = settings_from(ctx)
+    running = initialise_from(ctx)
+    run_station(running, host=host or settings.web_host, port=port or settings.web_port)

@@ -1,0 +1,127 @@
+"""What every `evidence` command shares: exit codes, output, settings, the acting user, the station.
+
+Command modules import this, never the root command (`entrypoints.cli`), so the root can import them
+without a loop.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from evidence_store.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from evidence_store.bootstrap import Station
+
+EXIT_OK = 0
+EXIT_INTEGRITY = 1
+EXIT_USAGE = 2
+EXIT_FAILED = 3  # an operation failed for another reason (store unreachable, disk full)
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+
+
+def cli_actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def emit(data: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]], None]) -> None:
+    if as_json:
+        print_json(data)
+    else:
+        human(data)
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def fail(message: str, code: int) -> NoReturn:
+    click.echo(f"evidence: error: {message}", err=True)
+    raise SystemExit(code)
+
+
+def settings_from(ctx: click.Context) -> Settings:
+    """Settings are read on first use, so that `--help` works without a configured station."""
+    settings = ctx.obj
+    if not isinstance(settings, Settings):
+        settings = load_settings()
+        ctx.obj = settings
+    return settings
+
+
+def open_station_from(ctx: click.Context) -> Station:
+    """The initialised station of the settings; a missing one is a configuration error (exit 2)."""
+    from evidence_store.bootstrap import open_station  # lazy: SQLAlchemy, alembic; keeps `--help` fast
+
+    return open_station(settings_from(ctx))
+
+
+def initialise_from(ctx: click.Context) -> Station:
+    """The station of the settings, created or migrated first (`init`, `web`, `station`)."""
+    from evidence_store.bootstrap import initialise  # lazy: SQLAlchemy, alembic; keeps `--help` fast
+
+    station, _created = initialise(settings_from(ctx))
+    return station
+
+
+def user_option(
+    command: Callable[..., Any], *, help: str = "Who acts (a station user name)."
+) -> Callable[..., Any]:
+    """`--user NAME` and how that user proves it is them (the password, typed or on stdin); with
+    `open_station_as`, for every command that acts as a named user."""
+    command = click.option(
+        "--password-stdin",
+        is_flag=True,
+        help="Read the user's password from the first line of stdin (default: prompt on the terminal).",
+    )(command)
+    return click.option("--user", "user", required=True, help=help, callback=_stored_user_name)(command)
+
+
+def _stored_user_name(_ctx: click.Context, _param: click.Parameter, name: str) -> str:
+    """`--user INV1` names the user stored as `inv1`, for the password check and every step after it."""
+    from evidence_store.credentials import normalise_username  # lazy: SQLAlchemy, argon2; `--help` fast
+
+    return normalise_username(name)
+
+
+def read_password(user: str, from_stdin: bool) -> str:
+    """The user's password: the first line of stdin, or typed on the terminal; never guessed empty."""
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        if not password:  # a script's mistake: refused before it counts as a failed attempt
+            fail(f"--password-stdin: no password of {user!r} on the first line of stdin", EXIT_USAGE)
+        return password
+    if not sys.stdin.isatty():
+        fail(f"the password of {user!r} is needed: run on a terminal, or pass --password-stdin", EXIT_USAGE)
+    return str(click.prompt(f"password of {user}", hide_input=True, err=True))
+
+
+def open_station_as(ctx: click.Context, user: str, password_stdin: bool) -> Station:
+    """The station, once `user` has proved who they are with their station password.
+
+    The roles of the workflow (investigator requests, approver approves; R12) only separate duties
+    if the name given is checked: the same rate-limited, audited check as the web login.
+    """
+    # lazy: SQLAlchemy, argon2; keeps `--help` fast
+    from evidence_store.credentials import CredentialsRefused, check_credentials, load_limits
+
+    password = read_password(user, password_stdin)
+    station = open_station_from(ctx)
+    try:
+        with station.engine.connect() as connection:
+            limits = load_limits(connection)
+        check_credentials(station, user, password, client=cli_actor(), limits=limits, channel="cli")
+    except CredentialsRefused as exc:
+        station.close()
+        fail(str(exc), EXIT_USAGE)
+    except BaseException:
+        station.close()
+        raise
+    return station

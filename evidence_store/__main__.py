@@ -1,3 +1,0 @@
-from evidence_store.cli import main
-
-main()
