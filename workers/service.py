@@ -159,7 +159,7 @@ def plan_clips(station: Station, clip_ids: list[int] | None = None) -> list[int]
 
 def runnable_jobs(station: Station, limit: int = 1000, clip_ids: list[int] | None = None) -> list[int]:
     """Pending jobs whose prerequisites are done, oldest first (of `clip_ids` only, if given)."""
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         query = (
             select(processing_jobs.c.id, processing_jobs.c.clip_id, processing_jobs.c.step)
             .where(processing_jobs.c.status == JobStatus.PENDING)
@@ -190,7 +190,7 @@ def jobs_unlocked_by(station: Station, job_id: int) -> list[int]:
     those jobs are claimed, so a worker that died between finishing a job and sending its followers
     is made good by the redelivery; sending a job twice is harmless (it is claimed once).
     """
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         job = connection.execute(
             select(processing_jobs.c.clip_id, processing_jobs.c.step, processing_jobs.c.status).where(
                 processing_jobs.c.id == job_id
@@ -256,7 +256,7 @@ def run_job(station: Station, job_id: int, toolkit: Toolkit, *, lease: timedelta
         abandoned = _give_up_if_abandoned(station, job_id, lease)
         if abandoned is not None:
             return _after_job(station, abandoned, toolkit, JobStatus.FAILED, abandoned.last_error)
-        with station.engine.connect() as connection:
+        with station.connect() as connection:
             row = connection.execute(select(processing_jobs).where(processing_jobs.c.id == job_id)).first()
         if row is None:
             raise NotFoundError(f"no processing job {job_id}")
@@ -299,7 +299,7 @@ def _end_failed(
 def _claim_lost(station: Station, job: ProcessingJob) -> JobOutcome:
     """The outcome of a run whose claim another worker took over: the job as that claim has it."""
     log.warning("processing job %s (attempt %s) %s", job.id, job.attempts, CLAIM_LOST)
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         status = connection.execute(
             select(processing_jobs.c.status).where(processing_jobs.c.id == job.id)
         ).scalar_one()
@@ -382,7 +382,7 @@ def _heartbeat(station: Station, job: ProcessingJob, lease: timedelta) -> Iterat
     def beat() -> None:
         while not stop.wait(interval):
             try:
-                with station.engine.begin() as connection:
+                with station.begin() as connection:
                     renewed = connection.execute(
                         update(processing_jobs).where(*_still_claimed(job)).values(updated_at=station.clock())
                     )
@@ -403,7 +403,7 @@ def _heartbeat(station: Station, job: ProcessingJob, lease: timedelta) -> Iterat
 def running_jobs(station: Station) -> list[int]:
     """Jobs claimed by some worker (`evidence worker` sends them at start: a stale one is claimed again,
     a live one is looked at again when its lease could have run out)."""
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         return list(
             connection.scalars(
                 select(processing_jobs.c.id)
@@ -415,7 +415,7 @@ def running_jobs(station: Station) -> list[int]:
 
 def lease_left(station: Station, job_id: int, lease: timedelta | None = None) -> timedelta | None:
     """How long until a `running` job's lease runs out (zero if it has); None if it is not running."""
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         row = connection.execute(
             select(processing_jobs.c.status, processing_jobs.c.updated_at).where(
                 processing_jobs.c.id == job_id
@@ -519,7 +519,7 @@ def original_path(station: Station, sha256: str) -> Iterator[Path]:
 
 
 def _load_clip(station: Station, clip_id: int) -> Clip:
-    with station.sessions() as session:
+    with station.session() as session:
         clip = session.get(Clip, clip_id)
         if clip is None:
             raise NotFoundError(f"no clip {clip_id}")
@@ -727,7 +727,7 @@ def process_pending(
 
 
 def failed_jobs(station: Station) -> list[dict[str, Any]]:
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         rows = connection.execute(
             select(processing_jobs, clips.c.sha256, clips.c.original_name)
             .join(clips, clips.c.id == processing_jobs.c.clip_id)
