@@ -40,7 +40,7 @@ def _station() -> Station:
 
 @functools.cache
 def _toolkit_unlocked() -> Any:
-    from workers.service import default_toolkit
+    from workers.steps import default_toolkit
 
     return default_toolkit(_station_unlocked())
 
@@ -91,7 +91,7 @@ def run_processing_job(job_id: int) -> None:
 def plan_new_clips(clip_ids: list[int]) -> None:
     """Create the jobs of newly stored clips and send those that can start (those of these clips only;
     a second delivery creates nothing and sends them again, which is harmless)."""
-    from workers.service import plan_clips, runnable_jobs
+    from workers.planning import plan_clips, runnable_jobs
 
     station = _station()
     created = plan_clips(station, clip_ids)

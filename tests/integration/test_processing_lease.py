@@ -21,17 +21,10 @@ from evidence_store.domain.model import ClipStatus, JobStatus
 from evidence_store.errors import PermanentError, TransientError
 from tests.conftest import run_cli
 from tests.fixtures.postgres import PostgresCluster
-from workers.service import (
-    CLAIM_LOST,
-    MAX_ATTEMPTS,
-    JobOutcome,
-    default_toolkit,
-    deliver_job,
-    lease_left,
-    plan_clips,
-    run_job,
-    running_jobs,
-)
+from workers.leasing import CLAIM_LOST, MAX_ATTEMPTS, lease_left, running_jobs
+from workers.planning import plan_clips
+from workers.service import JobOutcome, deliver_job, run_job
+from workers.steps import default_toolkit
 
 LEASE = timedelta(seconds=1)
 
