@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 from evidence_store.audit import AuditLog
@@ -16,6 +16,7 @@ from evidence_store.blobs.local import LocalBlobStore, LocalRetentionPurger
 from evidence_store.db.engine import check_connection, make_engine
 from evidence_store.db.migrate import current_revision, head_revision, upgrade_to_head
 from evidence_store.db.orm import start_mappers
+from evidence_store.db.transient import errors_that_pass_as_transient
 from evidence_store.errors import ConfigurationError
 from evidence_store.keys import StationKey, create_station_key, load_station_key
 from evidence_store.ports import BlobStore, Clock, RetentionPurger
@@ -38,11 +39,35 @@ class Station:
     audit: AuditLog
     clock: Clock
 
+    # Every way into the database below raises an error that may pass (a restart, a cut connection,
+    # a busy database) as TransientError, so that callers retry instead of failing the work for good.
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work (and audit events) commits together, or not at all."""
-        with self.sessions() as session, session.begin():
+        with self._errors_that_pass(), self.sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session for reading (or for work that commits itself)."""
+        with self._errors_that_pass(), self.sessions() as session:
+            yield session
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A Core connection for reading (or for work that commits itself)."""
+        with self._errors_that_pass(), self.engine.connect() as connection:
+            yield connection
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A Core connection in a transaction that commits when the block ends, or rolls back."""
+        with self._errors_that_pass(), self.engine.begin() as connection:
+            yield connection
+
+    def _errors_that_pass(self) -> AbstractContextManager[None]:
+        return errors_that_pass_as_transient(self.engine.dialect.name)
 
     def retention_purger(self) -> RetentionPurger:
         """Only the retention run calls this (R10): the single way to delete a blob."""

@@ -46,7 +46,7 @@ def scrub(station: Station, *, actor: str = "system") -> ScrubReport:
     """Re-hash every blob (streaming), find altered, missing and unreferenced ones, audit the result."""
     report = ScrubReport()
     referenced: dict[str, str] = {}
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         for sha256, clip_id in connection.execute(
             select(clips.c.sha256, clips.c.id).where(clips.c.status != ClipStatus.DELETED)
         ):

@@ -11,7 +11,7 @@ from typing import Any
 import dramatiq
 
 from evidence_store.bootstrap import Station, open_station
-from evidence_store.errors import TransientError
+from evidence_store.errors import DatabaseUnavailableError, TransientError
 from evidence_store.settings import load_settings
 from workers.broker import install_broker
 
@@ -40,7 +40,7 @@ def _station() -> Station:
 
 @functools.cache
 def _toolkit_unlocked() -> Any:
-    from workers.service import default_toolkit
+    from workers.steps import default_toolkit
 
     return default_toolkit(_station_unlocked())
 
@@ -51,8 +51,10 @@ def _toolkit() -> Any:
 
 
 def _retry_transient(retries_so_far: int, exc: BaseException) -> bool:
-    """Retry only what may succeed later; permanent failures are recorded on the job instead."""
-    return isinstance(exc, TransientError) and retries_so_far < 5
+    """Retry only what may succeed later; permanent failures are recorded on the job instead. A
+    database that cannot be reached when the worker opens its station (restarting, failing over) is
+    such a failure too: the first message after a worker process started must not be lost to it."""
+    return isinstance(exc, (TransientError, DatabaseUnavailableError)) and retries_so_far < 5
 
 
 @dramatiq.actor(
@@ -91,7 +93,7 @@ def run_processing_job(job_id: int) -> None:
 def plan_new_clips(clip_ids: list[int]) -> None:
     """Create the jobs of newly stored clips and send those that can start (those of these clips only;
     a second delivery creates nothing and sends them again, which is harmless)."""
-    from workers.service import plan_clips, runnable_jobs
+    from workers.planning import plan_clips, runnable_jobs
 
     station = _station()
     created = plan_clips(station, clip_ids)

@@ -37,7 +37,8 @@ def offer_waiting_work(station: Station) -> tuple[int, int]:
     looked at again when its lease could have run out. Returns (jobs planned, jobs sent). Raises
     `TransientError` when Redis cannot be reached."""
     from workers.actors import broker, run_processing_job
-    from workers.service import plan_clips, runnable_jobs, running_jobs
+    from workers.leasing import running_jobs
+    from workers.planning import plan_clips, runnable_jobs
 
     try:
         broker.client.ping()

@@ -483,7 +483,7 @@ def describe(request: ExportRequest, case_number: str | None) -> dict[str, Any]:
 
 
 def list_exports(station: Station, *, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    with station.sessions() as session:
+    with station.session() as session:
         query = select(ExportRequest).order_by(export_requests.c.id.desc()).limit(limit)
         if status:
             query = query.where(export_requests.c.status == ExportStatus(status))
@@ -493,7 +493,7 @@ def list_exports(station: Station, *, status: str | None = None, limit: int = 20
 
 
 def show_export(station: Station, request_id: int) -> dict[str, Any]:
-    with station.sessions() as session:
+    with station.session() as session:
         request = session.get(ExportRequest, request_id)
         if request is None:
             raise NotFoundError(f"no export request {request_id}")
@@ -503,7 +503,7 @@ def show_export(station: Station, request_id: int) -> dict[str, Any]:
 
 def check_reader(station: Station, user: str) -> None:
     """list/show: any active user of the station (not audited: reading changes nothing)."""
-    with station.sessions() as session:
+    with station.session() as session:
         problem = user_problem(session, user, None)
     if problem:
         raise ExportRefusedError("read", None, problem)

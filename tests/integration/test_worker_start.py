@@ -17,7 +17,7 @@ from evidence_store.domain.model import ClipStatus, JobStatus
 from tests.conftest import REPO, run_cli
 from tests.fixtures.redis import RedisServer
 from tests.fixtures.services import free_port
-from workers.service import plan_clips
+from workers.planning import plan_clips
 
 NAMESPACE, QUEUE = "evidence", "processing"  # workers.broker.make_broker, workers.actors.QUEUE
 
