@@ -180,6 +180,7 @@ def build_command(
 ) -> None:
     # lazy: SQLAlchemy; keeps `--help` fast
     from evidence_store.export.package import build_package
+    from ingest.transcode.segment import FfmpegCutter  # lazy: as above
 
     station = open_station_as(ctx, user, password_stdin)
     target = out_dir or station.settings.home / "exports"
@@ -192,6 +193,7 @@ def build_command(
                 out_dir=target,
                 make_zip=not no_zip,
                 progress=None if as_json else lambda message: click.echo(message, err=True),
+                cutter=FfmpegCutter(),
             )
         )
     finally:

@@ -8,10 +8,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from evidence_store.domain.segment import Segment, seconds_text
+from evidence_store.errors import ConfigurationError
 from evidence_store.export.c2pa_signing import C2paCredentials, derivative_manifest, sign_file
 from evidence_store.export.manifest import C2PA_CA_NAME, DERIVATIVES_DIR
 from evidence_store.export.workflow import has_segment
 from evidence_store.export.zip_writer import PackageWriter
+from evidence_store.ports import DerivativeCutter
 
 
 def _overlay_text(case_number: str | None, user: str, extracted_at: datetime, zone: str) -> str:
@@ -27,9 +30,6 @@ def _overlay_text(case_number: str | None, user: str, extracted_at: datetime, zo
 
 
 def _range_label(start: float, end: float | None) -> str:
-    # ingest.transcode (the ffmpeg tools) sits above this package: loaded only when a derivative is cut
-    from ingest.transcode.segment import seconds_text
-
     return f"{seconds_text(start)}s-{seconds_text(end) + 's' if end is not None else 'end'}"
 
 
@@ -48,18 +48,12 @@ def make_derivatives(
     user: str,
     extracted_at: datetime,
     zone: str,
+    cutter: DerivativeCutter | None,
 ) -> list[dict[str, Any]]:
     """Cut, sign and adopt into the package the segment and/or disclosure copy `item` asks for; the
     manifest entries of what was made."""
-    # ingest.transcode (the ffmpeg tools) sits above this package: loaded only when a derivative is cut
-    from ingest.transcode.segment import (
-        Segment,
-        cut_segment,
-        find_cjk_font,
-        make_disclosure_copy,
-        overlay_font_size,
-    )
-
+    if cutter is None:
+        raise ConfigurationError("this build has no derivative cutter wired: segments cannot be cut")
     start = float(item.get("start_s") or 0.0)
     end = item.get("end_s")
     segment = Segment(start, None if end is None else float(end))
@@ -82,7 +76,7 @@ def make_derivatives(
         unsigned = work / name
         overlay = None
         if kind == "segment":
-            run = cut_segment(
+            run = cutter.cut(
                 source, unsigned, segment, "keyframe" if cut == "keyframe" else "exact", has_video=has_video
             )
             description = (
@@ -92,15 +86,12 @@ def make_derivatives(
             )
         else:
             overlay = _overlay_text(case_number, user, extracted_at, zone)
-            run = make_disclosure_copy(
+            run = cutter.disclosure_copy(
                 source,
                 unsigned,
                 segment,
                 text=overlay,
-                font_file=find_cjk_font(),
-                font_size=overlay_font_size(
-                    media.get("height") if isinstance(media.get("height"), int) else None
-                ),
+                height=media.get("height") if isinstance(media.get("height"), int) else None,
             )
             description = f"disclosure copy with burnt-in overlay (case number, extractor, time), {label}"
         lineage = {

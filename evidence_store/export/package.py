@@ -78,6 +78,7 @@ from evidence_store.export.workflow import (
     record_built,
 )
 from evidence_store.export.zip_writer import PackageWriter, package_writer
+from evidence_store.ports import DerivativeCutter
 from evidence_store.timestamping import TimestampToken, verify_token
 
 MIME_BY_EXT = {
@@ -199,8 +200,11 @@ def build_package(
     out_dir: Path,
     make_zip: bool = True,
     progress: Progress | None = None,
+    cutter: DerivativeCutter | None = None,
 ) -> BuildResult:
-    """Build the package of an approved request (by its requester, within the validity); see module doc."""
+    """Build the package of an approved request (by its requester, within the validity); see module doc.
+    `cutter` makes the segments and disclosure copies a request asks for (the entry layer wires ffmpeg's);
+    a request with none builds without it."""
     request = authorise_build(station, request_id, user=user)
     started = time.perf_counter()
     extracted_at = station.clock()
@@ -216,7 +220,15 @@ def build_package(
             raise ConfigurationError(f"{final_dir} or {final_zip} already exists: move it away first")
         partial_dir.mkdir()
         result = _build(
-            station, request, user, partial_dir, partial_zip if make_zip else None, name, extracted_at, say
+            station,
+            request,
+            user,
+            partial_dir,
+            partial_zip if make_zip else None,
+            name,
+            extracted_at,
+            say,
+            cutter,
         )
         partial_dir.rename(final_dir)
         if make_zip:
@@ -264,6 +276,7 @@ class _Context:
     extracted_at: datetime
     say: Progress
     records: dict[str, Any]
+    cutter: DerivativeCutter | None
     credentials: C2paCredentials | None = None
 
     @property
@@ -332,6 +345,7 @@ def _items(ctx: _Context, originals: dict[int, dict[str, Any]]) -> list[dict[str
                 user=ctx.user,
                 extracted_at=ctx.extracted_at,
                 zone=ctx.station.settings.timezone,
+                cutter=ctx.cutter,
             )
         segment = None
         if has_segment(item):
@@ -437,13 +451,14 @@ def _build(
     top: str,
     extracted_at: datetime,
     say: Progress,
+    cutter: DerivativeCutter | None,
 ) -> tuple[str, dict[str, int], dict[str, float]]:
     timings: dict[str, float] = {}
     mark = time.perf_counter()
     records = _gather(station, request)
     timings["gather"] = time.perf_counter() - mark
     with package_writer(root, zip_path, top, extracted_at) as writer:
-        ctx = _Context(station, request, user, writer, extracted_at, say, records)
+        ctx = _Context(station, request, user, writer, extracted_at, say, records, cutter)
         mark = time.perf_counter()
         originals = _copy_originals(ctx)
         timings["originals"] = time.perf_counter() - mark

@@ -37,6 +37,7 @@ from evidence_store.export.workflow import (
     request_export,
 )
 from evidence_store.settings import load_settings
+from ingest.transcode.segment import FfmpegCutter
 from retention.policy import add_months
 from retention.run import run_retention
 from tests import factories
@@ -605,7 +606,7 @@ def full_package(tmp_path_factory: pytest.TempPathFactory, local_tsa: LocalTsa) 
         )
         assert request.id is not None
         approve_export(station, request.id, user="boss", reason="同意提取")
-        result = build_package(station, request.id, user="inv1", out_dir=base / "out")
+        result = build_package(station, request.id, user="inv1", out_dir=base / "out", cutter=FfmpegCutter())
         assert station.blobs.rehash(sha) == sha
     finally:
         station.close()
