@@ -25,7 +25,7 @@ from entrypoints.cli.support import (
     open_station_as,
     user_option,
 )
-from evidence_store.errors import NotFoundError
+from evidence_store.errors import InputError, NotFoundError
 
 
 def _run(action: Any) -> Any:
@@ -38,7 +38,7 @@ def _run(action: Any) -> Any:
         fail(str(exc), EXIT_USAGE)
     except NotFoundError as exc:
         fail(str(exc), EXIT_USAGE)
-    except ValueError as exc:
+    except InputError as exc:
         fail(str(exc), EXIT_USAGE)
     except OSError as exc:  # the output directory cannot be written, the disk is full
         fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), EXIT_FAILED)

@@ -37,7 +37,7 @@ from evidence_store.bootstrap import Station
 from evidence_store.db.tables import cases, clips, export_requests, users
 from evidence_store.domain.access import EXPORT_APPROVER, EXPORT_REQUESTER, Role
 from evidence_store.domain.model import ClipStatus, ExportRequest, ExportStatus, MediaType
-from evidence_store.errors import EvidenceError, NotFoundError
+from evidence_store.errors import EvidenceError, InputError, NotFoundError
 
 REQUESTER_ROLE = EXPORT_REQUESTER
 APPROVER_ROLE = EXPORT_APPROVER
@@ -65,7 +65,7 @@ def parse_time(text: str) -> float:
     """Seconds from ``90``, ``90.5``, ``1:30`` or ``00:01:30.5``."""
     match = _TIME.fullmatch(text.strip())
     if not match:
-        raise ValueError(f"not a time: {text!r} (use seconds, MM:SS or HH:MM:SS)")
+        raise InputError(f"not a time: {text!r} (use seconds, MM:SS or HH:MM:SS)")
     parts = [p for p in match.groups() if p is not None]
     seconds = 0.0
     for part in parts:
@@ -77,14 +77,14 @@ def parse_clip_spec(text: str, *, cut: str = "exact", disclosure: bool = False) 
     """``ID`` or ``ID@START-END`` (times as in `parse_time`) into a request item."""
     clip_part, _, range_part = text.partition("@")
     if not clip_part.strip().isdigit():
-        raise ValueError(f"not a clip: {text!r} (use ID or ID@START-END, e.g. 12@00:01:05-00:01:30)")
+        raise InputError(f"not a clip: {text!r} (use ID or ID@START-END, e.g. 12@00:01:05-00:01:30)")
     item: dict[str, Any] = {"clip_id": int(clip_part)}
     if "@" in text and not range_part.strip():
-        raise ValueError(f"no segment after @ in {text!r}")
+        raise InputError(f"no segment after @ in {text!r}")
     if range_part:
         start_text, sep, end_text = range_part.partition("-")
         if not sep:
-            raise ValueError(f"a segment is START-END, not {range_part!r}")
+            raise InputError(f"a segment is START-END, not {range_part!r}")
         item["start_s"] = parse_time(start_text) if start_text.strip() else 0.0
         if end_text.strip():
             item["end_s"] = parse_time(end_text)
@@ -92,27 +92,27 @@ def parse_clip_spec(text: str, *, cut: str = "exact", disclosure: bool = False) 
 
 
 def normalise_item(raw: dict[str, Any]) -> dict[str, Any]:
-    """Check one request item; return it with only known keys. Raises ValueError."""
+    """Check one request item; return it with only known keys. Raises InputError."""
     unknown = set(raw) - {"clip_id", "start_s", "end_s", "cut", "disclosure"}
     if unknown:
-        raise ValueError(f"unknown item fields {sorted(unknown)}")
+        raise InputError(f"unknown item fields {sorted(unknown)}")
     clip_id = raw.get("clip_id")
     if not isinstance(clip_id, int) or isinstance(clip_id, bool) or clip_id <= 0:
-        raise ValueError(f"clip_id must be a positive integer, not {clip_id!r}")
+        raise InputError(f"clip_id must be a positive integer, not {clip_id!r}")
     item: dict[str, Any] = {"clip_id": clip_id}
     start, end = raw.get("start_s"), raw.get("end_s")
     for name, value in (("start_s", start), ("end_s", end)):
         if value is not None and (not isinstance(value, int | float) or isinstance(value, bool) or value < 0):
-            raise ValueError(f"{name} must be a number of seconds >= 0, not {value!r}")
+            raise InputError(f"{name} must be a number of seconds >= 0, not {value!r}")
     if start is not None or end is not None:
         item["start_s"] = float(start or 0.0)
         if end is not None:
             if float(end) <= item["start_s"]:
-                raise ValueError(f"clip {clip_id}: the segment ends ({end} s) before it starts ({start} s)")
+                raise InputError(f"clip {clip_id}: the segment ends ({end} s) before it starts ({start} s)")
             item["end_s"] = float(end)
         cut = raw.get("cut", "exact")
         if cut not in CUT_MODES:
-            raise ValueError(f"cut must be one of {', '.join(CUT_MODES)}, not {cut!r}")
+            raise InputError(f"cut must be one of {', '.join(CUT_MODES)}, not {cut!r}")
         item["cut"] = cut
     if raw.get("disclosure"):
         item["disclosure"] = True
@@ -199,11 +199,11 @@ def request_export(
     recipient: str = "",
     case_number: str | None = None,
 ) -> ExportRequest:
-    """An investigator asks for clips to be extracted. Raises ValueError for a malformed request."""
+    """An investigator asks for clips to be extracted. Raises InputError for a malformed request."""
     if not items:
-        raise ValueError("an export request names at least one clip")
+        raise InputError("an export request names at least one clip")
     if not purpose.strip():
-        raise ValueError("an export request states its purpose")
+        raise InputError("an export request states its purpose")
     normalised = [normalise_item(item) for item in items]
     refusal: ExportRefusedError | None = None
     with _step(station) as session:
@@ -234,11 +234,11 @@ def request_export(
         for item in normalised:
             media_type = MediaType(found[item["clip_id"]].media_type)
             if has_segment(item) and media_type not in (MediaType.VIDEO, MediaType.AUDIO):
-                raise ValueError(
+                raise InputError(
                     f"clip {item['clip_id']} is {media_type}: only video and audio have segments"
                 )
             if item.get("disclosure") and media_type is not MediaType.VIDEO:
-                raise ValueError(f"clip {item['clip_id']} is {media_type}: only video gets a disclosure copy")
+                raise InputError(f"clip {item['clip_id']} is {media_type}: only video gets a disclosure copy")
         request = ExportRequest(
             case_id=case_id,
             requested_by=user,
@@ -273,7 +273,7 @@ def decide_export(
     """An approver approves (valid for `export_validity_days`) or rejects (with a reason)."""
     step = "approve" if approve else "reject"
     if not approve and not reason.strip():
-        raise ValueError("a rejection states its reason (--reason)")
+        raise InputError("a rejection states its reason (--reason)")
     refusal: ExportRefusedError | None = None
     with _step(station) as session:
         request = _must_load(session, request_id)
