@@ -8,6 +8,7 @@ import click
 
 from entrypoints.cli.support import (
     EXIT_INTEGRITY,
+    UNIT_NAME_MISSING,
     cli_actor,
     emit,
     initialise_from,
@@ -36,6 +37,10 @@ def init(ctx: click.Context, as_json: bool) -> None:
         "created": created,
     }
     station.close()
+    if not settings.unit_name.strip():
+        data["warnings"] = [UNIT_NAME_MISSING]
+        if not as_json:
+            click.echo(f"evidence: warning: {UNIT_NAME_MISSING}", err=True)
     emit(data, as_json, _print_init)
 
 
@@ -226,13 +231,37 @@ def _print_scrub(data: dict[str, Any]) -> None:
     click.echo("OK" if data["ok"] else "INTEGRITY PROBLEM FOUND")
 
 
-@click.command(help="Run the station: initialise, then serve the status page and API.")
-@click.option("--host", default=None, help="Listen address (default: settings web_host).")
-@click.option("--port", default=None, type=int, help="Listen port (default: settings web_port).")
+@click.command(
+    help="Run the whole station until stopped: initialise, then the dock daemon, the processing workers "
+    "and the web UI, each in a child process, restarted if it dies; Ctrl-C or SIGTERM stops all."
+)
+@click.option("--host", default=None, help="Web UI listen address (default: settings web_host).")
+@click.option("--port", default=None, type=int, help="Web UI listen port (default: settings web_port).")
+@click.option(
+    "--without",
+    type=click.Choice(["dock", "worker", "web"]),
+    multiple=True,
+    help="Leave this role out (repeatable), e.g. a station with no bays: --without dock.",
+)
+@click.option(
+    "--stop-timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds a role has to stop after SIGTERM before it is killed.",
+)
 @click.pass_context
-def station(ctx: click.Context, host: str | None, port: int | None) -> None:
+def station(
+    ctx: click.Context, host: str | None, port: int | None, without: tuple[str, ...], stop_timeout: float
+) -> None:
     from entrypoints.station import run_station  # lazy: uvicorn, FastAPI; keeps `--help` fast
 
     settings = settings_from(ctx)
     running = initialise_from(ctx)
-    run_station(running, host=host or settings.web_host, port=port or settings.web_port)
+    run_station(
+        running,
+        host=host or settings.web_host,
+        port=port or settings.web_port,
+        without=without,
+        stop_timeout=stop_timeout,
+    )

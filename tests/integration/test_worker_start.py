@@ -19,15 +19,17 @@ from tests.fixtures.redis import RedisServer
 from tests.fixtures.services import free_port
 from workers.planning import plan_clips
 
-NAMESPACE, QUEUE = "evidence", "processing"  # workers.broker.make_broker, workers.actors.QUEUE
+NAMESPACE, QUEUE = "evidence", "processing"  # workers.broker.NAMESPACE, workers.actors.QUEUE
 
 OFFER = """
+from entrypoints.wiring import sending_actors
 from evidence_store.bootstrap import open_station
 from evidence_store.settings import load_settings
 from workers.queue import offer_waiting_work
 
-station = open_station(load_settings())
-print(*offer_waiting_work(station))
+settings = load_settings()
+station = open_station(settings)
+print(*offer_waiting_work(station, sending_actors(settings)))
 station.close()
 """
 
