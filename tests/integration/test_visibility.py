@@ -107,9 +107,7 @@ def test_reviewing_or_assigning_a_hidden_item_answers_like_a_missing_one_and_cha
     with world.station.engine.connect() as connection:
         assert world.clip_c in clips_under_review(connection, [world.clip_c])
     with world.station.engine.connect() as connection:
-        actions = set(
-            connection.scalars(select(audit_events.c.action).where(audit_events.c.seq > before))
-        )
+        actions = set(connection.scalars(select(audit_events.c.action).where(audit_events.c.seq > before)))
     assert actions <= {"access.denied"}, actions
 
 
@@ -119,12 +117,21 @@ def test_a_hidden_clip_linked_to_a_visible_case_cannot_be_acted_on_nor_seen_thro
     words = secret_words(world, user_of(world.station, "investigator"))
     assert client.get(f"/api/clips/{world.clip_c}").status_code == 404
     before = link_row(world.station, world.link_c_normal)
-    for action, body in (("evidence", {"reason": "why not", "is_evidence": True}), ("unlink", {"reason": "x"})):
+    for action, body in (
+        ("evidence", {"reason": "why not", "is_evidence": True}),
+        ("unlink", {"reason": "x"}),
+    ):
         hidden = client.post(
             f"/api/cases/{world.case_normal}/links/{world.link_c_normal}/{action}", json=body, headers=headers
         )
-        missing = client.post(f"/api/cases/{world.case_normal}/links/999999/{action}", json=body, headers=headers)
-        assert hidden.status_code == missing.status_code == 404, (action, hidden.status_code, missing.status_code)
+        missing = client.post(
+            f"/api/cases/{world.case_normal}/links/999999/{action}", json=body, headers=headers
+        )
+        assert hidden.status_code == missing.status_code == 404, (
+            action,
+            hidden.status_code,
+            missing.status_code,
+        )
         assert hidden.json() == missing.json()
         page = client.post(
             f"/cases/{world.case_normal}/links/{world.link_c_normal}/{action}",

@@ -964,7 +964,11 @@ def test_the_dashboard_shows_processing_and_transfers(world: World) -> None:
     client = client_for(world.station)
     login(client, "custodian")
     data = client.get("/api/dashboard").json()
-    assert data["processing"]["clips_by_status"] == {"ready": 4}
+    # counted: what is not confidential to the user (R13): not U2's private clip_b nor U1's secret clip_c
+    assert data["processing"]["clips_by_status"] == {"ready": 2}
+    other_unit = client_for(world.station)
+    login(other_unit, "custodian-u2")
+    assert other_unit.get("/api/dashboard").json()["processing"]["clips_by_status"] == {"ready": 3}
     assert data["retention_runs"] == [] and data["late_handovers"]["count_30d"] == 0
     assert client.get("/dashboard").status_code == 200
 

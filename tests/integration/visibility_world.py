@@ -191,7 +191,9 @@ def secret_words(world: World, user: User) -> list[str]:
         Role.SUPERVISOR,
     )
     if not u1_secret_cleared:
-        hidden += [world.names[k] for k in ("clip_c", "case_state_u1", "case_state_u1_title", "secret_reason")]
+        hidden += [
+            world.names[k] for k in ("clip_c", "case_state_u1", "case_state_u1_title", "secret_reason")
+        ]
     if not u2_private_cleared:
         hidden += [world.names[k] for k in ("clip_b", "case_private_u2", "case_private_u2_title")]
     return hidden
