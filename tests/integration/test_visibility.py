@@ -11,7 +11,29 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from evidence_store.bootstrap import Station
-from evidence_store.db.tables import audit_events, clip_links, supervision_items
+from evidence_store.db.tables import (
+    audit_events,
+    cases,
+    clip_links,
+    clips,
+    documents,
+    supervision_items,
+)
+from evidence_store.domain.access import Kind, Role, User
+from evidence_store.queries.visibility import (
+    audit_entry_facts,
+    case_facts,
+    cleared_clip_clause,
+    clip_facts,
+    document_facts,
+    item_facts,
+    sees,
+    visible_audit_clause,
+    visible_case_clause,
+    visible_clip_clause,
+    visible_document_clause,
+    visible_item_clause,
+)
 from evidence_store.review_holds import clips_under_review
 from tests.integration.visibility_world import PASSWORD, World, build_world, secret_words, user_of
 from web.app import create_app
@@ -195,3 +217,62 @@ def test_the_audit_log_leaves_out_entries_about_objects_hidden_from_the_reader(
     cleared, _ = signed_in(world.station, "supervisor")
     seen = cleared.get("/api/audit", params={"limit": 500}).json()["events"]
     assert ("case", str(world.case_state_u1)) in {(e["object_type"], e["object_id"]) for e in seen}
+
+
+def test_the_sql_forms_of_the_rule_agree_with_the_pure_rule_on_every_object(world: World) -> None:
+    """`may_see` over each object's `Facts` and the SQL conditions of `queries.visibility` pick the same
+    clips (seen and named), cases, documents, draw items and audit entries, for every role and unit."""
+    station = world.station
+    supervisor, _ = signed_in(station, "supervisor")  # entries about the secret case, clip and item
+    supervisor.get(f"/api/cases/{world.case_state_u1}")
+    supervisor.get(f"/api/clips/{world.clip_c}")
+    investigator, _ = signed_in(station, "investigator")
+    investigator.get(f"/api/clips/{world.clip_c}")  # a refusal about the hidden clip
+    with station.engine.connect() as connection:
+        all_clips = list(connection.scalars(select(clips.c.id)))
+        all_cases = list(connection.scalars(select(cases.c.id)))
+        all_documents = list(connection.scalars(select(documents.c.id)))
+        all_items = list(connection.scalars(select(supervision_items.c.id)))
+        entries = connection.execute(
+            select(audit_events.c.seq, audit_events.c.object_type, audit_events.c.object_id)
+        ).all()
+        assert {e.object_type for e in entries} >= {"clip", "case", "supervision_draw"}
+        facts = {
+            "clip": {i: clip_facts(connection, i) for i in all_clips},
+            "named clip": {i: clip_facts(connection, i, Kind.DASHBOARD_ROW) for i in all_clips},
+            "case": {i: case_facts(connection, i) for i in all_cases},
+            "document": {i: document_facts(connection, i) for i in all_documents},
+            "item": {i: item_facts(connection, i) for i in all_items},
+            "entry": {e.seq: audit_entry_facts(connection, e.object_type, e.object_id) for e in entries},
+        }
+        checked = 0
+        for role in Role:
+            for unit in ("U1", "U2", ""):
+                for officer_id in (None, *{f.recorded_by for f in facts["clip"].values() if f}):
+                    user = User(1, "u", "", role, unit, officer_id)
+                    in_sql = {
+                        "clip": set(connection.scalars(select(clips.c.id).where(visible_clip_clause(user)))),
+                        "named clip": set(
+                            connection.scalars(select(clips.c.id).where(cleared_clip_clause(user)))
+                        ),
+                        "case": set(connection.scalars(select(cases.c.id).where(visible_case_clause(user)))),
+                        "document": set(
+                            connection.scalars(select(documents.c.id).where(visible_document_clause(user)))
+                        ),
+                        "item": set(
+                            connection.scalars(
+                                select(supervision_items.c.id).where(visible_item_clause(user))
+                            )
+                        ),
+                        "entry": set(
+                            connection.scalars(select(audit_events.c.seq).where(visible_audit_clause(user)))
+                        ),
+                    }
+                    for kind, of_kind in facts.items():
+                        pure = {key for key, fact in of_kind.items() if sees(user, fact)}
+                        assert in_sql[kind] == pure, (kind, user)
+                        checked += len(pure)
+                    assert (world.clip_c in in_sql["clip"]) is (
+                        role in (Role.APPROVER, Role.SUPERVISOR) and unit == "U1"
+                    )
+    assert checked > 0

@@ -46,7 +46,7 @@ from evidence_store.domain.model import (
     DerivativeKind,
 )
 from evidence_store.domain.sampling import DrawRequest
-from evidence_store.queries.visibility import clip_visible, visible_case_clause
+from evidence_store.queries.visibility import clip_visible, visible_case_clause, visible_clip_clause
 from evidence_store.review_holds import clips_under_review
 from evidence_store.supervision import create_draw
 from tests import factories
@@ -369,6 +369,10 @@ def test_the_sql_visibility_conditions_agree_with_the_pure_rules(world: World) -
                     user = User(1, "u", "", role, unit, officer_id)
                     for clip_id, officer in recorded_by.items():
                         expected = clip_visible_to(user, officer, links[clip_id])
+                        in_sql = connection.scalar(
+                            select(clips.c.id).where(clips.c.id == clip_id, visible_clip_clause(user))
+                        )
+                        assert (in_sql is not None) is expected, (user, clip_id)
                         assert clip_visible(connection, user, clip_id) is expected, (user, clip_id)
                         checked += expected
                     seen = set(connection.scalars(select(cases.c.id).where(visible_case_clause(user))))
