@@ -9,13 +9,15 @@
 
 Users: every role in U1 (user name = the role's name; the officer is badge 1001), and in U2
 `supervisor-u2`, `custodian-u2`, `investigator-u2`. The U1 supervisor drew a clip sample of officer
-1001 (items for clip_a and clip_c, unassigned) and a case sample of U1 (the normal and the secret case).
+1001 (items for clip_a and clip_c, unassigned) and a case sample of U1 (the normal and the secret case);
+the U2 supervisor a clip sample of officer 2002 (clip_b and clip_d).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -48,10 +50,14 @@ class World:
     link_c_normal: int  # clip_c to the normal case
     clip_draw: int
     case_draw: int
+    u2_draw: int  # drawn by supervisor-u2: clip_b and clip_d
     item_a: int
     item_c: int
     item_case_state: int
+    item_b: int
+    link_b: int  # clip_b to U2's private case
     names: dict[str, str] = field(default_factory=dict)  # object key -> a word only that object shows
+    app: Any = None  # the web application, where a test shares one
 
 
 def _clip(station: Station, officer_id: int, device_id: int, start: datetime, tag: str) -> int:
@@ -114,7 +120,7 @@ def build_world(station: Station) -> World:
         indexed=False,
     )
     link_a = factories.add_link(station, clip_a, case_normal, document_id=document)
-    factories.add_link(station, clip_b, case_private)
+    link_b = factories.add_link(station, clip_b, case_private)
     factories.add_link(station, clip_c, case_state)
     link_c_normal = factories.add_link(station, clip_c, case_normal, reason=SECRET_REASON)
     for role in Role:
@@ -143,6 +149,12 @@ def build_world(station: Station) -> World:
     case_draw = create_draw(
         station, DrawRequest(kind="case", size=2, unit="U1", seed=12), drawer, source="test"
     )
+    u2_draw = create_draw(
+        station,
+        DrawRequest(kind="clip", size=2, officer="2002", seed=13),
+        user_of(station, "supervisor-u2"),
+        source="test",
+    )
     with station.engine.connect() as connection:
         items = {
             (r.clip_id, r.case_id): r.id
@@ -168,6 +180,9 @@ def build_world(station: Station) -> World:
         item_a=items[(clip_a, None)],
         item_c=items[(clip_c, None)],
         item_case_state=items[(None, case_state)],
+        u2_draw=u2_draw,
+        item_b=items[(clip_b, None)],
+        link_b=link_b,
         names={
             "clip_b": "vis-private-b",
             "clip_c": "vis-secret-c",
