@@ -20,6 +20,9 @@ from evidence_store.db.tables import (
     supervision_items,
 )
 from evidence_store.domain.access import Kind, Role, User
+from evidence_store.domain.model import ExportStatus
+from evidence_store.errors import NotFoundError
+from evidence_store.export.workflow import ExportRefusedError, approve_export, request_export
 from evidence_store.queries.visibility import (
     audit_entry_facts,
     case_facts,
@@ -37,6 +40,8 @@ from evidence_store.queries.visibility import (
 from evidence_store.review_holds import clips_under_review
 from tests.integration.visibility_world import PASSWORD, World, build_world, secret_words, user_of
 from web.app import create_app
+
+MISSING = 999_999
 
 
 @pytest.fixture
@@ -276,3 +281,28 @@ def test_the_sql_forms_of_the_rule_agree_with_the_pure_rule_on_every_object(worl
                         role in (Role.APPROVER, Role.SUPERVISOR) and unit == "U1"
                     )
     assert checked > 0
+
+
+def test_an_export_names_only_what_its_requester_and_its_approver_may_see(world: World) -> None:
+    station = world.station
+    with pytest.raises(NotFoundError) as hidden:
+        request_export(station, user="investigator", items=[{"clip_id": world.clip_c}], purpose="court")
+    with pytest.raises(NotFoundError) as missing:
+        request_export(station, user="investigator", items=[{"clip_id": MISSING}], purpose="court")
+    assert str(hidden.value) == str(missing.value).replace(str(MISSING), str(world.clip_c))
+    with pytest.raises(NotFoundError, match="no case numbered"):
+        request_export(
+            station,
+            user="investigator",
+            items=[{"clip_id": world.clip_a}],
+            purpose="court",
+            case_number="VIS-2026-U1STATE",
+        )
+    # U2's investigator asks for U2's private clip: U1's approver may not see it, so may not decide
+    asked = request_export(station, user="investigator-u2", items=[{"clip_id": world.clip_b}], purpose="x")
+    assert asked.id is not None
+    with pytest.raises(ExportRefusedError, match="may not see"):
+        approve_export(station, asked.id, user="approver")
+    plain = request_export(station, user="investigator", items=[{"clip_id": world.clip_a}], purpose="court")
+    assert plain.id is not None
+    assert approve_export(station, plain.id, user="approver").status == ExportStatus.APPROVED
