@@ -96,6 +96,11 @@ def test_a_supervisor_of_another_unit_sees_no_hidden_item_of_a_draw(world: World
     draw = client.get(f"/api/supervision/draws/{world.clip_draw}").json()
     assert [item["clip_id"] for item in draw["items"]] == [world.clip_a]
     assert draw["hidden_items"] == 1
+    client.cookies.set("lang", "en")
+    assert (
+        "1 more item(s) of this draw are not visible to you"
+        in client.get(f"/supervision/draws/{world.clip_draw}").text
+    )
     cases = client.get(f"/api/supervision/draws/{world.case_draw}").json()
     assert [item["case_id"] for item in cases["items"]] == [world.case_normal]
     # the drawing supervisor (U1, cleared for state secrets) sees every item
@@ -174,8 +179,10 @@ def test_a_hidden_clip_linked_to_a_visible_case_cannot_be_acted_on_nor_seen_thro
     assert {link["clip_id"] for link in detail["links"]} == {world.clip_a}
     assert detail["hidden_linked_clips"] == 1
     assert "01:10:00" not in text  # clip_c's start time
+    client.cookies.set("lang", "en")
     page = client.get(f"/cases/{world.case_normal}")
     assert page.status_code == 200
+    assert "1 more linked clip(s) are not visible to you" in page.text
     assert_no_secret(page.text, words, "case page")
     # the approver of U1 is cleared for the state secret and sees both links
     approver, _ = signed_in(world.station, "approver")
