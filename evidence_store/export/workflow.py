@@ -33,11 +33,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from evidence_store.accounts import user_from_row
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import cases, clips, export_requests, users
 from evidence_store.domain.access import EXPORT_APPROVER, EXPORT_REQUESTER, Role
 from evidence_store.domain.model import ClipStatus, ExportRequest, ExportStatus, MediaType
 from evidence_store.errors import EvidenceError, InputError, NotFoundError
+from evidence_store.queries.visibility import case_facts, clip_facts, sees
 
 REQUESTER_ROLE = EXPORT_REQUESTER
 APPROVER_ROLE = EXPORT_APPROVER
@@ -176,6 +178,20 @@ def user_problem(session: Session, username: str, role: Role | None) -> str | No
     return None
 
 
+def hidden_from(
+    session: Session, username: str, clip_ids: list[int], case_id: int | None = None
+) -> list[int]:
+    """The clips among `clip_ids` that the station user may not see (R11, R13), and the case's id first
+    when there is a case they may not see: what they may not request, approve or build."""
+    row = session.execute(select(users).where(users.c.username == username)).first()
+    if row is None:
+        return [*([case_id] if case_id is not None else []), *clip_ids]
+    user = user_from_row(row)
+    connection = session.connection()
+    hidden = [] if case_id is None or sees(user, case_facts(connection, case_id)) else [case_id]
+    return hidden + [c for c in clip_ids if not sees(user, clip_facts(connection, c))]
+
+
 def _load(session: Session, request_id: int) -> ExportRequest | None:
     return session.get(ExportRequest, request_id, with_for_update=True)
 
@@ -218,13 +234,15 @@ def request_export(
         case_id: int | None = None
         if case_number:
             case_id = session.scalar(select(cases.c.id).where(cases.c.number == case_number))
-            if case_id is None:
+            if case_id is None or hidden_from(session, user, [], case_id):
                 raise NotFoundError(f"no case numbered {case_number!r}")
         wanted = {item["clip_id"] for item in normalised}
         rows = session.execute(
             select(clips.c.id, clips.c.status, clips.c.media_type).where(clips.c.id.in_(wanted))
         ).all()
         found = {row.id: row for row in rows}
+        for hidden in hidden_from(session, user, sorted(found)):  # hidden answers as missing (R13)
+            del found[hidden]
         missing = sorted(wanted - set(found))
         if missing:
             raise NotFoundError(f"no clip {', '.join(map(str, missing))}")
@@ -278,6 +296,8 @@ def decide_export(
     with _step(station) as session:
         request = _must_load(session, request_id)
         problem = user_problem(session, user, APPROVER_ROLE)
+        if problem is None and hidden_from(session, user, _clip_ids(request), request.case_id):
+            problem = "the request names a case or clips this approver may not see (R13)"
         if problem is None and user == request.requested_by:
             problem = "nobody decides their own request"
         if problem is None and request.status is not ExportStatus.PENDING:
@@ -322,6 +342,10 @@ def reject_export(station: Station, request_id: int, *, user: str, reason: str) 
     return decide_export(station, request_id, user=user, approve=False, reason=reason)
 
 
+def _clip_ids(request: ExportRequest) -> list[int]:
+    return sorted({int(item["clip_id"]) for item in request.items or []})
+
+
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
@@ -360,6 +384,8 @@ def authorise_build(station: Station, request_id: int, *, user: str) -> ExportRe
                 details={"valid_until": _iso(request.valid_until), "noticed_at": now.isoformat()},
             )
         problem = _build_problem(request, user) or user_problem(session, user, None)
+        if problem is None and hidden_from(session, user, _clip_ids(request), request.case_id):
+            problem = "the request names a case or clips the requester may no longer see (R13)"
         if problem:
             refusal = _record_refusal(
                 station,

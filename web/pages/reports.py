@@ -21,7 +21,7 @@ router = APIRouter()
 @router.get("/dashboard")
 def dashboard_page(ctx: DashboardCtx) -> Response:
     with ctx.station.engine.connect() as connection:
-        data = dashboard(connection, ctx.now())
+        data = dashboard(connection, ctx.now(), ctx.user)
     return render(ctx, "dashboard.html", data=data)
 
 
@@ -82,7 +82,7 @@ def audit_page(
         before_seq=before_seq,
     )
     with ctx.station.engine.connect() as connection:
-        result = browse(connection, query)
+        result = browse(connection, query, ctx.user)
     ctx.audit("audit.viewed", "audit_log", "events", {"filters": query.filters()})
     return _audit_page(ctx, values, result)
 
