@@ -157,7 +157,9 @@ def compare_table(
             continue
         if recorded is None or not recorded.complete:
             _unrecorded_row(state, result, row_id, stored, recorded)
-        for name, value in recorded.fields.items() if recorded else ():
+        if recorded is None:
+            continue
+        for name, value in recorded.fields.items():
             actual = fact_value(stored[name])
             if actual != value:
                 result.add(RecordDifference(table, row_id, name, value, actual, "changed", recorded.seq))
