@@ -31,6 +31,7 @@ from evidence_store.domain.record_facts import (
 
 REPORT_LIMIT = 1000  # differences listed; the count is always complete
 _FACTS_MARK = f'"{FACTS_KEY}":'
+_DECODER = json.JSONDecoder()
 _BASELINE_MARK = f'"{BASELINE_KEY}":'
 
 
@@ -103,9 +104,7 @@ def fold_event(state: RecordState, seq: int, action: str, details: str) -> None:
             state.baseline = {t: int(n) for t, n in json.loads(details)[BASELINE_KEY].items()}
             state.baseline_seq = seq
         return
-    if _FACTS_MARK not in details:  # most events state no facts: skip the JSON parse
-        return
-    facts = json.loads(details).get(FACTS_KEY)
+    facts = _facts_of(details)
     if not facts:
         return
     state.events_with_facts += 1
@@ -123,11 +122,29 @@ def fold_event(state: RecordState, seq: int, action: str, details: str) -> None:
             continue
         known = table_rows.get(row_id)
         if fact.get("new") or known is None:
-            table_rows[row_id] = RecordedRow(dict(fact["set"]), seq, complete=bool(fact.get("new")))
+            table_rows[row_id] = RecordedRow(fact["set"], seq, complete=bool(fact.get("new")))
         else:
             known.fields.update(fact["set"])
             known.seq = seq
             known.gone = False
+
+
+def _facts_of(details: str) -> list[dict[str, Any]] | None:
+    """The `facts` of an event's canonical details text, parsing only that part when it can.
+
+    In canonical JSON a quote inside a string is escaped, so `"facts":` can only be a key; the value
+    found there is taken when it has the form of facts, else the whole text is parsed."""
+    at = details.find(_FACTS_MARK)
+    if at < 0:  # most events state no facts: no JSON parse at all
+        return None
+    try:
+        facts, _ = _DECODER.raw_decode(details, at + len(_FACTS_MARK))
+    except ValueError:
+        facts = None
+    if isinstance(facts, list) and all(isinstance(f, dict) and "t" in f for f in facts):
+        return facts
+    found = json.loads(details).get(FACTS_KEY)
+    return found if isinstance(found, list) else None
 
 
 def fold_events(events: Iterable[tuple[int, str, str]], state: RecordState | None = None) -> RecordState:
