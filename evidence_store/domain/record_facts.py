@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-
 FACTS_KEY = "facts"
 BASELINE_KEY = "records_baseline"
 BASELINE_ACTION = "records.baseline"
