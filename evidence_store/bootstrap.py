@@ -17,9 +17,11 @@ from evidence_store.db.engine import check_connection, make_engine
 from evidence_store.db.migrate import current_revision, head_revision, upgrade_to_head
 from evidence_store.db.orm import start_mappers
 from evidence_store.db.transient import errors_that_pass_as_transient
+from evidence_store.domain.record_facts import BASELINE_ACTION, BASELINE_KEY
 from evidence_store.errors import ConfigurationError
 from evidence_store.keys import StationKey, create_station_key, load_station_key
 from evidence_store.ports import BlobStore, Clock, RetentionPurger
+from evidence_store.record_check import records_baseline_needed
 from evidence_store.settings import Settings, ensure_home_writable
 
 
@@ -106,15 +108,33 @@ def initialise(settings: Settings, *, clock: Clock = system_clock) -> tuple[Stat
     if before != head_revision():
         created.append(f"database schema {head_revision()}")
     station = _assemble(settings, engine, key, clock)
-    if created:
-        with station.transaction() as session:
+    with station.transaction() as session:
+        # rows older than the baseline carry no facts in the chain: `audit verify` counts them apart
+        baseline = records_baseline_needed(session)
+        if created:
+            details: dict[str, object] = {
+                "created": created,
+                "store": station.blobs.name,
+                "key": key.fingerprint,
+            }
+            if baseline is not None:
+                details[BASELINE_KEY] = baseline
             station.audit.record(
                 session,
                 actor="system",
                 action="station.initialised",
                 object_type="station",
                 object_id=settings.station_name,
-                details={"created": created, "store": station.blobs.name, "key": key.fingerprint},
+                details=details,
+            )
+        elif baseline is not None:
+            station.audit.record(
+                session,
+                actor="system",
+                action=BASELINE_ACTION,
+                object_type="station",
+                object_id=settings.station_name,
+                details={BASELINE_KEY: baseline},
             )
     return station, created
 

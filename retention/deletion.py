@@ -26,6 +26,7 @@ from evidence_store.db.tables import (
     retention_runs,
 )
 from evidence_store.domain.model import Clip, ClipStatus, DecisionState, RetentionAction, Tombstone
+from evidence_store.domain.record_facts import FACTS_KEY, gone_fact, row_fact
 from evidence_store.errors import ObjectLockedError
 from retention.facts import BATCH, decide_clips
 from retention.run_record import Checkpoint, RunReport, store_report
@@ -160,31 +161,35 @@ def _tombstone(station: Station, decision_id: int, clip_id: int, report: RunRepo
         decision = session.execute(
             select(retention_decisions.c.rule).where(retention_decisions.c.id == decision_id)
         ).scalar_one()
-        session.add(
-            Tombstone(
-                clip_id=clip_id,
-                sha256=clip.sha256,
-                size=clip.size,
-                officer_id=clip.officer_id,
-                device_id=clip.device_id,
-                utc_start=clip.utc_start,
-                utc_end=clip.utc_end,
-                case_links=[
-                    {
-                        "case_id": k.case_id,
-                        "case_number": k.number,
-                        "document_id": k.document_id,
-                        "is_evidence": bool(k.is_evidence),
-                    }
-                    for k in links
-                ],
-                rule=decision,
-                policy_version=report.policy_version,
-                run_id=report.run_id,
-                deleted_at=station.clock(),
-            )
+        tombstone = Tombstone(
+            clip_id=clip_id,
+            sha256=clip.sha256,
+            size=clip.size,
+            officer_id=clip.officer_id,
+            device_id=clip.device_id,
+            utc_start=clip.utc_start,
+            utc_end=clip.utc_end,
+            case_links=[
+                {
+                    "case_id": k.case_id,
+                    "case_number": k.number,
+                    "document_id": k.document_id,
+                    "is_evidence": bool(k.is_evidence),
+                }
+                for k in links
+            ],
+            rule=decision,
+            policy_version=report.policy_version,
+            run_id=report.run_id,
+            deleted_at=station.clock(),
         )
+        session.add(tombstone)
+        session.flush()
+        assert tombstone.id is not None
         clip.status = ClipStatus.DELETED
+        derivative_ids = session.scalars(
+            select(derivatives.c.id).where(derivatives.c.clip_id == clip_id)
+        ).all()
         session.execute(derivatives.delete().where(derivatives.c.clip_id == clip_id))
         session.execute(
             update(retention_decisions)
@@ -203,5 +208,10 @@ def _tombstone(station: Station, decision_id: int, clip_id: int, report: RunRepo
                 "rule": decision,
                 "run_id": report.run_id,
                 "policy_version": report.policy_version,
+                FACTS_KEY: [
+                    row_fact("clips", clip_id, clip, new=False, fields=("status",)),
+                    row_fact("tombstones", tombstone.id, tombstone, new=True),
+                    *(gone_fact("derivatives", d) for d in derivative_ids),
+                ],
             },
         )

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import clips, processing_jobs
 from evidence_store.domain.model import Clip, ClipStatus, JobStatus, ProcessingJob, ProcessingStep
+from evidence_store.domain.record_facts import FACTS_KEY, row_fact
 from workers.pipeline import ready_to_run, steps_for, unlocked_by
 
 
@@ -34,6 +35,19 @@ def plan_clips(station: Station, clip_ids: list[int] | None = None) -> list[int]
                 session.flush()
                 created.append(job.id or 0)
             clip.status = ClipStatus.PROCESSING
+            # R3: the status change is stated in the chain, so `audit verify` can replay it
+            station.audit.record(
+                session,
+                actor="worker",
+                action="clip.planned",
+                object_type="clip",
+                object_id=clip.id or 0,
+                details={
+                    "steps": [step.value for step in steps_for(clip.media_type)],
+                    FACTS_KEY: [row_fact("clips", clip.id or 0, clip, new=False, fields=("status",))],
+                },
+                flush=False,
+            )
     return created
 
 

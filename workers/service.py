@@ -23,6 +23,7 @@ from sqlalchemy import select
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import clips, processing_jobs
 from evidence_store.domain.model import Clip, ClipStatus, JobStatus, ProcessingJob, ProcessingStep
+from evidence_store.domain.record_facts import FACTS_KEY, row_fact
 from evidence_store.errors import NotFoundError, PermanentError, TransientError
 from workers.leasing import (
     CLAIM_LOST,
@@ -180,7 +181,11 @@ def _after_job(
                 action="clip.processed",
                 object_type="clip",
                 object_id=job.clip_id,
-                details={"status": str(final), "steps": {str(k): str(v[0]) for k, v in statuses.items()}},
+                details={
+                    "status": str(final),
+                    "steps": {str(k): str(v[0]) for k, v in statuses.items()},
+                    FACTS_KEY: [row_fact("clips", job.clip_id, clip, new=False, fields=("status",))],
+                },
             )
     if final is not None:
         toolkit.hand_off(station, job.clip_id)
@@ -256,13 +261,15 @@ def retry_job(station: Station, job_id: int, *, actor: str) -> None:
             None,
         )
         clip = session.get(Clip, job.clip_id)
+        facts = []
         if clip is not None and clip.status in (ClipStatus.FAILED, ClipStatus.UNPLAYABLE):
             clip.status = ClipStatus.PROCESSING
+            facts.append(row_fact("clips", job.clip_id, clip, new=False, fields=("status",)))
         station.audit.record(
             session,
             actor=actor,
             action="processing.retried",
             object_type="clip",
             object_id=job.clip_id,
-            details={"job_id": job_id, "step": job.step},
+            details={"job_id": job_id, "step": job.step, FACTS_KEY: facts},
         )

@@ -33,6 +33,7 @@ from evidence_store.domain.model import (
     ProcessingStep,
     StoredTimestamp,
 )
+from evidence_store.domain.record_facts import FACTS_KEY, row_fact
 from evidence_store.errors import NotFoundError, PermanentError
 from workers.leasing import mark_done
 from workers.timestamps import authority_for
@@ -132,9 +133,17 @@ def _step_probe(station: Station, job: ProcessingJob, toolkit: Toolkit) -> None:
             action="clip.probed",
             object_type="clip",
             object_id=job.clip_id,
-            details={"playable": found.get("playable"), "warnings": [w.code for w in probe.warnings]},
+            details={
+                "playable": found.get("playable"),
+                "warnings": [w.code for w in probe.warnings],
+                FACTS_KEY: [row_fact("clips", row.id or 0, row, new=False, fields=_PLACED_FIELDS)],
+            },
         )
         mark_done(session, job, station.clock())
+
+
+# what probing may change on a clip: its duration and, from it, its end (and start) in time
+_PLACED_FIELDS = ("duration_s", "device_end", "utc_start", "utc_end")
 
 
 def _place_end(station: Station, clip: Clip) -> None:
@@ -206,6 +215,7 @@ def _store_derivatives(
                 )
                 session.add(derivative)
                 session.flush()
+                assert derivative.id is not None
                 station.audit.record(
                     session,
                     actor="worker",
@@ -218,6 +228,7 @@ def _store_derivatives(
                         "derived_from": clip.sha256,
                         "tool": run.tool,
                         "tool_version": run.tool_version,
+                        FACTS_KEY: [row_fact("derivatives", derivative.id, derivative, new=True)],
                     },
                 )
             mark_done(session, job, now)
