@@ -106,6 +106,7 @@ def initialise(settings: Settings, *, clock: Clock = system_clock) -> tuple[Stat
     if before != head_revision():
         created.append(f"database schema {head_revision()}")
     station = _assemble(settings, engine, key, clock)
+    created.extend(_convert_sidecar_clips(station))
     if created:
         with station.transaction() as session:
             station.audit.record(
@@ -117,6 +118,18 @@ def initialise(settings: Settings, *, clock: Clock = system_clock) -> tuple[Stat
                 details={"created": created, "store": station.blobs.name, "key": key.fingerprint},
             )
     return station, created
+
+
+def _convert_sidecar_clips(station: Station) -> list[str]:
+    """The data step of issue 17: sidecars an older station stored as clips become attachments."""
+    from evidence_store.sidecar_migration import convert_sidecar_clips  # lazy: import cycle via Station
+
+    report = convert_sidecar_clips(station)
+    said = []
+    if report.converted:
+        said.append(f"{len(report.converted)} sidecar(s) stored as clips converted to attachments")
+    said.extend(f"sidecar clip {clip_id} left as a clip: {why}" for clip_id, why in report.left.items())
+    return said
 
 
 def open_station(settings: Settings, *, clock: Clock = system_clock) -> Station:

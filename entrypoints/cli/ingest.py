@@ -43,6 +43,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"  seen {summary['files_seen']}, ingested {summary['files_ingested']}, duplicate "
         f"{summary['files_duplicate']}, failed {summary['files_failed']}, "
         f"skipped {summary['files_skipped']}, "
+        f"attachments {summary.get('files_attached', 0)}, "
         f"{summary['bytes_copied']:,} bytes"
         + (f", deleted from the recorder {summary['files_deleted']}" if summary.get("files_deleted") else "")
     )
