@@ -21,6 +21,7 @@ from evidence_store.errors import ConfigurationError
 from evidence_store.keys import StationKey, create_station_key, load_station_key
 from evidence_store.ports import BlobStore, Clock, RetentionPurger
 from evidence_store.settings import Settings, ensure_home_writable
+from evidence_store.sidecar_migration import convert_sidecar_clips
 
 
 def system_clock() -> datetime:
@@ -122,8 +123,6 @@ def initialise(settings: Settings, *, clock: Clock = system_clock) -> tuple[Stat
 
 def _convert_sidecar_clips(station: Station) -> list[str]:
     """The data step of issue 17: sidecars an older station stored as clips become attachments."""
-    from evidence_store.sidecar_migration import convert_sidecar_clips  # lazy: import cycle via Station
-
     report = convert_sidecar_clips(station)
     said = []
     if report.converted:

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from sqlalchemy import delete, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from evidence_store.attachments import attachment_facts
+from evidence_store.audit import AuditLog
 from evidence_store.db.tables import (
     clip_links,
     clips,
@@ -38,9 +40,19 @@ from evidence_store.db.tables import (
 from evidence_store.domain.model import Attachment, ClipStatus, DecisionState, MediaType
 from evidence_store.domain.sidecars import kind_by_name
 from evidence_store.errors import BlobNotFoundError
+from evidence_store.ports import BlobStore
 
-if TYPE_CHECKING:
-    from evidence_store.bootstrap import Station
+
+class Station(Protocol):
+    """What the conversion uses of the station (it runs inside `evidence_store.bootstrap.initialise`,
+    so it cannot import the Station class from there)."""
+
+    engine: Engine
+    blobs: BlobStore
+    audit: AuditLog
+
+    def transaction(self) -> AbstractContextManager[Session]: ...
+
 
 # what makes a sidecar clip more than a sidecar: a person decides, the conversion leaves it
 _BLOCKERS = (

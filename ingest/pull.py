@@ -289,7 +289,8 @@ class _Puller:
         if sidecar_kind is not None:
             # a recorder's own file (device info, log, GPS track): kept with its provenance beside
             # the footage, never as a clip (issue 17)
-            return self._attachment(stored, sidecar_kind, name, path, mtime, docking)
+            same = self._sidecar_on_record(docking, path, before, mtime, sha256=stored.sha256)
+            return same or self._attachment(stored, sidecar_kind, name, path, mtime, docking)
         facts = clip_facts(
             dirfd,
             raw_name,
@@ -428,19 +429,21 @@ class _Puller:
         return PendingAttachment(stored, attachment)
 
     def _sidecar_on_record(
-        self, docking: _Docking, path: str, st: os.stat_result, mtime: datetime
+        self, docking: _Docking, path: str, st: os.stat_result, mtime: datetime, *, sha256: str | None = None
     ) -> FileResult | None:
-        """The attachment this device's sidecar became at an earlier docking, if unchanged since."""
+        """The attachment this device's sidecar became at an earlier docking, if unchanged since (by
+        size and time, or, once read, by its sha256)."""
         device = docking.device
+        same = (
+            # bytes just copied are only "known" while a live attachment holds them in the store
+            (attachments.c.sha256 == sha256) & attachments.c.deleted_at.is_(None)
+            if sha256 is not None
+            else (attachments.c.size == st.st_size) & (attachments.c.device_mtime == mtime)
+        )
         with self.station.connect() as connection:
             row = connection.execute(
                 select(attachments.c.id, attachments.c.sha256)
-                .where(
-                    attachments.c.device_id == device.id,
-                    attachments.c.device_path == path,
-                    attachments.c.size == st.st_size,
-                    attachments.c.device_mtime == mtime,
-                )
+                .where(attachments.c.device_id == device.id, attachments.c.device_path == path, same)
                 .order_by(attachments.c.id.desc())
                 .limit(1)
             ).first()

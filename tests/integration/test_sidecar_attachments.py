@@ -30,6 +30,7 @@ from retention.run import run_retention
 from tests import factories
 from tests.conftest import run_cli
 from tests.fixtures.media import make_video, sha256_of
+from tests.fixtures.recorders import dock_tools  # noqa: F401  (fixture)
 
 SERIAL, OFFICER = "DSJ0017", "310017"
 NOW = datetime(2027, 6, 15, 4, 0, tzinfo=UTC)
@@ -264,3 +265,42 @@ def test_the_shipped_profiles_declare_sidecars(name: str) -> None:
     for profile in load_profiles():
         assert profile.sidecar_kind(name) is not None, (profile.name, name)
         assert profile.sidecar_kind(name.rsplit(".", 1)[0] + ".MP4") is None
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("dock_tools")
+def test_a_pull_of_a_recorder_image_keeps_sidecars_as_attachments(station: Station, tmp_path: Path) -> None:
+    from ingest.mount import ReadOnlyMount
+    from ingest.pull import PullRequest, pull
+    from ingest.service import choose_profile
+    from tests.fixtures.recorders import LoopDevice, RecorderSpec, build_recorder_image
+
+    extra = {
+        "GPS/track_0001.nmea": (b"$GPGGA,090000,3854.0,N,12145.0,E,1,08*00\n", None),
+        "LOG/SYSTEM.LOG": (b"boot ok\nrecord start\n", None),
+    }
+    image = build_recorder_image(
+        tmp_path, RecorderSpec("DSJ1701", "311701", "vfat", clips=2, extra_files=extra)
+    )
+    mount_dir = station.settings.effective_mount_dir
+    with LoopDevice(image.path) as devnode, ReadOnlyMount(devnode, "vfat", mount_dir) as root:
+        profile, facts = choose_profile(station, root, None)
+        summary = pull(
+            station, PullRequest(root=root, profile=profile, source=TransferSource.DOCK, volume=facts)
+        )
+    assert summary.outcome is TransferOutcome.COMPLETE, summary.as_dict()
+    sidecars = {"DeviceInfo.txt", "GPS/track_0001.nmea", "LOG/SYSTEM.LOG"}
+    media = {p for p in image.files if p not in sidecars}
+    assert len(media) == 2
+    assert _clip_paths(station) == media  # the sidecars are no clips
+    kept = _attachments(station)
+    assert set(kept) == sidecars
+    for path in sidecars:
+        assert kept[path].sha256 == image.files[path]
+        assert kept[path].transfer_id == summary.transfer_id
+        assert station.blobs.exists(kept[path].sha256)
+    assert {path: kept[path].kind for path in sidecars} == {
+        "DeviceInfo.txt": "device_info",
+        "GPS/track_0001.nmea": "gps",
+        "LOG/SYSTEM.LOG": "log",
+    }
