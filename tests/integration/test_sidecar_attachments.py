@@ -304,3 +304,36 @@ def test_a_pull_of_a_recorder_image_keeps_sidecars_as_attachments(station: Stati
         "GPS/track_0001.nmea": "gps",
         "LOG/SYSTEM.LOG": "log",
     }
+
+
+def test_the_clip_page_lists_its_recorder_files_and_search_does_not(station: Station) -> None:
+    from evidence_store.accounts import create_user
+    from tests.integration.test_web_access import PASSWORD, client_for, login
+
+    transfer_id = _transfer(station)
+    device_id = factories.add_device(station, "DSJ-WEB")
+    clip = factories.store_clip(
+        station,
+        b"web clip " * 64,
+        transfer_id=transfer_id,
+        device_id=device_id,
+        device_path="DCIM/W_0001.MP4",
+        utc_start=NOW,
+        status=ClipStatus.READY,
+    )
+    info = b"Serial=DSJ-WEB\n"
+    _attach(station, transfer_id, device_id, "DeviceInfo.txt", info, "device_info")
+    create_user(station, username="custodian", password=PASSWORD, role="custodian", unit="", actor="test")
+    client = client_for(station)
+    login(client, "custodian")
+
+    page = client.get(f"/clips/{clip.clip_id}")
+    assert page.status_code == 200
+    assert 'id="attachments"' in page.text
+    assert "DeviceInfo.txt" in page.text and hashlib.sha256(info).hexdigest() in page.text
+    detail = client.get(f"/api/clips/{clip.clip_id}").json()
+    assert [(a["name"], a["size"], a["kind"]) for a in detail["attachments"]] == [
+        ("DeviceInfo.txt", len(info), "device_info")
+    ]
+    hits = client.get("/api/clips").json()["items"]
+    assert [hit["id"] for hit in hits] == [clip.clip_id]  # the sidecar is no search hit
