@@ -85,14 +85,25 @@ def convert_sidecar_clips(station: Station, *, actor: str = "system") -> Convers
             continue
         with station.transaction() as session:
             why = _convert(station, session, row.id, actor)
-        if why is None:
-            report.converted.append(row.id)
-        else:
+        if isinstance(why, str):
             report.left[row.id] = why
+            continue
+        report.converted.append(row.id)
+        if why.store_hold and hasattr(station.blobs, "set_legal_hold"):
+            # the S3 legal hold the retention run put on it as an undated clip; an attachment goes
+            # with its footage instead. Released after the commit: should this fail, the blob merely
+            # stays held (the retention run reports "store refused") and nothing is lost.
+            station.blobs.set_legal_hold(why.sha256, False)
     return report
 
 
-def _convert(station: Station, session: Session, clip_id: int, actor: str) -> str | None:
+@dataclass(frozen=True)
+class _Converted:
+    sha256: str
+    store_hold: bool
+
+
+def _convert(station: Station, session: Session, clip_id: int, actor: str) -> str | _Converted:
     clip = session.execute(select(clips).where(clips.c.id == clip_id)).one()
     problem = _why_it_stays(session, clip) or _verify_blob(station, clip.sha256)
     if problem:
@@ -137,7 +148,8 @@ def _convert(station: Station, session: Session, clip_id: int, actor: str) -> st
             carried_over={key: len(value) for key, value in former.items() if key != "clip"},
         ),
     )
-    return None
+    held = any(floor.get("store_hold") for floor in former["retention_floors"])
+    return _Converted(clip.sha256, held)
 
 
 def _why_it_stays(session: Session, clip: Any) -> str | None:

@@ -3,6 +3,7 @@ transfer or clip, never clips; they go with their footage; an older station's si
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -20,6 +21,7 @@ from evidence_store.domain.model import (
     ClipStatus,
     MediaType,
     ProcessingJob,
+    StoredTimestamp,
     Transfer,
     TransferOutcome,
     TransferSource,
@@ -219,12 +221,36 @@ def test_init_converts_sidecars_stored_as_clips(station: Station, station_env: d
         media_info={"profile": "cn-standard", "sidecar": True},
     )
     video = factories.store_clip(station, b"a real clip" * 50, transfer_id=transfer_id)
+    token = b"\x30\x82RFC3161 token bytes"
     with station.transaction() as session:
         session.add(
             ProcessingJob(
                 clip_id=old.clip_id, step="timestamp", created_at=station.clock(), updated_at=station.clock()
             )
         )
+        session.add(
+            StoredTimestamp(
+                clip_id=old.clip_id,
+                sha256=old.sha256,
+                kind="rfc3161",
+                authority="test tsa",
+                gen_time=NOW,
+                serial="42",
+                token=token,
+                created_at=NOW,
+            )
+        )
+    # a sidecar clip someone linked to a case stays a clip: a person decides
+    linked = factories.store_clip(
+        station,
+        b"linked log",
+        media_type=MediaType.OTHER,
+        original_name="sys.log",
+        device_path="LOG/sys.log",
+        transfer_id=transfer_id,
+        media_info={"sidecar": True},
+    )
+    factories.add_link(station, linked.clip_id, factories.add_case(station, "C-17"))
 
     result = run_cli(["init"], station_env)
     assert result.code == 0, result.stderr
@@ -238,7 +264,7 @@ def test_init_converts_sidecars_stored_as_clips(station: Station, station_env: d
                 audit_events.c.action == "attachment.converted_from_clip"
             )
         ).all()
-    assert clip_ids == {video.clip_id}  # no clip row for the sidecar
+    assert clip_ids == {video.clip_id, linked.clip_id}  # no clip row for the sidecar
     assert len(rows) == 1
     row = rows[0]
     assert (row.sha256, row.size, row.kind, row.transfer_id) == (
@@ -249,6 +275,10 @@ def test_init_converts_sidecars_stored_as_clips(station: Station, station_env: d
     )
     assert row.former_clip_id == old.clip_id
     assert row.former_clip["processing_jobs"][0]["step"] == "timestamp"
+    (kept_token,) = row.former_clip["timestamp_tokens"]  # the time-stamp over its hash is kept
+    assert base64.b64decode(kept_token["token"]["base64"]) == token
+    assert row.former_clip["clip"]["original_name"] == "DeviceInfo.txt"
+    assert f"sidecar clip {linked.clip_id} left as a clip: linked to a case" in result.stdout
     assert station.blobs.rehash(row.sha256) == row.sha256  # the bytes are still there, unchanged
     assert len(events) == 1 and events[0].object_id == str(row.id)
     details = json.loads(events[0].details)
