@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import attachments, clips, transfers
@@ -63,13 +63,13 @@ def delete_orphaned_attachments(station: Station, report: RunReport, now: dateti
 
 
 def _facts(station: Station, after_id: int, months: int) -> list[tuple[SidecarFacts, str]]:
-    live = (
-        select(func.count())
-        .where(clips.c.transfer_id == attachments.c.transfer_id, clips.c.status != ClipStatus.DELETED)
-        .scalar_subquery()
+    """The next batch of live attachments whose footage may be gone: a clip's whose clip is deleted,
+    a transfer's whose transfer has no live clip (filtered in SQL, so a run reads only those)."""
+    live_clip_of_transfer = exists().where(
+        clips.c.transfer_id == attachments.c.transfer_id, clips.c.status != ClipStatus.DELETED
     )
+    clip_deleted = exists().where(clips.c.id == attachments.c.clip_id, clips.c.status == ClipStatus.DELETED)
     ever = select(func.count()).where(clips.c.transfer_id == attachments.c.transfer_id).scalar_subquery()
-    clip_status = select(clips.c.status).where(clips.c.id == attachments.c.clip_id).scalar_subquery()
     with station.engine.connect() as connection:
         rows = connection.execute(
             select(
@@ -77,12 +77,17 @@ def _facts(station: Station, after_id: int, months: int) -> list[tuple[SidecarFa
                 attachments.c.clip_id,
                 attachments.c.sha256,
                 transfers.c.started_at,
-                live.label("live"),
                 ever.label("ever"),
-                clip_status.label("clip_status"),
             )
             .join(transfers, transfers.c.id == attachments.c.transfer_id)
-            .where(attachments.c.id > after_id, attachments.c.deleted_at.is_(None))
+            .where(
+                attachments.c.id > after_id,
+                attachments.c.deleted_at.is_(None),
+                or_(
+                    and_(attachments.c.clip_id.is_not(None), clip_deleted),
+                    and_(attachments.c.clip_id.is_(None), ~live_clip_of_transfer),
+                ),
+            )
             .order_by(attachments.c.id)
             .limit(BATCH)
         ).all()
@@ -91,8 +96,8 @@ def _facts(station: Station, after_id: int, months: int) -> list[tuple[SidecarFa
             SidecarFacts(
                 attachment_id=row.id,
                 clip_id=row.clip_id,
-                clip_live=row.clip_status is not None and row.clip_status != ClipStatus.DELETED,
-                transfer_live_clips=int(row.live or 0),
+                clip_live=False,  # chosen above: its clip is deleted, or its transfer has none live
+                transfer_live_clips=0,
                 transfer_clips_ever=int(row.ever or 0),
                 ordinary_until=add_months(row.started_at, months),
             ),
