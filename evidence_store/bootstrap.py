@@ -23,6 +23,7 @@ from evidence_store.keys import StationKey, create_station_key, load_station_key
 from evidence_store.ports import BlobStore, Clock, RetentionPurger
 from evidence_store.record_check import records_baseline_needed
 from evidence_store.settings import Settings, ensure_home_writable
+from evidence_store.sidecar_migration import convert_sidecar_clips
 
 
 def system_clock() -> datetime:
@@ -108,6 +109,7 @@ def initialise(settings: Settings, *, clock: Clock = system_clock) -> tuple[Stat
     if before != head_revision():
         created.append(f"database schema {head_revision()}")
     station = _assemble(settings, engine, key, clock)
+    created.extend(_convert_sidecar_clips(station))
     with station.transaction() as session:
         # rows older than the baseline carry no facts in the chain: `audit verify` counts them apart
         baseline = records_baseline_needed(session)
@@ -137,6 +139,16 @@ def initialise(settings: Settings, *, clock: Clock = system_clock) -> tuple[Stat
                 details={BASELINE_KEY: baseline},
             )
     return station, created
+
+
+def _convert_sidecar_clips(station: Station) -> list[str]:
+    """The data step of issue 17: sidecars an older station stored as clips become attachments."""
+    report = convert_sidecar_clips(station)
+    said = []
+    if report.converted:
+        said.append(f"{len(report.converted)} sidecar(s) stored as clips converted to attachments")
+    said.extend(f"sidecar clip {clip_id} left as a clip: {why}" for clip_id, why in report.left.items())
+    return said
 
 
 def open_station(settings: Settings, *, clock: Clock = system_clock) -> Station:

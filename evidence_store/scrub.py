@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from evidence_store.bootstrap import Station
-from evidence_store.db.tables import audit_events, clips, derivatives
+from evidence_store.db.tables import attachments, audit_events, clips, derivatives
 from evidence_store.domain.model import ClipStatus
 from evidence_store.errors import BlobNotFoundError
 
@@ -56,6 +56,10 @@ def scrub(station: Station, *, actor: str = "system") -> ScrubReport:
             referenced[sha256] = f"clip {clip_id}"
         for sha256, derivative_id in connection.execute(select(derivatives.c.sha256, derivatives.c.id)):
             referenced.setdefault(sha256, f"derivative {derivative_id}")
+        for sha256, attachment_id in connection.execute(
+            select(attachments.c.sha256, attachments.c.id).where(attachments.c.deleted_at.is_(None))
+        ):
+            referenced.setdefault(sha256, f"attachment {attachment_id}")
     report.records_checked = len(referenced)
 
     seen: set[str] = set()

@@ -12,8 +12,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from evidence_store.attachments import record_attachments
 from evidence_store.bootstrap import Station
-from evidence_store.domain.model import Clip
+from evidence_store.domain.model import Attachment, Clip
 from evidence_store.originals import record_originals
 from evidence_store.ports import StoredBlob
 from ingest.copying import StoreFailed
@@ -33,8 +34,27 @@ class PendingClip:
     clip: Clip
     device_mtime_ns: int = 0
 
+    @property
+    def device_path(self) -> str:
+        return self.clip.device_path
 
-def batch_is_full(batch: list[PendingClip], started: float) -> bool:
+
+@dataclass
+class PendingAttachment:
+    """A recorder sidecar whose bytes are in the store, waiting for its batch (never a clip)."""
+
+    stored: StoredBlob
+    attachment: Attachment
+
+    @property
+    def device_path(self) -> str:
+        return self.attachment.device_path
+
+
+Pending = PendingClip | PendingAttachment
+
+
+def batch_is_full(batch: list[Pending], started: float) -> bool:
     """Whether a batch begun at `started` (time.monotonic) is to be flushed now."""
     return (
         len(batch) >= BATCH_FILES
@@ -51,11 +71,11 @@ class BatchRecorder:
     station: Station
     actor: str
     new_clip_ids: list[int] = field(default_factory=list)
-    _syncing: tuple[list[PendingClip], BackgroundSync] | None = field(
+    _syncing: tuple[list[Pending], BackgroundSync] | None = field(
         default=None, init=False
     )  # see sync_in_background
 
-    def sync_in_background(self, batch: list[PendingClip], summary: TransferSummary) -> None:
+    def sync_in_background(self, batch: list[Pending], summary: TransferSummary) -> None:
         """Commit the batch synced before (waiting for its sync), then start syncing `batch` while the
         next one is copied: the store's flush, tens of milliseconds per batch and more when other
         work has dirty data on the disk, overlaps the copying instead of stopping it."""
@@ -71,9 +91,7 @@ class BatchRecorder:
         sync.wait()
         self.commit_batch(batch, summary, synced=True)
 
-    def commit_batch(
-        self, batch: list[PendingClip], summary: TransferSummary, *, synced: bool = False
-    ) -> None:
+    def commit_batch(self, batch: list[Pending], summary: TransferSummary, *, synced: bool = False) -> None:
         """Make a batch of copied files durable, then put them on the record in one transaction.
 
         The store is synced first (here, or before by `sync_in_background`), so a committed clip
@@ -84,15 +102,36 @@ class BatchRecorder:
             return
         if not synced:
             sync_store(self.station.blobs.sync)
+        footage = [item for item in batch if isinstance(item, PendingClip)]
+        sidecars = [item for item in batch if isinstance(item, PendingAttachment)]
         with self.station.transaction() as session:
             recorded = record_originals(
-                [(item.stored, item.clip) for item in batch],
+                [(item.stored, item.clip) for item in footage],
                 store_name=self.station.blobs.name,
                 session=session,
                 audit=self.station.audit,
                 actor=self.actor,
             )
-        results = list(zip(batch, recorded, strict=True))
+            attached = record_attachments(
+                [(item.attachment, item.stored.created) for item in sidecars],
+                store_name=self.station.blobs.name,
+                session=session,
+                audit=self.station.audit,
+                actor=self.actor,
+            )
+        for sidecar, attachment_id in zip(sidecars, attached, strict=True):
+            summary.files_attached += 1
+            summary.files.append(
+                FileResult(
+                    sidecar.attachment.device_path,
+                    "attached",
+                    sidecar.stored.size,
+                    sidecar.stored.sha256,
+                    warnings=[f"{sidecar.attachment.kind} sidecar: kept as attachment {attachment_id}"],
+                    hashed=True,
+                )
+            )
+        results = list(zip(footage, recorded, strict=True))
         for item, result in results:
             notes = [w.message for w in item.clip.warnings]
             codes = [w.code for w in item.clip.warnings]

@@ -29,13 +29,22 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from evidence_store.attachments import link_to_clips
 from evidence_store.bootstrap import Station
-from evidence_store.db.tables import clips
+from evidence_store.db.tables import attachments, clips
 from evidence_store.domain.device_clock import ClockReading, measure_offset
 from evidence_store.domain.handover import DeadlineMode, HandoverRule, WorkCalendar, parse_calendar
-from evidence_store.domain.model import Clip, Device, Officer, RecordWarning, Transfer, TransferOutcome
-from evidence_store.ports import NoProcessingQueue, ProcessingQueue
-from ingest.batches import BatchRecorder, PendingClip, batch_is_full
+from evidence_store.domain.model import (
+    Attachment,
+    Clip,
+    Device,
+    Officer,
+    RecordWarning,
+    Transfer,
+    TransferOutcome,
+)
+from evidence_store.ports import NoProcessingQueue, ProcessingQueue, StoredBlob
+from ingest.batches import BatchRecorder, Pending, PendingAttachment, PendingClip, batch_is_full
 from ingest.clip_facts import clip_facts
 from ingest.copying import StoreFailed, copy_verified
 from ingest.fat import FatError, FatVolume
@@ -142,6 +151,7 @@ class _Puller:
                 summary.problems.append("the recorder's clock file could not be read")
             self._open_fat(summary)
             outcome = self._pull_all(root_fd, _Docking(transfer, device, officer, reading, summary))
+            self._link_attachments(transfer)
             if outcome is TransferOutcome.COMPLETE and summary.files_failed:
                 outcome = TransferOutcome.PARTIAL
             summary.outcome = outcome
@@ -154,6 +164,14 @@ class _Puller:
         if self.batches.new_clip_ids:
             self.queue.clips_stored(self.batches.new_clip_ids)
         return summary
+
+    def _link_attachments(self, transfer: Transfer) -> None:
+        """Once every file is on the record: each per-clip sidecar (a GPS track or log with a clip's
+        base name) joins its clip, so it goes with that clip rather than with the whole transfer."""
+        with self.station.transaction() as session:
+            link_to_clips(
+                session, transfer_id=transfer.id or 0, audit=self.station.audit, actor=self.request.actor
+            )
 
     def _open_fat(self, summary: TransferSummary) -> None:
         """Open the FAT directory entries behind a fusefat mount (see `ingest.fat`), or say why not."""
@@ -180,7 +198,7 @@ class _Puller:
     def _pull_all(self, root_fd: int, docking: _Docking) -> TransferOutcome:
         """Walk the volume, copying each file and committing in batches; say how it ended."""
         summary = docking.summary
-        batch: list[PendingClip] = []
+        batch: list[Pending] = []
         batch_started = time.monotonic()
         try:
             try:
@@ -195,7 +213,7 @@ class _Puller:
                         # The recorder went away while this file was read. A vanished disk reads as
                         # end-of-file, and exfat-fuse then returns stale bytes without an error: this
                         # copy cannot be trusted, so it is not recorded.
-                        raise VolumeGone(f"the recorder was removed while {result.clip.device_path} was read")
+                        raise VolumeGone(f"the recorder was removed while {result.device_path} was read")
                     batch.append(result)
                     if batch_is_full(batch, batch_started):
                         # `batch` is emptied first: when the flush before it failed, this batch was
@@ -223,7 +241,7 @@ class _Puller:
 
     def _pull_one(
         self, dirfd: int, raw_dir: tuple[bytes, ...], rel_dir: str, raw_name: bytes, docking: _Docking
-    ) -> FileResult | PendingClip:
+    ) -> FileResult | Pending:
         summary = docking.summary
         name, exact = display_name(raw_name)
         path = join_path(rel_dir, name)
@@ -233,23 +251,17 @@ class _Puller:
             before = os.stat(raw_name, dir_fd=dirfd, follow_symlinks=False)
         except OSError as exc:
             return self._failed(summary, path, exc)
-        kind = special_kind(before.st_mode)
-        if kind is not None:
+        skipped = self._not_a_file(dirfd, raw_dir, raw_name, path, before)
+        if skipped is not None:
             summary.files_skipped += 1
-            return FileResult(path, "skipped", warnings=[skip_reason(kind, dirfd, raw_name)])
-        if before.st_size == 0 and self._is_fat_label(raw_dir, raw_name):
-            summary.files_skipped += 1
-            note = "the FAT volume label, which fusefat lists as an empty file: not a file, not stored"
-            return FileResult(path, "skipped", warnings=[note])
+            return skipped
         warnings: list[RecordWarning] = []
         mtime = self._device_mtime(raw_dir, raw_name, before, warnings)
         hash_now = self.verify_reread or self.request.hash_every_file
-        known = None if hash_now else self._already_on_record(docking.device, path, before, mtime)
+        sidecar_kind = self.request.profile.sidecar_kind(path)
+        known = None if hash_now else self._known_file(docking, path, before, mtime, sidecar_kind)
         if known is not None:
-            summary.files_duplicate += 1
-            note = "already ingested at an earlier docking"
-            return FileResult(path, "duplicate", before.st_size, known[1], known[0], [note])
-
+            return known
         if not exact:
             warnings.append(RecordWarning("name_not_utf8", f"file name bytes {raw_name.hex()} are not UTF-8"))
         try:
@@ -269,6 +281,16 @@ class _Puller:
         if before.st_size == 0:
             warnings.append(RecordWarning("empty_file", "the file on the recorder is empty (0 bytes)"))
         transfer, device, officer = docking.transfer, docking.device, docking.officer
+        self.progress.files_done += 1
+        self.progress.bytes_done += stored.size
+        if self.request.progress:
+            self.request.progress(self.progress)
+        summary.bytes_copied += stored.size
+        if sidecar_kind is not None:
+            # a recorder's own file (device info, log, GPS track): kept with its provenance beside
+            # the footage, never as a clip (issue 17)
+            same = self._sidecar_on_record(docking, path, before, mtime, sha256=stored.sha256)
+            return same or self._attachment(stored, sidecar_kind, name, path, mtime, docking)
         facts = clip_facts(
             dirfd,
             raw_name,
@@ -296,11 +318,6 @@ class _Puller:
             warnings=warnings,
             **facts,
         )
-        self.progress.files_done += 1
-        self.progress.bytes_done += stored.size
-        if self.request.progress:
-            self.request.progress(self.progress)
-        summary.bytes_copied += stored.size
         return PendingClip(stored, clip, before.st_mtime_ns)
 
     def _is_fat_label(self, raw_dir: tuple[bytes, ...], raw_name: bytes) -> bool:
@@ -368,6 +385,73 @@ class _Puller:
         if known is None or known[0] != st.st_size or known[1] != mtime:
             return None
         return known[2], known[3]
+
+    def _not_a_file(
+        self, dirfd: int, raw_dir: tuple[bytes, ...], raw_name: bytes, path: str, st: os.stat_result
+    ) -> FileResult | None:
+        """Why an entry is skipped (a special file, the FAT label fusefat lists), or None to copy it."""
+        kind = special_kind(st.st_mode)
+        if kind is not None:
+            return FileResult(path, "skipped", warnings=[skip_reason(kind, dirfd, raw_name)])
+        if st.st_size == 0 and self._is_fat_label(raw_dir, raw_name):
+            note = "the FAT volume label, which fusefat lists as an empty file: not a file, not stored"
+            return FileResult(path, "skipped", warnings=[note])
+        return None
+
+    def _known_file(
+        self, docking: _Docking, path: str, st: os.stat_result, mtime: datetime, sidecar_kind: str | None
+    ) -> FileResult | None:
+        """This device's file as an earlier docking recorded it (a clip, or a sidecar's attachment)
+        when its size and time are unchanged; None when it is to be copied."""
+        known = self._already_on_record(docking.device, path, st, mtime)
+        if known is not None:
+            docking.summary.files_duplicate += 1
+            note = "already ingested at an earlier docking"
+            return FileResult(path, "duplicate", st.st_size, known[1], known[0], [note])
+        if sidecar_kind is None:
+            return None
+        return self._sidecar_on_record(docking, path, st, mtime)
+
+    def _attachment(
+        self, stored: StoredBlob, kind: str, name: str, path: str, mtime: datetime, docking: _Docking
+    ) -> PendingAttachment:
+        attachment = Attachment(
+            transfer_id=docking.transfer.id or 0,
+            device_id=docking.device.id,
+            kind=kind,
+            original_name=name,
+            device_path=path,
+            size=stored.size,
+            sha256=stored.sha256,
+            device_mtime=mtime,
+            stored_at=self.station.clock(),
+        )
+        return PendingAttachment(stored, attachment)
+
+    def _sidecar_on_record(
+        self, docking: _Docking, path: str, st: os.stat_result, mtime: datetime, *, sha256: str | None = None
+    ) -> FileResult | None:
+        """The attachment this device's sidecar became at an earlier docking, if unchanged since (by
+        size and time, or, once read, by its sha256)."""
+        device = docking.device
+        same = (
+            # bytes just copied are only "known" while a live attachment holds them in the store
+            (attachments.c.sha256 == sha256) & attachments.c.deleted_at.is_(None)
+            if sha256 is not None
+            else (attachments.c.size == st.st_size) & (attachments.c.device_mtime == mtime)
+        )
+        with self.station.connect() as connection:
+            row = connection.execute(
+                select(attachments.c.id, attachments.c.sha256)
+                .where(attachments.c.device_id == device.id, attachments.c.device_path == path, same)
+                .order_by(attachments.c.id.desc())
+                .limit(1)
+            ).first()
+        if row is None:
+            return None
+        docking.summary.files_duplicate += 1
+        note = f"already kept as attachment {row.id} at an earlier docking"
+        return FileResult(path, "attached", st.st_size, row.sha256, warnings=[note])
 
     def _failed(self, summary: TransferSummary, path: str, exc: OSError) -> FileResult:
         if exc.errno in VOLUME_GONE or self.request.cancelled.is_set():

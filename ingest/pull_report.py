@@ -54,7 +54,9 @@ class PullRequest:
 @dataclass
 class FileResult:
     path: str
-    status: str  # ingested | duplicate | failed | skipped
+    status: (
+        str  # ingested | attached (a sidecar, see evidence_store.attachments) | duplicate | failed | skipped
+    )
     size: int = 0
     sha256: str | None = None
     clip_id: int | None = None
@@ -83,6 +85,7 @@ class TransferSummary:
     files_failed: int = 0
     files_skipped: int = 0
     files_deleted: int = 0
+    files_attached: int = 0  # recorder sidecars kept as attachments, not clips
     bytes_copied: int = 0
     clock_offset_s: float | None = None
     problems: list[str] = field(default_factory=list)
@@ -103,6 +106,7 @@ class TransferSummary:
             "files_failed": self.files_failed,
             "files_skipped": self.files_skipped,
             "files_deleted": self.files_deleted,
+            "files_attached": self.files_attached,
             "bytes_copied": self.bytes_copied,
             "clock_offset_s": self.clock_offset_s,
             "problems": self.problems,

@@ -159,6 +159,7 @@ def close_transfer(station: Station, actor: str, transfer: Transfer, summary: Tr
                 "files_duplicate": summary.files_duplicate,
                 "files_failed": summary.files_failed,
                 "files_skipped": summary.files_skipped,
+                "files_attached": summary.files_attached,
                 "bytes_copied": summary.bytes_copied,
                 "problems": summary.problems[:50],
             },

@@ -28,6 +28,7 @@ from evidence_store.db.tables import (
 from evidence_store.domain.model import Clip, ClipStatus, DecisionState, RetentionAction, Tombstone
 from evidence_store.domain.record_facts import FACTS_KEY, gone_fact, row_fact
 from evidence_store.errors import ObjectLockedError
+from retention.attachments import blob_shared_with_attachment, delete_orphaned_attachments
 from retention.facts import BATCH, decide_clips
 from retention.run_record import Checkpoint, RunReport, store_report
 
@@ -85,6 +86,8 @@ def delete_planned(
                 .limit(BATCH)
             ).all()
         if not pending:
+            # the sidecars whose last clip this run deleted go now, with it (issue 17)
+            delete_orphaned_attachments(station, report, now, actor)
             return
         ask = [
             row.clip_id
@@ -106,7 +109,8 @@ def delete_planned(
                 _set_state(station, row.id, DecisionState.DELETING)
                 checkpoint("marked_deleting")
                 try:
-                    purger.purge(row.sha256, run_id=report.run_id)
+                    if not blob_shared_with_attachment(station, row.sha256):
+                        purger.purge(row.sha256, run_id=report.run_id)
                 except ObjectLockedError as exc:
                     _set_state(station, row.id, DecisionState.SKIPPED)
                     report.skipped.append({"clip_id": row.clip_id, "reason": f"store refused: {exc}"})
