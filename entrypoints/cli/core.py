@@ -75,12 +75,14 @@ def audit() -> None:
 @click.pass_context
 def audit_verify(ctx: click.Context, all_signatures: bool, as_json: bool) -> None:
     from evidence_store.audit import verify_audit_log  # lazy: SQLAlchemy, cryptography; `--help` fast
+    from evidence_store.audit_anchoring import verify_anchors  # lazy: as above
 
     station = open_station_from(ctx)
     verdict = verify_audit_log(station.engine, station.key, all_signatures=all_signatures)
+    anchors = verify_anchors(station.engine, station.key, station.audit.anchoring, station.settings)
     first = verdict.first_problem
     data = {
-        "ok": verdict.ok,
+        "ok": verdict.ok and anchors.ok,
         "events_checked": verdict.events_checked,
         "checkpoints_checked": verdict.checkpoints_checked,
         "signatures_checked": verdict.signatures_checked,
@@ -90,23 +92,49 @@ def audit_verify(ctx: click.Context, all_signatures: bool, as_json: bool) -> Non
         "problems": [
             {"seq": p.seq, "reason": p.reason} for p in sorted(verdict.problems, key=lambda p: p.seq)
         ],
+        "anchors": {
+            "ok": anchors.ok,
+            "anchors_checked": anchors.anchors_checked,
+            "newest_anchored_seq": anchors.newest_anchored_seq,
+            "timestamps_checked": anchors.timestamps_checked,
+            "restored_from_backup": anchors.behind_backup,
+            "problems": [{"seq": p.seq, "reason": p.reason} for p in anchors.problems],
+            "notes": anchors.notes,
+        },
     }
     station.close()
     emit(data, as_json, _print_verdict)
-    if not verdict.ok:
+    if not data["ok"]:
         raise SystemExit(EXIT_INTEGRITY)
 
 
 def _print_verdict(data: dict[str, Any]) -> None:
+    anchors = data["anchors"]
     if data["ok"]:
         click.echo(
             f"audit log intact: {data['events_checked']} events, {data['checkpoints_checked']} signed "
             f"checkpoints, {data['signatures_checked']} event signatures checked; head {data['head_hash']}"
         )
+        click.echo(
+            f"anchors: {anchors['anchors_checked']} checked outside the database, newest at event "
+            f"{anchors['newest_anchored_seq']}, {anchors['timestamps_checked']} time-stamps checked"
+        )
+        for note in anchors["notes"]:
+            click.echo(f"  note: {note}")
         return
-    click.echo(f"AUDIT LOG BROKEN: first bad event is {data['first_bad_event']}", err=True)
+    if data["problems"]:
+        click.echo(f"AUDIT LOG BROKEN: first bad event is {data['first_bad_event']}", err=True)
     for problem in data["problems"]:
         click.echo(f"  - {problem['reason']}", err=True)
+    if not anchors["ok"]:
+        headline = (
+            "AUDIT LOG BEHIND ITS ANCHORS"
+            if anchors["restored_from_backup"]
+            else "AUDIT LOG DISAGREES WITH ITS ANCHORS"
+        )
+        click.echo(headline, err=True)
+        for problem in anchors["problems"]:
+            click.echo(f"  - {problem['reason']}", err=True)
 
 
 @audit.command("checkpoint", help="Sign the current head of the audit chain now.")
