@@ -9,6 +9,7 @@ import click
 from entrypoints.cli.support import (
     EXIT_INTEGRITY,
     cli_actor,
+    close_interrupted,
     emit,
     initialise_from,
     json_option,
@@ -233,9 +234,10 @@ def scrub(ctx: click.Context, as_json: bool) -> None:
     from evidence_store.scrub import scrub as run_scrub  # lazy: SQLAlchemy; keeps `--help` fast
 
     station = open_station_from(ctx)
+    interrupted = close_interrupted(station)
     report = run_scrub(station, actor=cli_actor())
     station.close()
-    emit(report.as_dict(), as_json, _print_scrub)
+    emit({**report.as_dict(), "interrupted_work": interrupted}, as_json, _print_scrub)
     if not report.ok:
         raise SystemExit(EXIT_INTEGRITY)
 
@@ -263,4 +265,5 @@ def station(ctx: click.Context, host: str | None, port: int | None) -> None:
 
     settings = settings_from(ctx)
     running = initialise_from(ctx)
+    close_interrupted(running)
     run_station(running, host=host or settings.web_host, port=port or settings.web_port)

@@ -13,7 +13,14 @@ from typing import Any, Literal, cast
 
 import click
 
-from entrypoints.cli.support import EXIT_FAILED, EXIT_INTEGRITY, cli_actor, open_station_from, settings_from
+from entrypoints.cli.support import (
+    EXIT_FAILED,
+    EXIT_INTEGRITY,
+    cli_actor,
+    close_interrupted,
+    open_station_from,
+    settings_from,
+)
 from entrypoints.wiring import processing_queue_for
 from evidence_store.domain.model import TransferOutcome, TransferSource
 
@@ -82,6 +89,7 @@ def import_command(
     from ingest.service import choose_profile
 
     station = open_station_from(ctx)
+    close_interrupted(station)
     profile, facts = choose_profile(station, path, profile_name)
     request = PullRequest(
         root=path,
@@ -199,6 +207,7 @@ def dock_command(
             stream=sys.stderr,
         )
     station = open_station_from(ctx)
+    close_interrupted(station)
     progress = _DockProgress() if not as_json and sys.stderr.isatty() else None
     output_lock = threading.Lock()
 
