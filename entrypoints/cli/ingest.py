@@ -113,7 +113,9 @@ def import_command(
     else:
         print_summary(data)
     if summary.outcome is not TransferOutcome.COMPLETE:
-        raise SystemExit(EXIT_INTEGRITY if summary.files_failed else EXIT_FAILED)
+        # 1: partial (files or directories not taken, the rest stored); 3: failed or interrupted
+        partial = summary.outcome is TransferOutcome.PARTIAL or summary.files_failed
+        raise SystemExit(EXIT_INTEGRITY if partial else EXIT_FAILED)
 
 
 class _DockProgress:

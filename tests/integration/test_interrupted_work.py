@@ -141,7 +141,6 @@ def test_a_transfer_of_a_live_process_and_its_temp_file_are_left_alone(
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        preexec_fn=lambda: os.nice(10),
     )
     try:
         while not list(incoming(station_env).glob("*.part")):
