@@ -57,7 +57,7 @@ class AnchorFile:
 
     def write(self, anchor: Anchor) -> None:
         created = not self.path.exists()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o444)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         try:
             os.write(fd, (anchor.line() + "\n").encode())
             os.fsync(fd)
