@@ -141,3 +141,18 @@ def test_anchors_in_s3_under_object_lock_with_a_tsa_token(
         assert any("s3" in p["reason"] for p in report["anchors"]["problems"])
     finally:
         station.close()
+
+
+def test_the_end_cut_consistently_reads_as_a_restore_on_both_backends(
+    station: Station, station_env: dict[str, str]
+) -> None:
+    """What a restore looks like from inside the database (the file copy above is SQLite only): the
+    log and its checkpoints end earlier than the anchors, and everything before agrees."""
+    record_events(station, 44)  # 45 events, anchors at 10..40
+    with station.engine.begin() as conn:
+        conn.execute(delete(audit_events).where(audit_events.c.seq > 33))
+        conn.execute(delete(audit_checkpoints).where(audit_checkpoints.c.seq > 33))
+    code, report = verify(station_env)
+    assert code == 1
+    assert report["anchors"]["restored_from_backup"] is True
+    assert report["first_bad_event"] is None
