@@ -231,7 +231,9 @@ def test_worker_processes_imported_clips_over_redis(
     stage_recorder(volume, tmp_path)
     imported = run_cli(["import", str(volume), "--json"], queue_env, timeout=300)
     assert imported.code == 0, imported.stderr
-    assert json.loads(imported.stdout)["files_ingested"] == 5  # the device-info file is kept too
+    summary = json.loads(imported.stdout)
+    assert summary["files_ingested"] == 4
+    assert summary["files_attached"] == 1  # the device-info file is kept too, as an attachment
     # the import offered the clips to the workers over Redis, and nothing has processed them yet
     assert queue_counts(redis)["waiting"] == 1
     offered = [Message.decode(raw) for raw in redis.hvals(f"{NAMESPACE}:{QUEUE}.msgs")]
@@ -240,7 +242,7 @@ def test_worker_processes_imported_clips_over_redis(
     assert linked_to(SAMPLING_DOCUMENT, queue_env) == set()  # linking waits for processing
 
     running = worker()
-    names = {*GOOD, TRUNCATED, "DeviceInfo.txt"}
+    names = {*GOOD, TRUNCATED}  # DeviceInfo.txt is a sidecar: an attachment, never a clip (issue 17)
     settled = {ClipStatus.READY, ClipStatus.UNPLAYABLE, ClipStatus.FAILED}
     running.wait_until(
         lambda: (

@@ -70,7 +70,7 @@ def mixed_volume(tmp_path: Path, ffmpeg_available: None) -> Path:
     good = make_video(tmp_path / "to-truncate.mp4", seconds=3, tag="truncate-me")
     (volume / "truncated.mp4").write_bytes(good.read_bytes()[: good.stat().st_size // 3])
     (volume / "empty.mp4").write_bytes(b"")
-    (volume / "notes.txt").write_text("sidecar")
+    (volume / "statement.pdf").write_text("a statement, not media")
     return volume
 
 
@@ -97,7 +97,7 @@ def test_every_clip_is_processed_and_bad_media_is_kept_visible(
     assert clips["video.mp4"].status is ClipStatus.READY
     assert clips["audio.m4a"].status is ClipStatus.READY
     assert clips["photo.jpg"].status is ClipStatus.READY
-    assert clips["notes.txt"].status is ClipStatus.READY
+    assert clips["statement.pdf"].status is ClipStatus.READY
     assert clips["truncated.mp4"].status is ClipStatus.UNPLAYABLE
     assert clips["empty.mp4"].status is ClipStatus.UNPLAYABLE
     assert clips["truncated.mp4"].warnings and clips["empty.mp4"].warnings

@@ -34,7 +34,7 @@ def timestamp_job(station: Station, station_env: dict[str, str], tmp_path: Path)
     """A stored file whose only job is its time-stamp (no media tools needed), planned, not run."""
     volume = tmp_path / "volume"
     volume.mkdir()
-    (volume / "notes.txt").write_text("sidecar", encoding="utf-8")
+    (volume / "statement.pdf").write_text("a statement, not media", encoding="utf-8")
     imported = run_cli(
         ["import", str(volume), "--device", "DSJ7", "--officer", "310777", "--json"], station_env
     )

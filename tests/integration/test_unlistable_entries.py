@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from evidence_store.bootstrap import Station
+from evidence_store.db.tables import attachments
 from evidence_store.domain.model import Clip, TransferOutcome
 from tests.conftest import run_cli
 from tests.fixtures.recorders import (  # noqa: F401  (fixtures)
@@ -65,9 +66,13 @@ def crafted_recorder(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 
 
 def stored_paths(station: Station) -> dict[str, str]:
-    """Stored clips by lower-cased path (a FAT 8.3 name is listed in the case the driver chooses)."""
+    """Stored files, clips and sidecar attachments alike, by lower-cased path (a FAT 8.3 name is listed
+    in the case the driver chooses)."""
     with station.sessions() as session:
-        return {c.device_path.lower(): c.sha256 for c in session.scalars(select(Clip))}
+        stored = {c.device_path.lower(): c.sha256 for c in session.scalars(select(Clip))}
+        for path, sha256 in session.execute(select(attachments.c.device_path, attachments.c.sha256)):
+            stored[path.lower()] = sha256
+        return stored
 
 
 def test_docking_pulls_the_rest_and_lists_the_refused_entry(

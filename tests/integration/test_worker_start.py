@@ -71,7 +71,7 @@ def test_worker_start_sends_work_whose_message_was_lost(
     station: Station, station_env: dict[str, str], redis_server: RedisServer, tmp_path: Path
 ) -> None:
     # imported while nothing was offered to the workers (as when Redis was down)
-    import_files(station_env, tmp_path / "volume", {"clip.mp4": b"not a video" * 100, "notes.txt": b"x"})
+    import_files(station_env, tmp_path / "volume", {"clip.mp4": b"not a video" * 100, "statement.pdf": b"x"})
     ids = clip_ids(station)
     plan_clips(station, [ids["clip.mp4"]])  # the video's jobs were planned ...
     before = job_ids(station)
@@ -80,7 +80,7 @@ def test_worker_start_sends_work_whose_message_was_lost(
         connection.execute(
             update(processing_jobs).where(processing_jobs.c.id == probe).values(status=JobStatus.RUNNING)
         )
-    assert clip_statuses(station)["notes.txt"] is ClipStatus.INGESTED  # never planned
+    assert clip_statuses(station)["statement.pdf"] is ClipStatus.INGESTED  # never planned
     redis = redis_server.client()
 
     child = subprocess.run(
@@ -95,10 +95,10 @@ def test_worker_start_sends_work_whose_message_was_lost(
 
     assert child.returncode == 0, child.stderr
     jobs = job_ids(station)
-    assert set(jobs) - set(before) == {(ids["notes.txt"], "timestamp")}  # the waiting clip was planned
-    assert clip_statuses(station)["notes.txt"] is ClipStatus.PROCESSING
+    assert set(jobs) - set(before) == {(ids["statement.pdf"], "timestamp")}  # the waiting clip was planned
+    assert clip_statuses(station)["statement.pdf"] is ClipStatus.PROCESSING
     expected = {
-        jobs[(ids["notes.txt"], "timestamp")],  # can start
+        jobs[(ids["statement.pdf"], "timestamp")],  # can start
         jobs[(ids["clip.mp4"], "timestamp")],  # can start
         probe,  # left running: claimed again once its lease runs out
     }
@@ -117,15 +117,15 @@ def test_worker_start_with_redis_down_fails_in_one_line_and_plans_nothing(
         "EVIDENCE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
     }
     # the import does not fail over it: the clip waits, `ingested`
-    import_files(down, tmp_path / "volume", {"notes.txt": b"x"})
-    assert clip_statuses(station) == {"notes.txt": ClipStatus.INGESTED}
+    import_files(down, tmp_path / "volume", {"statement.pdf": b"x"})
+    assert clip_statuses(station) == {"statement.pdf": ClipStatus.INGESTED}
 
     started = run_cli(["worker", "--processes", "1", "--threads", "1"], down, timeout=120)
 
     assert started.code == 3, (started.stdout, started.stderr)  # EXIT_FAILED
     assert "cannot reach Redis" in started.stderr, started.stderr
     assert "Traceback" not in started.stderr, started.stderr
-    assert clip_statuses(station) == {"notes.txt": ClipStatus.INGESTED}
+    assert clip_statuses(station) == {"statement.pdf": ClipStatus.INGESTED}
     assert job_ids(station) == {}
 
 
@@ -137,8 +137,8 @@ def test_jobs_retry_with_redis_down_says_why_the_job_was_not_sent(
         "EVIDENCE_PROCESSING_QUEUE": "redis",
         "EVIDENCE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
     }
-    import_files(down, tmp_path / "volume", {"notes.txt": b"x"})
-    plan_clips(station, [clip_ids(station)["notes.txt"]])
+    import_files(down, tmp_path / "volume", {"statement.pdf": b"x"})
+    plan_clips(station, [clip_ids(station)["statement.pdf"]])
     (job,) = job_ids(station).values()
     with station.engine.begin() as connection:
         connection.execute(
