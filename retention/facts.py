@@ -18,16 +18,16 @@ from evidence_store.db.tables import (
     cases,
     clip_links,
     clips,
-    compliance_flags,
     export_requests,
     legal_holds,
     processing_jobs,
     retention_floors,
     retention_shortenings,
+    transfers,
 )
 from evidence_store.db.types import UTCDateTime
-from evidence_store.domain.model import ClipStatus, ExportStatus, JobStatus
-from evidence_store.review_holds import clips_under_review
+from evidence_store.domain.model import ClipStatus, ExportStatus, JobStatus, MediaType
+from evidence_store.review_holds import clips_under_review, clips_with_flag_under_review
 from retention.policy import (
     CaseFacts,
     ClipFacts,
@@ -45,6 +45,7 @@ def settings_for(station: Station) -> RetentionSettings:
     return RetentionSettings(
         non_evidence_months=station.settings.retention_non_evidence_months,
         months_by_category=dict(station.settings.retention_months_by_category),
+        filing_window_days=station.settings.retention_filing_window_days,
     )
 
 
@@ -62,6 +63,12 @@ def live_clip_batches(station: Station, only: list[int] | None = None) -> Iterat
                     "recording_end"
                 ),
                 clips.c.status,
+                clips.c.media_type,
+                clips.c.late_handover,
+                # the start of last resort for a recording without a usable time (issue 17)
+                type_coerce(func.coalesce(transfers.c.started_at, clips.c.ingested_at), UTCDateTime).label(
+                    "handed_over_at"
+                ),
                 retention_floors.c.clip_id.label("floor_clip_id"),
                 retention_floors.c.not_before,
                 retention_floors.c.store_hold,
@@ -69,6 +76,7 @@ def live_clip_batches(station: Station, only: list[int] | None = None) -> Iterat
                 retention_floors.c.case_id.label("floor_case_id"),
             )
             .outerjoin(retention_floors, retention_floors.c.clip_id == clips.c.id)
+            .outerjoin(transfers, transfers.c.id == clips.c.transfer_id)
             .where(clips.c.status != ClipStatus.DELETED, clips.c.id > last_id)
             .order_by(clips.c.id)
             .limit(BATCH)
@@ -140,24 +148,7 @@ def batch_facts(
             if case_ids
             else []
         )
-        flagged = set(
-            connection.scalars(
-                select(compliance_flags.c.clip_id).where(
-                    chosen(compliance_flags.c.clip_id), compliance_flags.c.cleared_at.is_(None)
-                )
-            )
-        )
-        flagged_docs_cases = set(
-            connection.scalars(
-                select(clip_links.c.clip_id)
-                .join(compliance_flags, compliance_flags.c.document_id == clip_links.c.document_id)
-                .where(
-                    chosen(clip_links.c.clip_id),
-                    clip_links.c.removed_at.is_(None),
-                    compliance_flags.c.cleared_at.is_(None),
-                )
-            )
-        )
+        flag_reviewed = clips_with_flag_under_review(connection, ids, between=between)
         under_review = clips_under_review(connection, ids, between=between)
         failed_jobs = set(
             connection.scalars(
@@ -166,6 +157,7 @@ def batch_facts(
                 )
             )
         )
+    linked = {link.clip_id for link in links}
     case_facts = {
         row.id: CaseFacts(
             row.id, str(row.category), row.archived_at, row.retention_period, row.id in context.held_cases
@@ -178,8 +170,11 @@ def batch_facts(
             recording_end=row.recording_end,
             processing_failed=row.status in (ClipStatus.FAILED, ClipStatus.UNPLAYABLE)
             or row.id in failed_jobs,
-            open_flag=row.id in flagged or row.id in flagged_docs_cases,
+            flag_under_review=row.id in flag_reviewed,
             under_review=row.id in under_review,
+            unassigned=row.id not in linked and row.media_type != MediaType.OTHER,
+            late_handover=bool(row.late_handover),
+            handed_over_at=row.handed_over_at,
             export_pending=row.id in context.exporting,
             legal_hold=row.id in context.held_clips,
             floor=row.not_before,
