@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import insert, select, update
 
 from evidence_store.cases.flags_service import refresh_flags
 from evidence_store.db.tables import clips, compliance_flags, supervision_draws, supervision_items
 from evidence_store.domain.model import ClipStatus, RetentionPeriod
+from evidence_store.errors import ConflictError, NotPermittedError
+from evidence_store.flag_reviews import close_flag_review, open_flag_review
 from retention.policy import add_months
 from retention.run import run_retention
-from tests.factories import add_case, add_link, store_clip
-from tests.fakes import FakeStation, fake_station
+from tests.factories import add_case, add_link, add_user, store_clip
+from tests.fakes import FakeStation, audit_trail, fake_station
 
 ACT = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)  # the recording ended (the enforcement act)
 DAY = timedelta(days=1)
@@ -158,3 +161,32 @@ def test_a_recording_without_a_usable_time_is_retained_from_its_handover() -> No
     report = run_retention(station, add_months(handed_over, 6))
     assert report.deleted == 1
     assert status_of(station, undated) == "deleted"
+
+
+def test_a_flag_under_a_supervisors_review_holds_its_clip_until_the_review_closes() -> None:
+    station = a_station()
+    add_user(station, "sup", "supervisor")
+    add_user(station, "clerk", "custodian")
+    late = recorded(station, "late, under review", late_handover=True)
+    flags_refreshed(station, late)
+    with station.engine.connect() as connection:
+        flag_id = connection.scalar(
+            select(compliance_flags.c.id).where(
+                compliance_flags.c.clip_id == late, compliance_flags.c.kind == "late_handover"
+            )
+        )
+    with pytest.raises(NotPermittedError):
+        open_flag_review(station, flag_id, reason="why so late?", user="clerk")
+    review = open_flag_review(station, flag_id, reason="why so late?", user="sup")
+    with pytest.raises(ConflictError):
+        open_flag_review(station, flag_id, reason="again", user="sup")
+    a_year_on = add_months(ACT, 12)
+    report = run_retention(station, a_year_on, dry_run=True).as_dict()
+    assert report["kept_by_rule"] == {"hold:flag_under_review": 1}
+    assert report["kept_until"] == {"hold:flag_under_review": {"next": None, "last": None}}
+    close_flag_review(station, review, outcome="officer on leave; approved", user="sup")
+    assert late in would_go(station, a_year_on)
+    assert [e.action for e in audit_trail(station) if e.action.startswith("flag_review")] == [
+        "flag_review.opened",
+        "flag_review.closed",
+    ]
