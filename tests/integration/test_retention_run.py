@@ -156,3 +156,29 @@ def test_a_clip_under_supervisory_review_is_kept(station: Station, station_env: 
     assert statuses[reviewed] != "deleted"
     assert statuses[free] == "deleted"
     assert report["kept_by_rule"].get("hold:supervisory_review") == 1
+
+
+def test_times_without_a_zone_are_read_in_the_stations_zone(
+    station: Station, station_env: dict[str, str]
+) -> None:
+    """Issue 17: `--now 2026-09-03T12:00` is noon in Asia/Shanghai (the default zone), not in UTC; the
+    same for `clips search --from/--to`."""
+    result = run_cli(["retention", "run", "--dry-run", "--now", "2026-09-03T12:00", "--json"], station_env)
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["as_of"] == "2026-09-03T04:00:00+00:00"
+    berlin = {**station_env, "EVIDENCE_TIMEZONE": "Europe/Berlin"}
+    result = run_cli(["retention", "run", "--dry-run", "--now", "2026-09-03T12:00", "--json"], berlin)
+    assert json.loads(result.stdout)["as_of"] == "2026-09-03T10:00:00+00:00"
+    bad = run_cli(["retention", "run", "--dry-run", "--now", "noon"], station_env)
+    assert bad.code == 2 and "not an ISO 8601 time" in bad.stderr
+
+    at_half_past_eleven = add_clip(station, datetime(2026, 9, 3, 3, 30, tzinfo=UTC))  # 11:30 in Shanghai
+
+    def found(*window: str) -> list[int]:
+        result = run_cli(["clips", "search", *window, "--json"], station_env)
+        assert result.code == 0, result.stderr
+        return [hit["id"] for hit in json.loads(result.stdout)["items"]]
+
+    assert found("--from", "2026-09-03T11:00", "--to", "2026-09-03T12:00") == [at_half_past_eleven]
+    assert found("--from", "2026-09-03T03:00", "--to", "2026-09-03T04:00") == []
+    assert found("--from", "2026-09-03T03:00Z", "--to", "2026-09-03T04:00Z") == [at_half_past_eleven]
