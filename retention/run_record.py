@@ -49,6 +49,7 @@ class RunReport:
     # (None: undated, e.g. until a review closes), and the first kept clips with their reasons
     kept_until: dict[str, list[datetime | None]] = field(default_factory=dict)  # rule: [next, last]
     held: list[dict[str, Any]] = field(default_factory=list)
+    filing_flags: dict[str, int] = field(default_factory=dict)  # R8 flags opened/cleared by this run
 
     def note_kept(
         self, clip_id: int, rule: str, until: datetime | None, reasons: tuple[str, ...], limit: int
@@ -96,6 +97,7 @@ class RunReport:
                 rule: {"next": _iso(span[0]), "last": _iso(span[1])} for rule, span in self.kept_until.items()
             },
             "held": self.held,
+            "filing_flags": self.filing_flags,
         }
 
 
