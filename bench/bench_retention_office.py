@@ -342,8 +342,10 @@ def simulate(args: argparse.Namespace) -> list[Month]:
                 month.recorded_bytes = sum(r.size for r in office.recorded)
                 month.ordinary_last_6_months = office.ordinary_recorded_since(add_months(now, -6))
                 print(row(month), flush=True)
+                done = [m for m in months.values() if m.night_seconds and m.live_clips]
+                args.svg.write_text(svg(done), encoding="utf-8")  # the curve so far, month by month
     finally:
-        station.close() if hasattr(station, "close") else None
+        station.close()
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)
     return list(months.values())

@@ -206,9 +206,12 @@ def decide_one(
     now: datetime,
     authorisations: Iterable[ShorteningAuthorisation] = (),
 ) -> Decision:
-    """R9/R10 for one clip: keep or delete, the rule that decided, and the earliest date it may go.
+    """R8/R9/R10 for one clip: keep or delete, the rule that decided, and the earliest date it may go.
 
-    The longest applicable period wins. A recorded floor longer than that is kept (rule `FLOOR`, with
+    Holds (legal, export, a review still open) win undated. Otherwise the longest applicable period
+    wins: evidence with its case file, 6 months (or the category's period) from the recording's end
+    (from the handover when the recording time is unknown), and for footage linked to no case the R8
+    filing window. A late handover is given as a reason, never as a period. A recorded floor longer than that is kept (rule `FLOOR`, with
     the shortening reported) unless one of `authorisations` covers the clip (R10: never shortened
     without an audited reason); the 6-month minimum of R9 is never undercut, authorised or not.
     """
