@@ -211,9 +211,10 @@ def decide_one(
     Holds (legal, export, a review still open) win undated. Otherwise the longest applicable period
     wins: evidence with its case file, 6 months (or the category's period) from the recording's end
     (from the handover when the recording time is unknown), and for footage linked to no case the R8
-    filing window. A late handover is given as a reason, never as a period. A recorded floor longer than that is kept (rule `FLOOR`, with
-    the shortening reported) unless one of `authorisations` covers the clip (R10: never shortened
-    without an audited reason); the 6-month minimum of R9 is never undercut, authorised or not.
+    filing window. A late handover is given as a reason, never as a period. A recorded floor longer
+    than that is kept (rule `FLOOR`, with the shortening reported) unless one of `authorisations`
+    covers the clip (R10: never shortened without an audited reason); the 6-month minimum of R9 is
+    never undercut, authorised or not.
     """
     links = [link for link in links if link.clip_id == clip.clip_id]
     linked_cases = [cases[link.case_id] for link in links if link.case_id in cases]
