@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, type_coerce
+from sqlalchemy import case, func, select, type_coerce
 
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import (
@@ -63,12 +63,25 @@ def live_clip_batches(station: Station, only: list[int] | None = None) -> Iterat
                     "recording_end"
                 ),
                 clips.c.status,
-                clips.c.media_type,
+                (clips.c.media_type == MediaType.OTHER).label("is_other"),
                 clips.c.late_handover,
-                # the start of last resort for a recording without a usable time (issue 17)
-                type_coerce(func.coalesce(transfers.c.started_at, clips.c.ingested_at), UTCDateTime).label(
-                    "handed_over_at"
-                ),
+                # the start of last resort for a recording without a usable time (issue 17); asked only
+                # for those (CASE is lazy), so the million dated clips read a NULL and join nothing
+                type_coerce(
+                    case(
+                        (
+                            func.coalesce(clips.c.utc_end, clips.c.utc_start).is_(None),
+                            func.coalesce(
+                                select(transfers.c.started_at)
+                                .where(transfers.c.id == clips.c.transfer_id)
+                                .scalar_subquery(),
+                                clips.c.ingested_at,
+                            ),
+                        ),
+                        else_=None,
+                    ),
+                    UTCDateTime,
+                ).label("handed_over_at"),
                 retention_floors.c.clip_id.label("floor_clip_id"),
                 retention_floors.c.not_before,
                 retention_floors.c.store_hold,
@@ -76,7 +89,6 @@ def live_clip_batches(station: Station, only: list[int] | None = None) -> Iterat
                 retention_floors.c.case_id.label("floor_case_id"),
             )
             .outerjoin(retention_floors, retention_floors.c.clip_id == clips.c.id)
-            .outerjoin(transfers, transfers.c.id == clips.c.transfer_id)
             .where(clips.c.status != ClipStatus.DELETED, clips.c.id > last_id)
             .order_by(clips.c.id)
             .limit(BATCH)
@@ -172,7 +184,7 @@ def batch_facts(
             or row.id in failed_jobs,
             flag_under_review=row.id in flag_reviewed,
             under_review=row.id in under_review,
-            unassigned=row.id not in linked and row.media_type != MediaType.OTHER,
+            unassigned=row.id not in linked and not row.is_other,
             late_handover=bool(row.late_handover),
             handed_over_at=row.handed_over_at,
             export_pending=row.id in context.exporting,

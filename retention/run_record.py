@@ -57,10 +57,14 @@ class RunReport:
         """Count one kept clip into `kept_until` (by rule: the next and the last date a kept clip may
         go; none for an undated keep such as a review not yet closed) and, while there is room, list it
         with its reasons in `held`."""
-        span = self.kept_until.setdefault(rule, [None, None])
-        if until is not None:
-            span[0] = until if span[0] is None else min(span[0], until)
-            span[1] = until if span[1] is None else max(span[1], until)
+        span = self.kept_until.get(rule)
+        if span is None:
+            span = self.kept_until[rule] = [until, until]
+        elif until is not None:
+            if span[0] is None or until < span[0]:
+                span[0] = until
+            if span[1] is None or until > span[1]:
+                span[1] = until
         if len(self.held) < limit:
             self.held.append(
                 {
