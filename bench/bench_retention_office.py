@@ -343,7 +343,9 @@ def simulate(args: argparse.Namespace) -> list[Month]:
                 month.ordinary_last_6_months = office.ordinary_recorded_since(add_months(now, -6))
                 print(row(month), flush=True)
                 done = [m for m in months.values() if m.night_seconds and m.live_clips]
-                args.svg.write_text(svg(done), encoding="utf-8")  # the curve so far, month by month
+                args.svg.write_text(
+                    svg(done, args.recorders), encoding="utf-8"
+                )  # the curve so far, month by month
     finally:
         station.close()
         if not args.keep:
@@ -370,7 +372,7 @@ def row(m: Month) -> str:
     )
 
 
-def svg(months: list[Month]) -> str:
+def svg(months: list[Month], recorders: int) -> str:
     """The store's size by month, this branch against the baseline, with the evidence under it."""
     width, height, left, bottom, top, right = 760, 360, 70, 50, 30, 20
     top_value = max(*(m.baseline_bytes for m in months), 1) / GB
@@ -395,8 +397,8 @@ def svg(months: list[Month]) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
         f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<text x="{left}" y="18" font-size="13">Store size by month: office of 40 recorders, nightly '
-        "retention (issue 17)</text>",
+        f'<text x="{left}" y="18" font-size="13">Store size by month: office of {recorders} recorders, '
+        "nightly retention (issue 17)</text>",
         f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#444"/>',
         f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#444"/>',
     ]
@@ -478,7 +480,7 @@ def main() -> int:
         f"{evidence_growth:,.0f} GB of it evidence; baseline (main) {last.baseline_bytes / GB:,.0f} GB "
         f"of {last.recorded_bytes / GB:,.0f} GB ever recorded"
     )
-    args.svg.write_text(svg(months), encoding="utf-8")
+    args.svg.write_text(svg(months, args.recorders), encoding="utf-8")
     print(f"wrote {args.svg}")
     levelled = 0.9 <= ratio <= 1.1
     print("levels off at about 6 months of ordinary footage plus the evidence:", "yes" if levelled else "NO")
