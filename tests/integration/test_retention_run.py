@@ -257,3 +257,53 @@ def test_ordinary_footage_goes_at_six_months_whatever_its_flags(
     assert as_of(six_months)["deleted"] == 1
     assert status_of(station)[reviewed] == "deleted"
     assert run_cli(["audit", "verify"], env).code == 0
+
+
+def test_a_supervisor_puts_a_flag_under_review_from_the_command_line(
+    station: Station, station_env: dict[str, str]
+) -> None:
+    """Issue 17: `evidence flags review` holds the flag's clip (password-checked, audited) until
+    `evidence flags close-review`; an open flag alone does not."""
+    from evidence_store.cases.flags_service import refresh_flags
+    from evidence_store.db.tables import compliance_flags
+    from tests.integration.retention_helpers import add_user
+
+    env = {**station_env, "EVIDENCE_RETENTION_MAX_DELETE_SHARE": "1.0"}
+    add_user(station, "sup", "supervisor", "s3cret-pass")
+    flagged = add_clip(station, months_ago(12))
+    with station.transaction() as session:
+        refresh_flags(session, station, clip_ids=[flagged])
+    with station.engine.connect() as connection:
+        flag_id = connection.scalar(
+            select(compliance_flags.c.id).where(compliance_flags.c.clip_id == flagged)
+        )
+    opened = run_cli(
+        [
+            "flags",
+            "review",
+            str(flag_id),
+            "--reason",
+            "抽查发现问题",
+            "--user",
+            "sup",
+            "--password-stdin",
+            "--json",
+        ],
+        env,
+        input="s3cret-pass\n",
+    )
+    assert opened.code == 0, opened.stderr
+    review_id = json.loads(opened.stdout)["review_id"]
+    listed = run_cli(["flags", "reviews", "--json"], env)
+    assert [r["flag_id"] for r in json.loads(listed.stdout)["reviews"]] == [flag_id]
+    code, dry = run(env, "--dry-run")
+    assert code == 0 and dry["kept_by_rule"] == {"hold:flag_under_review": 1}
+    closed = run_cli(
+        ["flags", "close-review", str(review_id), "--outcome", "已整改", "--user", "sup", "--password-stdin"],
+        env,
+        input="s3cret-pass\n",
+    )
+    assert closed.code == 0, closed.stderr
+    code, report = run(env)
+    assert code == 0 and report["deleted"] == 1
+    assert run_cli(["audit", "verify"], env).code == 0
