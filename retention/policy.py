@@ -283,8 +283,8 @@ def decide_one(
                 (
                     window_end,
                     Rule.FILING_WINDOW,
-                    f"linked to no case: held for filing (R8, {settings.filing_window_days} days after the "
-                    f"act) until {window_end.isoformat()}",
+                    f"linked to no case: held for filing (R8), {settings.filing_window_days} days after "
+                    "the act",
                     None,
                 )
             )
