@@ -5,11 +5,24 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test system-run system-test venv lint typecheck pytest bench clean
+.PHONY: run test system-run system-test venv path lint typecheck pytest bench clean
 
-run: system-run venv
+# The whole station: dock daemon, processing workers and web UI, supervised (`evidence station`).
+run: system-run venv path
 	deploy/start-redis.sh
 	$(BIN)/evidence station
+
+# `evidence` on PATH: as root a link in /usr/local/bin (never over a file that is not such a link);
+# otherwise say how.
+path: venv
+	@target="$(CURDIR)/$(BIN)/evidence"; link=/usr/local/bin/evidence; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "evidence is $$target: add $(CURDIR)/$(BIN) to PATH, or run 'make path' as root"; \
+	elif [ -e "$$link" ] && [ ! -L "$$link" ]; then \
+		echo "$$link exists and is not a link: left alone; evidence is $$target"; \
+	else \
+		ln -sfn "$$target" "$$link"; \
+	fi
 
 test: system-test venv
 	deploy/start-redis.sh

@@ -1,23 +1,74 @@
-"""Start-up of the long-running HTTP side: `evidence station` and `evidence web`."""
+"""Start-up of the long-running parts: `evidence station` (dock, workers and web together, supervised)
+and `evidence web`."""
 
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Collection
 
 import uvicorn
 
+from entrypoints.cli.support import UNIT_NAME_MISSING
+from entrypoints.supervisor import Role, Supervisor
 from evidence_store.bootstrap import Station
+from evidence_store.settings import Settings
 from web.app import create_app
 from web.auth import WebConfig
 
 log = logging.getLogger(__name__)
 
+ROLES = ("dock", "worker", "web")
 
-def run_station(station: Station, *, host: str, port: int) -> None:
-    """Serve the station's HTTP side until stopped. Dock daemon and workers join here as they land."""
-    _log_to_stderr(station)
-    log.info("station %s serving on http://%s:%d", station.settings.station_name, host, port)
-    uvicorn.run(create_app(station), host=host, port=port, log_level=station.settings.log_level.lower())
+
+def station_roles(settings: Settings, *, host: str, port: int, without: Collection[str] = ()) -> list[Role]:
+    """The roles of a docking station, each the `evidence` command that runs it alone: the dock daemon
+    (udev events, read-only mounts), the processing workers (not when `EVIDENCE_PROCESSING_QUEUE=none`:
+    clips then wait for `evidence process`) and the web UI."""
+    command = (sys.executable, "-m", "entrypoints")
+    roles = [
+        Role("dock", (*command, "dock")),
+        Role("worker", (*command, "worker")),
+        Role("web", (*command, "web", "--host", host, "--port", str(port))),
+    ]
+    skipped = set(without)
+    if settings.processing_queue == "none":
+        skipped.add("worker")
+    return [role for role in roles if role.name not in skipped]
+
+
+def run_station(
+    station: Station,
+    *,
+    host: str,
+    port: int,
+    without: Collection[str] = (),
+    stop_timeout: float = 30.0,
+) -> None:
+    """Run the whole station until SIGINT or SIGTERM: every role in a child process of its own,
+    restarted when it dies, all stopped together (R3: a docked recorder is pulled and processed with
+    nothing else started)."""
+    settings = station.settings
+    station.close()  # initialised; each role opens its own
+    _log_to_stderr(settings)
+    warn_missing_unit_name(settings)
+    roles = station_roles(settings, host=host, port=port, without=without)
+    if settings.processing_queue == "none" and "worker" not in without:
+        log.warning("EVIDENCE_PROCESSING_QUEUE=none: no workers; new clips wait for `evidence process`")
+    log.info(
+        "station %s: running %s; web UI on http://%s:%d",
+        settings.station_name,
+        ", ".join(role.name for role in roles),
+        host,
+        port,
+    )
+    Supervisor(roles, stop_timeout=stop_timeout).run()
+    log.info("station %s stopped", settings.station_name)
+
+
+def warn_missing_unit_name(settings: Settings) -> None:
+    if not settings.unit_name.strip():
+        log.warning(UNIT_NAME_MISSING)
 
 
 def run_web(
@@ -36,7 +87,7 @@ def run_web(
         session_idle_minutes=session_idle_minutes or defaults.session_idle_minutes,
         session_max_hours=session_max_hours or defaults.session_max_hours,
     )
-    _log_to_stderr(station)
+    _log_to_stderr(station.settings)
     uvicorn.run(
         create_app(station, config=config),
         host=host,
@@ -47,7 +98,5 @@ def run_web(
     )
 
 
-def _log_to_stderr(station: Station) -> None:
-    logging.basicConfig(
-        level=station.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _log_to_stderr(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 from evidence_store.audit import AuditLog
@@ -16,10 +16,14 @@ from evidence_store.blobs.local import LocalBlobStore, LocalRetentionPurger
 from evidence_store.db.engine import check_connection, make_engine
 from evidence_store.db.migrate import current_revision, head_revision, upgrade_to_head
 from evidence_store.db.orm import start_mappers
+from evidence_store.db.transient import errors_that_pass_as_transient
+from evidence_store.domain.record_facts import BASELINE_ACTION, BASELINE_KEY
 from evidence_store.errors import ConfigurationError
 from evidence_store.keys import StationKey, create_station_key, load_station_key
 from evidence_store.ports import BlobStore, Clock, RetentionPurger
+from evidence_store.record_check import records_baseline_needed
 from evidence_store.settings import Settings, ensure_home_writable
+from evidence_store.sidecar_migration import convert_sidecar_clips
 
 
 def system_clock() -> datetime:
@@ -38,11 +42,35 @@ class Station:
     audit: AuditLog
     clock: Clock
 
+    # Every way into the database below raises an error that may pass (a restart, a cut connection,
+    # a busy database) as TransientError, so that callers retry instead of failing the work for good.
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work (and audit events) commits together, or not at all."""
-        with self.sessions() as session, session.begin():
+        with self._errors_that_pass(), self.sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session for reading (or for work that commits itself)."""
+        with self._errors_that_pass(), self.sessions() as session:
+            yield session
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A Core connection for reading (or for work that commits itself)."""
+        with self._errors_that_pass(), self.engine.connect() as connection:
+            yield connection
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A Core connection in a transaction that commits when the block ends, or rolls back."""
+        with self._errors_that_pass(), self.engine.begin() as connection:
+            yield connection
+
+    def _errors_that_pass(self) -> AbstractContextManager[None]:
+        return errors_that_pass_as_transient(self.engine.dialect.name)
 
     def retention_purger(self) -> RetentionPurger:
         """Only the retention run calls this (R10): the single way to delete a blob."""
@@ -81,17 +109,46 @@ def initialise(settings: Settings, *, clock: Clock = system_clock) -> tuple[Stat
     if before != head_revision():
         created.append(f"database schema {head_revision()}")
     station = _assemble(settings, engine, key, clock)
-    if created:
-        with station.transaction() as session:
+    created.extend(_convert_sidecar_clips(station))
+    with station.transaction() as session:
+        # rows older than the baseline carry no facts in the chain: `audit verify` counts them apart
+        baseline = records_baseline_needed(session)
+        if created:
+            details: dict[str, object] = {
+                "created": created,
+                "store": station.blobs.name,
+                "key": key.fingerprint,
+            }
+            if baseline is not None:
+                details[BASELINE_KEY] = baseline
             station.audit.record(
                 session,
                 actor="system",
                 action="station.initialised",
                 object_type="station",
                 object_id=settings.station_name,
-                details={"created": created, "store": station.blobs.name, "key": key.fingerprint},
+                details=details,
+            )
+        elif baseline is not None:
+            station.audit.record(
+                session,
+                actor="system",
+                action=BASELINE_ACTION,
+                object_type="station",
+                object_id=settings.station_name,
+                details={BASELINE_KEY: baseline},
             )
     return station, created
+
+
+def _convert_sidecar_clips(station: Station) -> list[str]:
+    """The data step of issue 17: sidecars an older station stored as clips become attachments."""
+    report = convert_sidecar_clips(station)
+    said = []
+    if report.converted:
+        said.append(f"{len(report.converted)} sidecar(s) stored as clips converted to attachments")
+    said.extend(f"sidecar clip {clip_id} left as a clip: {why}" for clip_id, why in report.left.items())
+    return said
 
 
 def open_station(settings: Settings, *, clock: Clock = system_clock) -> Station:

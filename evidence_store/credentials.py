@@ -102,7 +102,7 @@ def check_credentials(
     client = client[:200]  # as stored, so that the failures counted are the ones recorded
     now = station.clock()
     since = now - limits.window
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         by_user = _recent_failures(connection, login_attempts.c.username, username, since)
         by_client = _recent_failures(connection, login_attempts.c.client, client, since)
         row = connection.execute(select(users).where(users.c.username == username)).first()

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from evidence_store.audit import AuditLog
 from evidence_store.db.tables import clips
 from evidence_store.domain.model import Clip
+from evidence_store.domain.record_facts import FACTS_KEY, row_fact
 from evidence_store.ports import BlobStore, Clock, StoredBlob
 
 ClipFactory = Callable[[str, int, datetime], Clip]  # (sha256, size, now) -> Clip
@@ -116,6 +117,7 @@ def record_originals(
                 "store": store_name,
                 "new_blob": created[sha256],
                 "warnings": [w.code for w in clip.warnings],
+                FACTS_KEY: [row_fact("clips", clip.id, clip, new=True)],
             },
             flush=False,
         )

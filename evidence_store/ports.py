@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO, Protocol, runtime_checkable
+from pathlib import Path
+from typing import BinaryIO, Literal, Protocol, runtime_checkable
+
+from evidence_store.domain.segment import Segment
 
 Clock = Callable[[], datetime]  # returns an aware UTC datetime
 
@@ -106,3 +109,36 @@ class NoProcessingQueue:
 
     def clips_stored(self, clip_ids: list[int]) -> None:
         return None
+
+
+class MadeDerivative(Protocol):
+    """What a tool run made, as the export's manifest records it (R12: how the copy was made)."""
+
+    @property
+    def tool(self) -> str: ...
+    @property
+    def tool_version(self) -> str: ...
+    @property
+    def arguments(self) -> list[str]: ...
+    @property
+    def mime_type(self) -> str: ...
+
+
+class DerivativeCutter(Protocol):
+    """Cuts an export's derivatives from the package's verified copy of an original (R12); the source
+    is only read. The ffmpeg adapter is `ingest.transcode.segment.FfmpegCutter`, wired by the entry
+    layer."""
+
+    def cut(
+        self,
+        source: Path,
+        target: Path,
+        segment: Segment,
+        mode: Literal["exact", "keyframe"],
+        *,
+        has_video: bool,
+    ) -> MadeDerivative: ...
+
+    def disclosure_copy(
+        self, source: Path, target: Path, segment: Segment, *, text: str, height: int | None
+    ) -> MadeDerivative: ...

@@ -12,10 +12,19 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from evidence_store.accounts import user_from_row
 from evidence_store.bootstrap import Station
 from evidence_store.db.ids import inserted_id
 from evidence_store.db.tables import supervision_draws, supervision_items, users
-from evidence_store.domain.access import AccessRefused, Permission, User, may_review, role_has
+from evidence_store.domain.access import (
+    AccessRefused,
+    Permission,
+    User,
+    hidden_object,
+    may_review,
+    may_see,
+    role_has,
+)
 from evidence_store.domain.sampling import (
     DONE,
     OPEN,
@@ -27,6 +36,7 @@ from evidence_store.domain.sampling import (
     fingerprint,
 )
 from evidence_store.queries.supervision import population
+from evidence_store.queries.visibility import item_facts
 
 
 def _reviewer_id(connection: Connection, username: str) -> int | None:
@@ -102,21 +112,31 @@ def create_draw(station: Station, request: DrawRequest, user: User, *, source: s
     return int(draw_id)
 
 
-def _item_row(connection: Connection, item_id: int) -> Any:
+def _item_row(connection: Connection, item_id: int, user: User) -> Any:
+    """The draw item, if it exists and the user may see it (R13, R16); else the same refusal (404)."""
     row = connection.execute(select(supervision_items).where(supervision_items.c.id == item_id)).first()
-    if row is None:
-        raise SupervisionError(f"no review item {item_id}")
+    facts = item_facts(connection, item_id) if row is not None else None
+    if row is None or facts is None or not may_see(user, facts):
+        raise hidden_object("supervision_item", item_id, missing=row is None)
     return row
+
+
+def _sees_item(connection: Connection, user_id: int, item_id: int) -> bool:
+    row = connection.execute(select(users).where(users.c.id == user_id)).one()
+    facts = item_facts(connection, item_id)
+    return facts is not None and may_see(user_from_row(row), facts)
 
 
 def assign(station: Station, item_id: int, reviewer: str, user: User, *, source: str) -> None:
     """Give an open review item to a reviewer (R16)."""
     with station.transaction() as session:
         connection = session.connection()
-        item = _item_row(connection, item_id)
+        item = _item_row(connection, item_id, user)
         if item.status != OPEN:
             raise SupervisionError("this review is closed")
         reviewer_id = _reviewer_id(connection, reviewer)
+        if reviewer_id is not None and not _sees_item(connection, reviewer_id, item_id):
+            raise SupervisionError(f"user {reviewer} may not see this item (R13)")
         connection.execute(
             update(supervision_items)
             .where(supervision_items.c.id == item_id)
@@ -138,7 +158,7 @@ def review(station: Station, item_id: int, outcome: str, notes: str, user: User,
     check_review(outcome, notes)
     with station.transaction() as session:
         connection = session.connection()
-        item = _item_row(connection, item_id)
+        item = _item_row(connection, item_id, user)
         if item.status != OPEN:
             raise SupervisionError("this review is already closed")
         if not may_review(user, item.reviewer_id):

@@ -405,7 +405,7 @@ class Dock:
         else:
             log.info(
                 "%s: transfer %d %s, device %s, officer %s: %d seen, %d ingested, %d duplicate, "
-                "%d failed, %d skipped, %d bytes%s",
+                "%d failed, %d skipped, %d attachments, %d bytes%s",
                 result.key,
                 summary.transfer_id,
                 summary.outcome,
@@ -416,6 +416,7 @@ class Dock:
                 summary.files_duplicate,
                 summary.files_failed,
                 summary.files_skipped,
+                summary.files_attached,
                 summary.bytes_copied,
                 "".join(f"; {p}" for p in summary.problems),
             )

@@ -26,7 +26,9 @@ from evidence_store.db.tables import (
     retention_runs,
 )
 from evidence_store.domain.model import Clip, ClipStatus, DecisionState, RetentionAction, Tombstone
+from evidence_store.domain.record_facts import FACTS_KEY, gone_fact, row_fact
 from evidence_store.errors import ObjectLockedError
+from retention.attachments import blob_shared_with_attachment, delete_orphaned_attachments
 from retention.facts import BATCH, decide_clips
 from retention.run_record import Checkpoint, RunReport, store_report
 
@@ -84,6 +86,8 @@ def delete_planned(
                 .limit(BATCH)
             ).all()
         if not pending:
+            # the sidecars whose last clip this run deleted go now, with it (issue 17)
+            delete_orphaned_attachments(station, report, now, actor)
             return
         ask = [
             row.clip_id
@@ -105,7 +109,8 @@ def delete_planned(
                 _set_state(station, row.id, DecisionState.DELETING)
                 checkpoint("marked_deleting")
                 try:
-                    purger.purge(row.sha256, run_id=report.run_id)
+                    if not blob_shared_with_attachment(station, row.sha256):
+                        purger.purge(row.sha256, run_id=report.run_id)
                 except ObjectLockedError as exc:
                     _set_state(station, row.id, DecisionState.SKIPPED)
                     report.skipped.append({"clip_id": row.clip_id, "reason": f"store refused: {exc}"})
@@ -160,31 +165,35 @@ def _tombstone(station: Station, decision_id: int, clip_id: int, report: RunRepo
         decision = session.execute(
             select(retention_decisions.c.rule).where(retention_decisions.c.id == decision_id)
         ).scalar_one()
-        session.add(
-            Tombstone(
-                clip_id=clip_id,
-                sha256=clip.sha256,
-                size=clip.size,
-                officer_id=clip.officer_id,
-                device_id=clip.device_id,
-                utc_start=clip.utc_start,
-                utc_end=clip.utc_end,
-                case_links=[
-                    {
-                        "case_id": k.case_id,
-                        "case_number": k.number,
-                        "document_id": k.document_id,
-                        "is_evidence": bool(k.is_evidence),
-                    }
-                    for k in links
-                ],
-                rule=decision,
-                policy_version=report.policy_version,
-                run_id=report.run_id,
-                deleted_at=station.clock(),
-            )
+        tombstone = Tombstone(
+            clip_id=clip_id,
+            sha256=clip.sha256,
+            size=clip.size,
+            officer_id=clip.officer_id,
+            device_id=clip.device_id,
+            utc_start=clip.utc_start,
+            utc_end=clip.utc_end,
+            case_links=[
+                {
+                    "case_id": k.case_id,
+                    "case_number": k.number,
+                    "document_id": k.document_id,
+                    "is_evidence": bool(k.is_evidence),
+                }
+                for k in links
+            ],
+            rule=decision,
+            policy_version=report.policy_version,
+            run_id=report.run_id,
+            deleted_at=station.clock(),
         )
+        session.add(tombstone)
+        session.flush()
+        assert tombstone.id is not None
         clip.status = ClipStatus.DELETED
+        derivative_ids = session.scalars(
+            select(derivatives.c.id).where(derivatives.c.clip_id == clip_id)
+        ).all()
         session.execute(derivatives.delete().where(derivatives.c.clip_id == clip_id))
         session.execute(
             update(retention_decisions)
@@ -203,5 +212,10 @@ def _tombstone(station: Station, decision_id: int, clip_id: int, report: RunRepo
                 "rule": decision,
                 "run_id": report.run_id,
                 "policy_version": report.policy_version,
+                FACTS_KEY: [
+                    row_fact("clips", clip_id, clip, new=False, fields=("status",)),
+                    row_fact("tombstones", tombstone.id, tombstone, new=True),
+                    *(gone_fact("derivatives", d) for d in derivative_ids),
+                ],
             },
         )

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import cases
 from evidence_store.domain.model import Clip, LegalHold
+from evidence_store.domain.record_facts import FACTS_KEY, row_fact
 from evidence_store.errors import NotFoundError
 
 
@@ -32,7 +33,11 @@ def place_hold(
             action="hold.placed",
             object_type="clip" if clip_id else "case",
             object_id=clip_id if clip_id is not None else case_number or "",
-            details={"hold_id": hold.id, "reason": reason},
+            details={
+                "hold_id": hold.id,
+                "reason": reason,
+                FACTS_KEY: [row_fact("legal_holds", hold.id or 0, hold, new=True)],
+            },
         )
         return hold.id or 0
 
@@ -50,5 +55,9 @@ def release_hold(station: Station, hold_id: int, *, reason: str, actor: str) -> 
             action="hold.released",
             object_type="clip" if hold.clip_id else "case",
             object_id=hold.clip_id if hold.clip_id is not None else hold.case_id or 0,
-            details={"hold_id": hold_id, "reason": reason},
+            details={
+                "hold_id": hold_id,
+                "reason": reason,
+                FACTS_KEY: [row_fact("legal_holds", hold_id, hold, new=False, fields=("released_at",))],
+            },
         )

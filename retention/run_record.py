@@ -38,6 +38,7 @@ class RunReport:
     store_bytes: int = 0
     deleted: int = 0
     bytes_freed: int = 0
+    attachments_deleted: int = 0  # sidecars deleted with the last clip they describe
     skipped: list[dict[str, Any]] = field(default_factory=list)
     resumed: int = 0
     would_delete: list[dict[str, Any]] = field(default_factory=list)
@@ -90,6 +91,7 @@ class RunReport:
             "store_bytes": self.store_bytes,
             "deleted": self.deleted,
             "bytes_freed": self.bytes_freed,
+            "attachments_deleted": self.attachments_deleted,
             "skipped": self.skipped,
             "resumed": self.resumed,
             "would_delete": self.would_delete,

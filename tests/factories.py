@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy.orm import Session
 
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import document_officers, users
@@ -19,11 +20,14 @@ from evidence_store.domain.model import (
     CaseCategory,
     Clip,
     ClipLink,
+    Derivative,
+    DerivativeKind,
     Device,
     Document,
     MediaType,
     Officer,
 )
+from evidence_store.domain.record_facts import FACTS_KEY, row_fact
 from evidence_store.originals import ClipFactory, StoredOriginal, store_original
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
@@ -73,7 +77,50 @@ def add_clip_row(station: Station, label: str, **fields: Any) -> int:
         session.add(clip)
         session.flush()
         assert clip.id is not None
+        _state_on_the_chain(station, session, row_fact("clips", clip.id, clip, new=True))
         return clip.id
+
+
+def _state_on_the_chain(station: Station, session: Session, fact: dict[str, Any]) -> None:
+    """A row a factory writes is stated in an audit event as the services state theirs, so the
+    station still verifies clean (`evidence audit verify` replays the chain against the rows)."""
+    station.audit.record(
+        session,
+        actor="test",
+        action="test.recorded",
+        object_type=fact["t"],
+        object_id=fact["id"],
+        details={FACTS_KEY: [fact]},
+    )
+
+
+def add_derivative(
+    station: Station,
+    clip_id: int,
+    derived_from: str,
+    data: bytes,
+    kind: DerivativeKind = DerivativeKind.PROXY,
+) -> int:
+    """A derivative of a clip with its bytes in the store, recorded as the worker records one."""
+    blob = station.blobs.put(io.BytesIO(data))
+    with station.transaction() as session:
+        derivative = Derivative(
+            clip_id=clip_id,
+            kind=kind,
+            sha256=blob.sha256,
+            size=blob.size,
+            mime_type="video/mp4",
+            derived_from_sha256=derived_from,
+            tool="ffmpeg",
+            tool_version="test",
+            arguments=[],
+            created_at=station.clock(),
+        )
+        session.add(derivative)
+        session.flush()
+        assert derivative.id is not None
+        _state_on_the_chain(station, session, row_fact("derivatives", derivative.id, derivative, new=True))
+        return derivative.id
 
 
 # -- people and things ----------------------------------------------------------------------------------
@@ -130,6 +177,7 @@ def add_document(
         session.add(document)
         session.flush()
         assert document.id is not None
+        _state_on_the_chain(station, session, row_fact("documents", document.id, document, new=True))
         if indexed and document.officer_ids:
             session.execute(
                 insert(document_officers),
@@ -148,6 +196,7 @@ def add_link(station: Station, clip_id: int, case_id: int, **fields: Any) -> int
         session.add(link)
         session.flush()
         assert link.id is not None
+        _state_on_the_chain(station, session, row_fact("clip_links", link.id, link, new=True))
         return link.id
 
 

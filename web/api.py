@@ -253,7 +253,7 @@ def api_link(ctx: LinkCtx, case_id: int, body: LinkBody) -> dict[str, Any]:
         document_external_id=body.document.strip(),
         reason=body.reason,
         is_evidence=body.is_evidence,
-        actor=ctx.user.actor,
+        user=ctx.user,
     )
     return {"link_id": link_id}
 
@@ -261,14 +261,14 @@ def api_link(ctx: LinkCtx, case_id: int, body: LinkBody) -> dict[str, Any]:
 @router.post("/cases/{case_id}/links/{link_id}/unlink")
 def api_unlink(ctx: LinkCtx, case_id: int, link_id: int, body: ReasonBody) -> dict[str, Any]:
     _case(ctx, case_id)
-    unlink(ctx.station, case_id, link_id, reason=body.reason, actor=ctx.user.actor)
+    unlink(ctx.station, case_id, link_id, reason=body.reason, user=ctx.user)
     return {"ok": True}
 
 
 @router.post("/cases/{case_id}/links/{link_id}/evidence")
 def api_evidence(ctx: LinkCtx, case_id: int, link_id: int, body: EvidenceBody) -> dict[str, Any]:
     _case(ctx, case_id)
-    mark_evidence(ctx.station, case_id, link_id, body.is_evidence, reason=body.reason, actor=ctx.user.actor)
+    mark_evidence(ctx.station, case_id, link_id, body.is_evidence, reason=body.reason, user=ctx.user)
     return {"ok": True}
 
 
@@ -279,14 +279,17 @@ def api_evidence(ctx: LinkCtx, case_id: int, link_id: int, body: EvidenceBody) -
 def api_dashboard(ctx: DashboardCtx) -> dict[str, Any]:
     with ctx.station.engine.connect() as connection:
         return dashboard(
-            connection, ctx.now(), filing_window_days=ctx.station.settings.retention_filing_window_days
+            connection,
+            ctx.now(),
+            ctx.user,
+            filing_window_days=ctx.station.settings.retention_filing_window_days,
         )
 
 
 @router.get("/supervision/draws")
 def api_draws(ctx: SupervisionCtx) -> dict[str, Any]:
     with ctx.station.engine.connect() as connection:
-        return {"draws": list_draws(connection)}
+        return {"draws": list_draws(connection, ctx.user)}
 
 
 @router.post("/supervision/draws", summary="Draw a seeded random sample of clips or cases (R16)")
@@ -294,7 +297,7 @@ def api_draw(ctx: DrawCtx, body: DrawBody) -> dict[str, Any]:
     request = DrawRequest(**body.model_dump())
     draw_id = create_draw(ctx.station, request, ctx.user, source=ctx.client)
     with ctx.station.engine.connect() as connection:
-        draw = get_draw(connection, draw_id)
+        draw = get_draw(connection, draw_id, ctx.user)
     assert draw is not None
     return draw
 
@@ -302,7 +305,7 @@ def api_draw(ctx: DrawCtx, body: DrawBody) -> dict[str, Any]:
 @router.get("/supervision/draws/{draw_id}")
 def api_get_draw(ctx: SupervisionCtx, draw_id: int) -> dict[str, Any]:
     with ctx.station.engine.connect() as connection:
-        draw = get_draw(connection, draw_id)
+        draw = get_draw(connection, draw_id, ctx.user)
     if draw is None:
         ctx.hidden("supervision_draw", draw_id, missing=True)
     return draw
@@ -351,7 +354,7 @@ def api_audit(
         limit=limit,
     )
     with ctx.station.engine.connect() as connection:
-        result = browse(connection, query)
+        result = browse(connection, query, ctx.user)
     ctx.audit("audit.viewed", "audit_log", "events", {"filters": query.filters()})
     return result
 

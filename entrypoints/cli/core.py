@@ -8,6 +8,7 @@ import click
 
 from entrypoints.cli.support import (
     EXIT_INTEGRITY,
+    UNIT_NAME_MISSING,
     cli_actor,
     emit,
     initialise_from,
@@ -36,6 +37,10 @@ def init(ctx: click.Context, as_json: bool) -> None:
         "created": created,
     }
     station.close()
+    if not settings.unit_name.strip():
+        data["warnings"] = [UNIT_NAME_MISSING]
+        if not as_json:
+            click.echo(f"evidence: warning: {UNIT_NAME_MISSING}", err=True)
     emit(data, as_json, _print_init)
 
 
@@ -69,15 +74,29 @@ def audit() -> None:
     pass
 
 
-@audit.command("verify", help="Re-hash the whole audit chain and check its signatures (exit 1 if broken).")
+@audit.command(
+    "verify",
+    help="Re-hash the whole audit chain and check its signatures, then replay the chain and compare the "
+    "records with it (exit 1 if anything differs).",
+)
 @click.option("--all-signatures", is_flag=True, help="Check every event's signature, not only checkpoints.")
+@click.option(
+    "--records/--no-records",
+    "check_records",
+    default=True,
+    show_default=True,
+    help="Replay the chain's facts and compare them with the clips, derivatives, links, documents, "
+    "exceptions, holds and tombstones on record.",
+)
 @json_option
 @click.pass_context
-def audit_verify(ctx: click.Context, all_signatures: bool, as_json: bool) -> None:
+def audit_verify(ctx: click.Context, all_signatures: bool, check_records: bool, as_json: bool) -> None:
     from evidence_store.audit import verify_audit_log  # lazy: SQLAlchemy, cryptography; `--help` fast
+    from evidence_store.record_check import verify_records  # lazy: SQLAlchemy; keeps `--help` fast
 
     station = open_station_from(ctx)
     verdict = verify_audit_log(station.engine, station.key, all_signatures=all_signatures)
+    records = verify_records(station.engine) if check_records else None
     first = verdict.first_problem
     data = {
         "ok": verdict.ok,
@@ -91,9 +110,10 @@ def audit_verify(ctx: click.Context, all_signatures: bool, as_json: bool) -> Non
             {"seq": p.seq, "reason": p.reason} for p in sorted(verdict.problems, key=lambda p: p.seq)
         ],
     }
+    data["records"] = records.as_dict() if records is not None else None
     station.close()
     emit(data, as_json, _print_verdict)
-    if not verdict.ok:
+    if not verdict.ok or (records is not None and not records.ok):
         raise SystemExit(EXIT_INTEGRITY)
 
 
@@ -103,10 +123,34 @@ def _print_verdict(data: dict[str, Any]) -> None:
             f"audit log intact: {data['events_checked']} events, {data['checkpoints_checked']} signed "
             f"checkpoints, {data['signatures_checked']} event signatures checked; head {data['head_hash']}"
         )
+    else:
+        click.echo(f"AUDIT LOG BROKEN: first bad event is {data['first_bad_event']}", err=True)
+        for problem in data["problems"]:
+            click.echo(f"  - {problem['reason']}", err=True)
+    if data["records"] is not None:
+        _print_records(data["records"])
+
+
+def _print_records(records: dict[str, Any]) -> None:
+    """The `records` sub-check: the rows against the state the chain's facts imply."""
+    not_covered = (
+        f"; not covered by the chain: {records['rows_not_covered']} rows from before records were replayed"
+        if records["rows_not_covered"]
+        else ""
+    )
+    if records["ok"]:
+        click.echo(
+            f"records match the chain: {records['rows_checked']} rows checked against "
+            f"{records['events_with_facts']} events stating facts{not_covered}"
+        )
         return
-    click.echo(f"AUDIT LOG BROKEN: first bad event is {data['first_bad_event']}", err=True)
-    for problem in data["problems"]:
-        click.echo(f"  - {problem['reason']}", err=True)
+    click.echo(
+        f"RECORDS DIFFER FROM THE CHAIN: {records['differences']} differences in "
+        f"{records['rows_checked']} rows{not_covered}",
+        err=True,
+    )
+    for finding in records["findings"]:
+        click.echo(f"  - {finding['text']}", err=True)
 
 
 @audit.command("checkpoint", help="Sign the current head of the audit chain now.")
@@ -197,7 +241,8 @@ def _print_events(data: dict[str, Any]) -> None:
 
 
 @click.command(
-    help="Re-hash every stored blob; report altered, missing and orphan blobs (exit 1 if any is lost)."
+    help="Re-hash every stored blob; report altered, missing, unrecorded (clip row gone) and orphan blobs "
+    "(exit 1 unless only orphans)."
 )
 @json_option
 @click.pass_context
@@ -217,7 +262,7 @@ def _print_scrub(data: dict[str, Any]) -> None:
         f"scrubbed {data['blobs_checked']} blobs ({data['bytes_checked']} bytes) "
         f"against {data['records_checked']} records"
     )
-    for kind in ("altered", "missing", "orphans"):
+    for kind in ("altered", "missing", "unrecorded", "orphans"):
         for finding in data[kind]:
             click.echo(
                 f"  {finding['problem'].upper():8} {finding['sha256']}  {finding['detail']}",
@@ -226,13 +271,37 @@ def _print_scrub(data: dict[str, Any]) -> None:
     click.echo("OK" if data["ok"] else "INTEGRITY PROBLEM FOUND")
 
 
-@click.command(help="Run the station: initialise, then serve the status page and API.")
-@click.option("--host", default=None, help="Listen address (default: settings web_host).")
-@click.option("--port", default=None, type=int, help="Listen port (default: settings web_port).")
+@click.command(
+    help="Run the whole station until stopped: initialise, then the dock daemon, the processing workers "
+    "and the web UI, each in a child process, restarted if it dies; Ctrl-C or SIGTERM stops all."
+)
+@click.option("--host", default=None, help="Web UI listen address (default: settings web_host).")
+@click.option("--port", default=None, type=int, help="Web UI listen port (default: settings web_port).")
+@click.option(
+    "--without",
+    type=click.Choice(["dock", "worker", "web"]),
+    multiple=True,
+    help="Leave this role out (repeatable), e.g. a station with no bays: --without dock.",
+)
+@click.option(
+    "--stop-timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds a role has to stop after SIGTERM before it is killed.",
+)
 @click.pass_context
-def station(ctx: click.Context, host: str | None, port: int | None) -> None:
+def station(
+    ctx: click.Context, host: str | None, port: int | None, without: tuple[str, ...], stop_timeout: float
+) -> None:
     from entrypoints.station import run_station  # lazy: uvicorn, FastAPI; keeps `--help` fast
 
     settings = settings_from(ctx)
     running = initialise_from(ctx)
-    run_station(running, host=host or settings.web_host, port=port or settings.web_port)
+    run_station(
+        running,
+        host=host or settings.web_host,
+        port=port or settings.web_port,
+        without=without,
+        stop_timeout=stop_timeout,
+    )

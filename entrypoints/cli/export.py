@@ -25,7 +25,7 @@ from entrypoints.cli.support import (
     open_station_as,
     user_option,
 )
-from evidence_store.errors import NotFoundError
+from evidence_store.errors import InputError, NotFoundError
 
 
 def _run(action: Any) -> Any:
@@ -38,7 +38,7 @@ def _run(action: Any) -> Any:
         fail(str(exc), EXIT_USAGE)
     except NotFoundError as exc:
         fail(str(exc), EXIT_USAGE)
-    except ValueError as exc:
+    except InputError as exc:
         fail(str(exc), EXIT_USAGE)
     except OSError as exc:  # the output directory cannot be written, the disk is full
         fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), EXIT_FAILED)
@@ -180,6 +180,7 @@ def build_command(
 ) -> None:
     # lazy: SQLAlchemy; keeps `--help` fast
     from evidence_store.export.package import build_package
+    from ingest.transcode.segment import FfmpegCutter  # lazy: as above
 
     station = open_station_as(ctx, user, password_stdin)
     target = out_dir or station.settings.home / "exports"
@@ -192,6 +193,7 @@ def build_command(
                 out_dir=target,
                 make_zip=not no_zip,
                 progress=None if as_json else lambda message: click.echo(message, err=True),
+                cutter=FfmpegCutter(),
             )
         )
     finally:

@@ -43,6 +43,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"  seen {summary['files_seen']}, ingested {summary['files_ingested']}, duplicate "
         f"{summary['files_duplicate']}, failed {summary['files_failed']}, "
         f"skipped {summary['files_skipped']}, "
+        f"attachments {summary.get('files_attached', 0)}, "
         f"{summary['bytes_copied']:,} bytes"
         + (f", deleted from the recorder {summary['files_deleted']}" if summary.get("files_deleted") else "")
     )
@@ -51,7 +52,10 @@ def print_summary(summary: dict[str, Any]) -> None:
     for problem in summary["problems"]:
         click.echo(f"  problem: {problem}", err=True)
     for item in summary["files"]:
-        if item["status"] in {"failed", "skipped"} or item["warnings"]:
+        if item["status"] == "attached":  # a recorder sidecar: listed with its size and hash
+            detail = f"{item['size']:,} bytes, sha256 {item['sha256']}; " + "; ".join(item["warnings"])
+            click.echo(f"  {item['status']:<9} {item['path']}: {detail}")
+        elif item["status"] in {"failed", "skipped"} or item["warnings"]:
             detail = item["error"] or "; ".join(item["warnings"])
             click.echo(f"  {item['status']:<9} {item['path']}: {detail}", err=item["status"] == "failed")
 

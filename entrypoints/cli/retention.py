@@ -82,6 +82,11 @@ def _emit(data: dict[str, Any], as_json: bool, list_limit: int) -> None:
         f"{data['clips_considered']} clips considered, {data['planned_delete']} may go "
         f"({data['planned_delete_bytes']:,} bytes), {data['deleted']} deleted "
         f"({data['bytes_freed']:,} bytes freed)"
+        + (
+            f", {data['attachments_deleted']} recorder sidecar file(s) deleted with their footage"
+            if data.get("attachments_deleted")
+            else ""
+        )
     )
     for rule, count in sorted(data["kept_by_rule"].items()):
         span = data["kept_until"].get(rule) or {}

@@ -26,6 +26,11 @@ EXIT_INTEGRITY = 1
 EXIT_USAGE = 2
 EXIT_FAILED = 3  # an operation failed for another reason (store unreachable, disk full)
 
+UNIT_NAME_MISSING = (
+    "UNIT_NAME (制作单位, the producing unit) is empty: export notes print '—' in its place; set "
+    "EVIDENCE_UNIT_NAME or unit_name in evidence.toml"
+)
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
 
 

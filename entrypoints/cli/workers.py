@@ -21,12 +21,13 @@ from entrypoints.cli.support import cli_actor, open_station_from, settings_from
 )
 @click.pass_context
 def worker_command(ctx: click.Context, processes: int | None, threads: int | None) -> None:
+    from entrypoints.wiring import sending_actors  # lazy: dramatiq; keeps `--help` fast
     from workers.queue import offer_waiting_work  # lazy: SQLAlchemy; keeps `--help` fast
 
     settings = settings_from(ctx)
     station = open_station_from(ctx)  # fail here, with one clear line, if the station is not usable
     try:
-        planned, sent = offer_waiting_work(station)  # ... or if Redis does not answer
+        planned, sent = offer_waiting_work(station, sending_actors(settings))  # ... or if Redis is down
     finally:
         station.close()
     if planned or sent:
@@ -35,7 +36,7 @@ def worker_command(ctx: click.Context, processes: int | None, threads: int | Non
         sys.executable,
         "-m",
         "dramatiq",
-        "workers.actors",
+        "entrypoints.worker",  # it installs the settings' broker and declares the actors on it
         "--processes",
         str(processes or settings.worker_processes),
         "--threads",
@@ -109,15 +110,14 @@ def jobs_command(ctx: click.Context, failed: bool, as_json: bool) -> None:
 @click.argument("job_id", type=int)
 @click.pass_context
 def jobs_retry(ctx: click.Context, job_id: int) -> None:
+    from entrypoints.wiring import sending_actors  # lazy: dramatiq; keeps `--help` fast
     from workers.service import retry_job  # lazy: SQLAlchemy; keeps `--help` fast
 
     station = open_station_from(ctx)
     retry_job(station, job_id, actor=cli_actor())
     station.close()
     try:
-        from workers.actors import run_processing_job  # lazy: dramatiq and its Redis broker
-
-        run_processing_job.send(job_id)
+        sending_actors(settings_from(ctx)).run_processing_job.send(job_id)
     except Exception as exc:  # Redis unreachable: the job waits, by status, for `evidence process`
         click.echo(
             f"job {job_id} is pending again, not sent to the workers ({exc}); "

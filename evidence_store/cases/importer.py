@@ -32,6 +32,7 @@ from evidence_store.db.tables import (
     recording_exceptions,
 )
 from evidence_store.domain.model import Case, Document, Officer, RecordingException
+from evidence_store.domain.record_facts import FACTS_KEY, TRACKED, row_fact
 
 # ImportRejected is raised here too; callers catch it from this module alongside import_cases
 __all__ = ["ImportRejected", "ImportSummary", "apply_plan", "import_cases"]
@@ -55,6 +56,8 @@ class ImportSummary:
     exceptions_already_on_file: int = 0
     officers_created: list[str] = field(default_factory=list)
     links: dict[str, int] = field(default_factory=dict)
+    # the rows made or changed, as stated in the audit event (R3); not part of the printed summary
+    facts: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -185,6 +188,7 @@ def _upsert_documents(
         for d in session.scalars(select(Document).where(documents.c.external_id.in_(external_ids)))
     }
     touched: list[Document] = []
+    created: set[str] = set()
     for record in plan.documents:
         values: dict[str, Any] = {
             "case_id": case_ids[record.case_number],
@@ -202,6 +206,7 @@ def _upsert_documents(
             document = Document(external_id=record.external_id, **values)
             session.add(document)
             summary.documents_created.append(record.external_id)
+            created.add(record.external_id)
         else:
             if document.case_id != values["case_id"]:
                 summary.documents_moved.append(record.external_id)
@@ -214,6 +219,10 @@ def _upsert_documents(
         touched.append(document)
     session.flush()
     summary.documents_without_end = [d.external_id for d in touched if d.end is None]
+    summary.facts.extend(
+        row_fact("documents", d.id or 0, d, new=d.external_id in created, fields=TRACKED["documents"])
+        for d in touched
+    )
     document_ids = {d.id for d in touched if d.id is not None}
     if not document_ids:
         return document_ids
@@ -225,6 +234,15 @@ def _upsert_documents(
     )
     for document in touched:
         # a document moved to another case takes its links with it
+        moved = session.scalars(
+            select(clip_links.c.id).where(
+                clip_links.c.document_id == document.id, clip_links.c.case_id != document.case_id
+            )
+        ).all()
+        summary.facts.extend(
+            row_fact("clip_links", link_id, {"case_id": document.case_id}, new=False, fields=("case_id",))
+            for link_id in moved
+        )
         session.execute(
             update(clip_links)
             .where(clip_links.c.document_id == document.id, clip_links.c.case_id != document.case_id)
@@ -248,6 +266,7 @@ def _add_exceptions(
         )
     }
     now = station.clock()
+    added: list[RecordingException] = []
     for found in plan.exceptions:
         case_id = case_ids[found.case_number]
         document_id = doc_ids[found.document_id] if found.document_id else None
@@ -262,23 +281,24 @@ def _add_exceptions(
         if existing is not None:
             summary.exceptions_already_on_file += 1
             continue
-        session.add(
-            RecordingException(
-                case_id=case_id,
-                document_id=document_id,
-                reason=found.reason,
-                requested_by=found.requested_by,
-                approved_by=found.approved_by,
-                approved_at=found.approved_at or now,
-                created_at=now,
-            )
+        exception = RecordingException(
+            case_id=case_id,
+            document_id=document_id,
+            reason=found.reason,
+            requested_by=found.requested_by,
+            approved_by=found.approved_by,
+            approved_at=found.approved_at or now,
+            created_at=now,
         )
+        session.add(exception)
+        added.append(exception)
         summary.exceptions_added += 1
         if document_id is not None:
             excepted.add(document_id)
         else:
             excepted.update(session.scalars(select(documents.c.id).where(documents.c.case_id == case_id)))
     session.flush()
+    summary.facts.extend(row_fact("recording_exceptions", e.id or 0, e, new=True) for e in added)
     return excepted
 
 
@@ -339,7 +359,7 @@ def import_cases(
                 action="cases.imported",
                 object_type="import",
                 object_id=plan.sha256,
-                details=summary.as_dict(),
+                details={**summary.as_dict(), FACTS_KEY: summary.facts},
             )
         return summary
     except ImportRejected as rejected:

@@ -18,6 +18,7 @@ from evidence_store.cases.flags_service import refresh_flags
 from evidence_store.cases.linking_transaction import lock_linking
 from evidence_store.db.tables import cases, clip_links, clips, documents
 from evidence_store.domain.model import ClipLink, LinkOrigin, RecordingException
+from evidence_store.domain.record_facts import FACTS_KEY, row_fact
 from evidence_store.errors import InputError, NotFoundError
 
 
@@ -137,6 +138,10 @@ def link_manually(
                 "reason": why,
                 "link_id": link.id,
                 "replaced_automatic_links": [x.id for x in existing],
+                FACTS_KEY: [
+                    row_fact("clip_links", link.id or 0, link, new=True),
+                    *(_removal_fact(x) for x in existing),
+                ],
             },
         )
         _refresh(session, station, clip_id, {target.document_id})
@@ -174,6 +179,7 @@ def unlink_manually(
                 "reason": why,
                 "link_ids": [link.id for link in links],
                 "evidence_marks_removed": sum(1 for link in links if link.is_evidence),
+                FACTS_KEY: [_removal_fact(link) for link in links],
             },
         )
         _refresh(session, station, clip_id, {link.document_id for link in links})
@@ -214,6 +220,16 @@ def mark_evidence(
                 "reason": why,
                 "link_ids": [link.id for link in links],
                 "changed": len(changed),
+                FACTS_KEY: [
+                    row_fact(
+                        "clip_links",
+                        link.id or 0,
+                        {"is_evidence": wanted},
+                        new=False,
+                        fields=("is_evidence",),
+                    )
+                    for link in links
+                ],
             },
         )
         return {
@@ -223,6 +239,10 @@ def mark_evidence(
             "links": [link.id for link in links],
             "changed": len(changed),
         }
+
+
+def _removal_fact(link: ClipLink) -> dict[str, Any]:
+    return row_fact("clip_links", link.id or 0, link, new=False, fields=("removed_at",))
 
 
 def approve_exception(
@@ -269,6 +289,7 @@ def approve_exception(
                 "reason": why,
                 "approved_by": approver,
                 "requested_by": exception.requested_by,
+                FACTS_KEY: [row_fact("recording_exceptions", exception.id or 0, exception, new=True)],
             },
         )
         affected = (

@@ -21,6 +21,7 @@ _MAPPINGS: list[tuple[type, Table]] = [
     (model.Transfer, tables.transfers),
     (model.Clip, tables.clips),
     (model.Derivative, tables.derivatives),
+    (model.Attachment, tables.attachments),
     (model.Case, tables.cases),
     (model.Document, tables.documents),
     (model.ClipLink, tables.clip_links),

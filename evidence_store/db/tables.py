@@ -137,6 +137,31 @@ clips = Table(
     Index("ix_clips_device_path", "device_id", "device_path"),
 )
 
+# A recorder's sidecar files (device-info, logs, GPS tracks): kept with their provenance as
+# attachments of their transfer or of one clip, never as clips (issue 17). The blob store is content
+# addressed, so several attachments (and even a clip) may share one sha256.
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("transfer_id", ForeignKey("transfers.id"), nullable=False, index=True),
+    Column("clip_id", ForeignKey("clips.id"), nullable=True, index=True),
+    Column("device_id", ForeignKey("devices.id"), nullable=True),
+    Column("kind", String(32), nullable=False),
+    Column("original_name", Text, nullable=False),
+    Column("device_path", Text, nullable=False, default=""),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", HASH, nullable=False, index=True),
+    Column("device_mtime", UTCDateTime, nullable=True),
+    Column("stored_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime, nullable=True),
+    Column("deleted_by_run_id", ForeignKey("retention_runs.id"), nullable=True),
+    Column("former_clip_id", Integer, nullable=True, unique=True),
+    Column("former_clip", JSON, nullable=True),
+    CheckConstraint("size >= 0", name="size_not_negative"),
+    Index("ix_attachments_device_path", "device_id", "device_path"),
+)
+
 derivatives = Table(
     "derivatives",
     metadata,

@@ -24,8 +24,21 @@ A clip carries the classes of every case it is (actively) linked to: it is visib
 cases is visible to the user (and, for an officer, only if the officer recorded it). Anything not visible
 answers 404, exactly like something that does not exist.
 
+One rule for every kind of object (`may_see`, over the `Facts` of the object):
+    case            the confidentiality rule above
+    document        as its case
+    clip            footage at all (the role views footage), an officer's own recordings only, and every
+                    case it is actively linked to visible
+    draw item       as the clip or the case it samples (R16)
+    audit entry,    as the confidentiality of what it is about (every case the object belongs to visible);
+    dashboard row   no footage role needed: reading the audit log or the dashboard names an object, it
+                    does not show its footage (R17)
+A view of one object never shows a hidden object through it: a case lists only the linked clips the user
+sees, plus how many linked clips are hidden; a draw lists only its visible items, plus how many are
+hidden.
+
 The same rules as SQL conditions (for queries that must not fetch what a user may not see) are in
-`evidence_store.queries.visibility`.
+`evidence_store.queries.visibility`; a test checks that both agree on every object of a station.
 """
 
 from __future__ import annotations
@@ -155,16 +168,54 @@ def case_visible(user: User, unit: str, confidentiality: Confidentiality | str) 
     return bool(user.unit) and unit == user.unit and level in CLEARANCE[user.role]
 
 
+class Kind(enum.StrEnum):
+    """The kinds of object the visibility rule answers for (R11, R13, R16, R17)."""
+
+    CLIP = "clip"
+    CASE = "case"
+    DOCUMENT = "document"
+    DRAW_ITEM = "supervision_item"
+    AUDIT_ENTRY = "audit_entry"
+    DASHBOARD_ROW = "dashboard_row"
+
+
+# An oversight list names an object without showing its footage: the confidentiality rule only.
+_MENTIONS = frozenset({Kind.AUDIT_ENTRY, Kind.DASHBOARD_ROW})
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the visibility rule needs to know of one object: its kind, the cases it belongs to as
+    (unit, confidentiality) (a case: itself; a document: its case; a clip: every case it is actively
+    linked to; a draw item: those of its clip or case), and for footage the officer who recorded it."""
+
+    kind: Kind
+    cases: tuple[tuple[str, Confidentiality | str], ...] = ()
+    footage: bool = False  # a clip, or a draw item or list row that is one
+    recorded_by: int | None = None
+
+
+def may_see(user: User, facts: Facts) -> bool:
+    """Whether the user may see, and so act on, the object (R11, R13, R16, R17): THE visibility rule of
+    the station (see the module docstring); anything it refuses answers 404 like a missing object."""
+    if not all(case_visible(user, unit, level) for unit, level in facts.cases):
+        return False
+    if facts.kind in _MENTIONS or not facts.footage:
+        return True
+    if not user.sees_footage:
+        return False
+    return user.role is not Role.OFFICER or (
+        user.officer_id is not None and facts.recorded_by == user.officer_id
+    )
+
+
 def clip_visible_to(
     user: User, recorded_by: int | None, linked_cases: Iterable[tuple[str, Confidentiality | str]]
 ) -> bool:
     """Whether a clip is for this user (R11, R13): footage at all, the officer's own recordings only, and
     every case it is actively linked to (given as (unit, confidentiality)) visible to the user."""
-    if not user.sees_footage:
-        return False
-    if user.role is Role.OFFICER and (user.officer_id is None or recorded_by != user.officer_id):
-        return False
-    return all(case_visible(user, unit, level) for unit, level in linked_cases)
+    facts = Facts(Kind.CLIP, tuple(linked_cases), footage=True, recorded_by=recorded_by)
+    return may_see(user, facts)
 
 
 def export_covers(
@@ -221,19 +272,31 @@ class AccessRefused(NotPermittedError):
         self.hidden = hidden
 
 
+def hidden_object(object_type: str, object_id: str | int, *, missing: bool) -> AccessRefused:
+    """The refusal of an object asked for by id that is not there or not for the user (R13): both answer
+    alike (404), only the audit record says which."""
+    return AccessRefused(
+        "missing" if missing else "confidential", object_type=object_type, object_id=object_id, hidden=True
+    )
+
+
 __all__ = [
     "CLEARANCE",
     "EXPORT_APPROVER",
     "EXPORT_REQUESTER",
     "PERMISSIONS",
     "AccessRefused",
+    "Facts",
+    "Kind",
     "Permission",
     "Role",
     "User",
     "case_visible",
     "clip_visible_to",
     "export_covers",
+    "hidden_object",
     "may_review",
+    "may_see",
     "original_download_allowed",
     "role_has",
     "roles_with",

@@ -115,6 +115,15 @@ class ProcessingStep(enum.StrEnum):
     TIMESTAMP = "timestamp"
 
 
+class AttachmentKind(enum.StrEnum):
+    """What a recorder's sidecar file is (by the profile's declared patterns)."""
+
+    DEVICE_INFO = "device_info"
+    LOG = "log"
+    GPS = "gps"
+    OTHER = "other"
+
+
 class RetentionAction(enum.StrEnum):
     KEEP = "keep"
     DELETE = "delete"
@@ -221,6 +230,29 @@ class Clip:
         warning = RecordWarning(code, message)
         if warning not in self.warnings:
             self.warnings = [*self.warnings, warning]
+
+
+@dataclass(eq=False, kw_only=True)
+class Attachment:
+    """A recorder's sidecar file (device-info file, log, GPS track) kept with its provenance beside
+    the footage it describes, never as footage: it belongs to its transfer, or to one clip when it
+    carries that clip's base name, and goes with them (R3, R9). Its bytes live in the blob store."""
+
+    id: int | None = None
+    transfer_id: int
+    clip_id: int | None = None
+    device_id: int | None = None
+    kind: str  # AttachmentKind value
+    original_name: str
+    device_path: str = ""
+    size: int
+    sha256: str
+    device_mtime: datetime | None = None
+    stored_at: datetime
+    deleted_at: datetime | None = None
+    deleted_by_run_id: int | None = None
+    former_clip_id: int | None = None  # set when an older station had stored it as a clip
+    former_clip: dict[str, Any] | None = None  # that clip row's facts, kept when it was converted
 
 
 @dataclass(eq=False, kw_only=True)

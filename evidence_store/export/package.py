@@ -33,41 +33,29 @@ marked ``built`` and the package is on record (``export.built`` with the manifes
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
-import queue
 import re
 import shutil
-import struct
-import threading
 import time
 import uuid
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from zlib_ng import zlib_ng
-
-from evidence_store.blobs.hashing_copy import FileWriter, copy_hashing, write_all
-from evidence_store.blobs.reflink import can_share_blocks, clone_range, copy_range
 from evidence_store.bootstrap import Station
 from evidence_store.domain.model import ExportRequest
 from evidence_store.errors import ConfigurationError, IntegrityError
 from evidence_store.export import facts as facts_module
 from evidence_store.export.c2pa_signing import (
     C2paCredentials,
-    derivative_manifest,
     ensure_c2pa_credentials,
-    sign_file,
 )
+from evidence_store.export.derivatives import make_derivatives
 from evidence_store.export.manifest import (
     C2PA_CA_NAME,
-    DERIVATIVES_DIR,
     MANIFEST_FORMAT,
     MANIFEST_NAME,
     NOTE_HTML,
@@ -80,7 +68,6 @@ from evidence_store.export.manifest import (
     TSA_CA_NAME,
     TSA_CERT_NAME,
     canonical_json,
-    check_path,
     sums_text,
 )
 from evidence_store.export.note import render_html, render_pdf
@@ -90,6 +77,8 @@ from evidence_store.export.workflow import (
     record_build_failed,
     record_built,
 )
+from evidence_store.export.zip_writer import PackageWriter, package_writer
+from evidence_store.ports import DerivativeCutter
 from evidence_store.timestamping import TimestampToken, verify_token
 
 MIME_BY_EXT = {
@@ -108,7 +97,6 @@ MIME_BY_EXT = {
 _EXT = re.compile(r"^[a-z0-9]{1,8}$")
 SMALL_CHUNK = 1 << 20
 
-log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
@@ -136,16 +124,6 @@ def extension_of(original_name: str) -> str:
     return ext if _EXT.fullmatch(ext) else "bin"
 
 
-def _sha256_file(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(SMALL_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -154,264 +132,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class _ForkJoin:
-    """Runs one function on each chunk in a thread of its own while the caller does its part, and
-    returns when both are done with the chunk: the copy's buffers are reused as soon as the write
-    returns (`copy_hashing(reuse_buffers=True)`), so neither may keep them. On two cores the
-    reader's SHA-256, the zip's CRC-32 and the two O_DIRECT writes overlap."""
-
-    _DONE = object()
-
-    def __init__(self, work: Callable[[memoryview], Any]) -> None:
-        self._work = work
-        self._todo: queue.Queue[object] = queue.Queue(maxsize=1)
-        self._done: queue.Queue[BaseException | None] = queue.Queue(maxsize=1)
-        self._thread = threading.Thread(target=self._loop, name="export-zip-writer", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while (item := self._todo.get()) is not self._DONE:
-            try:
-                self._work(item)  # type: ignore[arg-type]
-                self._done.put(None)
-            except BaseException as exc:
-                self._done.put(exc)
-
-    def __call__(self, view: memoryview, mine: Callable[[memoryview], Any]) -> None:
-        self._todo.put(view)
-        try:
-            mine(view)
-        finally:
-            failure = self._done.get()  # wait even when ours failed: the buffer is about to be reused
-        if failure is not None:
-            raise failure
-
-    def close(self) -> None:
-        self._todo.put(self._DONE)
-        self._thread.join()
-
-
-def _settle_zip_entry(entry: Any, size: int, crc: int) -> None:
-    """Tell zipfile's write handle the size and CRC-32 of data that did not pass through its `write`
-    (written to the sink directly, or cloned): the three counters its `close` puts in the header.
-    zipfile computes the CRC with zlib's crc32, which on this path would cost a core's worth of the
-    SHA-256's time; the caller checks the entry's recorded values after `close`."""
-    entry._file_size = entry._compress_size = size
-    entry._crc = crc
-
-
-class _ZipSink:
-    """The zip's file for `zipfile`: unbuffered writes with flush-behind, so the disk writes the zip
-    while the copy runs and the final fsync is short. An original's data starts on a 4 KiB boundary
-    (see `_PackageWriter._aligned_zinfo`), so from its page-aligned buffers it is written with O_DIRECT,
-    like the directory's copy; `zipfile`'s seeks (to rewrite an entry's header) end that mode."""
-
-    def __init__(self, path: Path) -> None:
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o444)
-        self._run: FileWriter | None = None  # the writes since the last seek
-
-    def write(self, data: Any) -> int:
-        view = memoryview(data).cast("B")
-        if self._run is None:
-            self._run = FileWriter(self.fd, flush_behind=True, direct=True)
-        self._run.write(view)
-        return len(view)
-
-    def _end_run(self) -> None:
-        if self._run is not None:
-            self._run.stop_direct()
-            self._run = None
-
-    def share(self, source_fd: int, length: int, at: int) -> bool:
-        """Fill the range at `at` (the file's end: nothing written there yet) with the source file's
-        first `length` bytes by sharing its blocks (True); copied in the kernel instead if the clone is
-        refused after all (False)."""
-        try:
-            clone_range(source_fd, self.fd, length, at)
-        except OSError as exc:
-            log.warning("the zip could not share the original's blocks (%s): copying them instead", exc)
-            copy_range(source_fd, self.fd, length, at)
-            return False
-        return True
-
-    def tell(self) -> int:
-        return os.lseek(self.fd, 0, os.SEEK_CUR)
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        self._end_run()
-        return os.lseek(self.fd, offset, whence)
-
-    def seekable(self) -> bool:
-        return True
-
-    def flush(self) -> None:
-        return None
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            fd, self.fd = self.fd, -1
-            try:
-                self._end_run()
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-
-# Extra field of an original's local zip header that pads it so the data starts on a 4 KiB boundary
-# (the id Android's zipalign uses: two bytes of alignment, then zeros; unzip tools skip it).
-_ALIGNMENT_EXTRA_ID = 0xD935
-_ZIP_DATA_ALIGN = 4096
-
-
-class _PackageWriter:
-    """Writes files into the partial directory and the zip at the same time."""
-
-    def __init__(
-        self,
-        root: Path,
-        zip_file: zipfile.ZipFile | None,
-        sink: _ZipSink | None,
-        top: str,
-        when: datetime,
-        *,
-        share_blocks: bool = False,
-    ) -> None:
-        self.root = root
-        self.zip = zip_file
-        self.sink = sink
-        self.share_blocks = share_blocks  # the zip's originals are clones of the directory's copies
-        self.shared_bytes = 0
-        self.top = top
-        self.date_time = (when.year, when.month, when.day, when.hour, when.minute, when.second)
-        self.hashes: dict[str, tuple[str, int]] = {}
-        self.in_zip: set[str] = set()
-
-    def _zinfo(self, rel: str, size: int) -> zipfile.ZipInfo:
-        info = zipfile.ZipInfo(f"{self.top}/{rel}", date_time=self.date_time)
-        info.compress_type = zipfile.ZIP_STORED
-        info.external_attr = 0o444 << 16
-        info.file_size = size
-        return info
-
-    def _aligned_zinfo(self, rel: str, size: int) -> zipfile.ZipInfo:
-        """An entry whose data will start on a 4 KiB boundary of the zip file (for O_DIRECT)."""
-        assert self.sink is not None
-        info = self._zinfo(rel, size)
-        info.CRC = info.compress_size = 0  # as `ZipFile.open(..., "w")` sets them before the header
-        zip64 = size * 1.05 > zipfile.ZIP64_LIMIT  # as it decides
-        header = len(info.FileHeader(zip64))
-        pad = -(self.sink.tell() + header + 4) % _ZIP_DATA_ALIGN
-        if pad < 2:
-            pad += _ZIP_DATA_ALIGN
-        info.extra = struct.pack("<HHH", _ALIGNMENT_EXTRA_ID, pad, _ZIP_DATA_ALIGN) + bytes(pad - 2)
-        return info
-
-    def path(self, rel: str) -> Path:
-        target = self.root / check_path(rel)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return target
-
-    def copy_original(self, rel: str, source: Any, size: int) -> tuple[str, int]:
-        """Copy a stored original in one read: hash inline, write to the directory and the zip."""
-        target = self.path(rel)
-        # readable too: the zip clones (or copies) its range from this descriptor
-        fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o444)
-        try:
-            write_dir = write_all(fd, flush_behind=True, direct=True)
-            if self.zip is not None:
-                result = self._copy_with_zip(rel, source, size, fd, write_dir)
-            else:
-                result = copy_hashing(source, write_dir, reuse_buffers=True)
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        self.hashes[rel] = (result.sha256, result.size)
-        return result.sha256, result.size
-
-    def _copy_with_zip(
-        self, rel: str, source: Any, size: int, fd: int, write_dir: Callable[[memoryview], None]
-    ) -> Any:
-        """The copy to the directory, and the original's zip entry: its CRC-32 (zlib-ng's, beside the
-        SHA-256 on the other core) and its data, written from the same buffers or, where the filesystem
-        shares blocks, cloned from the directory's copy once that is on disk."""
-        assert self.zip is not None and self.sink is not None
-        sink = self.sink
-        info = self._aligned_zinfo(rel, size)
-        entry = self.zip.open(info, "w")
-        data_at = self.sink.tell()
-        crc = 0
-
-        def zip_side(view: memoryview) -> None:
-            nonlocal crc
-            crc = zlib_ng.crc32(view, crc)
-            if not self.share_blocks:
-                sink.write(view)
-
-        def with_crc(view: memoryview) -> None:
-            write_dir(view)
-            zip_side(view)
-
-        # the zip's own write runs beside the directory's; the CRC alone (~25 GB/s) needs no thread
-        both = _ForkJoin(zip_side) if not self.share_blocks else None
-        write = with_crc if both is None else lambda view: both(view, write_dir)
-        try:
-            try:
-                result = copy_hashing(source, write, reuse_buffers=True)
-            finally:
-                if both is not None:
-                    both.close()
-            if self.share_blocks:  # the range the clone will fill: zipfile goes on after it
-                self.sink.seek(data_at + result.size)
-            _settle_zip_entry(entry, result.size, crc)
-        finally:
-            entry.close()
-        if (info.CRC, info.file_size, info.compress_size) != (crc, result.size, result.size):
-            raise RuntimeError(f"zipfile did not record the CRC-32 and size given for {rel}")
-        info.extra = b""  # the padding belongs in the local header only, not the directory
-        os.fsync(fd)
-        # the copy just written and flushed, shared into the zip's range
-        if self.share_blocks and self.sink.share(fd, result.size, data_at):
-            self.shared_bytes += result.size
-        self.in_zip.add(rel)
-        return result
-
-    def write_bytes(self, rel: str, data: bytes) -> None:
-        target = self.path(rel)
-        with target.open("xb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        self.hashes[rel] = (hashlib.sha256(data).hexdigest(), len(data))
-
-    def adopt(self, rel: str) -> tuple[str, int]:
-        """A file already written at `rel` (a derivative): hash it and keep it."""
-        target = self.root / check_path(rel)
-        with target.open("rb+") as handle:
-            os.fsync(handle.fileno())
-        self.hashes[rel] = _sha256_file(target)
-        return self.hashes[rel]
-
-    def zip_rest(self) -> None:
-        """Every file not yet in the zip, in path order."""
-        if self.zip is None:
-            return
-        for rel in sorted(self.hashes):
-            if rel in self.in_zip:
-                continue
-            source = self.root / rel
-            with (
-                source.open("rb") as handle,
-                self.zip.open(self._zinfo(rel, source.stat().st_size), "w") as entry,
-            ):
-                shutil.copyfileobj(handle, entry, SMALL_CHUNK)
-            self.in_zip.add(rel)
-
-
 # ------------------------------------------------------------------ reading the records
 
 
 def _gather(station: Station, request: ExportRequest) -> dict[str, Any]:
-    with station.sessions() as session:
+    with station.session() as session:
         clips: dict[int, dict[str, Any]] = {}
         tokens: dict[int, list[dict[str, Any]]] = {}
         custody: dict[int, list[dict[str, Any]]] = {}
@@ -431,151 +156,11 @@ def _gather(station: Station, request: ExportRequest) -> dict[str, Any]:
         }
 
 
-# ------------------------------------------------------------------ derivatives
-
-
-def _overlay_text(case_number: str | None, user: str, extracted_at: datetime, zone: str) -> str:
-    local = extracted_at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S")
-    return "\n".join(
-        [
-            "公开副本 DISCLOSURE COPY - 非原始证据 NOT THE ORIGINAL",
-            f"案号 Case No.: {case_number or '-'}",
-            f"提取人 Extracted by: {user}",
-            f"提取时间 Extracted at: {local} ({zone})",
-        ]
-    )
-
-
-def _range_label(start: float, end: float | None) -> str:
-    from ingest.transcode.segment import seconds_text
-
-    return f"{seconds_text(start)}s-{seconds_text(end) + 's' if end is not None else 'end'}"
-
-
-def _make_derivatives(
-    writer: _PackageWriter,
-    *,
-    number: int,
-    item: dict[str, Any],
-    clip: dict[str, Any],
-    original_rel: str,
-    original_sha256: str,
-    credentials: C2paCredentials,
-    request_id: int,
-    case_number: str | None,
-    user: str,
-    extracted_at: datetime,
-    zone: str,
-) -> list[dict[str, Any]]:
-    from ingest.transcode.segment import (
-        Segment,
-        cut_segment,
-        find_cjk_font,
-        make_disclosure_copy,
-        overlay_font_size,
-    )
-
-    start = float(item.get("start_s") or 0.0)
-    end = item.get("end_s")
-    segment = Segment(start, None if end is None else float(end))
-    media = clip.get("media") or {}
-    has_video = clip["media_type"] == "video" or media.get("kind") == "video"
-    source = writer.root / original_rel
-    work = writer.root / ".work"
-    work.mkdir(exist_ok=True)
-    original_format = MIME_BY_EXT.get(extension_of(clip["original_name"]), "application/octet-stream")
-    made: list[dict[str, Any]] = []
-    plans: list[tuple[str, str]] = []
-    if has_segment(item):
-        plans.append(("segment", str(item.get("cut", "exact"))))
-    if item.get("disclosure"):
-        plans.append(("disclosure", "exact"))
-    for kind, cut in plans:
-        label = _range_label(start, segment.end_s)
-        suffix = f"-{cut}" if kind == "segment" else ""
-        name = f"item{number:02d}-clip{clip['clip_id']}-{kind}-{label}{suffix}.mp4"
-        rel = f"{DERIVATIVES_DIR}/{name}"
-        unsigned = work / name
-        overlay = None
-        if kind == "segment":
-            run = cut_segment(
-                source, unsigned, segment, "keyframe" if cut == "keyframe" else "exact", has_video=has_video
-            )
-            description = (
-                f"keyframe cut by stream copy (-c copy), not re-encoded, {label}"
-                if cut == "keyframe"
-                else f"exact cut, re-encoded (libx264 crf 18, AAC), {label}"
-            )
-        else:
-            overlay = _overlay_text(case_number, user, extracted_at, zone)
-            run = make_disclosure_copy(
-                source,
-                unsigned,
-                segment,
-                text=overlay,
-                font_file=find_cjk_font(),
-                font_size=overlay_font_size(
-                    media.get("height") if isinstance(media.get("height"), int) else None
-                ),
-            )
-            description = f"disclosure copy with burnt-in overlay (case number, extractor, time), {label}"
-        lineage = {
-            "export_id": request_id,
-            "kind": kind,
-            "cut": cut,
-            "start_s": start,
-            "end_s": segment.end_s,
-            "tool": run.tool,
-            "tool_version": run.tool_version,
-        }
-        sign_file(
-            unsigned,
-            writer.path(rel),
-            credentials,
-            derivative_manifest(
-                title=name,
-                original_title=clip["original_name"],
-                original_sha256=original_sha256,
-                original_format=original_format,
-                description=description,
-                lineage=lineage,
-                software=run.tool_version,
-            ),
-        )
-        unsigned.unlink()
-        sha256, size = writer.adopt(rel)
-        entry: dict[str, Any] = {
-            "kind": kind,
-            "cut": cut,
-            "description": description,
-            "path": rel,
-            "sha256": sha256,
-            "size": size,
-            "mime_type": run.mime_type,
-            "derived_from_sha256": original_sha256,
-            "derived_from_path": original_rel,
-            "start_s": start,
-            "end_s": segment.end_s,
-            "tool": run.tool,
-            "tool_version": run.tool_version,
-            "arguments": run.arguments,
-            "content_credential": {
-                "format": "C2PA",
-                "signer": "station C2PA signer",
-                "trust_anchor": C2PA_CA_NAME,
-            },
-        }
-        if overlay is not None:
-            entry["overlay_text"] = overlay
-        made.append(entry)
-    return made
-
-
 # ------------------------------------------------------------------ time-stamps
 
 
 def _write_tokens(
-    station: Station, writer: _PackageWriter, tokens: list[dict[str, Any]], tsa_ca: list[bytes] | None
+    station: Station, writer: PackageWriter, tokens: list[dict[str, Any]], tsa_ca: list[bytes] | None
 ) -> list[dict[str, Any]]:
     written: list[dict[str, Any]] = []
     for row in tokens:
@@ -615,8 +200,11 @@ def build_package(
     out_dir: Path,
     make_zip: bool = True,
     progress: Progress | None = None,
+    cutter: DerivativeCutter | None = None,
 ) -> BuildResult:
-    """Build the package of an approved request (by its requester, within the validity); see module doc."""
+    """Build the package of an approved request (by its requester, within the validity); see module doc.
+    `cutter` makes the segments and disclosure copies a request asks for (the entry layer wires ffmpeg's);
+    a request with none builds without it."""
     request = authorise_build(station, request_id, user=user)
     started = time.perf_counter()
     extracted_at = station.clock()
@@ -632,7 +220,15 @@ def build_package(
             raise ConfigurationError(f"{final_dir} or {final_zip} already exists: move it away first")
         partial_dir.mkdir()
         result = _build(
-            station, request, user, partial_dir, partial_zip if make_zip else None, name, extracted_at, say
+            station,
+            request,
+            user,
+            partial_dir,
+            partial_zip if make_zip else None,
+            name,
+            extracted_at,
+            say,
+            cutter,
         )
         partial_dir.rename(final_dir)
         if make_zip:
@@ -676,10 +272,11 @@ class _Context:
     station: Station
     request: ExportRequest
     user: str
-    writer: _PackageWriter
+    writer: PackageWriter
     extracted_at: datetime
     say: Progress
     records: dict[str, Any]
+    cutter: DerivativeCutter | None
     credentials: C2paCredentials | None = None
 
     @property
@@ -734,19 +331,21 @@ def _items(ctx: _Context, originals: dict[int, dict[str, Any]]) -> list[dict[str
         derivatives: list[dict[str, Any]] = []
         if has_segment(item) or item.get("disclosure"):
             ctx.say(f"making derivatives of clip {clip_id}")
-            derivatives = _make_derivatives(
+            derivatives = make_derivatives(
                 ctx.writer,
                 number=number,
                 item=item,
                 clip=clip,
                 original_rel=originals[clip_id]["path"],
                 original_sha256=clip["sha256"],
+                original_format=originals[clip_id]["mime_type"],
                 credentials=_c2pa(ctx),
                 request_id=ctx.request.id or 0,
                 case_number=ctx.case_number,
                 user=ctx.user,
                 extracted_at=ctx.extracted_at,
                 zone=ctx.station.settings.timezone,
+                cutter=ctx.cutter,
             )
         segment = None
         if has_segment(item):
@@ -852,17 +451,14 @@ def _build(
     top: str,
     extracted_at: datetime,
     say: Progress,
+    cutter: DerivativeCutter | None,
 ) -> tuple[str, dict[str, int], dict[str, float]]:
     timings: dict[str, float] = {}
     mark = time.perf_counter()
     records = _gather(station, request)
     timings["gather"] = time.perf_counter() - mark
-    share_blocks = zip_path is not None and can_share_blocks(zip_path.parent)
-    sink = _ZipSink(zip_path) if zip_path else None
-    zip_file = zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) if sink else None
-    try:
-        writer = _PackageWriter(root, zip_file, sink, top, extracted_at, share_blocks=share_blocks)
-        ctx = _Context(station, request, user, writer, extracted_at, say, records)
+    with package_writer(root, zip_path, top, extracted_at) as writer:
+        ctx = _Context(station, request, user, writer, extracted_at, say, records, cutter)
         mark = time.perf_counter()
         originals = _copy_originals(ctx)
         timings["originals"] = time.perf_counter() - mark
@@ -875,13 +471,6 @@ def _build(
         for directory in {root, *(p.parent for p in root.rglob("*") if p.is_file())}:
             _fsync_dir(directory)
         timings["seal"] = time.perf_counter() - mark
-    finally:
-        try:
-            if zip_file is not None:
-                zip_file.close()  # writes the central directory: fails too when the disk is full
-        finally:
-            if sink is not None:
-                sink.close()  # fsync
     counts = {
         "files": len(writer.hashes),
         "bytes": sum(n for _h, n in writer.hashes.values()),

@@ -33,11 +33,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from evidence_store.accounts import user_from_row
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import cases, clips, export_requests, users
 from evidence_store.domain.access import EXPORT_APPROVER, EXPORT_REQUESTER, Role
 from evidence_store.domain.model import ClipStatus, ExportRequest, ExportStatus, MediaType
-from evidence_store.errors import EvidenceError, NotFoundError
+from evidence_store.errors import EvidenceError, InputError, NotFoundError
+from evidence_store.queries.visibility import case_facts, clip_facts, sees
 
 REQUESTER_ROLE = EXPORT_REQUESTER
 APPROVER_ROLE = EXPORT_APPROVER
@@ -65,7 +67,7 @@ def parse_time(text: str) -> float:
     """Seconds from ``90``, ``90.5``, ``1:30`` or ``00:01:30.5``."""
     match = _TIME.fullmatch(text.strip())
     if not match:
-        raise ValueError(f"not a time: {text!r} (use seconds, MM:SS or HH:MM:SS)")
+        raise InputError(f"not a time: {text!r} (use seconds, MM:SS or HH:MM:SS)")
     parts = [p for p in match.groups() if p is not None]
     seconds = 0.0
     for part in parts:
@@ -77,14 +79,14 @@ def parse_clip_spec(text: str, *, cut: str = "exact", disclosure: bool = False) 
     """``ID`` or ``ID@START-END`` (times as in `parse_time`) into a request item."""
     clip_part, _, range_part = text.partition("@")
     if not clip_part.strip().isdigit():
-        raise ValueError(f"not a clip: {text!r} (use ID or ID@START-END, e.g. 12@00:01:05-00:01:30)")
+        raise InputError(f"not a clip: {text!r} (use ID or ID@START-END, e.g. 12@00:01:05-00:01:30)")
     item: dict[str, Any] = {"clip_id": int(clip_part)}
     if "@" in text and not range_part.strip():
-        raise ValueError(f"no segment after @ in {text!r}")
+        raise InputError(f"no segment after @ in {text!r}")
     if range_part:
         start_text, sep, end_text = range_part.partition("-")
         if not sep:
-            raise ValueError(f"a segment is START-END, not {range_part!r}")
+            raise InputError(f"a segment is START-END, not {range_part!r}")
         item["start_s"] = parse_time(start_text) if start_text.strip() else 0.0
         if end_text.strip():
             item["end_s"] = parse_time(end_text)
@@ -92,27 +94,27 @@ def parse_clip_spec(text: str, *, cut: str = "exact", disclosure: bool = False) 
 
 
 def normalise_item(raw: dict[str, Any]) -> dict[str, Any]:
-    """Check one request item; return it with only known keys. Raises ValueError."""
+    """Check one request item; return it with only known keys. Raises InputError."""
     unknown = set(raw) - {"clip_id", "start_s", "end_s", "cut", "disclosure"}
     if unknown:
-        raise ValueError(f"unknown item fields {sorted(unknown)}")
+        raise InputError(f"unknown item fields {sorted(unknown)}")
     clip_id = raw.get("clip_id")
     if not isinstance(clip_id, int) or isinstance(clip_id, bool) or clip_id <= 0:
-        raise ValueError(f"clip_id must be a positive integer, not {clip_id!r}")
+        raise InputError(f"clip_id must be a positive integer, not {clip_id!r}")
     item: dict[str, Any] = {"clip_id": clip_id}
     start, end = raw.get("start_s"), raw.get("end_s")
     for name, value in (("start_s", start), ("end_s", end)):
         if value is not None and (not isinstance(value, int | float) or isinstance(value, bool) or value < 0):
-            raise ValueError(f"{name} must be a number of seconds >= 0, not {value!r}")
+            raise InputError(f"{name} must be a number of seconds >= 0, not {value!r}")
     if start is not None or end is not None:
         item["start_s"] = float(start or 0.0)
         if end is not None:
             if float(end) <= item["start_s"]:
-                raise ValueError(f"clip {clip_id}: the segment ends ({end} s) before it starts ({start} s)")
+                raise InputError(f"clip {clip_id}: the segment ends ({end} s) before it starts ({start} s)")
             item["end_s"] = float(end)
         cut = raw.get("cut", "exact")
         if cut not in CUT_MODES:
-            raise ValueError(f"cut must be one of {', '.join(CUT_MODES)}, not {cut!r}")
+            raise InputError(f"cut must be one of {', '.join(CUT_MODES)}, not {cut!r}")
         item["cut"] = cut
     if raw.get("disclosure"):
         item["disclosure"] = True
@@ -176,6 +178,20 @@ def user_problem(session: Session, username: str, role: Role | None) -> str | No
     return None
 
 
+def hidden_from(
+    session: Session, username: str, clip_ids: list[int], case_id: int | None = None
+) -> list[int]:
+    """The clips among `clip_ids` that the station user may not see (R11, R13), and the case's id first
+    when there is a case they may not see: what they may not request, approve or build."""
+    row = session.execute(select(users).where(users.c.username == username)).first()
+    if row is None:
+        return [*([case_id] if case_id is not None else []), *clip_ids]
+    user = user_from_row(row)
+    connection = session.connection()
+    hidden = [] if case_id is None or sees(user, case_facts(connection, case_id)) else [case_id]
+    return hidden + [c for c in clip_ids if not sees(user, clip_facts(connection, c))]
+
+
 def _load(session: Session, request_id: int) -> ExportRequest | None:
     return session.get(ExportRequest, request_id, with_for_update=True)
 
@@ -199,11 +215,11 @@ def request_export(
     recipient: str = "",
     case_number: str | None = None,
 ) -> ExportRequest:
-    """An investigator asks for clips to be extracted. Raises ValueError for a malformed request."""
+    """An investigator asks for clips to be extracted. Raises InputError for a malformed request."""
     if not items:
-        raise ValueError("an export request names at least one clip")
+        raise InputError("an export request names at least one clip")
     if not purpose.strip():
-        raise ValueError("an export request states its purpose")
+        raise InputError("an export request states its purpose")
     normalised = [normalise_item(item) for item in items]
     refusal: ExportRefusedError | None = None
     with _step(station) as session:
@@ -218,13 +234,15 @@ def request_export(
         case_id: int | None = None
         if case_number:
             case_id = session.scalar(select(cases.c.id).where(cases.c.number == case_number))
-            if case_id is None:
+            if case_id is None or hidden_from(session, user, [], case_id):
                 raise NotFoundError(f"no case numbered {case_number!r}")
         wanted = {item["clip_id"] for item in normalised}
         rows = session.execute(
             select(clips.c.id, clips.c.status, clips.c.media_type).where(clips.c.id.in_(wanted))
         ).all()
         found = {row.id: row for row in rows}
+        for hidden in hidden_from(session, user, sorted(found)):  # hidden answers as missing (R13)
+            del found[hidden]
         missing = sorted(wanted - set(found))
         if missing:
             raise NotFoundError(f"no clip {', '.join(map(str, missing))}")
@@ -234,11 +252,11 @@ def request_export(
         for item in normalised:
             media_type = MediaType(found[item["clip_id"]].media_type)
             if has_segment(item) and media_type not in (MediaType.VIDEO, MediaType.AUDIO):
-                raise ValueError(
+                raise InputError(
                     f"clip {item['clip_id']} is {media_type}: only video and audio have segments"
                 )
             if item.get("disclosure") and media_type is not MediaType.VIDEO:
-                raise ValueError(f"clip {item['clip_id']} is {media_type}: only video gets a disclosure copy")
+                raise InputError(f"clip {item['clip_id']} is {media_type}: only video gets a disclosure copy")
         request = ExportRequest(
             case_id=case_id,
             requested_by=user,
@@ -273,11 +291,13 @@ def decide_export(
     """An approver approves (valid for `export_validity_days`) or rejects (with a reason)."""
     step = "approve" if approve else "reject"
     if not approve and not reason.strip():
-        raise ValueError("a rejection states its reason (--reason)")
+        raise InputError("a rejection states its reason (--reason)")
     refusal: ExportRefusedError | None = None
     with _step(station) as session:
         request = _must_load(session, request_id)
         problem = user_problem(session, user, APPROVER_ROLE)
+        if problem is None and hidden_from(session, user, _clip_ids(request), request.case_id):
+            problem = "the request names a case or clips this approver may not see (R13)"
         if problem is None and user == request.requested_by:
             problem = "nobody decides their own request"
         if problem is None and request.status is not ExportStatus.PENDING:
@@ -322,6 +342,10 @@ def reject_export(station: Station, request_id: int, *, user: str, reason: str) 
     return decide_export(station, request_id, user=user, approve=False, reason=reason)
 
 
+def _clip_ids(request: ExportRequest) -> list[int]:
+    return sorted({int(item["clip_id"]) for item in request.items or []})
+
+
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
@@ -360,6 +384,8 @@ def authorise_build(station: Station, request_id: int, *, user: str) -> ExportRe
                 details={"valid_until": _iso(request.valid_until), "noticed_at": now.isoformat()},
             )
         problem = _build_problem(request, user) or user_problem(session, user, None)
+        if problem is None and hidden_from(session, user, _clip_ids(request), request.case_id):
+            problem = "the request names a case or clips the requester may no longer see (R13)"
         if problem:
             refusal = _record_refusal(
                 station,
@@ -483,7 +509,7 @@ def describe(request: ExportRequest, case_number: str | None) -> dict[str, Any]:
 
 
 def list_exports(station: Station, *, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    with station.sessions() as session:
+    with station.session() as session:
         query = select(ExportRequest).order_by(export_requests.c.id.desc()).limit(limit)
         if status:
             query = query.where(export_requests.c.status == ExportStatus(status))
@@ -493,7 +519,7 @@ def list_exports(station: Station, *, status: str | None = None, limit: int = 20
 
 
 def show_export(station: Station, request_id: int) -> dict[str, Any]:
-    with station.sessions() as session:
+    with station.session() as session:
         request = session.get(ExportRequest, request_id)
         if request is None:
             raise NotFoundError(f"no export request {request_id}")
@@ -503,7 +529,7 @@ def show_export(station: Station, request_id: int) -> dict[str, Any]:
 
 def check_reader(station: Station, user: str) -> None:
     """list/show: any active user of the station (not audited: reading changes nothing)."""
-    with station.sessions() as session:
+    with station.session() as session:
         problem = user_problem(session, user, None)
     if problem:
         raise ExportRefusedError("read", None, problem)

@@ -11,7 +11,9 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from evidence_store.db.tables import audit_events
+from evidence_store.domain.access import User
 from evidence_store.domain.audit_chain import format_time
+from evidence_store.queries.visibility import visible_audit_clause
 
 PAGE = 100
 
@@ -35,8 +37,12 @@ class AuditQuery:
         }
 
 
-def browse(connection: Connection, query: AuditQuery) -> dict[str, Any]:
+def browse(connection: Connection, query: AuditQuery, user: User | None = None) -> dict[str, Any]:
+    """A page of the entries matching `query` that `user` may see (R13, R17: an entry about an object
+    confidential to the user is left out); `None`: every entry (the station's own command line)."""
     statement = select(audit_events)
+    if user is not None:
+        statement = statement.where(visible_audit_clause(user))
     if query.actor:
         statement = statement.where(audit_events.c.actor == query.actor)
     if query.action:

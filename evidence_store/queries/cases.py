@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, func, not_, or_, select
 
 from evidence_store.bootstrap import Station
 from evidence_store.cases.timeline import render_timeline
@@ -21,7 +21,7 @@ from evidence_store.db.tables import (
     officers,
     recording_exceptions,
 )
-from evidence_store.domain.access import User, case_visible
+from evidence_store.domain.access import Facts, Kind, User, may_see
 from evidence_store.queries.visibility import visible_case_clause, visible_clip_clause
 
 CASE_PAGE = 50
@@ -84,8 +84,8 @@ def case_documents(connection: Connection, case_id: int) -> list[dict[str, Any]]
 
 
 def case_links(connection: Connection, case_id: int, user: User) -> list[dict[str, Any]]:
-    """Every link of the case (removed ones too), in recording order; a clip the user may not see is
-    listed without its name and hash (R13)."""
+    """Every link of the case (removed ones too) to a clip the user may see, in recording order (R13):
+    a hidden clip shows through no field (see `hidden_linked_clips`)."""
     links = connection.execute(
         select(
             clip_links,
@@ -94,22 +94,19 @@ def case_links(connection: Connection, case_id: int, user: User) -> list[dict[st
             clips.c.utc_start,
             clips.c.utc_end,
             clips.c.status,
-            clips.c.officer_id,
             documents.c.external_id,
         )
         .join(clips, clips.c.id == clip_links.c.clip_id)
         .outerjoin(documents, documents.c.id == clip_links.c.document_id)
-        .where(clip_links.c.case_id == case_id)
+        .where(clip_links.c.case_id == case_id, visible_clip_clause(user))
         .order_by(clips.c.utc_start, clip_links.c.id)
     ).all()
-    visible = visible_clip_ids(connection, [link.clip_id for link in links], user)
     return [
         {
             "id": link.id,
             "clip_id": link.clip_id,
-            "visible": link.clip_id in visible,
-            "original_name": link.original_name if link.clip_id in visible else None,
-            "sha256": link.sha256 if link.clip_id in visible else None,
+            "original_name": link.original_name,
+            "sha256": link.sha256,
             "utc_start": link.utc_start,
             "utc_end": link.utc_end,
             "status": str(link.status),
@@ -127,6 +124,20 @@ def case_links(connection: Connection, case_id: int, user: User) -> list[dict[st
     ]
 
 
+def hidden_linked_clips(connection: Connection, case_id: int, user: User) -> int:
+    """How many clips linked to the case (now or before) the user may not see: all a case view says of
+    them (R13)."""
+    linked = select(clip_links.c.clip_id).where(clip_links.c.case_id == case_id)
+    return int(
+        connection.scalar(
+            select(func.count())
+            .select_from(clips)
+            .where(clips.c.id.in_(linked), not_(visible_clip_clause(user)))
+        )
+        or 0
+    )
+
+
 def visible_clip_ids(connection: Connection, clip_ids: list[int], user: User) -> set[int]:
     """Those of some clips the user may see (R11, R13)."""
     return set(
@@ -134,9 +145,18 @@ def visible_clip_ids(connection: Connection, clip_ids: list[int], user: User) ->
     )
 
 
-def case_flags(connection: Connection, case_id: int, document_ids: list[int]) -> list[dict[str, Any]]:
-    """The open compliance flags of the case and of its documents."""
-    query = select(compliance_flags).where(compliance_flags.c.cleared_at.is_(None))
+def case_flags(
+    connection: Connection, case_id: int, document_ids: list[int], user: User
+) -> list[dict[str, Any]]:
+    """The open compliance flags of the case and of its documents, but those of a clip the user may not
+    see (R13)."""
+    query = select(compliance_flags).where(
+        compliance_flags.c.cleared_at.is_(None),
+        or_(
+            compliance_flags.c.clip_id.is_(None),
+            compliance_flags.c.clip_id.in_(select(clips.c.id).where(visible_clip_clause(user))),
+        ),
+    )
     query = query.where(
         or_(compliance_flags.c.case_id == case_id, compliance_flags.c.document_id.in_(document_ids))
         if document_ids
@@ -178,14 +198,15 @@ def case_detail(connection: Connection, case_id: int, user: User) -> dict[str, A
     """Everything the case page shows, or None when the case does not exist or is not for this user
     (R13)."""
     row = case_row(connection, case_id)
-    if row is None or not case_visible(user, row.unit, row.confidentiality):
+    if row is None or not may_see(user, Facts(Kind.CASE, ((row.unit, row.confidentiality),))):
         return None
     docs = case_documents(connection, case_id)
     return {
         "case": _case_summary(row),
         "documents": docs,
         "links": case_links(connection, case_id, user),
-        "flags": case_flags(connection, case_id, [d["id"] for d in docs]),
+        "hidden_linked_clips": hidden_linked_clips(connection, case_id, user),
+        "flags": case_flags(connection, case_id, [d["id"] for d in docs], user),
         "exceptions": case_exceptions(connection, case_id),
     }
 

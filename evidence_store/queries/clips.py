@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, or_, select
 
 from evidence_store.db.tables import (
+    attachments,
     audit_events,
     cases,
     clip_links,
@@ -80,6 +81,27 @@ def clip_derivatives(connection: Connection, clip_id: int) -> list[dict[str, Any
         for d in connection.execute(
             select(derivatives).where(derivatives.c.clip_id == clip_id).order_by(derivatives.c.id)
         )
+    ]
+
+
+def clip_attachments(connection: Connection, clip_id: int, transfer_id: int | None) -> list[dict[str, Any]]:
+    """The recorder's sidecar files kept beside the clip (issue 17): its own (a GPS track with its base
+    name) and its transfer's (device-info file, logs), deleted ones included and said so."""
+    owner = attachments.c.clip_id == clip_id
+    if transfer_id is not None:
+        owner = or_(owner, and_(attachments.c.transfer_id == transfer_id, attachments.c.clip_id.is_(None)))
+    return [
+        {
+            "id": a.id,
+            "kind": a.kind,
+            "name": a.original_name,
+            "device_path": a.device_path,
+            "size": a.size,
+            "sha256": a.sha256,
+            "of_clip": a.clip_id == clip_id,
+            "deleted_at": a.deleted_at,
+        }
+        for a in connection.execute(select(attachments).where(owner).order_by(attachments.c.id))
     ]
 
 
@@ -188,6 +210,7 @@ def clip_detail(connection: Connection, clip_id: int, user: User) -> dict[str, A
         "media_info": row.media_info,
         "transfer": clip_transfer(connection, row.transfer_id),
         "derivatives": clip_derivatives(connection, clip_id),
+        "attachments": clip_attachments(connection, clip_id, row.transfer_id),
         "timestamps": clip_timestamps(connection, clip_id),
         "links": clip_case_links(connection, clip_id, user),
         "flags": clip_open_flags(connection, clip_id),

@@ -22,8 +22,10 @@ from evidence_store.db.tables import (
     retention_runs,
     transfers,
 )
+from evidence_store.domain.access import User
 from evidence_store.domain.compliance import FlagKind
 from evidence_store.domain.model import ClipStatus, JobStatus, MediaType
+from evidence_store.queries.visibility import cleared_clip_clause, visible_case_clause
 
 RECENT = timedelta(days=30)
 PER_DOCK = 10
@@ -106,20 +108,27 @@ def docks(connection: Connection, since: datetime) -> list[dict[str, Any]]:
     ]
 
 
-def processing(connection: Connection) -> dict[str, Any]:
-    """Processing jobs and clips counted by status, the backlog, and the latest failed jobs."""
+def processing(connection: Connection, user: User) -> dict[str, Any]:
+    """Processing jobs and clips counted by status, the backlog, and the latest failed jobs, of the clips
+    not confidential to the user (R13)."""
+    cleared = select(clips.c.id).where(cleared_clip_clause(user))
     jobs: dict[Any, Any] = {
         k: v
         for k, v in connection.execute(
-            select(processing_jobs.c.status, func.count()).group_by(processing_jobs.c.status)
+            select(processing_jobs.c.status, func.count())
+            .where(processing_jobs.c.clip_id.in_(cleared))
+            .group_by(processing_jobs.c.status)
         )
     }
     clip_states: dict[Any, Any] = {
-        k: v for k, v in connection.execute(select(clips.c.status, func.count()).group_by(clips.c.status))
+        k: v
+        for k, v in connection.execute(
+            select(clips.c.status, func.count()).where(cleared_clip_clause(user)).group_by(clips.c.status)
+        )
     }
     failures = connection.execute(
         select(processing_jobs)
-        .where(processing_jobs.c.status == JobStatus.FAILED)
+        .where(processing_jobs.c.status == JobStatus.FAILED, processing_jobs.c.clip_id.in_(cleared))
         .order_by(processing_jobs.c.updated_at.desc())
         .limit(LIST_LIMIT)
     ).all()
@@ -142,19 +151,20 @@ def processing(connection: Connection) -> dict[str, Any]:
     }
 
 
-def late_handovers(connection: Connection, since: datetime) -> dict[str, Any]:
-    """Clips handed over late (R6): how many were ingested since `since`, and the latest ones."""
+def late_handovers(connection: Connection, since: datetime, user: User) -> dict[str, Any]:
+    """Clips handed over late (R6): how many were ingested since `since`, and the latest ones, of the
+    clips not confidential to the user (R13)."""
     late_count = connection.scalar(
         select(func.count())
         .select_from(clips)
-        .where(clips.c.late_handover.is_(True), clips.c.ingested_at >= since)
+        .where(clips.c.late_handover.is_(True), clips.c.ingested_at >= since, cleared_clip_clause(user))
     )
     late = connection.execute(
         select(
             clips.c.id, clips.c.original_name, clips.c.utc_start, clips.c.ingested_at, officers.c.badge_number
         )
         .outerjoin(officers, officers.c.id == clips.c.officer_id)
-        .where(clips.c.late_handover.is_(True))
+        .where(clips.c.late_handover.is_(True), cleared_clip_clause(user))
         .order_by(clips.c.id.desc())
         .limit(LIST_LIMIT)
     ).all()
@@ -200,12 +210,14 @@ def retention_run_reports(connection: Connection) -> list[dict[str, Any]]:
     ]
 
 
-def filing(connection: Connection, now: datetime, window_days: int) -> dict[str, Any]:
+def filing(connection: Connection, now: datetime, window_days: int, user: User) -> dict[str, Any]:
     """R8: documents flagged because their footage was not filed within the window after the act (the
-    nightly run opens the flags), the latest of them, and footage linked to no case past its window."""
+    nightly run opens the flags), the latest of them, and footage linked to no case past its window;
+    of the cases and clips the user may see (R13)."""
     overdue = (
         compliance_flags.c.kind == FlagKind.FILING_OVERDUE.value,
         compliance_flags.c.cleared_at.is_(None),
+        compliance_flags.c.case_id.in_(select(cases.c.id).where(visible_case_clause(user))),
     )
     count = connection.scalar(select(func.count()).select_from(compliance_flags).where(*overdue))
     recent = connection.execute(
@@ -227,6 +239,7 @@ def filing(connection: Connection, now: datetime, window_days: int) -> dict[str,
             clips.c.media_type != MediaType.OTHER,
             clips.c.status != ClipStatus.DELETED,
             ~linked.exists(),
+            cleared_clip_clause(user),
         )
     )
     return {
@@ -239,13 +252,16 @@ def filing(connection: Connection, now: datetime, window_days: int) -> dict[str,
     }
 
 
-def dashboard(connection: Connection, now: datetime, *, filing_window_days: int = 30) -> dict[str, Any]:
-    """Everything the dashboard shows, as of `now` (the last 30 days for the counts)."""
+def dashboard(
+    connection: Connection, now: datetime, user: User, *, filing_window_days: int = 30
+) -> dict[str, Any]:
+    """Everything the dashboard shows to `user`, as of `now` (the last 30 days for the counts): a clip
+    of a case confidential to the user is in no list and no count (R13)."""
     since = now - RECENT
     return {
         "docks": docks(connection, since),
-        "processing": processing(connection),
-        "late_handovers": late_handovers(connection, since),
-        "filing": filing(connection, now, filing_window_days),
+        "processing": processing(connection, user),
+        "late_handovers": late_handovers(connection, since, user),
+        "filing": filing(connection, now, filing_window_days, user),
         "retention_runs": retention_run_reports(connection),
     }

@@ -21,13 +21,13 @@ from evidence_store.domain.model import CaseCategory, ClipStatus
 from evidence_store.domain.sampling import (
     OPEN,
     DrawRequest,
-    SupervisionError,
     check_category,
     draw_sample,
     fingerprint,
     stored_request,
 )
-from evidence_store.queries.visibility import visible_case_clause, visible_clip_clause
+from evidence_store.errors import NotFoundError
+from evidence_store.queries.visibility import visible_case_clause, visible_clip_clause, visible_item_clause
 
 
 def _clip_population(request: DrawRequest, user: User) -> Select[Any]:
@@ -86,7 +86,7 @@ def redraw(connection: Connection, draw_id: int, user: User) -> dict[str, Any]:
     """Recompute a draw from its seed and parameters; say whether population and sample still match (R16)."""
     draw = connection.execute(select(supervision_draws).where(supervision_draws.c.id == draw_id)).first()
     if draw is None:
-        raise SupervisionError(f"no draw {draw_id}")
+        raise NotFoundError(f"no draw {draw_id}")
     request = stored_request(dict(draw.params), draw.sample_size, draw.seed)
     ids = population(connection, request, user)
     sample = draw_sample(ids, draw.sample_size, draw.seed)
@@ -99,8 +99,8 @@ def redraw(connection: Connection, draw_id: int, user: User) -> dict[str, Any]:
     }
 
 
-def list_draws(connection: Connection, limit: int = 50) -> list[dict[str, Any]]:
-    """The newest draws, each with its number of open items."""
+def list_draws(connection: Connection, user: User, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest draws, each with its number of open items the user may see (R13, R16)."""
     rows = connection.execute(
         select(supervision_draws).order_by(supervision_draws.c.id.desc()).limit(limit)
     ).all()
@@ -108,7 +108,7 @@ def list_draws(connection: Connection, limit: int = 50) -> list[dict[str, Any]]:
         k: v
         for k, v in connection.execute(
             select(supervision_items.c.draw_id, func.count())
-            .where(supervision_items.c.status == OPEN)
+            .where(supervision_items.c.status == OPEN, visible_item_clause(user))
             .group_by(supervision_items.c.draw_id)
         )
     }
@@ -130,7 +130,8 @@ def _draw(row: Any) -> dict[str, Any]:
     }
 
 
-def _items(connection: Connection, *where: Any) -> list[dict[str, Any]]:
+def _items(connection: Connection, user: User, *where: Any) -> list[dict[str, Any]]:
+    """The draw items the user may see (R13, R16) among those matching `where`."""
     rows = connection.execute(
         select(
             supervision_items,
@@ -141,7 +142,7 @@ def _items(connection: Connection, *where: Any) -> list[dict[str, Any]]:
         .outerjoin(users, users.c.id == supervision_items.c.reviewer_id)
         .outerjoin(clips, clips.c.id == supervision_items.c.clip_id)
         .outerjoin(cases, cases.c.id == supervision_items.c.case_id)
-        .where(*where)
+        .where(visible_item_clause(user), *where)
         .order_by(supervision_items.c.id)
     ).all()
     return [
@@ -163,18 +164,24 @@ def _items(connection: Connection, *where: Any) -> list[dict[str, Any]]:
     ]
 
 
-def get_draw(connection: Connection, draw_id: int) -> dict[str, Any] | None:
-    """A draw with its items, or None."""
+def get_draw(connection: Connection, draw_id: int, user: User) -> dict[str, Any] | None:
+    """A draw with the items the user may see and how many it has that are hidden from them (R13, R16),
+    or None."""
     row = connection.execute(select(supervision_draws).where(supervision_draws.c.id == draw_id)).first()
     if row is None:
         return None
-    return {**_draw(row), "items": _items(connection, supervision_items.c.draw_id == draw_id)}
+    items = _items(connection, user, supervision_items.c.draw_id == draw_id)
+    total = connection.scalar(
+        select(func.count()).select_from(supervision_items).where(supervision_items.c.draw_id == draw_id)
+    )
+    return {**_draw(row), "items": items, "hidden_items": int(total or 0) - len(items)}
 
 
 def items_for(connection: Connection, user: User) -> list[dict[str, Any]]:
-    """Open reviews assigned to this user (or to nobody yet)."""
+    """Open reviews assigned to this user (or to nobody yet) that the user may see (R13, R16)."""
     return _items(
         connection,
+        user,
         supervision_items.c.status == OPEN,
         (supervision_items.c.reviewer_id == user.id) | supervision_items.c.reviewer_id.is_(None),
     )

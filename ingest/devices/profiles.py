@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from evidence_store.domain.model import MediaType
+from evidence_store.domain.model import AttachmentKind, MediaType
 from evidence_store.errors import ConfigurationError
 
 
@@ -95,6 +95,8 @@ class RecorderProfile:
     delete_after_verify: bool
     verify_reread: bool
     generic: bool = False
+    # (kind, glob) pairs: files that are recorder sidecars, stored as attachments, never as clips
+    sidecar_patterns: tuple[tuple[str, str], ...] = ()
     source: str = field(default="", compare=False)
 
     def classify(self, name: str) -> tuple[MediaType, bool]:
@@ -104,6 +106,21 @@ class RecorderProfile:
             if ext in exts:
                 return media_type, False
         return MediaType.OTHER, ext in self.sidecar_extensions
+
+    def sidecar_kind(self, path: str) -> str | None:
+        """The attachment kind of a file on the volume (its path relative to the root), or None when
+        it is not a sidecar: the first of the profile's `[sidecars]` patterns that matches (a pattern
+        with a '/' is matched against the whole path, else against the name; case-insensitive), else
+        "other" for a `media.sidecar` extension. Media extensions always win."""
+        name = path.rsplit("/", 1)[-1]
+        media_type, by_extension = self.classify(name)
+        if media_type is not MediaType.OTHER:
+            return None
+        for kind, pattern in self.sidecar_patterns:
+            subject = path if "/" in pattern else name
+            if fnmatch.fnmatch(subject.lower(), pattern.lower()):
+                return kind
+        return AttachmentKind.OTHER.value if by_extension else None
 
     def parse_name(self, name: str) -> NameFacts | None:
         for pattern in self.name_patterns:
@@ -132,7 +149,37 @@ _TOP_KEYS = {
     "clock",
     "media",
     "pull",
+    "sidecars",
 }
+
+# Used where a profile has no [sidecars] table (its device-info and clock files are added to these).
+DEFAULT_SIDECARS: dict[str, tuple[str, ...]] = {
+    AttachmentKind.DEVICE_INFO.value: ("DeviceInfo.txt", "DEVINFO.TXT", "*/DeviceInfo.txt"),
+    AttachmentKind.LOG.value: ("*.log", "LOG/*", "LOGS/*"),
+    AttachmentKind.GPS.value: ("*.gps", "*.nmea", "*.gpx", "*.kml", "GPS/*"),
+}
+
+
+def _sidecar_patterns(
+    data: dict[str, Any], info_files: tuple[str | None, ...], source: str
+) -> tuple[tuple[str, str], ...]:
+    declared = data.get("sidecars")
+    if declared is None:
+        table: dict[str, tuple[str, ...]] = dict(DEFAULT_SIDECARS)
+        extra = tuple(f for f in info_files if f)
+        table[AttachmentKind.DEVICE_INFO.value] = extra + table[AttachmentKind.DEVICE_INFO.value]
+    else:
+        if not isinstance(declared, dict):
+            raise ProfileError(f"{source}: [sidecars] must be a table of kind = [patterns]")
+        kinds = {k.value for k in AttachmentKind}
+        unknown = set(declared) - kinds
+        if unknown:
+            raise ProfileError(
+                f"{source}: [sidecars] unknown kinds {', '.join(sorted(unknown))} "
+                f"(known: {', '.join(sorted(kinds))})"
+            )
+        table = {kind: _strings(declared, kind, f"{source} [sidecars]") for kind in declared}
+    return tuple((kind, pattern) for kind, patterns in table.items() for pattern in patterns)
 
 
 def parse_profile(text: str, source: str = "<profile>") -> RecorderProfile:
@@ -189,6 +236,7 @@ def parse_profile(text: str, source: str = "<profile>") -> RecorderProfile:
         delete_after_verify=bool(pull.get("delete_after_verify", False)),
         verify_reread=bool(pull.get("verify_reread", False)),
         generic=bool(data.get("generic", False)),
+        sidecar_patterns=_sidecar_patterns(data, (info.get("file"), clock.file if clock else None), source),
         source=source,
     )
 

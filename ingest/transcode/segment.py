@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from evidence_store.domain.segment import Segment, seconds_text
 from evidence_store.errors import ConfigurationError
 from ingest.transcode.tools import (
     FFMPEG,
@@ -67,30 +67,6 @@ CJK_FONT_CANDIDATES = (
     Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"),
 )
 CUT_TIMEOUT_S = 3600.0
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A time range of an original, in seconds from its start; `end_s` None means to the end."""
-
-    start_s: float = 0.0
-    end_s: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.start_s < 0:
-            raise ValueError(f"a segment cannot start before 0 s (start {self.start_s})")
-        if self.end_s is not None and self.end_s <= self.start_s:
-            raise ValueError(f"a segment must end after it starts ({self.start_s} s to {self.end_s} s)")
-
-    @property
-    def duration_s(self) -> float | None:
-        return None if self.end_s is None else self.end_s - self.start_s
-
-
-def seconds_text(value: float) -> str:
-    """A time for ffmpeg's argv: plain seconds with millisecond precision, no exponent."""
-    text = f"{value:.3f}".rstrip("0").rstrip(".")
-    return text or "0"
 
 
 def _range_args(segment: Segment) -> tuple[list[str], list[str]]:
@@ -272,3 +248,23 @@ def _run(args: list[str], target: Path, mime_type: str, timeout_s: float | None)
         remove_quietly(target)
         raise
     return ToolRun(output=target, tool=FFMPEG, tool_version=version, arguments=args, mime_type=mime_type)
+
+
+class FfmpegCutter:
+    """The `DerivativeCutter` port (evidence_store.ports) on ffmpeg: an export's segments and
+    disclosure copies, cut from the package's own verified copy of the original."""
+
+    def cut(self, source: Path, target: Path, segment: Segment, mode: CutMode, *, has_video: bool) -> ToolRun:
+        return cut_segment(source, target, segment, mode, has_video=has_video)
+
+    def disclosure_copy(
+        self, source: Path, target: Path, segment: Segment, *, text: str, height: int | None
+    ) -> ToolRun:
+        return make_disclosure_copy(
+            source,
+            target,
+            segment,
+            text=text,
+            font_file=find_cjk_font(),
+            font_size=overlay_font_size(height),
+        )

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.conftest import REPO
+from tests.fixtures.redis import RedisServer
 from tests.fixtures.services import free_port
 
 
@@ -20,10 +21,11 @@ def get_json(url: str) -> dict:
         return json.loads(response.read())
 
 
-def test_station_starts_on_embedded_defaults_and_serves(tmp_path: Path) -> None:
+def test_station_starts_on_embedded_defaults_and_serves(tmp_path: Path, redis_server: RedisServer) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
     env.update({"EVIDENCE_HOME": str(tmp_path / "home"), "EVIDENCE_STATION_NAME": "dock-e2e"})
+    env["EVIDENCE_REDIS_URL"] = redis_server.url  # its workers use a Redis of their own, not the machine's
     proc = subprocess.Popen(
         [sys.executable, "-m", "entrypoints", "station", "--port", str(port)],
         env=env,
@@ -52,8 +54,9 @@ def test_station_starts_on_embedded_defaults_and_serves(tmp_path: Path) -> None:
         assert status["audit"]["head_seq"] == 1
         assert (tmp_path / "home" / "evidence.db").is_file()
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: the station stops its dock, workers and web, then exits
         try:
-            proc.wait(timeout=20)
+            assert proc.wait(timeout=45) == 0
         except subprocess.TimeoutExpired:
             proc.kill()
+            raise

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 from datetime import datetime
 
@@ -11,8 +10,6 @@ from evidence_store.credentials import hash_password
 from evidence_store.domain.model import (
     CaseCategory,
     ClipStatus,
-    Derivative,
-    DerivativeKind,
     ExportRequest,
     ExportStatus,
     RetentionPeriod,
@@ -31,22 +28,7 @@ def add_clip(
     data = os.urandom(size)
     stored = factories.store_clip(station, data, utc_start=ended, utc_end=ended, status=status)
     if with_proxy:
-        proxy = station.blobs.put(io.BytesIO(b"proxy of " + data[:64]))
-        with station.transaction() as session:
-            session.add(
-                Derivative(
-                    clip_id=stored.clip_id,
-                    kind=DerivativeKind.PROXY,
-                    sha256=proxy.sha256,
-                    size=proxy.size,
-                    mime_type="video/mp4",
-                    derived_from_sha256=stored.sha256,
-                    tool="ffmpeg",
-                    tool_version="test",
-                    arguments=[],
-                    created_at=station.clock(),
-                )
-            )
+        factories.add_derivative(station, stored.clip_id, stored.sha256, b"proxy of " + data[:64])
     return stored.clip_id
 
 

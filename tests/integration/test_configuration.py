@@ -143,3 +143,16 @@ def test_a_key_readable_by_others_is_refused(station_env: dict[str, str]) -> Non
     result = run_cli(["audit", "verify"], station_env)
     assert result.code == 2
     assert_one_clear_line(result.stderr, "chmod 600")
+
+
+def test_init_warns_when_the_unit_name_is_empty(tmp_path: Path) -> None:
+    """制作单位 is printed on every export note: an empty one is said at init, not found on a note."""
+    empty = run_cli(["init"], clean_env(tmp_path))
+    assert empty.code == 0, empty.stderr
+    assert "warning: UNIT_NAME (制作单位" in empty.stderr and "EVIDENCE_UNIT_NAME" in empty.stderr
+    as_json = run_cli(["init", "--json"], clean_env(tmp_path))
+    assert any("UNIT_NAME" in w for w in json.loads(as_json.stdout)["warnings"])
+
+    named = run_cli(["init", "--json"], clean_env(tmp_path, EVIDENCE_UNIT_NAME="金普新区卫生健康监督所"))
+    assert named.code == 0 and "UNIT_NAME" not in named.stderr
+    assert "warnings" not in json.loads(named.stdout)

@@ -154,7 +154,8 @@ def test_label_is_no_clip_empty_file_is_and_times_are_the_recorders(
     assert not summary.problems, summary.problems
 
     clips = clips_of(station, "DSJ0201")
-    assert set(clips) == {p.lower() for p in image.files}  # every file, and nothing else
+    # every file, and nothing else; the recorder's DeviceInfo.txt is an attachment, not a clip
+    assert set(clips) == {p.lower() for p in image.files} - {"deviceinfo.txt"}
     skipped = {f.path: f.warnings for f in summary.files if f.status == "skipped"}
     if fs_type == "vfat":  # fusefat lists the 11-character label split 8.3
         assert list(skipped) == ["ZFJLY02A.BCD"]
@@ -248,11 +249,13 @@ def test_an_unreadable_sector_fails_that_file_only_and_the_next_docking_takes_it
         assert "errno 5" in failed[0].error or "errno 1" in failed[0].error  # fusefat says EPERM
         assert any("I/O error" in w and "next docking" in w for w in failed[0].warnings), failed[0].warnings
         # every other file is stored, with the recorder's bytes; nothing partial became a clip
+        # (the recorder's DeviceInfo.txt as an attachment of the transfer, not a clip)
         clips = clips_of(station, "DSJ0301")
-        assert set(clips) == {p.lower() for p in image.files if p != bad_clip}
+        assert set(clips) == {p.lower() for p in image.files if p not in (bad_clip, "DeviceInfo.txt")}
         for path, sha256 in image.files.items():
             if path != bad_clip:
-                assert clips[path.lower()].sha256 == sha256
+                if path != "DeviceInfo.txt":
+                    assert clips[path.lower()].sha256 == sha256
                 assert station.blobs.rehash(sha256) == sha256
         assert not station.blobs.exists(image.files[bad_clip])
         assert not list(incoming.glob("*.part")), "a partial copy was left in the store"
@@ -301,7 +304,7 @@ def test_files_are_deleted_only_when_the_profile_asks_and_only_verified_ones(
         statuses = {f.path: (f.status, f.deleted) for f in second.files}
         label = {image.label: ("skipped", False)} if fs_type == "vfat" else {}  # fusefat's label entry
         assert statuses == {
-            "DeviceInfo.txt": ("duplicate", False),
+            "DeviceInfo.txt": ("attached", False),  # a sidecar: an attachment, never deleted
             clips[0]: ("duplicate", True),
             clips[1]: ("duplicate", True),
             bad_clip: ("failed", False),

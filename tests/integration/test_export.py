@@ -37,6 +37,7 @@ from evidence_store.export.workflow import (
     request_export,
 )
 from evidence_store.settings import load_settings
+from ingest.transcode.segment import FfmpegCutter
 from retention.policy import add_months
 from retention.run import run_retention
 from tests import factories
@@ -376,7 +377,7 @@ def test_a_disk_that_fills_up_during_the_build_leaves_nothing_and_the_build_can_
     """ENOSPC from every write past the first MiB of the zip, or of the directory's copy of an
     original: the build fails with that error, leaves no partial files (and no open descriptor), records
     `export.build_failed`, and the request stays approved so it can be built once there is room."""
-    from evidence_store.export import package
+    from evidence_store.export import zip_writer
 
     station, _clock = clocked
     clip = add_clip(station, NOW - timedelta(days=2), size=9 * 1024 * 1024)
@@ -393,15 +394,15 @@ def test_a_disk_that_fills_up_during_the_build_leaves_nothing_and_the_build_can_
         room[0] -= size
 
     if failing == "zip":
-        sink_write = package._ZipSink.write
+        sink_write = zip_writer.ZipSink.write
 
         def write_to_zip(sink: Any, data: Any) -> int:
             take(memoryview(data).nbytes)
             return sink_write(sink, data)
 
-        monkeypatch.setattr(package._ZipSink, "write", write_to_zip)
+        monkeypatch.setattr(zip_writer.ZipSink, "write", write_to_zip)
     else:
-        real_write_all = package.write_all
+        real_write_all = zip_writer.write_all
 
         def write_all(fd: int, **options: Any) -> Callable[[memoryview], None]:
             write = real_write_all(fd, **options)
@@ -412,7 +413,7 @@ def test_a_disk_that_fills_up_during_the_build_leaves_nothing_and_the_build_can_
 
             return write_or_fail
 
-        monkeypatch.setattr(package, "write_all", write_all)
+        monkeypatch.setattr(zip_writer, "write_all", write_all)
 
     out = tmp_path / "out"
     build_fails_for_a_full_disk(station, request.id, out)
@@ -526,7 +527,7 @@ def test_a_clone_refused_after_the_probe_is_copied_into_the_zip_instead(
 ) -> None:
     """The filesystem said it could share blocks, then refused a range (a block size above 4 KiB, a
     full quota): the kernel copies the range instead, and the zip is whole."""
-    from evidence_store.export import package
+    from evidence_store.export import zip_writer
 
     require(shutil.which("unzip") is not None, "unzip is not installed")
     station, _clock = clocked
@@ -536,7 +537,7 @@ def test_a_clone_refused_after_the_probe_is_copied_into_the_zip_instead(
         refused.append(length)
         raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
 
-    monkeypatch.setattr(package, "clone_range", refuse)
+    monkeypatch.setattr(zip_writer, "clone_range", refuse)
 
     result, originals, total = build_two_originals(station, xfs_mount / "exports")
 
@@ -553,7 +554,7 @@ def test_a_full_disk_while_the_zip_takes_its_range_leaves_nothing_and_the_build_
     """The clone refused (a full quota) and the kernel copy that stands in for it failing with ENOSPC:
     the build fails with that error, leaves no partial file, records `export.build_failed`, and the
     request stays approved; once there is room the same request builds and shares its blocks."""
-    from evidence_store.export import package
+    from evidence_store.export import zip_writer
 
     station, _clock = clocked
     clip = add_clip(station, NOW - timedelta(days=2), size=9 * 1024 * 1024 + 5)
@@ -564,8 +565,8 @@ def test_a_full_disk_while_the_zip_takes_its_range_leaves_nothing_and_the_build_
     def no_room(*_args: Any) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(package, "clone_range", no_room)
-    monkeypatch.setattr(package, "copy_range", no_room)
+    monkeypatch.setattr(zip_writer, "clone_range", no_room)
+    monkeypatch.setattr(zip_writer, "copy_range", no_room)
     out = xfs_mount / "exports"
     build_fails_for_a_full_disk(station, request.id, out)
 
@@ -605,7 +606,7 @@ def full_package(tmp_path_factory: pytest.TempPathFactory, local_tsa: LocalTsa) 
         )
         assert request.id is not None
         approve_export(station, request.id, user="boss", reason="同意提取")
-        result = build_package(station, request.id, user="inv1", out_dir=base / "out")
+        result = build_package(station, request.id, user="inv1", out_dir=base / "out", cutter=FfmpegCutter())
         assert station.blobs.rehash(sha) == sha
     finally:
         station.close()

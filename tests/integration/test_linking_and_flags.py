@@ -30,7 +30,7 @@ from evidence_store.domain.model import (
 )
 from tests.conftest import run_cli
 from tests.factories import add_clip_row
-from workers.service import _linking_hand_off
+from workers.steps import _linking_hand_off
 
 # 2026-03-02 09:00 in Asia/Shanghai
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)

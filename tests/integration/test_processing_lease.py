@@ -12,24 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
+from sqlalchemy.exc import DBAPIError
 
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import clips, processing_jobs, timestamp_tokens
 from evidence_store.domain.model import ClipStatus, JobStatus
 from evidence_store.errors import PermanentError, TransientError
 from tests.conftest import run_cli
-from workers.service import (
-    CLAIM_LOST,
-    MAX_ATTEMPTS,
-    JobOutcome,
-    default_toolkit,
-    deliver_job,
-    lease_left,
-    plan_clips,
-    run_job,
-    running_jobs,
-)
+from tests.fixtures.postgres import PostgresCluster
+from workers.leasing import CLAIM_LOST, MAX_ATTEMPTS, lease_left, running_jobs
+from workers.planning import plan_clips
+from workers.service import JobOutcome, deliver_job, run_job
+from workers.steps import default_toolkit
 
 LEASE = timedelta(seconds=1)
 
@@ -352,3 +347,50 @@ def test_a_worker_that_lost_its_claim_does_not_fail_or_requeue_the_job_under_the
     else:
         assert run_job(station, timestamp_job, toolkit, lease=LEASE).status is JobStatus.FAILED
     assert JobStatus(job_row(station, timestamp_job).status) is ends_as
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_database_restart_during_a_job_ends_in_a_retry_that_completes(
+    station: Station, station_env: dict[str, str], timestamp_job: int, postgres_cluster: PostgresCluster
+) -> None:
+    """The database restarts while the worker records the job's result: the cut connection is a
+    transient failure, so the job goes back to pending and the queue retries it (`_retry_transient`);
+    the retry completes it. Not failed, not permanent, nothing half-recorded."""
+    from workers.actors import _retry_transient
+
+    restarts: list[str] = []
+
+    def restart_while_recording(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
+        # the step's transaction is open and about to write its result: cut it here, once
+        if statement.lstrip().upper().startswith("INSERT INTO TIMESTAMP_TOKENS") and not restarts:
+            restarts.append(statement)
+            postgres_cluster.restart()
+
+    event.listen(station.engine, "before_cursor_execute", restart_while_recording)
+    try:
+        with pytest.raises(TransientError) as raised:
+            deliver_job(station, timestamp_job, default_toolkit(station), lease=LEASE)
+    finally:
+        event.remove(station.engine, "before_cursor_execute", restart_while_recording)
+
+    assert len(restarts) == 1
+    assert isinstance(raised.value.__cause__, DBAPIError)
+    assert _retry_transient(0, raised.value)  # the actor hands it back to dramatiq for a later try
+    row = job_row(station, timestamp_job)
+    assert (JobStatus(row.status), row.attempts, row.permanent) == (JobStatus.PENDING, 1, False)
+    assert clip_status(station, row.clip_id) is ClipStatus.PROCESSING
+    with station.engine.connect() as connection:
+        assert connection.scalars(select(timestamp_tokens.c.id)).all() == []
+    assert audit_actions(station_env, "processing.failed") == []
+
+    retried = deliver_job(station, timestamp_job, default_toolkit(station), lease=LEASE)
+
+    assert (retried.outcome.status, retried.look_again_in) == (JobStatus.DONE, None)
+    row = job_row(station, timestamp_job)
+    assert (JobStatus(row.status), row.attempts, row.last_error) == (JobStatus.DONE, 2, "")
+    assert clip_status(station, row.clip_id) is ClipStatus.READY
+    with station.engine.connect() as connection:
+        assert len(connection.scalars(select(timestamp_tokens.c.id)).all()) == 1
+    assert len(audit_actions(station_env, "clip.timestamped")) == 1

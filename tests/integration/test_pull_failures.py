@@ -143,9 +143,9 @@ def test_a_failed_flush_records_nothing_of_its_batch_and_the_next_docking_finish
 ) -> None:
     """A batch's flush runs while the next batch is copied; when it fails (EIO on the station's
     disk), none of that batch's files become clips, the transfer fails, and re-docking takes them."""
-    import ingest.pull
+    import ingest.batches
 
-    monkeypatch.setattr(ingest.pull, "BATCH_FILES", 1)  # one file per batch: several flushes
+    monkeypatch.setattr(ingest.batches, "BATCH_FILES", 1)  # one file per batch: several flushes
     station = initialise(load_settings(station_env))[0]
     volume = tmp_path / "volume"
     volume.mkdir()
@@ -198,7 +198,8 @@ def test_a_file_time_fusefat_gets_wrong_is_never_kept_silently_after_a_change(
     """Through fusefat a file's time comes from its FAT directory entry (ingest.fat). A file that
     changed between listing and copying no longer matches the entry read before: its time is then
     the mount's, which through fusefat is one month late, and the clip says so."""
-    import ingest.pull
+    import ingest.copying
+    from evidence_store.ports import BlobStore
 
     volume = tmp_path / "volume"
     volume.mkdir()
@@ -207,11 +208,11 @@ def test_a_file_time_fusefat_gets_wrong_is_never_kept_silently_after_a_change(
     image = tmp_path / "fat.img"
     subprocess.run(["mkfs.vfat", "-C", str(image), "1024"], check=True, capture_output=True)
     subprocess.run(["mcopy", "-m", "-i", str(image), str(clip_file), "::/CLIP.MP4"], check=True)
-    real_copy = ingest.pull._Puller._copy
+    real_copy = ingest.copying.copy_once
     grown: list[bool] = []
 
     def grows_once_before_the_copy(
-        self: ingest.pull._Puller, dirfd: int, raw_name: bytes, before: os.stat_result
+        blobs: BlobStore, dirfd: int, raw_name: bytes, before: os.stat_result
     ) -> object:
         if not grown:  # the recorder writes a little more after the listing, then stays still
             grown.append(True)
@@ -219,9 +220,9 @@ def test_a_file_time_fusefat_gets_wrong_is_never_kept_silently_after_a_change(
                 handle.write(b"more")
             later = before.st_mtime + 60
             os.utime(clip_file, (later, later))
-        return real_copy(self, dirfd, raw_name, before)
+        return real_copy(blobs, dirfd, raw_name, before)
 
-    monkeypatch.setattr(ingest.pull._Puller, "_copy", grows_once_before_the_copy)
+    monkeypatch.setattr(ingest.copying, "copy_once", grows_once_before_the_copy)
     profile, facts = choose_profile(station, volume, "generic")
     summary = pull(
         station,

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from evidence_store.bootstrap import Station
-from evidence_store.db.tables import clips
+from evidence_store.db.tables import attachments, clips
 from evidence_store.domain.model import Clip, ClockStatus, Device, MediaType, Officer, Transfer
 from tests.conftest import run_cli
 from tests.fixtures.media import make_video, sha256_of
@@ -67,7 +67,8 @@ def test_import_stores_every_file_with_provenance(
         OFFICER,
         "cn-standard",
     )
-    assert summary["files_seen"] == summary["files_ingested"] == 3
+    # the recorder's DeviceInfo.txt is an attachment of the transfer, not a clip (issue 17)
+    assert (summary["files_seen"], summary["files_ingested"], summary["files_attached"]) == (3, 2, 1)
     assert {f["path"]: f["sha256"] for f in summary["files"]} == hashes
     assert snapshot(volume) == before  # nothing on the recorder changed
 
@@ -76,7 +77,7 @@ def test_import_stores_every_file_with_provenance(
         transfer = session.scalars(select(Transfer)).one()
         device = session.scalars(select(Device)).one()
         officer = session.scalars(select(Officer)).one()
-    assert set(clips) == set(hashes)
+    assert set(clips) == set(hashes) - {"DeviceInfo.txt"}
     for path, clip in clips.items():
         assert clip.sha256 == hashes[path]
         with station.blobs.open(clip.sha256) as handle:
@@ -86,7 +87,7 @@ def test_import_stores_every_file_with_provenance(
     assert transfer.outcome == "complete"
     assert (transfer.files_seen, transfer.files_ingested, transfer.bytes_copied) == (
         3,
-        3,
+        2,
         summary["bytes_copied"],
     )
     assert transfer.officer_id == officer.id
@@ -103,7 +104,14 @@ def test_import_stores_every_file_with_provenance(
     expected = datetime(2026, 11, 24, 1, 0, tzinfo=UTC).timestamp() - transfer.device_clock_offset_s
     assert abs(video.utc_start.timestamp() - expected) < 1e-3
     assert video.media_info["time_source"] == "file name"
-    assert clips["DeviceInfo.txt"].media_info.get("sidecar") is True
+    with station.engine.connect() as connection:
+        info = connection.execute(select(attachments)).one()
+    assert (info.device_path, info.sha256, info.transfer_id, info.kind) == (
+        "DeviceInfo.txt",
+        hashes["DeviceInfo.txt"],
+        transfer.id,
+        "device_info",
+    )
 
 
 def test_redocking_ingests_only_what_is_new(
@@ -111,13 +119,13 @@ def test_redocking_ingests_only_what_is_new(
 ) -> None:
     volume = tmp_path / "volume"
     recorder_folder(volume, clips=1)
-    assert import_json(station_env, volume)[1]["files_ingested"] == 2
+    assert import_json(station_env, volume)[1]["files_ingested"] == 1  # DeviceInfo.txt is attached
     make_video(volume / "DCIM/100MEDIA" / f"{SERIAL}_{OFFICER}_20261124101500_0002.MP4")
     code, summary = import_json(station_env, volume)
     assert code == 0
     assert (summary["files_ingested"], summary["files_duplicate"]) == (1, 2)
     with station.sessions() as session:
-        assert len(session.scalars(select(Clip)).all()) == 3
+        assert len(session.scalars(select(Clip)).all()) == 2
         assert len(session.scalars(select(Transfer)).all()) == 2
     assert run_cli(["audit", "verify"], station_env).code == 0
 
@@ -133,7 +141,7 @@ def test_the_same_bytes_from_another_path_are_one_clip(
     code, summary = import_json(station_env, volume)
     assert code == 0
     statuses = {f["path"]: f["status"] for f in summary["files"]}
-    assert sorted(statuses.values()) == ["duplicate", "ingested", "ingested"]
+    assert sorted(statuses.values()) == ["attached", "duplicate", "ingested"]
 
 
 def test_bad_input_is_kept_or_skipped_with_a_clear_reason(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select
 
@@ -46,7 +47,7 @@ from evidence_store.domain.model import (
     DerivativeKind,
 )
 from evidence_store.domain.sampling import DrawRequest
-from evidence_store.queries.visibility import clip_visible, visible_case_clause
+from evidence_store.queries.visibility import clip_visible, visible_case_clause, visible_clip_clause
 from evidence_store.review_holds import clips_under_review
 from evidence_store.supervision import create_draw
 from tests import factories
@@ -326,7 +327,9 @@ def test_each_role_is_refused_every_endpoint_it_may_not_use_and_the_refusal_is_l
 
 def test_there_is_no_delete_endpoint_at_all(world: World) -> None:
     app = create_app(world.station)
-    methods = {m for route in app.routes for m in getattr(route, "methods", set()) or set()}
+    # every route, those of the included routers too (FastAPI lists an included router as one entry)
+    methods = {m for route in iter_route_contexts(app.routes) for m in route.methods or ()}
+    assert "GET" in methods and "POST" in methods
     assert "DELETE" not in methods and "PUT" not in methods and "PATCH" not in methods
     client = TestClient(app)
     csrf = login(client, "admin")
@@ -369,6 +372,10 @@ def test_the_sql_visibility_conditions_agree_with_the_pure_rules(world: World) -
                     user = User(1, "u", "", role, unit, officer_id)
                     for clip_id, officer in recorded_by.items():
                         expected = clip_visible_to(user, officer, links[clip_id])
+                        in_sql = connection.scalar(
+                            select(clips.c.id).where(clips.c.id == clip_id, visible_clip_clause(user))
+                        )
+                        assert (in_sql is not None) is expected, (user, clip_id)
                         assert clip_visible(connection, user, clip_id) is expected, (user, clip_id)
                         checked += expected
                     seen = set(connection.scalars(select(cases.c.id).where(visible_case_clause(user))))
@@ -964,7 +971,11 @@ def test_the_dashboard_shows_processing_and_transfers(world: World) -> None:
     client = client_for(world.station)
     login(client, "custodian")
     data = client.get("/api/dashboard").json()
-    assert data["processing"]["clips_by_status"] == {"ready": 4}
+    # counted: what is not confidential to the user (R13): not U2's private clip_b nor U1's secret clip_c
+    assert data["processing"]["clips_by_status"] == {"ready": 2}
+    other_unit = client_for(world.station)
+    login(other_unit, "custodian-u2")
+    assert other_unit.get("/api/dashboard").json()["processing"]["clips_by_status"] == {"ready": 3}
     assert data["retention_runs"] == [] and data["late_handovers"]["count_30d"] == 0
     assert client.get("/dashboard").status_code == 200
 

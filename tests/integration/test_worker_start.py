@@ -17,17 +17,19 @@ from evidence_store.domain.model import ClipStatus, JobStatus
 from tests.conftest import REPO, run_cli
 from tests.fixtures.redis import RedisServer
 from tests.fixtures.services import free_port
-from workers.service import plan_clips
+from workers.planning import plan_clips
 
-NAMESPACE, QUEUE = "evidence", "processing"  # workers.broker.make_broker, workers.actors.QUEUE
+NAMESPACE, QUEUE = "evidence", "processing"  # workers.broker.NAMESPACE, workers.actors.QUEUE
 
 OFFER = """
+from entrypoints.wiring import sending_actors
 from evidence_store.bootstrap import open_station
 from evidence_store.settings import load_settings
 from workers.queue import offer_waiting_work
 
-station = open_station(load_settings())
-print(*offer_waiting_work(station))
+settings = load_settings()
+station = open_station(settings)
+print(*offer_waiting_work(station, sending_actors(settings)))
 station.close()
 """
 

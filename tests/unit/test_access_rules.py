@@ -8,13 +8,17 @@ import pytest
 
 from evidence_store.domain.access import (
     PERMISSIONS,
+    Facts,
+    Kind,
     Permission,
     Role,
     User,
     case_visible,
     clip_visible_to,
     export_covers,
+    hidden_object,
     may_review,
+    may_see,
     original_download_allowed,
     role_has,
     roles_with,
@@ -91,3 +95,30 @@ def test_a_review_item_is_for_its_reviewer_or_any_reviewer_while_unassigned() ->
     assert may_review(supervisor, None) and may_review(supervisor, 4)
     assert not may_review(supervisor, 5)
     assert not may_review(user(Role.APPROVER, uid=4), 4)
+
+
+def test_one_rule_for_every_kind_of_object() -> None:
+    secret_u1 = (("U1", "state_secret"),)
+    supervisor, investigator = user(Role.SUPERVISOR), user(Role.INVESTIGATOR)
+    auditor, officer = user(Role.AUDITOR), user(Role.OFFICER, officer_id=7)
+    for kind in (Kind.CASE, Kind.DOCUMENT, Kind.AUDIT_ENTRY, Kind.DASHBOARD_ROW):
+        assert may_see(supervisor, Facts(kind, secret_u1))
+        assert not may_see(investigator, Facts(kind, secret_u1))
+        assert not may_see(user(Role.SUPERVISOR, unit="U2"), Facts(kind, secret_u1))
+    clip = Facts(Kind.CLIP, (("U1", "normal"),), footage=True, recorded_by=8)
+    assert may_see(investigator, clip) and not may_see(auditor, clip) and not may_see(officer, clip)
+    assert may_see(officer, Facts(Kind.CLIP, (), footage=True, recorded_by=7))
+    # a draw item is its clip or its case
+    assert may_see(investigator, Facts(Kind.DRAW_ITEM, (), footage=True, recorded_by=8))
+    assert not may_see(auditor, Facts(Kind.DRAW_ITEM, (), footage=True, recorded_by=8))
+    assert not may_see(investigator, Facts(Kind.DRAW_ITEM, secret_u1))
+    # naming a clip in the audit log or on the dashboard needs no footage role, only the clearance
+    assert may_see(auditor, Facts(Kind.AUDIT_ENTRY, (("U2", "normal"),), footage=True, recorded_by=8))
+    assert not may_see(auditor, Facts(Kind.AUDIT_ENTRY, (("U1", "personal_privacy"),), footage=True))
+    assert may_see(user(Role.ADMIN), Facts(Kind.DASHBOARD_ROW, (), footage=True, recorded_by=8))
+
+
+def test_a_hidden_object_is_refused_like_a_missing_one() -> None:
+    hidden, missing = hidden_object("clip", 4, missing=False), hidden_object("clip", 4, missing=True)
+    assert hidden.hidden and missing.hidden
+    assert (hidden.reason, missing.reason) == ("confidential", "missing")

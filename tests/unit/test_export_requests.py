@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from evidence_store.errors import InputError
 from evidence_store.export.workflow import has_segment, normalise_item, parse_clip_spec, parse_time
 
 
@@ -17,7 +18,7 @@ def test_times(text: str, seconds: float) -> None:
 
 @pytest.mark.parametrize("text", ["", "abc", "1:2:3:4", "-5", "1,5"])
 def test_bad_times(text: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError):
         parse_time(text)
 
 
@@ -42,18 +43,18 @@ def test_clip_specs() -> None:
 
 @pytest.mark.parametrize("text", ["x", "12@", "12@5", "12@30-10", "@1-2", "0"])
 def test_bad_clip_specs(text: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError):
         parse_clip_spec(text)
 
 
 def test_items_are_checked() -> None:
-    with pytest.raises(ValueError, match="unknown item fields"):
+    with pytest.raises(InputError, match="unknown item fields"):
         normalise_item({"clip_id": 1, "foo": 2})
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(InputError, match="positive integer"):
         normalise_item({"clip_id": True})
-    with pytest.raises(ValueError, match="cut must be"):
+    with pytest.raises(InputError, match="cut must be"):
         normalise_item({"clip_id": 1, "start_s": 1, "cut": "fast"})
-    with pytest.raises(ValueError, match=">= 0"):
+    with pytest.raises(InputError, match=">= 0"):
         normalise_item({"clip_id": 1, "start_s": -1})
     # no segment: no cut mode is kept
     assert normalise_item({"clip_id": 4, "cut": "keyframe"}) == {"clip_id": 4}

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from evidence_store.domain.segment import Segment
+from evidence_store.errors import InputError
 from ingest.transcode.segment import (
-    Segment,
     disclosure_arguments,
     drawtext_filter,
     filter_escape,
@@ -50,9 +51,9 @@ def test_audio_only_drops_video() -> None:
 
 
 def test_bad_segments_and_modes_are_refused() -> None:
-    with pytest.raises(ValueError, match="end after it starts"):
+    with pytest.raises(InputError, match="end after it starts"):
         Segment(5, 5)
-    with pytest.raises(ValueError, match="before 0"):
+    with pytest.raises(InputError, match="before 0"):
         Segment(-1, 5)
     with pytest.raises(ValueError, match="unknown cut mode"):
         segment_arguments(SRC, OUT, Segment(0, 1), "smart")  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from ingest.fat import (
     parse_boot_sector,
     parse_directory,
 )
-from ingest.pull import fat_label_names
+from ingest.volume import fat_label_names
 
 
 def fat_date(when: datetime) -> tuple[int, int]:

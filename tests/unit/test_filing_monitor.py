@@ -11,6 +11,7 @@ from sqlalchemy import select
 from evidence_store.cases.flags_service import flag_overdue_filing, refresh_flags
 from evidence_store.cases.views import ReportFilter, compliance_report
 from evidence_store.db.tables import compliance_flags
+from evidence_store.domain.access import Role, User
 from evidence_store.domain.compliance import DocumentFacts, filing_flag
 from evidence_store.domain.model import RetentionPeriod
 from evidence_store.queries.dashboard import dashboard
@@ -86,7 +87,8 @@ def test_the_compliance_report_and_the_dashboard_list_the_overdue_case() -> None
     with station.transaction() as session:
         flag_overdue_filing(session, station, station.clock())
     with station.engine.connect() as connection:
-        shown = dashboard(connection, station.clock(), filing_window_days=30)
+        custodian = User(id=1, username="c", display_name="", role=Role.CUSTODIAN, unit="监督一科")
+        shown = dashboard(connection, station.clock(), custodian, filing_window_days=30)
     assert shown["filing"]["overdue_documents"] == 1
     assert shown["filing"]["unfiled_footage"] == 1
     assert [(d["case"], d["document"]) for d in shown["filing"]["recent"]] == [("C-R8", "DOC-1")]

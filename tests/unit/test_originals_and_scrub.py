@@ -134,5 +134,5 @@ def test_scrub_finds_an_altered_a_missing_and_an_orphan_blob() -> None:
     assert event.details["ok"] is False
     assert event.details["altered"] == [altered]
     assert event.details["missing"] == [missing]
-    assert event.details["counts"] == {"altered": 1, "missing": 1, "orphans": 1}
+    assert event.details["counts"] == {"altered": 1, "missing": 1, "unrecorded": 0, "orphans": 1}
     assert verify_audit_log(station.engine, station.key.public()).ok

@@ -92,7 +92,7 @@ def case_link(
         document_external_id=document.strip(),
         reason=reason,
         is_evidence=bool(evidence),
-        actor=ctx.user.actor,
+        user=ctx.user,
     )
     return _back_to_case(case_id)
 
@@ -100,7 +100,7 @@ def case_link(
 @router.post("/cases/{case_id}/links/{link_id}/unlink")
 def case_unlink(ctx: LinkCtx, case_id: int, link_id: int, reason: Annotated[str, Form()] = "") -> Response:
     _case_action(ctx, case_id)
-    unlink(ctx.station, case_id, link_id, reason=reason, actor=ctx.user.actor)
+    unlink(ctx.station, case_id, link_id, reason=reason, user=ctx.user)
     return _back_to_case(case_id)
 
 
@@ -113,5 +113,5 @@ def case_mark_evidence(
     evidence: Annotated[str, Form()] = "1",
 ) -> Response:
     _case_action(ctx, case_id)
-    mark_evidence(ctx.station, case_id, link_id, evidence == "1", reason=reason, actor=ctx.user.actor)
+    mark_evidence(ctx.station, case_id, link_id, evidence == "1", reason=reason, user=ctx.user)
     return _back_to_case(case_id)

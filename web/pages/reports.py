@@ -22,7 +22,10 @@ router = APIRouter()
 def dashboard_page(ctx: DashboardCtx) -> Response:
     with ctx.station.engine.connect() as connection:
         data = dashboard(
-            connection, ctx.now(), filing_window_days=ctx.station.settings.retention_filing_window_days
+            connection,
+            ctx.now(),
+            ctx.user,
+            filing_window_days=ctx.station.settings.retention_filing_window_days,
         )
     return render(ctx, "dashboard.html", data=data)
 
@@ -84,7 +87,7 @@ def audit_page(
         before_seq=before_seq,
     )
     with ctx.station.engine.connect() as connection:
-        result = browse(connection, query)
+        result = browse(connection, query, ctx.user)
     ctx.audit("audit.viewed", "audit_log", "events", {"filters": query.filters()})
     return _audit_page(ctx, values, result)
 

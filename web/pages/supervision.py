@@ -25,7 +25,7 @@ router = APIRouter()
 def supervision_page(ctx: SupervisionCtx) -> Response:
     user = ctx.user
     with ctx.station.engine.connect() as connection:
-        draws = list_draws(connection)
+        draws = list_draws(connection, user)
         mine = items_for(connection, user) if user.can(Permission.SUPERVISION_REVIEW) else []
         names = reviewers(connection)
     return render(
@@ -85,7 +85,7 @@ def supervision_draw(
 @router.get("/supervision/draws/{draw_id}")
 def supervision_draw_page(ctx: SupervisionCtx, draw_id: int) -> Response:
     with ctx.station.engine.connect() as connection:
-        draw = get_draw(connection, draw_id)
+        draw = get_draw(connection, draw_id, ctx.user)
         names = reviewers(connection)
     if draw is None:
         ctx.hidden("supervision_draw", draw_id, missing=True)

@@ -1,0 +1,370 @@
+"""Must hold (issue 16): EVERY route of the web application, enumerated from `app.routes` itself (so a
+new route is covered without touching this test), called by an anonymous client and by a user of each
+role, with each object it names set in turn to one the user sees, one hidden from them, one of the other
+unit and a missing id:
+
+* a hidden object answers exactly like a missing one (same status, same body once the path itself is
+  taken out of it), R13;
+* no POST on a hidden or missing object changes the records, and the only audit entries it leaves are
+  refusals (R17);
+* no response names an object hidden from the user, whatever the route (lists, counts, dashboards).
+
+One station and one application for the module (SQLite): the calls are many, the world is built once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from fastapi.routing import iter_route_contexts
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from starlette.routing import Mount
+
+from evidence_store.accounts import create_user
+from evidence_store.bootstrap import initialise
+from evidence_store.db.tables import (
+    audit_events,
+    cases,
+    clip_links,
+    clips,
+    compliance_flags,
+    documents,
+    export_requests,
+    supervision_draws,
+    supervision_items,
+    users,
+    web_settings,
+)
+from evidence_store.domain.access import Role
+from evidence_store.queries.visibility import (
+    case_facts,
+    clip_facts,
+    item_facts,
+    sees,
+)
+from evidence_store.settings import load_settings
+from tests.integration.visibility_world import PASSWORD, World, build_world, secret_words, user_of
+from web.app import create_app
+
+MISSING = 999_999
+SPARE_USER = "spare-user"  # the account the admin routes act on
+WATCHED = (
+    cases,
+    clip_links,
+    clips,
+    compliance_flags,
+    documents,
+    export_requests,
+    supervision_draws,
+    supervision_items,
+    users,
+    web_settings,
+)
+REFUSALS = {"access.denied"}
+PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
+# path parameters that name no confidential object: one fixed value each
+FIXED = {"kind": "poster", "username": SPARE_USER, "code": "en"}
+# query strings that make a route show what it lists
+QUERIES = {
+    "/search": "?go=1",
+    "/stats": "?year=2026",
+    "/stats.csv": "?year=2026",
+    "/api/stats": "?year=2026",
+    "/api/audit": "?limit=500",
+    "/audit": "?limit=500",
+}
+BODY_CLIP = "body:clip_id"  # the clip named in the body of a link request
+LAST = {"/logout", "/api/logout"}  # they end the session: called after everything else
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str  # visible / hidden / other_unit / missing
+    value: str
+    visible_to: frozenset[str]  # the users (by name; "" anonymous) who may see it
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    home = tmp_path_factory.mktemp("routes")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
+    env.update(
+        {
+            "EVIDENCE_HOME": str(home / "home"),
+            "EVIDENCE_DATABASE_URL": f"sqlite:///{Path(home) / 'evidence.db'}",
+            "EVIDENCE_STATION_NAME": "route-station",
+            "EVIDENCE_PROCESSING_QUEUE": "none",
+        }
+    )
+    station, _ = initialise(load_settings(env))
+    built = build_world(station)
+    built.app = create_app(station)
+    create_user(station, username=SPARE_USER, password=PASSWORD, role="auditor", unit="U1", actor="test")
+    yield built
+    station.close()
+
+
+@pytest.fixture(scope="module")
+def clients(world: World) -> dict[str, tuple[TestClient, str]]:
+    app = world.app
+    signed: dict[str, tuple[TestClient, str]] = {"": (TestClient(app), "")}
+    for role in Role:
+        client = TestClient(app)
+        token = client.get("/api/csrf").json()["csrf_token"]
+        response = client.post(
+            "/api/login",
+            json={"username": role.value, "password": PASSWORD},
+            headers={"X-CSRF-Token": token},
+        )
+        assert response.status_code == 200, response.text
+        signed[role.value] = (client, str(response.json()["csrf_token"]))
+    return signed
+
+
+def users_seeing(world: World, facts_of: Any) -> frozenset[str]:
+    seeing = set()
+    with world.station.engine.connect() as connection:
+        facts = facts_of(connection)
+    for role in Role:
+        if sees(user_of(world.station, role.value), facts):
+            seeing.add(role.value)
+    return frozenset(seeing)
+
+
+def sha(world: World, clip_id: int) -> str:
+    with world.station.engine.connect() as connection:
+        return str(connection.scalar(select(clips.c.sha256).where(clips.c.id == clip_id)))
+
+
+def variants(world: World) -> dict[str, list[Variant]]:
+    """For each kind of path parameter (or body field) that names an object: the four objects."""
+    everyone = frozenset(role.value for role in Role)
+
+    def clip(label: str, clip_id: int, value: str | None = None) -> Variant:
+        seeing = users_seeing(world, lambda c: clip_facts(c, clip_id))
+        return Variant(label, value or str(clip_id), seeing)
+
+    def case(label: str, case_id: int) -> Variant:
+        return Variant(label, str(case_id), users_seeing(world, lambda c: case_facts(c, case_id)))
+
+    def item(label: str, item_id: int) -> Variant:
+        return Variant(label, str(item_id), users_seeing(world, lambda c: item_facts(c, item_id)))
+
+    nobody: frozenset[str] = frozenset()
+    clip_c_seen = users_seeing(world, lambda c: clip_facts(c, world.clip_c))
+    return {
+        "clip_id": [
+            clip("visible", world.clip_a),
+            clip("hidden", world.clip_c),
+            clip("other_unit", world.clip_b),
+            Variant("missing", str(MISSING), nobody),
+        ],
+        "sha256": [
+            clip("visible", world.clip_a, sha(world, world.clip_a)),
+            clip("hidden", world.clip_c, sha(world, world.clip_c)),
+            clip("other_unit", world.clip_b, sha(world, world.clip_b)),
+            Variant("missing", "f" * 64, nobody),
+        ],
+        "case_id": [
+            case("visible", world.case_normal),
+            case("hidden", world.case_state_u1),
+            case("other_unit", world.case_private_u2),
+            Variant("missing", str(MISSING), nobody),
+        ],
+        "link_id": [  # links of the normal case; link_b belongs to another case: missing here
+            Variant("visible", str(world.link_a), everyone),
+            Variant("hidden", str(world.link_c_normal), clip_c_seen),
+            Variant("other_unit", str(world.link_b), nobody),
+            Variant("missing", str(MISSING), nobody),
+        ],
+        "item_id": [
+            item("visible", world.item_a),
+            item("hidden", world.item_c),
+            item("other_unit", world.item_b),
+            Variant("missing", str(MISSING), nobody),
+        ],
+        "draw_id": [  # a draw is seen by every supervision role; its hidden items are left out
+            Variant("visible", str(world.clip_draw), everyone),
+            Variant("other_unit", str(world.u2_draw), everyone),
+            Variant("missing", str(MISSING), nobody),
+        ],
+    }
+
+
+def body_for(path: str, method: str, csrf: str, clip_value: str) -> dict[str, Any]:
+    """A request body that the route accepts for a visible object (so a refusal is the rule's doing)."""
+    if method in ("GET", "HEAD"):
+        return {}
+    reason = {"reason": "route check", "notes": "", "outcome": "pass"}
+    api: dict[str, dict[str, Any]] = {
+        "/api/login": {"username": "nobody", "password": "wrong"},
+        "/api/cases/{case_id}/links": {"clip_id": int(clip_value), "reason": "route check"},
+        "/api/cases/{case_id}/links/{link_id}/unlink": reason,
+        "/api/cases/{case_id}/links/{link_id}/evidence": {**reason, "is_evidence": True},
+        "/api/supervision/draws": {"kind": "clip", "size": 5},
+        "/api/supervision/items/{item_id}/review": reason,
+        "/api/users": {"username": "made-by-route-check", "password": PASSWORD, "role": "auditor"},
+    }
+    if path.startswith("/api/"):
+        return {"json": api.get(path, {}), "headers": {"X-CSRF-Token": csrf}}
+    form: dict[str, str] = {
+        "csrf_token": csrf,
+        "reason": "route check",
+        "outcome": "pass",
+        "evidence": "1",
+        "reviewer": "supervisor",
+        "kind": "clip",
+        "size": "5",
+        "draw_id": str(0),
+    }
+    if "{case_id}/links" in path and "{link_id}" not in path:
+        form["clip_id"] = clip_value
+    return {"data": form}
+
+
+def snapshot(world: World) -> list[list[Any]]:
+    with world.station.engine.connect() as connection:
+        return [
+            [tuple(row) for row in connection.execute(select(table).order_by(*table.primary_key.columns))]
+            for table in WATCHED
+        ]
+
+
+def last_seq(world: World) -> int:
+    with world.station.engine.connect() as connection:
+        return int(connection.scalar(select(audit_events.c.seq).order_by(audit_events.c.seq.desc())) or 0)
+
+
+def actions_since(world: World, seq: int) -> set[str]:
+    with world.station.engine.connect() as connection:
+        return set(connection.scalars(select(audit_events.c.action).where(audit_events.c.seq > seq)))
+
+
+def shape(response: Any, concrete: str, template: str) -> tuple[int, str, str]:
+    """Status, body and redirect target with the request's own path put back as its template."""
+
+    def generic(text: str) -> str:
+        return text.replace(concrete, template).replace(quote(concrete, safe=""), quote(template, safe=""))
+
+    return response.status_code, generic(response.text), generic(response.headers.get("location", ""))
+
+
+def words_hidden_from(world: World, username: str) -> list[str]:
+    if not username:  # anonymous: no object's name at all
+        return [*world.names.values(), "vis-plain-a", "vis-plain-d", "VIS-2026-NORMAL"]
+    words = secret_words(world, user_of(world.station, username))
+    if username == Role.OFFICER.value:
+        words.append("vis-plain-d")  # officer 2002's clip
+    return words
+
+
+def routes(app: Any) -> list[tuple[str, str]]:
+    """(method, path) of every route of the application, those under included routers too."""
+    found = []
+    for route in iter_route_contexts(app.routes):
+        if isinstance(route.original_route, Mount):
+            continue
+        for method in sorted(route.methods or ()):
+            if method not in ("HEAD", "OPTIONS"):
+                found.append((method, str(route.path)))
+    assert len(found) > 40, found
+    return sorted(found, key=lambda mp: (mp[1] in LAST, mp[1], mp[0]))
+
+
+@dataclass
+class Tally:
+    alike: int = 0
+    writes_refused: int = 0
+    answered: set[str] = field(default_factory=set)
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    path = template
+    for name, value in values.items():
+        path = re.sub(r"{" + name + r"(?::[^}]*)?}", value, path)
+    return path
+
+
+def probe(
+    world: World,
+    objects: dict[str, list[Variant]],
+    call: tuple[str, str, str],
+    client: tuple[TestClient, str],
+    tally: Tally,
+) -> None:
+    """Call one route as one user, with each object slot of it set in turn to each variant."""
+    method, template, username = call
+    http, csrf = client
+    params = PARAM.findall(template)
+    unknown = [p for p in params if p not in objects and p not in FIXED]
+    assert not unknown, f"{method} {template}: add a value for {unknown} to this test"
+    visible = {p: objects[p][0].value if p in objects else FIXED[p] for p in params}
+    slots: list[str | None] = [p for p in params if p in objects]
+    if template.endswith("/links") and method == "POST":
+        slots.append(BODY_CLIP)
+    words = words_hidden_from(world, username)
+    for slot in slots or [None]:
+        answers: dict[str, tuple[int, str, str]] = {}
+        for variant in objects["clip_id" if slot == BODY_CLIP else slot] if slot else [None]:
+            values = dict(visible)
+            body_clip = str(world.clip_d)  # linked to nothing: a link to the normal case can be made
+            if variant is not None and slot == BODY_CLIP:
+                body_clip = variant.value
+            elif variant is not None and slot is not None:
+                values[slot] = variant.value
+            path = fill(template, values)
+            hidden = variant is not None and username not in variant.visible_to
+            watch = method not in ("GET", "HEAD") and hidden
+            before, seq = (snapshot(world), last_seq(world)) if watch else (None, 0)
+            response = http.request(
+                method,
+                path + QUERIES.get(template, ""),
+                follow_redirects=False,
+                **body_for(template, method, csrf, body_clip),
+            )
+            where = (method, path, username or "anonymous", variant.label if variant else "-")
+            assert response.status_code < 500, (where, response.text[:300])
+            leaked = [w for w in words if w in response.text]
+            assert not leaked, (where, leaked)
+            if variant is not None and variant.label == "visible" and response.status_code < 400:
+                tally.answered.add(template)
+            if hidden and variant is not None:
+                answers[variant.label] = shape(response, path, template)
+            if before is not None:
+                assert snapshot(world) == before, (where, "changed the records")
+                assert actions_since(world, seq) <= REFUSALS, (where, actions_since(world, seq))
+                tally.writes_refused += 1
+        missing = answers.pop("missing", None)
+        for label, answer in answers.items():
+            assert answer == missing, (method, template, username or "anonymous", slot, label)
+            tally.alike += 1
+
+
+def test_every_route_answers_a_hidden_object_like_a_missing_one_and_changes_nothing(
+    world: World, clients: dict[str, tuple[TestClient, str]]
+) -> None:
+    objects = variants(world)
+    tally = Tally()
+    for method, template in routes(world.app):
+        for username, client in clients.items():
+            probe(world, objects, (method, template, username), client, tally)
+    assert tally.alike > 300 and tally.writes_refused > 50, tally
+    # not vacuous: the routes that name an object do answer for a visible one, for some role
+    for needed in (
+        "/api/clips/{clip_id}",
+        "/clips/{clip_id}",
+        "/api/cases/{case_id}",
+        "/cases/{case_id}",
+        "/api/supervision/draws/{draw_id}",
+        "/api/cases/{case_id}/links/{link_id}/evidence",
+        "/api/supervision/items/{item_id}/review",
+    ):
+        assert needed in tally.answered, needed
