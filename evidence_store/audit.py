@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from itertools import chain
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, event, select, text
 from sqlalchemy.orm import Session
 
 from evidence_store.db.engine import read_only
@@ -25,10 +25,14 @@ from evidence_store.domain.audit_chain import (
 from evidence_store.keys import PublicKey, StationKey
 from evidence_store.ports import Clock
 
+if TYPE_CHECKING:
+    from evidence_store.audit_anchoring import Anchoring
+
 # Any constant works; it names the one PostgreSQL advisory lock that serialises appends to the chain.
 _PG_AUDIT_LOCK = 0x6576_6964_656E  # "eviden"
 VERIFY_BATCH = 20_000
 _HEAD_KEY = "evidence.audit_head"
+_PENDING_ANCHORS_KEY = "evidence.pending_anchors"
 
 
 class _Head(NamedTuple):
@@ -37,11 +41,20 @@ class _Head(NamedTuple):
 
 
 class AuditLog:
-    def __init__(self, key: StationKey, clock: Clock, *, checkpoint_interval: int, source: str) -> None:
+    def __init__(
+        self,
+        key: StationKey,
+        clock: Clock,
+        *,
+        checkpoint_interval: int,
+        source: str,
+        anchoring: Anchoring | None = None,
+    ) -> None:
         self.key = key
         self.clock = clock
         self.checkpoint_interval = checkpoint_interval
         self.source = source
+        self.anchoring = anchoring
 
     def record(
         self,
@@ -72,7 +85,9 @@ class AuditLog:
         )
         session.add(event)
         if event.seq % self.checkpoint_interval == 0:
-            session.add(self._checkpoint(event.seq, event.hash))
+            checkpoint = self._checkpoint(event.seq, event.hash)
+            session.add(checkpoint)
+            self._anchor_after_commit(session, checkpoint)
         if flush:  # callers appending many events in one transaction flush once at the end
             session.flush()
         session.info[_HEAD_KEY] = (session.get_transaction(), _Head(event.seq, event.hash))
@@ -101,11 +116,36 @@ class AuditLog:
             return None
         existing = session.scalar(select(audit_checkpoints.c.id).where(audit_checkpoints.c.seq == head.seq))
         if existing is not None:
-            return session.get(AuditCheckpoint, existing)
+            stored = session.get(AuditCheckpoint, existing)
+            if stored is not None:  # anchored again: a place that failed before gets it now
+                self._anchor_after_commit(session, stored)
+            return stored
         checkpoint = self._checkpoint(head.seq, head.hash)
         session.add(checkpoint)
         session.flush()
+        self._anchor_after_commit(session, checkpoint)
         return checkpoint
+
+    def _anchor_after_commit(self, session: Session, checkpoint: AuditCheckpoint) -> None:
+        """Anchor the checkpoint outside the database once its transaction has committed: an anchor
+        must never vouch for a head that was rolled back."""
+        if self.anchoring is None:
+            return
+        pending: list[AuditCheckpoint] | None = session.info.get(_PENDING_ANCHORS_KEY)
+        if pending is None:
+            pending = session.info[_PENDING_ANCHORS_KEY] = []
+            anchoring = self.anchoring
+
+            def committed(done: Session) -> None:
+                for item in done.info.pop(_PENDING_ANCHORS_KEY, []):
+                    anchoring.anchor(item)
+
+            def rolled_back(done: Session) -> None:
+                done.info.pop(_PENDING_ANCHORS_KEY, None)
+
+            event.listen(session, "after_commit", committed, once=True)
+            event.listen(session, "after_rollback", rolled_back, once=True)
+        pending.append(checkpoint)
 
     def _checkpoint(self, seq: int, head_hash: str) -> AuditCheckpoint:
         return build_checkpoint(

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 from evidence_store.audit import AuditLog
+from evidence_store.audit_anchoring import anchoring_for
 from evidence_store.blobs.local import LocalBlobStore, LocalRetentionPurger
 from evidence_store.db.engine import check_connection, make_engine
 from evidence_store.db.migrate import current_revision, head_revision, upgrade_to_head
@@ -171,17 +172,19 @@ def open_station(settings: Settings, *, clock: Clock = system_clock) -> Station:
 def _assemble(settings: Settings, engine: Engine, key: StationKey, clock: Clock) -> Station:
     start_mappers()
     sessions = sessionmaker(engine, expire_on_commit=False)
+    blobs = make_blob_store(settings, clock)
     audit = AuditLog(
         key,
         clock,
         checkpoint_interval=settings.audit_checkpoint_interval,
         source=f"station:{settings.station_name or socket.gethostname()}",
+        anchoring=anchoring_for(settings, blobs, clock),
     )
     return Station(
         settings=settings,
         engine=engine,
         sessions=sessions,
-        blobs=make_blob_store(settings, clock),
+        blobs=blobs,
         key=key,
         audit=audit,
         clock=clock,

@@ -359,6 +359,22 @@ class FatVolume:
         exact, folded = self._index[parts]
         return exact.get(name) or folded.get(name.lower())
 
+    def listing(self, parts: tuple[bytes, ...]) -> list[tuple[bytes, bool, bool]] | None:
+        """The directory as a FAT driver lists it, from the entries themselves: (name, is a directory,
+        the kernel refuses the name); what a listing through the mount cannot give when one name in it
+        holds '/' or NUL (FUSE then fails the whole directory with EIO). None if there is no such
+        directory."""
+        entries = self.directory(parts)
+        if entries is None:
+            return None
+        listed = []
+        for entry in entries:
+            if entry.is_volume_label:
+                continue
+            name = entry.shown_names()[0]
+            listed.append((name, entry.is_directory, b"/" in name or b"\0" in name))
+        return listed
+
     def is_label(self, parts: tuple[bytes, ...], name: bytes) -> bool:
         """Whether `name` in the directory `parts` is the volume label (only ever in the root)."""
         if parts:

@@ -53,6 +53,7 @@ from ingest.pull_report import FileResult, PullProgress, PullRequest, TransferSu
 from ingest.transfer_record import close_transfer, open_transfer
 from ingest.volume import (
     VOLUME_GONE,
+    UnlistedEntry,
     VolumeGone,
     VolumeUnreadableError,
     fat_label_names,
@@ -99,6 +100,18 @@ def handover_rule_from(station: Station) -> HandoverRule:
 def pull(station: Station, request: PullRequest, queue: ProcessingQueue | None = None) -> TransferSummary:
     """Pull every file of the volume at `request.root`; return the handover summary (R2)."""
     return _Puller(station, request, queue or NoProcessingQueue()).run()
+
+
+def _record_refused(refused: list[UnlistedEntry], summary: TransferSummary) -> None:
+    """Entries the volume holds that no file name may be (a crafted or corrupt directory entry):
+    failed files of the transfer, with the reason, so the handover record lists them."""
+    for entry in refused:
+        summary.files_seen += 1
+        summary.files_failed += 1
+        summary.files.append(
+            FileResult(entry.path, "failed", warnings=[entry.reason], error="a name the system refuses")
+        )
+    refused.clear()
 
 
 class _Puller:
@@ -152,7 +165,7 @@ class _Puller:
             self._open_fat(summary)
             outcome = self._pull_all(root_fd, _Docking(transfer, device, officer, reading, summary))
             self._link_attachments(transfer)
-            if outcome is TransferOutcome.COMPLETE and summary.files_failed:
+            if outcome is TransferOutcome.COMPLETE and (summary.files_failed or summary.directories_unlisted):
                 outcome = TransferOutcome.PARTIAL
             summary.outcome = outcome
             summary.finished_at = self.station.clock()
@@ -200,9 +213,11 @@ class _Puller:
         summary = docking.summary
         batch: list[Pending] = []
         batch_started = time.monotonic()
+        refused: list[UnlistedEntry] = []
         try:
             try:
-                for dirfd, raw_dir, rel_dir, name in walk_volume(root_fd, summary):
+                fallback = self._fat_listing if self.fat is not None else None
+                for dirfd, raw_dir, rel_dir, name in walk_volume(root_fd, summary, fallback, refused):
                     if self.request.cancelled.is_set():
                         raise VolumeGone("the recorder was removed")
                     result = self._pull_one(dirfd, raw_dir, rel_dir, name, docking)
@@ -227,6 +242,7 @@ class _Puller:
                 # what was copied before an interruption is kept (R10)
                 self.batches.commit_synced(summary)
                 self.batches.commit_batch(batch, summary)
+                _record_refused(refused, summary)
         except VolumeGone as exc:
             summary.problems.append(f"interrupted: {exc}")
             return TransferOutcome.INTERRUPTED
@@ -236,6 +252,15 @@ class _Puller:
         return TransferOutcome.COMPLETE
 
     # -- the walk -----------------------------------------------------------------------------------
+
+    def _fat_listing(self, raw_dir: tuple[bytes, ...]) -> list[tuple[bytes, bool, bool]] | None:
+        """A directory fusefat cannot list, read from its FAT entries instead (see `ingest.fat`)."""
+        if self.fat is None:
+            return None
+        try:
+            return self.fat.listing(raw_dir)
+        except (OSError, FatError):
+            return None
 
     # -- one file -----------------------------------------------------------------------------------
 

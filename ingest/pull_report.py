@@ -90,6 +90,7 @@ class TransferSummary:
     clock_offset_s: float | None = None
     problems: list[str] = field(default_factory=list)
     files: list[FileResult] = field(default_factory=list)
+    directories_unlisted: list[str] = field(default_factory=list)  # could not be listed: a partial pull
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -110,5 +111,6 @@ class TransferSummary:
             "bytes_copied": self.bytes_copied,
             "clock_offset_s": self.clock_offset_s,
             "problems": self.problems,
+            "directories_unlisted": self.directories_unlisted,
             "files": [vars(f) for f in self.files],
         }

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import devices, dock_stations, officers, transfers
 from evidence_store.domain.model import Device, DockStation, Officer, RecordWarning, Transfer
+from evidence_store.process_identity import this_process
 from ingest.pull_report import PullRequest, TransferSummary
 from ingest.volume import RecorderIdentity
 
@@ -25,6 +26,7 @@ def open_transfer(
     """Record the transfer as started (audited), registering its device and officer if new; returns
     them with the clock offset measured at the device's previous transfer (for the clock reading, R5)."""
     serial = identity.serial or _unidentified_serial(request)
+    owner = this_process()  # so a start after this process dies can close the transfer as interrupted
     with station.transaction() as session:
         device = session.scalars(select(Device).where(devices.c.serial == serial)).one_or_none()
         if device is None:
@@ -67,6 +69,9 @@ def open_transfer(
             started_at=handed_over_at,
             device_clock_offset_s=offset,
             device_clock_read_at=handed_over_at if offset is not None else None,
+            owner_host=owner.host,
+            owner_pid=owner.pid,
+            owner_started=owner.started,
         )
         session.add(transfer)
         session.flush()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -100,26 +100,112 @@ def _facts_from_names(
     return None
 
 
+# (name as listed, is a directory, the kernel refuses the name) for each entry of a directory given by
+# its raw path parts, read another way than through the mount (the FAT directory entries), or None
+DirectoryFallback = Callable[[tuple[bytes, ...]], "list[tuple[bytes, bool, bool]] | None"]
+
+
+@dataclass
+class UnlistedEntry:
+    """An entry a directory holds but the mount cannot list or open (a name the kernel refuses)."""
+
+    path: str
+    reason: str
+
+
 def walk_volume(
-    root_fd: int, summary: TransferSummary
+    root_fd: int,
+    summary: TransferSummary,
+    fallback: DirectoryFallback | None = None,
+    refused: list[UnlistedEntry] | None = None,
 ) -> Iterator[tuple[int, tuple[bytes, ...], str, bytes]]:
-    """(directory fd, raw directory path parts, displayed directory path, raw file name)."""
+    """(directory fd, raw directory path parts, displayed directory path, raw file name), top-down,
+    sorted. A directory that cannot be listed (EIO from FUSE: a name the kernel refuses) is a problem
+    of that directory, recorded on the summary; the entries read before the error and those the
+    `fallback` names are still taken, the names the kernel refuses go to `refused`, and the walk goes on
+    with the rest of the volume. A volume that is gone ends the walk (`VolumeGone`)."""
+    yield from _walk_dir(root_fd, root_fd, (), "", summary, fallback, refused)
 
-    def on_error(exc: OSError) -> None:
-        if exc.errno in VOLUME_GONE or not volume_alive(root_fd):
-            raise VolumeGone(f"{exc.strerror} while listing {exc.filename}")
-        summary.problems.append(f"cannot list {exc.filename}: {exc.strerror}")
 
-    for dirpath, dirnames, filenames, dirfd in os.fwalk(
-        b".", dir_fd=root_fd, follow_symlinks=False, onerror=on_error
-    ):
-        rel_dir = "" if dirpath == b"." else display_name(dirpath[2:])[0]
-        raw_dir = tuple(dirpath[2:].split(b"/")) if dirpath != b"." else ()
-        dirnames[:] = sorted(
-            d for d in dirnames if d not in SYSTEM_DIRS and not _is_link(dirfd, d, rel_dir, summary)
-        )
-        for name in sorted(filenames):
-            yield dirfd, raw_dir, rel_dir, name
+def _walk_dir(
+    root_fd: int,
+    dirfd: int,
+    raw_dir: tuple[bytes, ...],
+    rel_dir: str,
+    summary: TransferSummary,
+    fallback: DirectoryFallback | None,
+    refused: list[UnlistedEntry] | None,
+) -> Iterator[tuple[int, tuple[bytes, ...], str, bytes]]:
+    dirs, files = _list_directory(root_fd, dirfd, raw_dir, rel_dir, summary, fallback, refused)
+    for name in sorted(files):
+        yield dirfd, raw_dir, rel_dir, name
+    for name in sorted(dirs):
+        if name in SYSTEM_DIRS or _is_link(dirfd, name, rel_dir, summary):
+            continue
+        sub_rel = join_path(rel_dir, display_name(name)[0])
+        try:
+            sub_fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+        except OSError as exc:
+            _listing_failed(root_fd, exc, sub_rel, summary)
+            continue
+        try:
+            yield from _walk_dir(root_fd, sub_fd, (*raw_dir, name), sub_rel, summary, fallback, refused)
+        finally:
+            os.close(sub_fd)
+
+
+def _list_directory(
+    root_fd: int,
+    dirfd: int,
+    raw_dir: tuple[bytes, ...],
+    rel_dir: str,
+    summary: TransferSummary,
+    fallback: DirectoryFallback | None,
+    refused: list[UnlistedEntry] | None,
+) -> tuple[list[bytes], list[bytes]]:
+    dirs: list[bytes] = []
+    files: list[bytes] = []
+    try:
+        with os.scandir(dirfd) as entries:
+            for entry in entries:
+                try:
+                    is_dir = entry.is_dir()  # a link to a directory is told apart by `_is_link`
+                except OSError:
+                    is_dir = False
+                (dirs if is_dir else files).append(os.fsencode(entry.name))
+    except OSError as exc:
+        _listing_failed(root_fd, exc, rel_dir, summary)
+        other = fallback(raw_dir) if fallback is not None else None
+        seen = set(dirs) | set(files)
+        for name, is_dir, kernel_refuses in other or []:
+            if kernel_refuses:
+                if refused is not None:
+                    reason = (
+                        "its name holds a character no file name may hold ('/' or NUL): not listed, not read"
+                    )
+                    refused.append(UnlistedEntry(join_path(rel_dir, display_name(name)[0]), reason))
+            elif name not in seen:
+                seen.add(name)
+                (dirs if is_dir else files).append(name)
+    return dirs, files
+
+
+def _listing_failed(root_fd: int, exc: OSError, rel_dir: str, summary: TransferSummary) -> None:
+    if exc.errno in VOLUME_GONE or not _root_alive(root_fd):
+        raise VolumeGone(f"{exc.strerror} while listing {rel_dir or 'the volume'}")
+    summary.problems.append(
+        f"cannot list {rel_dir or 'the volume root'}: {exc.strerror} (errno {exc.errno}); "
+        "the rest of the volume was pulled"
+    )
+    summary.directories_unlisted.append(rel_dir or "/")
+
+
+def _root_alive(root_fd: int) -> bool:
+    try:
+        os.fstat(root_fd)
+    except OSError:
+        return False
+    return True
 
 
 def _is_link(dirfd: int, name: bytes, rel_dir: str, summary: TransferSummary) -> bool:

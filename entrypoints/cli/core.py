@@ -10,6 +10,7 @@ from entrypoints.cli.support import (
     EXIT_INTEGRITY,
     UNIT_NAME_MISSING,
     cli_actor,
+    close_interrupted,
     emit,
     initialise_from,
     json_option,
@@ -92,14 +93,17 @@ def audit() -> None:
 @click.pass_context
 def audit_verify(ctx: click.Context, all_signatures: bool, check_records: bool, as_json: bool) -> None:
     from evidence_store.audit import verify_audit_log  # lazy: SQLAlchemy, cryptography; `--help` fast
+    from evidence_store.audit_anchoring import verify_anchors  # lazy: as above
     from evidence_store.record_check import verify_records  # lazy: SQLAlchemy; keeps `--help` fast
 
     station = open_station_from(ctx)
     verdict = verify_audit_log(station.engine, station.key, all_signatures=all_signatures)
+    anchors = verify_anchors(station.engine, station.key, station.audit.anchoring, station.settings)
     records = verify_records(station.engine) if check_records else None
     first = verdict.first_problem
     data = {
-        "ok": verdict.ok,
+        "ok": verdict.ok and anchors.ok and (records is None or records.ok),
+        "chain_ok": verdict.ok,
         "events_checked": verdict.events_checked,
         "checkpoints_checked": verdict.checkpoints_checked,
         "signatures_checked": verdict.signatures_checked,
@@ -109,23 +113,48 @@ def audit_verify(ctx: click.Context, all_signatures: bool, check_records: bool, 
         "problems": [
             {"seq": p.seq, "reason": p.reason} for p in sorted(verdict.problems, key=lambda p: p.seq)
         ],
+        "anchors": {
+            "ok": anchors.ok,
+            "anchors_checked": anchors.anchors_checked,
+            "newest_anchored_seq": anchors.newest_anchored_seq,
+            "timestamps_checked": anchors.timestamps_checked,
+            "restored_from_backup": anchors.behind_backup,
+            "problems": [{"seq": p.seq, "reason": p.reason} for p in anchors.problems],
+            "notes": anchors.notes,
+        },
     }
     data["records"] = records.as_dict() if records is not None else None
     station.close()
     emit(data, as_json, _print_verdict)
-    if not verdict.ok or (records is not None and not records.ok):
+    if not data["ok"]:
         raise SystemExit(EXIT_INTEGRITY)
 
 
 def _print_verdict(data: dict[str, Any]) -> None:
-    if data["ok"]:
+    anchors = data["anchors"]
+    if data["chain_ok"] and anchors["ok"]:
         click.echo(
             f"audit log intact: {data['events_checked']} events, {data['checkpoints_checked']} signed "
             f"checkpoints, {data['signatures_checked']} event signatures checked; head {data['head_hash']}"
         )
-    else:
+        click.echo(
+            f"anchors: {anchors['anchors_checked']} checked outside the database, newest at event "
+            f"{anchors['newest_anchored_seq']}, {anchors['timestamps_checked']} time-stamps checked"
+        )
+        for note in anchors["notes"]:
+            click.echo(f"  note: {note}")
+    if data["problems"]:
         click.echo(f"AUDIT LOG BROKEN: first bad event is {data['first_bad_event']}", err=True)
-        for problem in data["problems"]:
+    for problem in data["problems"]:
+        click.echo(f"  - {problem['reason']}", err=True)
+    if not anchors["ok"]:
+        headline = (
+            "AUDIT LOG BEHIND ITS ANCHORS"
+            if anchors["restored_from_backup"]
+            else "AUDIT LOG DISAGREES WITH ITS ANCHORS"
+        )
+        click.echo(headline, err=True)
+        for problem in anchors["problems"]:
             click.echo(f"  - {problem['reason']}", err=True)
     if data["records"] is not None:
         _print_records(data["records"])
@@ -250,9 +279,10 @@ def scrub(ctx: click.Context, as_json: bool) -> None:
     from evidence_store.scrub import scrub as run_scrub  # lazy: SQLAlchemy; keeps `--help` fast
 
     station = open_station_from(ctx)
+    interrupted = close_interrupted(station)
     report = run_scrub(station, actor=cli_actor())
     station.close()
-    emit(report.as_dict(), as_json, _print_scrub)
+    emit({**report.as_dict(), "interrupted_work": interrupted}, as_json, _print_scrub)
     if not report.ok:
         raise SystemExit(EXIT_INTEGRITY)
 
@@ -298,6 +328,7 @@ def station(
 
     settings = settings_from(ctx)
     running = initialise_from(ctx)
+    close_interrupted(running)
     run_station(
         running,
         host=host or settings.web_host,

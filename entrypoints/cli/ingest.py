@@ -13,7 +13,14 @@ from typing import Any, Literal, cast
 
 import click
 
-from entrypoints.cli.support import EXIT_FAILED, EXIT_INTEGRITY, cli_actor, open_station_from, settings_from
+from entrypoints.cli.support import (
+    EXIT_FAILED,
+    EXIT_INTEGRITY,
+    cli_actor,
+    close_interrupted,
+    open_station_from,
+    settings_from,
+)
 from entrypoints.wiring import processing_queue_for
 from evidence_store.domain.model import TransferOutcome, TransferSource
 
@@ -86,6 +93,7 @@ def import_command(
     from ingest.service import choose_profile
 
     station = open_station_from(ctx)
+    close_interrupted(station)
     profile, facts = choose_profile(station, path, profile_name)
     request = PullRequest(
         root=path,
@@ -109,7 +117,9 @@ def import_command(
     else:
         print_summary(data)
     if summary.outcome is not TransferOutcome.COMPLETE:
-        raise SystemExit(EXIT_INTEGRITY if summary.files_failed else EXIT_FAILED)
+        # 1: partial (files or directories not taken, the rest stored); 3: failed or interrupted
+        partial = summary.outcome is TransferOutcome.PARTIAL or summary.files_failed
+        raise SystemExit(EXIT_INTEGRITY if partial else EXIT_FAILED)
 
 
 class _DockProgress:
@@ -203,6 +213,7 @@ def dock_command(
             stream=sys.stderr,
         )
     station = open_station_from(ctx)
+    close_interrupted(station)
     progress = _DockProgress() if not as_json and sys.stderr.isatty() else None
     output_lock = threading.Lock()
 

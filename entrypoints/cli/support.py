@@ -104,6 +104,18 @@ def initialise_from(ctx: click.Context) -> Station:
     return station
 
 
+def close_interrupted(station: Station) -> dict[str, Any]:
+    """Close what a dead process left running (transfers, temp files), saying so on stderr; at the
+    start of `dock`, `import`, `worker`, `station` and in `scrub`."""
+    # lazy: SQLAlchemy; keeps `--help` fast
+    from evidence_store.interrupted_work import close_interrupted_work
+
+    work = close_interrupted_work(station, actor=cli_actor())
+    for line in work.lines():
+        click.echo(f"evidence: {line}", err=True)
+    return work.as_dict()
+
+
 def user_option(
     command: Callable[..., Any], *, help: str = "Who acts (a station user name)."
 ) -> Callable[..., Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from entrypoints.cli.support import cli_actor, open_station_from, settings_from
+from entrypoints.cli.support import cli_actor, close_interrupted, open_station_from, settings_from
 
 
 @click.command("worker", help="Run the processing workers (dramatiq over Redis) until stopped.")
@@ -27,6 +27,7 @@ def worker_command(ctx: click.Context, processes: int | None, threads: int | Non
     settings = settings_from(ctx)
     station = open_station_from(ctx)  # fail here, with one clear line, if the station is not usable
     try:
+        close_interrupted(station)
         planned, sent = offer_waiting_work(station, sending_actors(settings))  # ... or if Redis is down
     finally:
         station.close()

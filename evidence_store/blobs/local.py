@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import logging
 import os
 import re
@@ -74,6 +75,9 @@ class LocalBlobStore:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as exc:
             raise StoreError(f"cannot write into {self._incoming}: {exc.strerror}") from exc
+        # held until the temp file is gone: `clear_stale_incoming` takes only files nobody holds
+        owner_fd = os.open(temp, os.O_RDONLY | os.O_CLOEXEC)
+        fcntl.flock(owner_fd, fcntl.LOCK_EX)
         write_to_temp = write_all(fd, flush_behind=True, direct=True)
 
         def write(view: memoryview) -> None:
@@ -124,6 +128,7 @@ class LocalBlobStore:
             return StoredBlob(result.sha256, result.size, created=True)
         finally:
             temp.unlink(missing_ok=True)
+            os.close(owner_fd)
             if linked and durable:
                 _fsync_dir(self._incoming)
 
@@ -182,6 +187,29 @@ class LocalBlobStore:
     def stale_incoming(self) -> list[Path]:
         """Temp files left by a crash mid-write: never blobs, safe to report and clear."""
         return sorted(self._incoming.glob("*.part"))
+
+    def clear_stale_incoming(self) -> list[tuple[str, int]]:
+        """Remove the temp files no live process is writing (its lock went with it); (name, size) of
+        each removed. A file still being written keeps its writer's lock and is left alone."""
+        removed = []
+        for path in self.stale_incoming():
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue  # finished meanwhile
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live process writes it
+                size = os.fstat(fd).st_size
+                path.unlink(missing_ok=True)
+                removed.append((path.name, size))
+            finally:
+                os.close(fd)
+        if removed:
+            _fsync_dir(self._incoming)
+        return removed
 
 
 class LocalRetentionPurger:

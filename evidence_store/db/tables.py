@@ -103,6 +103,10 @@ transfers = Table(
     Column("device_clock_offset_s", Float, nullable=True),
     Column("device_clock_read_at", UTCDateTime, nullable=True),
     Column("problems", WarningList, nullable=False),
+    # the process running the transfer: one left `running` by a process that is gone is interrupted
+    Column("owner_host", String(255), nullable=False, default="", server_default=""),
+    Column("owner_pid", Integer, nullable=True),
+    Column("owner_started", String(100), nullable=False, default="", server_default=""),
 )
 
 clips = Table(

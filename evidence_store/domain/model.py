@@ -196,6 +196,9 @@ class Transfer:
     device_clock_offset_s: float | None = None
     device_clock_read_at: datetime | None = None
     problems: list[RecordWarning] = field(default_factory=list)
+    owner_host: str = ""  # the process running it, to tell one left running by a dead process
+    owner_pid: int | None = None
+    owner_started: str = ""
 
 
 @dataclass(eq=False, kw_only=True)

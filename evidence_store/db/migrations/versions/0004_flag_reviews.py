@@ -1,7 +1,7 @@
 """flag reviews: a compliance flag under a supervisor's review holds its clips (issue 17)
 
-Revision ID: 0003_flag_reviews
-Revises: 0002_sidecars
+Revision ID: 0004_flag_reviews
+Revises: 0003_interrupted_work
 Create Date: 2026-12-04 15:30:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import evidence_store.db.types
 
-revision = "0003_flag_reviews"
-down_revision = "0002_sidecars"
+revision = "0004_flag_reviews"
+down_revision = "0003_interrupted_work"
 branch_labels = None
 depends_on = None
 
