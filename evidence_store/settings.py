@@ -70,6 +70,9 @@ class Settings(BaseModel):
     retention_non_evidence_months: int = 6
     retention_months_by_category: dict[str, int] = Field(default_factory=dict)
     retention_max_delete_share: float = Field(default=0.10, gt=0, le=1)  # above it, a run asks to confirm
+    # R8: footage is filed into the case file within this many days after the act; unassigned footage is
+    # held at least that long (then the ordinary 6 months), and documents unfiled after it are flagged
+    retention_filing_window_days: int = Field(default=30, ge=1)
     # Processing
     tsa_url: str = ""  # RFC 3161 time-stamping authority; empty: station-signed time-stamps
     tsa_ca_file: Path | None = None  # PEM bundle that issued the TSA's certificate

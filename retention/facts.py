@@ -18,16 +18,16 @@ from evidence_store.db.tables import (
     cases,
     clip_links,
     clips,
-    compliance_flags,
     export_requests,
     legal_holds,
     processing_jobs,
     retention_floors,
     retention_shortenings,
+    transfers,
 )
 from evidence_store.db.types import UTCDateTime
-from evidence_store.domain.model import ClipStatus, ExportStatus, JobStatus
-from evidence_store.review_holds import clips_under_review
+from evidence_store.domain.model import ClipStatus, ExportStatus, JobStatus, MediaType
+from evidence_store.review_holds import clips_under_review, clips_with_flag_under_review
 from retention.policy import (
     CaseFacts,
     ClipFacts,
@@ -45,6 +45,7 @@ def settings_for(station: Station) -> RetentionSettings:
     return RetentionSettings(
         non_evidence_months=station.settings.retention_non_evidence_months,
         months_by_category=dict(station.settings.retention_months_by_category),
+        filing_window_days=station.settings.retention_filing_window_days,
     )
 
 
@@ -62,6 +63,8 @@ def live_clip_batches(station: Station, only: list[int] | None = None) -> Iterat
                     "recording_end"
                 ),
                 clips.c.status,
+                (clips.c.media_type == MediaType.OTHER).label("is_other"),
+                clips.c.late_handover,
                 retention_floors.c.clip_id.label("floor_clip_id"),
                 retention_floors.c.not_before,
                 retention_floors.c.store_hold,
@@ -140,24 +143,7 @@ def batch_facts(
             if case_ids
             else []
         )
-        flagged = set(
-            connection.scalars(
-                select(compliance_flags.c.clip_id).where(
-                    chosen(compliance_flags.c.clip_id), compliance_flags.c.cleared_at.is_(None)
-                )
-            )
-        )
-        flagged_docs_cases = set(
-            connection.scalars(
-                select(clip_links.c.clip_id)
-                .join(compliance_flags, compliance_flags.c.document_id == clip_links.c.document_id)
-                .where(
-                    chosen(clip_links.c.clip_id),
-                    clip_links.c.removed_at.is_(None),
-                    compliance_flags.c.cleared_at.is_(None),
-                )
-            )
-        )
+        flag_reviewed = clips_with_flag_under_review(connection, ids, between=between)
         under_review = clips_under_review(connection, ids, between=between)
         failed_jobs = set(
             connection.scalars(
@@ -166,6 +152,8 @@ def batch_facts(
                 )
             )
         )
+        handed_over = _handover_times(connection, [row.id for row in rows if row.recording_end is None])
+    linked = {link.clip_id for link in links}
     case_facts = {
         row.id: CaseFacts(
             row.id, str(row.category), row.archived_at, row.retention_period, row.id in context.held_cases
@@ -178,8 +166,11 @@ def batch_facts(
             recording_end=row.recording_end,
             processing_failed=row.status in (ClipStatus.FAILED, ClipStatus.UNPLAYABLE)
             or row.id in failed_jobs,
-            open_flag=row.id in flagged or row.id in flagged_docs_cases,
+            flag_under_review=row.id in flag_reviewed,
             under_review=row.id in under_review,
+            unassigned=row.id not in linked and not row.is_other,
+            late_handover=bool(row.late_handover),
+            handed_over_at=handed_over.get(row.id),
             export_pending=row.id in context.exporting,
             legal_hold=row.id in context.held_clips,
             floor=row.not_before,
@@ -189,6 +180,22 @@ def batch_facts(
         for row in rows
     ]
     return clip_facts, [LinkFacts(k.clip_id, k.case_id, bool(k.is_evidence)) for k in links], case_facts
+
+
+def _handover_times(connection: Any, undated: list[int]) -> dict[int, datetime]:
+    """When clips without a usable recording time reached the station (their transfer's start, else
+    when they were stored): the start of their periods (issue 17). Few, so asked for by id."""
+    if not undated:
+        return {}
+    rows = connection.execute(
+        select(
+            clips.c.id,
+            type_coerce(func.coalesce(transfers.c.started_at, clips.c.ingested_at), UTCDateTime).label("at"),
+        )
+        .outerjoin(transfers, transfers.c.id == clips.c.transfer_id)
+        .where(clips.c.id.in_(undated))
+    ).all()
+    return {row.id: row.at for row in rows}
 
 
 def decide_clips(station: Station, clip_ids: list[int], now: datetime) -> dict[int, Decision]:

@@ -137,6 +137,9 @@ def _plan_batch(
             _plan_delete(station, report, plan, row, decision, authorised, busy_row, lockable, list_limit)
             continue
         report.kept_by_rule[decision.rule.value] += 1
+        report.note_kept(
+            row.id, decision.rule.value, decision.earliest_delete_at, decision.reasons, list_limit
+        )
         if report.dry_run:
             continue
         wants_hold = decision.earliest_delete_at is None

@@ -15,6 +15,13 @@ Dates are calendar dates: "6 months after the recording ended at T" is T moved 6
 same day of month and time of day, clamped to the month's last day (31 August + 6 months = 28/29
 February). A clip may go from that instant on: kept while `now < earliest`, deleted when `now >= earliest`.
 Years are 12 calendar months.
+
+A compliance flag holds a clip only while it can be acted on (R8, R16). Footage linked to no case is
+kept at least to the end of the filing window (R8: filed within 30 days after the act; configurable,
+counted from the recording's end) and then follows the ordinary 6 months; a fact about the past (a late
+handover, R1) is reported, never a reason to keep. A flag a supervisor put under review, and an item of
+an open 抽查 draw, hold until that review closes. A recording without a usable time counts its periods
+from its handover (`handed_over_at`); only a clip of which neither time is known is kept undated.
 """
 
 from __future__ import annotations
@@ -25,25 +32,27 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from evidence_store.domain.model import RetentionAction, RetentionPeriod
 from evidence_store.errors import ConfigurationError
 
 MINIMUM_MONTHS = 6  # R9: footage not used as evidence is kept at least 6 months
+FILING_WINDOW_DAYS = 30  # R8: records are filed into the case file within 30 days after the act
 
 
 class Rule(enum.StrEnum):
     HOLD_LEGAL_CLIP = "hold:legal_hold_clip"
     HOLD_LEGAL_CASE = "hold:legal_hold_case"
     HOLD_EXPORT = "hold:export_request"
-    HOLD_FLAG = "hold:open_compliance_flag"
+    HOLD_FLAG = "hold:flag_under_review"
     HOLD_REVIEW = "hold:supervisory_review"
     HOLD_PROCESSING = "hold:processing_failed"
     EVIDENCE_OPEN_CASE = "evidence:case_not_archived"
     EVIDENCE_PERMANENT = "evidence:permanent_case_file"
     EVIDENCE_CASE_FILE = "evidence:case_file_period"
     NON_EVIDENCE = "non_evidence:minimum_period"
+    FILING_WINDOW = "unassigned:filing_window"
     FLOOR = "floor:earlier_decision"
     NO_TIME = "keep:recording_time_unknown"
 
@@ -57,8 +66,11 @@ class PolicyError(ConfigurationError):
 class RetentionSettings:
     non_evidence_months: int = MINIMUM_MONTHS
     months_by_category: Mapping[str, int] = field(default_factory=dict)
+    filing_window_days: int = FILING_WINDOW_DAYS
 
     def __post_init__(self) -> None:
+        if self.filing_window_days < 1:
+            raise PolicyError(f"a filing window of {self.filing_window_days} days is not a window (R8)")
         if self.non_evidence_months < MINIMUM_MONTHS:
             raise PolicyError(
                 f"non-evidence retention of {self.non_evidence_months} months is below the legal minimum of "
@@ -81,7 +93,8 @@ class RetentionSettings:
             {
                 "non_evidence_months": self.non_evidence_months,
                 "by_category": dict(sorted(self.months_by_category.items())),
-                "rules": "r9-v1",
+                "filing_window_days": self.filing_window_days,
+                "rules": "r9-v2",
             },
             sort_keys=True,
         )
@@ -95,8 +108,11 @@ class ClipFacts:
     clip_id: int
     recording_end: datetime | None  # corrected UTC end (or start) of the recording
     processing_failed: bool = False
-    open_flag: bool = False
-    under_review: bool = False
+    flag_under_review: bool = False  # a compliance flag about it is under a supervisor's review
+    under_review: bool = False  # an item of an open 抽查 draw names it or its case (R16)
+    unassigned: bool = False  # linked to no case: held for the filing window (R8)
+    late_handover: bool = False  # R1, reported only: a fact about the past is no reason to keep
+    handed_over_at: datetime | None = None  # when it reached the station: the start of last resort
     export_pending: bool = False  # an export request pending or approved includes it
     legal_hold: bool = False
     floor: datetime | None = None  # the latest dated earliest-delete ever decided for it
@@ -190,11 +206,15 @@ def decide_one(
     now: datetime,
     authorisations: Iterable[ShorteningAuthorisation] = (),
 ) -> Decision:
-    """R9/R10 for one clip: keep or delete, the rule that decided, and the earliest date it may go.
+    """R8/R9/R10 for one clip: keep or delete, the rule that decided, and the earliest date it may go.
 
-    The longest applicable period wins. A recorded floor longer than that is kept (rule `FLOOR`, with
-    the shortening reported) unless one of `authorisations` covers the clip (R10: never shortened
-    without an audited reason); the 6-month minimum of R9 is never undercut, authorised or not.
+    Holds (legal, export, a review still open) win undated. Otherwise the longest applicable period
+    wins: evidence with its case file, 6 months (or the category's period) from the recording's end
+    (from the handover when the recording time is unknown), and for footage linked to no case the R8
+    filing window. A late handover is given as a reason, never as a period. A recorded floor longer
+    than that is kept (rule `FLOOR`, with the shortening reported) unless one of `authorisations`
+    covers the clip (R10: never shortened without an audited reason); the 6-month minimum of R9 is
+    never undercut, authorised or not.
     """
     links = [link for link in links if link.clip_id == clip.clip_id]
     linked_cases = [cases[link.case_id] for link in links if link.case_id in cases]
@@ -232,10 +252,18 @@ def decide_one(
                 )
             )
     minimum: datetime | None = None
-    if clip.recording_end is None:
-        candidates.append((None, Rule.NO_TIME, "the recording time is unknown: no period can start", None))
+    start, start_note = _period_start(clip)
+    if start is None:
+        candidates.append(
+            (
+                None,
+                Rule.NO_TIME,
+                "neither the recording time nor the handover time is known: no period can start",
+                None,
+            )
+        )
     else:
-        minimum = add_months(clip.recording_end, MINIMUM_MONTHS)
+        minimum = add_months(start, MINIMUM_MONTHS)
         months = (
             settings.months_for(c.category for c in linked_cases)
             if linked_cases
@@ -243,12 +271,23 @@ def decide_one(
         )
         candidates.append(
             (
-                minimum if months == MINIMUM_MONTHS else add_months(clip.recording_end, months),
+                minimum if months == MINIMUM_MONTHS else add_months(start, months),
                 Rule.NON_EVIDENCE,
-                f"{months} months after the recording ended",
+                f"{months} months after {start_note}",
                 None,
             )
         )
+        if clip.unassigned:
+            window_end = start + timedelta(days=settings.filing_window_days)
+            candidates.append(
+                (
+                    window_end,
+                    Rule.FILING_WINDOW,
+                    f"linked to no case: held for filing (R8), {settings.filing_window_days} days after "
+                    "the act",
+                    None,
+                )
+            )
 
     forever = [c for c in candidates if c[0] is None]
     if forever:
@@ -256,10 +295,12 @@ def decide_one(
         return Decision(
             clip.clip_id, RetentionAction.KEEP, rule, None, tuple(c[2] for c in forever), forever_case
         )
-    assert minimum is not None  # a dated outcome needs the recording time
+    assert minimum is not None  # a dated outcome needs a start
     dated = [(until, rule, case_id) for until, rule, _, case_id in candidates if until is not None]
     policy_until, rule, case_id = max(dated, key=lambda c: c[0])  # first of equals: evidence before R9
     reasons = [c[2] for c in candidates]
+    if clip.late_handover:
+        reasons.append("handed over late (R1): reported and counted, no reason to keep")
     return _against_floor(clip, now, policy_until, minimum, rule, case_id, reasons, authorisations)
 
 
@@ -321,6 +362,16 @@ def _against_floor(
     )
 
 
+def _period_start(clip: ClipFacts) -> tuple[datetime | None, str]:
+    """R9's 6 months run from the end of the recording; for a recording without a usable time, from its
+    handover (the latest moment it can have been made), so that no clip is kept for ever by default."""
+    if clip.recording_end is not None:
+        return clip.recording_end, "the recording ended"
+    if clip.handed_over_at is not None:
+        return clip.handed_over_at, "its handover (the recording time is unknown)"
+    return None, ""
+
+
 def _holds(clip: ClipFacts, linked_cases: list[CaseFacts]) -> list[tuple[Rule, str]]:
     holds: list[tuple[Rule, str]] = []
     if clip.legal_hold:
@@ -330,10 +381,10 @@ def _holds(clip: ClipFacts, linked_cases: list[CaseFacts]) -> list[tuple[Rule, s
     )
     if clip.export_pending:
         holds.append((Rule.HOLD_EXPORT, "an export request is pending or approved"))
-    if clip.open_flag:
-        holds.append((Rule.HOLD_FLAG, "an open compliance flag"))
+    if clip.flag_under_review:
+        holds.append((Rule.HOLD_FLAG, "a compliance flag about it is under review, until the review closes"))
     if clip.under_review:
-        holds.append((Rule.HOLD_REVIEW, "under supervisory review"))
+        holds.append((Rule.HOLD_REVIEW, "an item of an open 抽查 draw (R16), until the review closes"))
     if clip.processing_failed:
         holds.append((Rule.HOLD_PROCESSING, "its processing failed"))
     return holds

@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from evidence_store.bootstrap import Station
+from evidence_store.cases.flags_service import flag_overdue_filing
 from evidence_store.domain.model import RetentionRun
 from evidence_store.errors import ConflictError
 from retention.deletion import delete_planned, resume_unfinished
@@ -42,10 +43,15 @@ def run_retention(
     if confirm_run_id is not None:
         return _continue_confirmed(station, confirm_run_id, now, actor, checkpoint)
     resumed = 0 if dry_run else resume_unfinished(station, now, actor, checkpoint)
+    # R8: the nightly run is the station's clock for filing; documents whose window passed unfiled are
+    # flagged (the flag is reported; it holds nothing)
+    filing = None if dry_run else _flag_overdue_filing(station, now)
     report = plan_run(
         station, now, policy, dry_run=dry_run, actor=actor, checkpoint=checkpoint, list_limit=list_limit
     )
     report.resumed = resumed
+    if filing is not None:
+        report.filing_flags = filing
     if dry_run:
         store_report(station, report, "dry_run")
         return report
@@ -63,6 +69,11 @@ def run_retention(
     report.status = "finished"
     store_report(station, report, "finished")
     return report
+
+
+def _flag_overdue_filing(station: Station, now: datetime) -> dict[str, int]:
+    with station.transaction() as session:
+        return flag_overdue_filing(session, station, now).as_dict()
 
 
 def _continue_confirmed(

@@ -46,6 +46,35 @@ class RunReport:
     shortening_needs_approval: int = 0  # kept by an earlier, longer date; the policy now gives less
     shortened: int = 0  # dates lowered under an authorisation (a dry run: would be)
     shortenings: list[dict[str, Any]] = field(default_factory=list)
+    # what is kept, by which rule, until when: per rule the next and the last date a kept clip may go
+    # (None: undated, e.g. until a review closes), and the first kept clips with their reasons
+    kept_until: dict[str, list[datetime | None]] = field(default_factory=dict)  # rule: [next, last]
+    held: list[dict[str, Any]] = field(default_factory=list)
+    filing_flags: dict[str, int] = field(default_factory=dict)  # R8 flags opened/cleared by this run
+
+    def note_kept(
+        self, clip_id: int, rule: str, until: datetime | None, reasons: tuple[str, ...], limit: int
+    ) -> None:
+        """Count one kept clip into `kept_until` (by rule: the next and the last date a kept clip may
+        go; none for an undated keep such as a review not yet closed) and, while there is room, list it
+        with its reasons in `held`."""
+        span = self.kept_until.get(rule)
+        if span is None:
+            span = self.kept_until[rule] = [until, until]
+        elif until is not None:
+            if span[0] is None or until < span[0]:
+                span[0] = until
+            if span[1] is None or until > span[1]:
+                span[1] = until
+        if len(self.held) < limit:
+            self.held.append(
+                {
+                    "clip_id": clip_id,
+                    "rule": rule,
+                    "until": until.isoformat() if until is not None else None,
+                    "reasons": list(reasons),
+                }
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -70,7 +99,16 @@ class RunReport:
             "shortening_needs_approval": self.shortening_needs_approval,
             "shortened": self.shortened,
             "shortenings": self.shortenings,
+            "kept_until": {
+                rule: {"next": _iso(span[0]), "last": _iso(span[1])} for rule, span in self.kept_until.items()
+            },
+            "held": self.held,
+            "filing_flags": self.filing_flags,
         }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
 
 
 class ConfirmationNeeded(EvidenceError):
@@ -88,6 +126,7 @@ def store_report(station: Station, report: RunReport, status: str, *, merge: boo
         assert run is not None
         data = report.as_dict()
         data["would_delete"] = data["would_delete"][:100]
+        data["held"] = data["held"][:100]
         if merge and run.report:
             data = {
                 **run.report,

@@ -278,7 +278,12 @@ def api_evidence(ctx: LinkCtx, case_id: int, link_id: int, body: EvidenceBody) -
 @router.get("/dashboard")
 def api_dashboard(ctx: DashboardCtx) -> dict[str, Any]:
     with ctx.station.engine.connect() as connection:
-        return dashboard(connection, ctx.now(), ctx.user)
+        return dashboard(
+            connection,
+            ctx.now(),
+            ctx.user,
+            filing_window_days=ctx.station.settings.retention_filing_window_days,
+        )
 
 
 @router.get("/supervision/draws")

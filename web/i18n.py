@@ -226,6 +226,16 @@ ZH: dict[str, str] = {
     "dashboard.deleted": "已删除",
     "dashboard.skipped": "跳过",
     "dashboard.dry_run": "演练",
+    "dashboard.filing": "归档逾期（执法行为结束后30日内归档）",
+    "dashboard.filing_counts": (
+        "{n} 份文书的音像记录未在执法行为结束后 {days} 日内关联归档；{m} 个文件超过 {days} 日仍未关联案件"
+    ),
+    "dashboard.filing_due": "应归档日期",
+    "dashboard.kept": "第 {id} 次清理：保留依据与期限",
+    "dashboard.rule": "规则",
+    "dashboard.count": "数量",
+    "dashboard.kept_until": "最早可删除时间（最近 – 最晚）",
+    "dashboard.no_date": "暂无日期（至暂扣、审查或案卷结束）",
     "supervision.title": "抽查监督",
     "supervision.my_items": "待我审查",
     "supervision.nothing_open": "没有待审查的项目。",
@@ -509,6 +519,17 @@ EN: dict[str, str] = {
     "dashboard.deleted": "Deleted",
     "dashboard.skipped": "Skipped",
     "dashboard.dry_run": "dry run",
+    "dashboard.filing": "Filing overdue (filed within 30 days after the act)",
+    "dashboard.filing_counts": (
+        "{n} documents whose footage was not linked and filed within {days} days after the act; "
+        "{m} clips linked to no case after {days} days"
+    ),
+    "dashboard.filing_due": "due",
+    "dashboard.kept": "Run {id}: what is kept, by which rule, until when",
+    "dashboard.rule": "Rule",
+    "dashboard.count": "Clips",
+    "dashboard.kept_until": "May go from (next – last)",
+    "dashboard.no_date": "no date yet (until the hold, review or case ends)",
     "supervision.title": "Supervision",
     "supervision.my_items": "Waiting for my review",
     "supervision.nothing_open": "Nothing to review.",

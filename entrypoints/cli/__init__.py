@@ -43,6 +43,7 @@ COMMANDS: tuple[click.Command, ...] = (
     retention.hold_group,
     cases.cases_group,
     cases.report_group,
+    cases.flags_group,
     web.web_command,
     web.users_group,
     web.clips_group,

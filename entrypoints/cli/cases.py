@@ -1,7 +1,8 @@
-"""`evidence cases ...` and `evidence report compliance`."""
+"""`evidence cases ...`, `evidence report compliance` and `evidence flags review|close-review|reviews`."""
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from datetime import datetime, timedelta
@@ -11,7 +12,15 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from entrypoints.cli.support import EXIT_USAGE, cli_actor, json_option, open_station_from, print_json
+from entrypoints.cli.support import (
+    EXIT_USAGE,
+    cli_actor,
+    json_option,
+    open_station_as,
+    open_station_from,
+    print_json,
+    user_option,
+)
 
 reason_option = click.option("--reason", required=True, help="Why (required; kept in the audit log).")
 
@@ -399,3 +408,77 @@ def report_compliance(
     else:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}", err=True)
+
+
+# -- flags under review ---------------------------------------------------------------------------------
+
+
+@click.group(
+    "flags",
+    help="Compliance flags under a supervisor's review (R16): while a review is open the flag's clips are "
+    "held from retention; an open flag alone holds nothing.",
+)
+def flags_group() -> None:
+    pass
+
+
+@flags_group.command("review", help="Put a compliance flag under review (its clips are held until closed).")
+@click.argument("flag_id", type=int)
+@reason_option
+@functools.partial(user_option, help="Who reviews (a station user with the supervision review permission).")
+@json_option
+@click.pass_context
+def flags_review(
+    ctx: click.Context, flag_id: int, reason: str, user: str, password_stdin: bool, as_json: bool
+) -> None:
+    from evidence_store.flag_reviews import open_flag_review  # lazy: SQLAlchemy; keeps `--help` fast
+
+    station = open_station_as(ctx, user, password_stdin)
+    try:
+        review_id = open_flag_review(station, flag_id, reason=reason, user=user)
+    finally:
+        station.close()
+    if as_json:
+        print_json({"review_id": review_id, "flag_id": flag_id})
+    else:
+        click.echo(f"flag {flag_id} under review ({review_id}); its clips are held until the review closes")
+
+
+@flags_group.command("close-review", help="Close a flag review with its outcome (the hold ends).")
+@click.argument("review_id", type=int)
+@click.option("--outcome", required=True, help="What the review found (kept in the audit log).")
+@functools.partial(user_option, help="Who closes it (a station user with the supervision review permission).")
+@click.pass_context
+def flags_close_review(
+    ctx: click.Context, review_id: int, outcome: str, user: str, password_stdin: bool
+) -> None:
+    from evidence_store.flag_reviews import close_flag_review  # lazy: SQLAlchemy; keeps `--help` fast
+
+    station = open_station_as(ctx, user, password_stdin)
+    try:
+        close_flag_review(station, review_id, outcome=outcome, user=user)
+    finally:
+        station.close()
+    click.echo(f"flag review {review_id} closed")
+
+
+@flags_group.command("reviews", help="Flag reviews still open, oldest first.")
+@json_option
+@click.pass_context
+def flags_reviews(ctx: click.Context, as_json: bool) -> None:
+    from evidence_store.flag_reviews import open_flag_reviews  # lazy: SQLAlchemy; keeps `--help` fast
+
+    station = open_station_from(ctx)
+    try:
+        reviews = open_flag_reviews(station)
+    finally:
+        station.close()
+    if as_json:
+        print_json({"reviews": reviews})
+        return
+    for r in reviews:
+        subject = f"clip {r['clip_id']}" if r["clip_id"] is not None else f"document {r['document_id']}"
+        click.echo(
+            f"{r['review_id']:>5} flag {r['flag_id']} {r['kind']} ({subject}) by {r['opened_by']} "
+            f"since {r['opened_at']}: {r['reason']}"
+        )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -15,21 +14,12 @@ from entrypoints.cli.support import (
     fail,
     open_station_as,
     open_station_from,
+    station_time,
     user_option,
 )
 from evidence_store.errors import NotFoundError
 
 EXIT_NEEDS_CONFIRMATION = 4
-
-
-def _parse_now(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 time") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @click.group("retention", help="The retention run (R9, R10): nothing is deleted any other way.")
@@ -39,31 +29,50 @@ def retention_group() -> None:
 
 @retention_group.command("run", help="Plan and apply retention; --dry-run prints what would go and why.")
 @click.option("--dry-run", is_flag=True, help="Decide and report, delete nothing.")
-@click.option("--now", "now_text", default=None, help="Decide as of this ISO 8601 time (default: now).")
+@click.option(
+    "--now",
+    "now_text",
+    default=None,
+    help="Decide as of this ISO 8601 time; without a zone, in the station's zone (default: now).",
+)
+@click.option(
+    "--list",
+    "list_limit",
+    type=click.IntRange(0),
+    default=20,
+    show_default=True,
+    help="How many kept clips to list with their rule and date (a dry run).",
+)
 @click.option("--confirm", "confirm_run_id", type=int, default=None, help="Confirm a run that asked for it.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def run_command(
-    ctx: click.Context, dry_run: bool, now_text: str | None, confirm_run_id: int | None, as_json: bool
+    ctx: click.Context,
+    dry_run: bool,
+    now_text: str | None,
+    list_limit: int,
+    confirm_run_id: int | None,
+    as_json: bool,
 ) -> None:
     from retention.run import ConfirmationNeeded, run_retention  # lazy: SQLAlchemy; keeps `--help` fast
 
+    as_of = station_time(ctx, now_text, option="--now")
     station = open_station_from(ctx)
-    now = _parse_now(now_text) or station.clock()
+    now = as_of or station.clock()
     try:
         report = run_retention(
             station, now, dry_run=dry_run, confirm_run_id=confirm_run_id, actor=cli_actor()
         )
     except ConfirmationNeeded as exc:
         station.close()
-        _emit(exc.report.as_dict(), as_json)
+        _emit(exc.report.as_dict(), as_json, list_limit)
         click.echo(f"evidence: {exc.report.message}", err=True)
         raise SystemExit(EXIT_NEEDS_CONFIRMATION) from None
     station.close()
-    _emit(report.as_dict(), as_json)
+    _emit(report.as_dict(), as_json, list_limit)
 
 
-def _emit(data: dict[str, Any], as_json: bool) -> None:
+def _emit(data: dict[str, Any], as_json: bool, list_limit: int) -> None:
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
@@ -80,10 +89,21 @@ def _emit(data: dict[str, Any], as_json: bool) -> None:
         )
     )
     for rule, count in sorted(data["kept_by_rule"].items()):
-        click.echo(f"  kept    {count:>8}  {rule}")
+        span = data["kept_until"].get(rule) or {}
+        until = (
+            f"may go from {span['next']} to {span['last']}"
+            if span.get("next")
+            else "no date yet (until the hold, review or case ends)"
+        )
+        click.echo(f"  kept    {count:>8}  {rule}: {until}")
     for rule, count in sorted(data["delete_by_rule"].items()):
         click.echo(f"  delete  {count:>8}  {rule}")
     if data["dry_run"]:
+        for item in data["held"][:list_limit]:
+            until = item["until"] or "no date yet"
+            click.echo(
+                f"  kept clip {item['clip_id']} until {until} ({item['rule']}): {'; '.join(item['reasons'])}"
+            )
         for item in data["would_delete"]:
             click.echo(
                 f"  would delete clip {item['clip_id']} {item['sha256'][:16]}… ({item['rule']}; "

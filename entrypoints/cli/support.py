@@ -10,7 +10,9 @@ import getpass
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -50,6 +52,32 @@ def print_json(data: Any) -> None:
 def fail(message: str, code: int) -> NoReturn:
     click.echo(f"evidence: error: {message}", err=True)
     raise SystemExit(code)
+
+
+def parse_time(value: str | None, zone: str, *, option: str) -> datetime | None:
+    """A time given on the command line, as UTC: ISO 8601 (`2026-09-03T12:00`, `2026-09-03`, with or
+    without seconds); one without a zone is read in the station's zone `zone` (settings.timezone,
+    Asia/Shanghai by default), as the README says; `Z` or an offset is taken as written. Every command
+    that takes a time reads it here."""
+    if value is None or not value.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time (e.g. 2026-09-03T12:00, in the station's zone {zone})",
+            param_hint=option,
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(zone))
+    return moment.astimezone(UTC)
+
+
+def station_time(ctx: click.Context, value: str | None, *, option: str) -> datetime | None:
+    """`parse_time` in the zone of the station's settings."""
+    if value is None:
+        return None
+    return parse_time(value, settings_from(ctx).timezone, option=option)
 
 
 def settings_from(ctx: click.Context) -> Settings:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,6 +15,7 @@ from entrypoints.cli.support import (
     fail,
     initialise_from,
     open_station_from,
+    parse_time,
     settings_from,
 )
 from evidence_store.domain.model import ClipStatus, MediaType
@@ -215,23 +215,21 @@ def clips_group() -> None:
     pass
 
 
-def _time(value: str | None, zone: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter(f"not an ISO 8601 time: {value}") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=ZoneInfo(zone))
-    return moment.astimezone(UTC)
-
-
 @clips_group.command("search", help="Search clips (the same search as the web UI and API; audited).")
 @click.option("--officer", default=None, help="Officer number.")
 @click.option("--device", default=None, help="Recorder serial.")
-@click.option("--from", "start_from", default=None, help="Recording starts at or after (ISO 8601).")
-@click.option("--to", "start_to", default=None, help="Recording starts before (ISO 8601).")
+@click.option(
+    "--from",
+    "start_from",
+    default=None,
+    help="Recording starts at or after (ISO 8601; without a zone, the station's).",
+)
+@click.option(
+    "--to",
+    "start_to",
+    default=None,
+    help="Recording starts before (ISO 8601; without a zone, the station's).",
+)
 @click.option("--case", "case_number", default=None, help="Case number.")
 @click.option("--document", default=None, help="Document number.")
 @click.option("--flag", default=None, help="Compliance flag kind, 'late_handover' or 'any'.")
@@ -275,8 +273,8 @@ def clips_search(
     query = ClipQuery(
         officer=officer,
         device=device,
-        start_from=_time(start_from, settings.timezone),
-        start_to=_time(start_to, settings.timezone),
+        start_from=parse_time(start_from, settings.timezone, option="--from"),
+        start_to=parse_time(start_to, settings.timezone, option="--to"),
         case_number=case_number,
         document=document,
         flag=flag,

@@ -1,4 +1,4 @@
-"""Compliance flags over the database (R1, R5, R6, R7), around the pure rules in
+"""Compliance flags over the database (R1, R5, R6, R7, R8), around the pure rules in
 `evidence_store.domain.compliance`.
 
 `refresh_flags` recomputes the flags of the given documents and clips from the stored facts (links,
@@ -7,6 +7,10 @@ them: new ones are opened, changed numbers update the open flag, and a flag whos
 cleared (`cleared_at`), never deleted. It runs inside the caller's transaction, after any linking
 change, exception approval, import or clip processing. `refresh_all_flags` does every document and clip,
 a page of ids at a time.
+
+R8's filing flag depends on the time as well as on the facts: a document becomes overdue when its
+filing window passes with no footage linked. `flag_overdue_filing` (run by the nightly retention run)
+refreshes the documents whose window has passed unfiled, and those already flagged, as of its `now`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, select
+from sqlalchemy import Connection, Table, bindparam, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -37,10 +41,12 @@ from evidence_store.domain.compliance import (
     ClipFacts,
     DocumentFacts,
     Flag,
+    FlagKind,
     Interval,
     clip_flags,
     diff_flags,
     document_flags,
+    filing_flag,
 )
 from evidence_store.domain.model import ClipStatus, MediaType
 
@@ -231,8 +237,25 @@ class _Queries:
 _QUERIES: dict[str, _Queries] = {}
 
 
+@dataclass(frozen=True)
+class _Filing:
+    """R8's clock for a refresh: as of when, and the filing window."""
+
+    now: datetime
+    window: timedelta
+
+
+def _filing(station: Station, as_of: datetime | None) -> _Filing:
+    return _Filing(as_of or station.clock(), timedelta(days=station.settings.retention_filing_window_days))
+
+
 def _refresh_documents(
-    connection: Connection, queries: _Queries, chunk: list[int], writer: _FlagWriter, tolerance: timedelta
+    connection: Connection,
+    queries: _Queries,
+    chunk: list[int],
+    writer: _FlagWriter,
+    tolerance: timedelta,
+    filing: _Filing,
 ) -> None:
     read_time = time_reader(connection)
     wanted = set(chunk)
@@ -276,7 +299,11 @@ def _refresh_documents(
             end=read_time(end),
             has_approved_exception=document_id in excepted_documents or case_id in excepted_cases,
         )
-        computed.extend(document_flags(facts, footage.get(document_id, no_footage), tolerance))
+        linked_footage = footage.get(document_id, no_footage)
+        computed.extend(document_flags(facts, linked_footage, tolerance))
+        overdue = filing_flag(facts, bool(linked_footage), filing.now, filing.window)
+        if overdue is not None:
+            computed.append(overdue)
     open_rows = [
         row
         for row in fetch_raw(connection, queries.document_flags[shape], params)
@@ -333,16 +360,19 @@ def refresh_flags(
     document_ids: Iterable[int] = (),
     clip_ids: Iterable[int] = (),
     tolerance: timedelta | None = None,
+    as_of: datetime | None = None,
 ) -> FlagChanges:
-    """Recompute and store the flags of these documents and clips, in the session's transaction."""
+    """Recompute and store the flags of these documents and clips, in the session's transaction; R8's
+    filing flag as of `as_of` (default: the station's clock)."""
     tol = tolerance_of(station, tolerance)
+    filing = _filing(station, as_of)
     session.flush()
     connection = session.connection()
     lock_linking(connection)  # one writer of links and flags at a time (PostgreSQL; SQLite has one anyway)
     writer = _FlagWriter(connection, station.clock())
     queries = _Queries.for_connection(connection)
     for chunk in _chunks(document_ids):
-        _refresh_documents(connection, queries, chunk, writer, tol)
+        _refresh_documents(connection, queries, chunk, writer, tol, filing)
     for chunk in _chunks(clip_ids):
         _refresh_clips(connection, queries, chunk, writer)
     return writer.changes
@@ -368,12 +398,41 @@ def refresh_all_flags(session: Session, station: Station, tolerance: timedelta |
     lock_linking(connection)
     writer = _FlagWriter(connection, station.clock())
     queries = _Queries.for_connection(connection)
+    filing = _filing(station, None)
     for page in _pages(connection, documents):
-        _refresh_documents(connection, queries, page, writer, tol)
+        _refresh_documents(connection, queries, page, writer, tol, filing)
     for page in _pages(connection, clips):
         _refresh_clips(connection, queries, page, writer)
     # open flags of rows that no longer exist cannot happen: flags reference them by foreign key
     return writer.changes
+
+
+def flag_overdue_filing(session: Session, station: Station, now: datetime) -> FlagChanges:
+    """R8 as of `now`: open the filing flag of every document needing video whose filing window has
+    passed with no footage linked, and clear those filed since (or excused by an approved exception).
+    Only those documents are refreshed: the unfiled ones past their window, and the ones flagged."""
+    cutoff = now - timedelta(days=station.settings.retention_filing_window_days)
+    connection = session.connection()
+    linked = select(clip_links.c.document_id).where(
+        clip_links.c.document_id == documents.c.id, clip_links.c.removed_at.is_(None)
+    )
+    act_end = func.coalesce(documents.c.end, documents.c.start)
+    unfiled = set(
+        connection.scalars(
+            select(documents.c.id).where(
+                documents.c.requires_video.is_(True), act_end <= cutoff, ~linked.exists()
+            )
+        )
+    )
+    flagged = set(
+        connection.scalars(
+            select(compliance_flags.c.document_id).where(
+                compliance_flags.c.kind == FlagKind.FILING_OVERDUE.value,
+                compliance_flags.c.cleared_at.is_(None),
+            )
+        )
+    )
+    return refresh_flags(session, station, document_ids=unfiled | flagged, as_of=now)
 
 
 def open_flags_query(*where: ColumnElement[bool]) -> Any:

@@ -1,4 +1,4 @@
-"""The compliance report as CSV and HTML text, as pure functions over the report's data (R1, R5-R7)."""
+"""The compliance report as CSV and HTML text, as pure functions over the report's data (R1, R5-R8)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ CSV_COLUMNS = (
     "exception",
     "uncovered_seconds",
     "flags",
+    "filing_overdue",
+    "filing_due",
 )
 STATUS_TITLES = {
     "covered": "covered",
@@ -39,6 +41,8 @@ COUNT_TITLES = {
     "missing_without_exception": "missing, without an exception (R6, R7)",
     "documents_without_end": "documents without an end time",
     "late_handovers": "clips handed over late (R1)",
+    "filing_overdue": "documents whose footage was not filed within the filing window (R8)",
+    "unfiled_footage": "clips linked to no case after the filing window (R8)",
 }
 
 
@@ -65,6 +69,8 @@ def report_csv(report: dict[str, Any]) -> str:
                 "yes" if row["exception"] else "no",
                 f"{row['uncovered_seconds']:g}",
                 ";".join(flag["kind"] for flag in row["flags"]),
+                "yes" if row["filing_overdue"] else "no",
+                row["filing_due"] or "",
             ]
         )
     return out.getvalue()
@@ -75,7 +81,8 @@ def _cell(value: Any) -> str:
 
 
 def report_html(report: dict[str, Any]) -> str:
-    """R1, R5-R7: the report as one self-contained HTML page (counts, documents, late handovers)."""
+    """R1, R5-R8: the report as one self-contained HTML page (counts, documents, late handovers, the
+    cases whose footage was not filed in time)."""
     period = report["period"]
     filters = ", ".join(f"{k} {v}" for k, v in report["filters"].items() if v) or "all officers and units"
     parts = [
@@ -145,6 +152,24 @@ def report_html(report: dict[str, Any]) -> str:
             + _cell(clip["recorded_local"])
             + _cell(clip["handed_over_at"])
             + _cell(clip["hours_after_recording"])
+            + "</tr>"
+        )
+    parts.append("</table>")
+    filing = report["filing"]
+    parts.append(
+        f"<h2>Filing overdue (R8)</h2><p>Footage not linked and filed within {filing['window_days']} days "
+        f"after the act, as of {escape(filing['as_of'])}.</p>"
+        '<table class="filing-overdue"><tr>'
+    )
+    parts.extend(f"<th>{escape(h)}</th>" for h in ("case", "unit", "documents", "due"))
+    parts.append("</tr>")
+    for case in filing["overdue_cases"]:
+        parts.append(
+            f'<tr data-case="{escape(case["case"])}">'
+            + _cell(case["case"])
+            + _cell(case["unit"])
+            + _cell(", ".join(case["documents"]))
+            + _cell(case["due"])
             + "</tr>"
         )
     parts.append("</table></body></html>")

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, and_, func, or_, select
 
 from evidence_store.bootstrap import Station
 from evidence_store.cases.kinds import KindTable, load_kinds
@@ -26,7 +26,8 @@ from evidence_store.db.tables import (
     recording_exceptions,
     transfers,
 )
-from evidence_store.domain.compliance import FlagKind
+from evidence_store.domain.compliance import DocumentFacts, FlagKind, filing_flag
+from evidence_store.domain.model import ClipStatus, MediaType
 from evidence_store.errors import NotFoundError
 
 MISMATCH_KINDS = {FlagKind.STARTS_LATE.value, FlagKind.ENDS_EARLY.value, FlagKind.COVERAGE_GAP.value}
@@ -479,7 +480,10 @@ def document_status(requires_video: bool, has_footage: bool, mismatch: bool, exc
 
 
 def compliance_report(station: Station, wanted: ReportFilter) -> dict[str, Any]:
-    """R1, R5-R7 over a period: the documents that needed video and how each stands, and late handovers.
+    """R1, R5-R8 over a period: the documents that needed video and how each stands, late handovers, and
+    R8's filing monitor as of the station's clock: documents (and their cases) whose footage was not
+    linked and filed within the filing window after the act, and footage of the period linked to no case
+    after its window.
 
     Dates are days in the station's zone, both included. `--officer` keeps documents one of whose officers
     has that number (and that officer's clips); `--unit` keeps cases of that unit (and clips of officers of
@@ -517,6 +521,9 @@ def compliance_report(station: Station, wanted: ReportFilter) -> dict[str, Any]:
         facts = _document_facts(connection, docs)
         badge = _badges(connection, {o for d in docs for o in (d.officer_ids or [])})
         late = _late_handovers(connection, start, end, officer_id, wanted.unit)
+        now = station.clock()
+        window = timedelta(days=station.settings.retention_filing_window_days)
+        unfiled_footage = _unfiled_footage(connection, start, end, now - window, officer_id, wanted.unit)
 
     counts = {
         "documents": len(docs),
@@ -524,11 +531,28 @@ def compliance_report(station: Station, wanted: ReportFilter) -> dict[str, Any]:
         **dict.fromkeys(STATUSES, 0),
         "documents_without_end": sum(1 for d in docs if d.end is None),
         "late_handovers": len(late),
+        "filing_overdue": 0,
+        "unfiled_footage": unfiled_footage,
     }
     rows: list[dict[str, Any]] = []
+    overdue_cases: dict[str, dict[str, Any]] = {}
     for d in docs:
         open_flags = facts.flags.get(d.id, [])
         exception = d.id in facts.excepted_documents or d.case_id in facts.excepted_cases
+        overdue = filing_flag(
+            DocumentFacts(d.id, d.case_id, d.kind, bool(d.requires_video), d.start, d.end, exception),
+            bool(facts.linked.get(d.id)),
+            now,
+            window,
+        )
+        if overdue is not None:
+            counts["filing_overdue"] += 1
+            entry = overdue_cases.setdefault(
+                d.case_number, {"case": d.case_number, "unit": d.case_unit, "documents": [], "due": None}
+            )
+            entry["documents"].append(d.external_id)
+            due = overdue.details["due"]
+            entry["due"] = due if entry["due"] is None else min(entry["due"], due)
         status = document_status(
             bool(d.requires_video),
             bool(facts.linked.get(d.id)),
@@ -560,6 +584,8 @@ def compliance_report(station: Station, wanted: ReportFilter) -> dict[str, Any]:
                     if f.kind in MISMATCH_KINDS
                 ),
                 "flags": [{"kind": f.kind, "details": f.details} for f in open_flags],
+                "filing_overdue": overdue is not None,
+                "filing_due": overdue.details["due"] if overdue is not None else None,
             }
         )
     return {
@@ -572,7 +598,44 @@ def compliance_report(station: Station, wanted: ReportFilter) -> dict[str, Any]:
         "counts": counts,
         "documents": rows,
         "late_handovers": [_late_row(c, zone) for c in late],
+        "filing": {
+            "as_of": now.isoformat(),
+            "window_days": window.days,
+            "overdue_cases": sorted(overdue_cases.values(), key=lambda c: (c["due"], c["case"])),
+        },
     }
+
+
+def _unfiled_footage(
+    connection: Connection,
+    start: datetime,
+    end: datetime,
+    cutoff: datetime,
+    officer_id: int | None,
+    unit: str | None,
+) -> int:
+    """R8: footage recorded in the period, linked to no case, whose filing window has passed."""
+    linked = select(clip_links.c.clip_id).where(
+        clip_links.c.clip_id == clips.c.id, clip_links.c.removed_at.is_(None)
+    )
+    query = (
+        select(func.count())
+        .select_from(clips)
+        .outerjoin(officers, officers.c.id == clips.c.officer_id)
+        .where(
+            clips.c.utc_start >= start,
+            clips.c.utc_start < end,
+            func.coalesce(clips.c.utc_end, clips.c.utc_start) <= cutoff,
+            clips.c.media_type != MediaType.OTHER,
+            clips.c.status != ClipStatus.DELETED,
+            ~linked.exists(),
+        )
+    )
+    if officer_id is not None:
+        query = query.where(clips.c.officer_id == officer_id)
+    if unit is not None:
+        query = query.where(officers.c.unit == unit)
+    return int(connection.scalar(query) or 0)
 
 
 def _late_row(clip: Any, zone: ZoneInfo) -> dict[str, Any]:

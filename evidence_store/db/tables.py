@@ -247,6 +247,23 @@ compliance_flags = Table(
     Index("ix_compliance_flags_kind_open", "kind", "cleared_at"),
 )
 
+# A compliance flag a supervisor has put under review (R16): while the review is open the clips the
+# flag is about (its clip, or the clips linked to its document) are held from retention (R8, R9). A
+# flag's own opening and clearing never hold anything: a fact about the past is reported, not kept.
+flag_reviews = Table(
+    "flag_reviews",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("flag_id", ForeignKey("compliance_flags.id"), nullable=False, index=True),
+    Column("opened_by", String(200), nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("closed_by", String(200), nullable=True),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("outcome", Text, nullable=True),
+    Index("ix_flag_reviews_open", "closed_at", "flag_id"),
+)
+
 clip_links = Table(
     "clip_links",
     metadata,

@@ -1,4 +1,4 @@
-"""Compliance flags, each with the numbers behind it (R1, R5, R6, R7), as pure functions.
+"""Compliance flags, each with the numbers behind it (R1, R5, R6, R7, R8), as pure functions.
 
 Flags are recomputed from the facts whenever they change; `diff_flags` turns the recomputed set into
 flags to open and flags to clear, so a flag clears itself when its cause goes away.
@@ -24,6 +24,7 @@ class FlagKind(enum.StrEnum):
     LATE_HANDOVER = "late_handover"  # R1
     UNASSIGNED_FOOTAGE = "unassigned_footage"  # footage linked to no case
     DOCUMENT_WITHOUT_END = "document_without_end"  # the document records no end time: R5 cannot be checked
+    FILING_OVERDUE = "filing_overdue"  # R8: the act's footage not linked and filed within the window
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,39 @@ def document_flags(
             )
         )
     return flags
+
+
+def filing_due(document: DocumentFacts, window: timedelta) -> datetime | None:
+    """R8: when the document's footage must be filed by: the end of the act (its start when no end is
+    recorded) plus the filing window (30 days by default)."""
+    act_end = document.end or document.start
+    return act_end + window if act_end is not None else None
+
+
+def filing_flag(document: DocumentFacts, has_footage: bool, now: datetime, window: timedelta) -> Flag | None:
+    """R8 for one document as of `now`: an act that needs video (R7), whose footage is not linked to it
+    (not filed into the case file) once the filing window after the act has passed, and for which no
+    approved exception (R6) says why there is none. Linking footage, or approving an exception, clears it.
+    """
+    due = filing_due(document, window)
+    if not document.requires_video or has_footage or document.has_approved_exception or due is None:
+        return None
+    if now < due:
+        return None
+    act_end = document.end or document.start
+    assert act_end is not None
+    return Flag(
+        FlagKind.FILING_OVERDUE,
+        document.document_id,
+        case_id=document.case_id,
+        details={
+            "document_kind": document.kind,
+            "act_end": _iso(act_end),
+            "due": _iso(due),
+            "window_days": window.days,
+            "reason": "no footage linked and filed within the filing window after the act (R8)",
+        },
+    )
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """The custodian's dashboard: transfers per dock station, processing backlog and failures, late
-handovers (R6), retention run reports (R9)."""
+handovers (R1), R8's filing monitor, retention run reports (R9) with what they kept, by which rule,
+until when."""
 
 from __future__ import annotations
 
@@ -9,17 +10,22 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, func, select
 
 from evidence_store.db.tables import (
+    cases,
+    clip_links,
     clips,
+    compliance_flags,
     devices,
     dock_stations,
+    documents,
     officers,
     processing_jobs,
     retention_runs,
     transfers,
 )
 from evidence_store.domain.access import User
-from evidence_store.domain.model import JobStatus
-from evidence_store.queries.visibility import cleared_clip_clause
+from evidence_store.domain.compliance import FlagKind
+from evidence_store.domain.model import ClipStatus, JobStatus, MediaType
+from evidence_store.queries.visibility import cleared_clip_clause, visible_case_clause
 
 RECENT = timedelta(days=30)
 PER_DOCK = 10
@@ -197,12 +203,58 @@ def retention_run_reports(connection: Connection) -> list[dict[str, Any]]:
             "bytes_freed": (r.report or {}).get("bytes_freed"),
             "skipped": len((r.report or {}).get("skipped") or []),
             "message": (r.report or {}).get("message", ""),
+            "kept_by_rule": (r.report or {}).get("kept_by_rule") or {},
+            "kept_until": (r.report or {}).get("kept_until") or {},
         }
         for r in runs
     ]
 
 
-def dashboard(connection: Connection, now: datetime, user: User) -> dict[str, Any]:
+def filing(connection: Connection, now: datetime, window_days: int, user: User) -> dict[str, Any]:
+    """R8: documents flagged because their footage was not filed within the window after the act (the
+    nightly run opens the flags), the latest of them, and footage linked to no case past its window;
+    of the cases and clips the user may see (R13)."""
+    overdue = (
+        compliance_flags.c.kind == FlagKind.FILING_OVERDUE.value,
+        compliance_flags.c.cleared_at.is_(None),
+        compliance_flags.c.case_id.in_(select(cases.c.id).where(visible_case_clause(user))),
+    )
+    count = connection.scalar(select(func.count()).select_from(compliance_flags).where(*overdue))
+    recent = connection.execute(
+        select(compliance_flags.c.details, documents.c.external_id, cases.c.number)
+        .join(documents, documents.c.id == compliance_flags.c.document_id)
+        .join(cases, cases.c.id == documents.c.case_id)
+        .where(*overdue)
+        .order_by(compliance_flags.c.id.desc())
+        .limit(LIST_LIMIT)
+    ).all()
+    linked = select(clip_links.c.clip_id).where(
+        clip_links.c.clip_id == clips.c.id, clip_links.c.removed_at.is_(None)
+    )
+    unfiled = connection.scalar(
+        select(func.count())
+        .select_from(clips)
+        .where(
+            func.coalesce(clips.c.utc_end, clips.c.utc_start) <= now - timedelta(days=window_days),
+            clips.c.media_type != MediaType.OTHER,
+            clips.c.status != ClipStatus.DELETED,
+            ~linked.exists(),
+            cleared_clip_clause(user),
+        )
+    )
+    return {
+        "window_days": window_days,
+        "overdue_documents": int(count or 0),
+        "unfiled_footage": int(unfiled or 0),
+        "recent": [
+            {"case": r.number, "document": r.external_id, "due": (r.details or {}).get("due")} for r in recent
+        ],
+    }
+
+
+def dashboard(
+    connection: Connection, now: datetime, user: User, *, filing_window_days: int = 30
+) -> dict[str, Any]:
     """Everything the dashboard shows to `user`, as of `now` (the last 30 days for the counts): a clip
     of a case confidential to the user is in no list and no count (R13)."""
     since = now - RECENT
@@ -210,5 +262,6 @@ def dashboard(connection: Connection, now: datetime, user: User) -> dict[str, An
         "docks": docks(connection, since),
         "processing": processing(connection, user),
         "late_handovers": late_handovers(connection, since, user),
+        "filing": filing(connection, now, filing_window_days, user),
         "retention_runs": retention_run_reports(connection),
     }

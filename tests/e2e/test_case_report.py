@@ -51,7 +51,9 @@ def test_import_cases_and_footage_then_show_draw_and_report(
     stage_recorder(volume)
     pulled = run_cli(["import", str(volume), "--json"], station_env, timeout=300)
     assert pulled.code == 0, pulled.stderr
-    assert json.loads(pulled.stdout)["files_ingested"] == 8
+    pull = json.loads(pulled.stdout)
+    # seven videos; DeviceInfo.txt is a sidecar, kept as an attachment of the transfer (issue 17, item 2)
+    assert (pull["files_ingested"], pull["files_attached"]) == (7, 1), pulled.stdout
     processed = run_cli(["process", "--json"], station_env, timeout=600)
     assert processed.code == 0, processed.stderr
     assert json.loads(processed.stdout)["failed_jobs"] == []
@@ -70,7 +72,11 @@ def test_import_cases_and_footage_then_show_draw_and_report(
     ends_early = flags[("ends_early", "JPWS-2026-0012-01")]["details"]
     assert 2400 < ends_early["uncovered_seconds"] < 2600  # 09:33:02 to 10:15, give or take the clock
     assert not {k for k, d in flags if d == "JPWS-2026-0012-02"}  # covered: no flag at all
-    assert {k for k, d in flags if d == "JPWS-2026-0012-04"} == {"missing_video", "document_without_end"}
+    assert {k for k, d in flags if d == "JPWS-2026-0012-04"} == {
+        "missing_video",
+        "document_without_end",
+        "filing_overdue",  # R8: an act of March, nothing filed 30 days on (the station's clock is today)
+    }
     late = [f for f in view["flags"] if f["kind"] == "late_handover"]
     assert len(late) == 6 and all(f["details"]["hours_after_recording"] > 24 for f in late)
 
@@ -110,7 +116,11 @@ def test_import_cases_and_footage_then_show_draw_and_report(
         "missing_without_exception": 1,
         "documents_without_end": 1,
         "late_handovers": 7,
+        "filing_overdue": 1,  # R8: JPWS-2026-0012-04 (the exception excuses JPWS-2026-0031-01)
+        "unfiled_footage": 1,  # R8: the footage of 4 March, of no document, linked to no case
     }
+    assert [c["case"] for c in report["filing"]["overdue_cases"]] == [CASE]
+    assert report["filing"]["overdue_cases"][0]["documents"] == ["JPWS-2026-0012-04"]
     as_csv = run_cli([*period, "--format", "csv"], station_env)
     assert as_csv.code == 0, as_csv.stderr
     rows = {row["document"]: row for row in csv.DictReader(io.StringIO(as_csv.stdout))}
@@ -122,12 +132,14 @@ def test_import_cases_and_footage_then_show_draw_and_report(
         "JPWS-2026-0012-04": "missing_without_exception",
     }
     assert rows["JPWS-2026-0012-02"]["linked_clips"] == "4"
+    assert {d for d, r in rows.items() if r["filing_overdue"] == "yes"} == {"JPWS-2026-0012-04"}
     page = tmp_path / "report.html"
     as_html = run_cli([*period, "--format", "html", "--output", str(page)], station_env)
     assert as_html.code == 0, as_html.stderr
     html = page.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and 'data-document="JPWS-2026-0012-04"' in html
     assert 'class="missing_without_exception"' in html and "Late handovers (R1)" in html
+    assert "Filing overdue (R8)" in html and f'data-case="{CASE}"' in html
     one_officer = json.loads(run_cli([*period, "--officer", "310779"], station_env).stdout)
     assert [d["document"] for d in one_officer["documents"]] == ["JPWS-2026-0031-01"]
     assert one_officer["counts"]["late_handovers"] == 0

@@ -347,6 +347,8 @@ def test_missing_video_clears_when_an_exception_is_approved(
     assert details["window_start"] == at(0).isoformat()
     assert details["window_end"] == at(40).isoformat()
     assert "R7" in details["reason"]
+    # the act was in March and the station's clock is later: R8's filing window has passed unfiled
+    assert flags[("filing_overdue", "M-1")]["due"] == (at(40) + timedelta(days=30)).isoformat()
 
     approved = run_cli(
         [
@@ -364,8 +366,9 @@ def test_missing_video_clears_when_an_exception_is_approved(
         station_env,
     )
     assert approved.code == 0, approved.stderr
-    assert json.loads(approved.stdout)["flags_cleared"] == 1
+    assert json.loads(approved.stdout)["flags_cleared"] == 2  # missing_video and filing_overdue (R6, R8)
     assert ("missing_video", "M-1") not in open_flags(station)
+    assert ("filing_overdue", "M-1") not in open_flags(station)
     with station.engine.connect() as connection:
         cleared = connection.execute(
             select(compliance_flags).where(compliance_flags.c.kind == "missing_video")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -156,3 +157,153 @@ def test_a_clip_under_supervisory_review_is_kept(station: Station, station_env: 
     assert statuses[reviewed] != "deleted"
     assert statuses[free] == "deleted"
     assert report["kept_by_rule"].get("hold:supervisory_review") == 1
+
+
+def test_times_without_a_zone_are_read_in_the_stations_zone(
+    station: Station, station_env: dict[str, str]
+) -> None:
+    """Issue 17: `--now 2026-09-03T12:00` is noon in Asia/Shanghai (the default zone), not in UTC; the
+    same for `clips search --from/--to`."""
+    result = run_cli(["retention", "run", "--dry-run", "--now", "2026-09-03T12:00", "--json"], station_env)
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["as_of"] == "2026-09-03T04:00:00+00:00"
+    berlin = {**station_env, "EVIDENCE_TIMEZONE": "Europe/Berlin"}
+    result = run_cli(["retention", "run", "--dry-run", "--now", "2026-09-03T12:00", "--json"], berlin)
+    assert json.loads(result.stdout)["as_of"] == "2026-09-03T10:00:00+00:00"
+    bad = run_cli(["retention", "run", "--dry-run", "--now", "noon"], station_env)
+    assert bad.code == 2 and "not an ISO 8601 time" in bad.stderr
+
+    at_half_past_eleven = add_clip(station, datetime(2026, 9, 3, 3, 30, tzinfo=UTC))  # 11:30 in Shanghai
+
+    def found(*window: str) -> list[int]:
+        result = run_cli(["clips", "search", *window, "--json"], station_env)
+        assert result.code == 0, result.stderr
+        return [hit["id"] for hit in json.loads(result.stdout)["items"]]
+
+    assert found("--from", "2026-09-03T11:00", "--to", "2026-09-03T12:00") == [at_half_past_eleven]
+    assert found("--from", "2026-09-03T03:00", "--to", "2026-09-03T04:00") == []
+    assert found("--from", "2026-09-03T03:00Z", "--to", "2026-09-03T04:00Z") == [at_half_past_eleven]
+
+
+def test_ordinary_footage_goes_at_six_months_whatever_its_flags(
+    station: Station, station_env: dict[str, str]
+) -> None:
+    """Issue 17, on both databases, through the CLI with a fixed `--now`: unassigned footage is kept on
+    day 29 after its act and at 6 months less a day, deleted at 6 months; a late-handed-over clip that is
+    not evidence is deleted at 6 months; a clip under an open review is kept until the review closes."""
+    from evidence_store.cases.flags_service import refresh_flags
+    from evidence_store.db.tables import compliance_flags, supervision_draws, supervision_items
+    from tests.factories import store_clip
+
+    env = {**station_env, "EVIDENCE_RETENTION_MAX_DELETE_SHARE": "1.0"}
+    act = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
+    six_months = add_months(act, 6)
+    unassigned = add_clip(station, act)
+    late = store_clip(
+        station, os.urandom(512), utc_start=act, utc_end=act, status=ClipStatus.READY, late_handover=True
+    ).clip_id
+    case_id = add_case(station, "C-L", archived=None, period=RetentionPeriod.YEARS_10)
+    link(station, late, case_id, evidence=False)
+    reviewed = add_clip(station, act)
+    with station.transaction() as session:
+        refresh_flags(session, station, clip_ids=[unassigned, late, reviewed])
+    with station.engine.begin() as connection:
+        kinds = set(
+            connection.execute(
+                select(compliance_flags.c.kind, compliance_flags.c.clip_id).where(
+                    compliance_flags.c.cleared_at.is_(None)
+                )
+            ).all()
+        )
+        draw = connection.execute(
+            supervision_draws.insert().values(
+                kind="clip",
+                seed=7,
+                params={},
+                population=3,
+                population_sha256="0" * 64,
+                sample_size=1,
+                drawn_by="supervisor",
+                drawn_at=act,
+            )
+        ).inserted_primary_key[0]
+        item = connection.execute(
+            supervision_items.insert().values(
+                draw_id=draw, clip_id=reviewed, status="open", notes="", created_at=act
+            )
+        ).inserted_primary_key[0]
+    assert {("unassigned_footage", unassigned), ("late_handover", late)} <= kinds
+
+    def as_of(moment: datetime, *args: str) -> dict:
+        result = run_cli(["retention", "run", "--now", moment.isoformat(), "--json", *args], env)
+        assert result.code == 0, result.stderr
+        return json.loads(result.stdout)
+
+    for moment in (act + 29 * DAY, six_months - DAY):
+        dry = as_of(moment, "--dry-run")
+        assert dry["would_delete"] == []
+        held = {entry["clip_id"]: entry for entry in dry["held"]}
+        assert held[unassigned]["until"] == six_months.isoformat()
+        assert held[reviewed]["rule"] == "hold:supervisory_review" and held[reviewed]["until"] is None
+    report = as_of(six_months)
+    assert report["deleted"] == 2
+    statuses = status_of(station)
+    assert statuses[unassigned] == "deleted" and statuses[late] == "deleted"
+    assert statuses[reviewed] != "deleted"
+    with station.engine.begin() as connection:
+        connection.execute(
+            supervision_items.update().where(supervision_items.c.id == item).values(status="done")
+        )
+    assert as_of(six_months)["deleted"] == 1
+    assert status_of(station)[reviewed] == "deleted"
+    assert run_cli(["audit", "verify"], env).code == 0
+
+
+def test_a_supervisor_puts_a_flag_under_review_from_the_command_line(
+    station: Station, station_env: dict[str, str]
+) -> None:
+    """Issue 17: `evidence flags review` holds the flag's clip (password-checked, audited) until
+    `evidence flags close-review`; an open flag alone does not."""
+    from evidence_store.cases.flags_service import refresh_flags
+    from evidence_store.db.tables import compliance_flags
+    from tests.integration.retention_helpers import add_user
+
+    env = {**station_env, "EVIDENCE_RETENTION_MAX_DELETE_SHARE": "1.0"}
+    add_user(station, "sup", "supervisor", "s3cret-pass")
+    flagged = add_clip(station, months_ago(12))
+    with station.transaction() as session:
+        refresh_flags(session, station, clip_ids=[flagged])
+    with station.engine.connect() as connection:
+        flag_id = connection.scalar(
+            select(compliance_flags.c.id).where(compliance_flags.c.clip_id == flagged)
+        )
+    opened = run_cli(
+        [
+            "flags",
+            "review",
+            str(flag_id),
+            "--reason",
+            "抽查发现问题",
+            "--user",
+            "sup",
+            "--password-stdin",
+            "--json",
+        ],
+        env,
+        input="s3cret-pass\n",
+    )
+    assert opened.code == 0, opened.stderr
+    review_id = json.loads(opened.stdout)["review_id"]
+    listed = run_cli(["flags", "reviews", "--json"], env)
+    assert [r["flag_id"] for r in json.loads(listed.stdout)["reviews"]] == [flag_id]
+    code, dry = run(env, "--dry-run")
+    assert code == 0 and dry["kept_by_rule"] == {"hold:flag_under_review": 1}
+    closed = run_cli(
+        ["flags", "close-review", str(review_id), "--outcome", "已整改", "--user", "sup", "--password-stdin"],
+        env,
+        input="s3cret-pass\n",
+    )
+    assert closed.code == 0, closed.stderr
+    code, report = run(env)
+    assert code == 0 and report["deleted"] == 1
+    assert run_cli(["audit", "verify"], env).code == 0

@@ -40,6 +40,7 @@ def test_every_command_is_registered_on_the_root() -> None:
         "clips",
         "dock",
         "export",
+        "flags",
         "hold",
         "import",
         "init",

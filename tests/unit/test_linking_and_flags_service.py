@@ -62,7 +62,7 @@ def inspection(station: FakeStation) -> tuple[int, int, int]:
 
 
 def test_a_document_that_needs_video_is_flagged_until_footage_is_linked() -> None:
-    station = fake_station()
+    station = fake_station(now=T + timedelta(days=1))  # within R8's filing window: no filing flag yet
     officer, _, document = inspection(station)
     link_documents(station, [document])
     assert open_flags(station) == {("missing_video", document, None)}

@@ -99,7 +99,7 @@ def test_a_link_that_is_not_evidence_does_not_extend() -> None:
         (ClipFacts(1, months_before(100), legal_hold=True), Rule.HOLD_LEGAL_CLIP),
         (ClipFacts(1, months_before(100), export_pending=True), Rule.HOLD_EXPORT),
         (ClipFacts(1, months_before(100), processing_failed=True), Rule.HOLD_PROCESSING),
-        (ClipFacts(1, months_before(100), open_flag=True), Rule.HOLD_FLAG),
+        (ClipFacts(1, months_before(100), flag_under_review=True), Rule.HOLD_FLAG),
         (ClipFacts(1, months_before(100), under_review=True), Rule.HOLD_REVIEW),
     ],
 )
@@ -151,6 +151,43 @@ def test_a_recorded_floor_is_never_shortened() -> None:
 
 def test_unknown_recording_time_is_kept() -> None:
     assert keep(decide_one(ClipFacts(1, None), [], {}, SETTINGS, NOW))
+
+
+def test_unknown_recording_time_counts_from_the_handover() -> None:
+    handed_over = months_before(6)
+    kept = decide_one(ClipFacts(1, None, handed_over_at=handed_over + DAY), [], {}, SETTINGS, NOW)
+    assert keep(kept) and kept.rule is Rule.NON_EVIDENCE
+    assert kept.earliest_delete_at == add_months(handed_over + DAY, 6)
+    assert "handover" in kept.reasons[0]
+    gone = decide_one(ClipFacts(1, None, handed_over_at=handed_over), [], {}, SETTINGS, NOW)
+    assert not keep(gone)
+
+
+def test_an_open_flag_about_the_past_is_no_hold() -> None:
+    """Issue 17: a late handover (R1) is reported in the reasons, and the clip goes at 6 months."""
+    decision = decide_one(ClipFacts(1, months_before(6), late_handover=True), [], {}, SETTINGS, NOW)
+    assert not keep(decision) and decision.rule is Rule.NON_EVIDENCE
+    assert any("R1" in reason for reason in decision.reasons)
+
+
+@pytest.mark.parametrize(
+    ("window_days", "kept_until"),
+    [(30, add_months(NOW, 6)), (240, NOW + 240 * DAY)],
+)
+def test_unassigned_footage_is_kept_to_the_later_of_the_filing_window_and_six_months(
+    window_days: int, kept_until: datetime
+) -> None:
+    settings = RetentionSettings(filing_window_days=window_days)
+    decision = decide_one(ClipFacts(1, NOW, unassigned=True), [], {}, settings, NOW + 29 * DAY)
+    assert keep(decision) and decision.earliest_delete_at == kept_until
+    assert any("R8" in reason for reason in decision.reasons)
+    assert not keep(decide_one(ClipFacts(1, NOW, unassigned=True), [], {}, settings, kept_until))
+
+
+def test_a_filing_window_must_be_a_window() -> None:
+    with pytest.raises(PolicyError, match="filing window"):
+        RetentionSettings(filing_window_days=0)
+    assert RetentionSettings(filing_window_days=60).version != SETTINGS.version
 
 
 def test_policy_version_names_the_settings() -> None:

@@ -21,7 +21,12 @@ router = APIRouter()
 @router.get("/dashboard")
 def dashboard_page(ctx: DashboardCtx) -> Response:
     with ctx.station.engine.connect() as connection:
-        data = dashboard(connection, ctx.now(), ctx.user)
+        data = dashboard(
+            connection,
+            ctx.now(),
+            ctx.user,
+            filing_window_days=ctx.station.settings.retention_filing_window_days,
+        )
     return render(ctx, "dashboard.html", data=data)
 
 
