@@ -77,7 +77,7 @@ class Station:
         """Only the retention run calls this (R10): the single way to delete a blob."""
         if isinstance(self.blobs, LocalBlobStore):
             return LocalRetentionPurger(self.blobs)
-        from evidence_store.blobs.s3 import S3BlobStore, S3RetentionPurger
+        from evidence_store.blobs.s3 import S3BlobStore, S3RetentionPurger  # lazy: boto3, S3 only
 
         if isinstance(self.blobs, S3BlobStore):
             return S3RetentionPurger(self.blobs, self.clock)
@@ -89,6 +89,7 @@ class Station:
 
 def make_blob_store(settings: Settings, clock: Clock) -> BlobStore:
     if settings.blob_store == "s3":
+        # lazy: boto3 takes about a second to load; a station on the local store never pays for it
         from evidence_store.blobs.s3 import S3BlobStore
 
         return S3BlobStore.from_settings(settings, clock)

@@ -34,7 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sqlalchemy import select
+
 from evidence_store.bootstrap import Station
+from evidence_store.db.tables import transfers
 from evidence_store.domain.model import TransferOutcome, TransferSource
 from evidence_store.errors import EvidenceError
 from evidence_store.ports import ProcessingQueue
@@ -232,10 +235,6 @@ class Dock:
     def folder_pulled_since(self, folder: Path, changed_at: float) -> bool:
         """Whether a complete watch transfer of this folder started after its last change (epoch s):
         a restarted dock does not pull old uploads again."""
-        from sqlalchemy import select
-
-        from evidence_store.db.tables import transfers
-
         with self.station.engine.connect() as connection:
             latest = connection.scalar(
                 select(transfers.c.started_at)
@@ -475,7 +474,7 @@ def run_devices(
 ) -> str:
     """Listen to block-device events until `stop` is set (or, with `once`, take what is docked now).
     Sets `ready` once listening; returns the event source used (udev or kernel)."""
-    from ingest.devices.monitor import BlockMonitor
+    from ingest.devices.monitor import BlockMonitor  # lazy: pyudev, only for a dock that listens
 
     monitor = BlockMonitor(source)
     monitor.start()  # before listing what is present, so nothing falls in between
@@ -544,6 +543,7 @@ class FolderWatcher:
         self._observer: Any = None
 
     def start(self) -> None:
+        # lazy: watchdog starts inotify machinery; only a dock that watches a drop folder loads it
         from watchdog.events import FileSystemEvent, FileSystemEventHandler
         from watchdog.observers import Observer
 

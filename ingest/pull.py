@@ -48,6 +48,7 @@ from ingest.batches import BatchRecorder, Pending, PendingAttachment, PendingCli
 from ingest.clip_facts import clip_facts
 from ingest.copying import StoreFailed, copy_verified
 from ingest.fat import FatError, FatVolume
+from ingest.mount import fusefat_device
 from ingest.names import display_name
 from ingest.pull_report import FileResult, PullProgress, PullRequest, TransferSummary
 from ingest.transfer_record import close_transfer, open_transfer
@@ -190,8 +191,6 @@ class _Puller:
         """Open the FAT directory entries behind a fusefat mount (see `ingest.fat`), or say why not."""
         request = self.request
         if request.fat_device is None and not request.fusefat:
-            from ingest.mount import fusefat_device
-
             request.fusefat, request.fat_device = fusefat_device(request.root)
         if request.fat_device is None:
             if request.fusefat:

@@ -10,6 +10,7 @@ from evidence_store.errors import ConfigurationError
 
 def authority_for(station: Station) -> Any:
     """An RFC 3161 TSA when one is configured, else time-stamps signed with the station key."""
+    # lazy: the RFC 3161 client loads only in a process that time-stamps
     from evidence_store.timestamping import Rfc3161Authority, StationSignedAuthority
 
     settings = station.settings

@@ -278,7 +278,7 @@ def derivative_manifest(
 
 def sign_file(source: Path, target: Path, credentials: C2paCredentials, manifest: dict[str, Any]) -> None:
     """Embed a Content Credential for `manifest` into a copy of `source` written to `target`."""
-    import c2pa
+    import c2pa  # lazy: the C2PA library (a native extension) loads only when a file is signed or checked
 
     info = c2pa.C2paSignerInfo(
         c2pa.C2paSigningAlg.ED25519, credentials.chain_pem, credentials.signer_key_pem, None
@@ -318,7 +318,7 @@ def offline_context_settings(trust_anchors_pem: bytes) -> dict[str, Any]:
 
 def check_credential(path: Path, trust_anchors_pem: bytes, mime_type: str = MIME_MP4) -> CredentialCheck:
     """Validate the Content Credential embedded in `path` against `trust_anchors_pem`, offline."""
-    import c2pa
+    import c2pa  # lazy: the C2PA library (a native extension) loads only when a file is signed or checked
 
     try:
         context = c2pa.Context.from_dict(offline_context_settings(trust_anchors_pem))

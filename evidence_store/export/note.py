@@ -327,6 +327,7 @@ def render_html(body: dict[str, Any]) -> bytes:
 
 def _font() -> tuple[str, bool]:
     """Register the CJK font once; (name, embedded)."""
+    # lazy: reportlab loads only when a note is rendered, not for every command that imports exports
     from reportlab.pdfbase import pdfmetrics
     from reportlab.pdfbase.cidfonts import UnicodeCIDFont
     from reportlab.pdfbase.ttfonts import TTFont
@@ -347,6 +348,7 @@ def pdf_font_embedded() -> bool:
 
 
 def render_pdf(body: dict[str, Any]) -> bytes:
+    # lazy: reportlab, as in _font
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import ParagraphStyle

@@ -38,6 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from evidence_store.domain.audit_chain import chain_hash, signed_message_for_event
 from evidence_store.errors import ConfigurationError
 from evidence_store.export.manifest import (
     MANIFEST_FORMAT,
@@ -352,6 +353,7 @@ def _check_credentials(source: _Source, manifest: dict[str, Any], names: set[str
     ]
     if not derivatives:
         return
+    # lazy: the C2PA library loads only for a package with derivatives to check
     from evidence_store.export.c2pa_signing import check_credential
 
     trust = manifest.get("trust") or {}
@@ -393,7 +395,6 @@ def _check_credentials(source: _Source, manifest: dict[str, Any], names: set[str
 
 
 def _check_events(manifest: dict[str, Any], key: PublicKey | None, verdict: Verdict) -> None:
-    from evidence_store.domain.audit_chain import chain_hash, signed_message_for_event
 
     events = [*((manifest.get("export") or {}).get("events") or [])]
     for item in manifest.get("items") or []:
