@@ -207,10 +207,10 @@ def set_role(
     if unit is not None:
         values["unit"] = unit
     if officer_badge is not None:
-        with station.engine.connect() as connection:
+        with station.connect() as connection:
             values["officer_id"] = _officer_id(connection, officer_badge)
     elif role is Role.OFFICER:
-        with station.engine.connect() as connection:
+        with station.connect() as connection:
             current = connection.scalar(select(users.c.officer_id).where(users.c.username == username))
         if current is None:
             raise AccountError("an officer account needs the officer's number (--officer)")

@@ -61,7 +61,7 @@ def link_clip(
     """Link a clip to the case by hand (to one of its documents if named), optionally as evidence; the
     link's id. A case or clip the user may not see answers as a missing one (R13)."""
     actor = user.actor
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         row = _visible_case(connection, user, case_id)
         facts = clip_facts(connection, clip_id)
     if not sees(user, facts):
@@ -84,7 +84,7 @@ def link_clip(
 def _link(station: Station, case_id: int, link_id: int, user: User) -> tuple[Any, str, str | None]:
     """The link of the case, if there is one and the user may see its case and its clip (R13); else the
     same refusal as for a missing link (404)."""
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         _visible_case(connection, user, case_id)
         found = connection.execute(
             select(clip_links, cases.c.number, documents.c.external_id)

@@ -16,7 +16,7 @@ def recorded_search(
 ) -> SearchPage:
     """Search the clips `user` may see (all of them for `None`, the station's own command line) and
     record the search with the clip ids it returned (R11, R13, R17)."""
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         page = search_clips(connection, query, user)
     with station.transaction() as session:
         station.audit.record(

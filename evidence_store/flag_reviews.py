@@ -100,7 +100,7 @@ def close_flag_review(station: Station, review_id: int, *, outcome: str, user: s
 
 def open_flag_reviews(station: Station) -> list[dict[str, Any]]:
     """The reviews not yet closed, oldest first, with the flag each is about."""
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         rows = connection.execute(
             select(
                 flag_reviews.c.id,

@@ -23,7 +23,7 @@ def station_status(settings: Settings) -> dict[str, Any]:
 
 def describe(station: Any) -> dict[str, Any]:
     settings: Settings = station.settings
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         by_status = dict(
             connection.execute(select(clips.c.status, func.count()).group_by(clips.c.status)).all()
         )

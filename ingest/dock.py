@@ -235,7 +235,7 @@ class Dock:
     def folder_pulled_since(self, folder: Path, changed_at: float) -> bool:
         """Whether a complete watch transfer of this folder started after its last change (epoch s):
         a restarted dock does not pull old uploads again."""
-        with self.station.engine.connect() as connection:
+        with self.station.connect() as connection:
             latest = connection.scalar(
                 select(transfers.c.started_at)
                 .where(

@@ -25,7 +25,7 @@ BATCH = 500
 
 def blob_shared_with_attachment(station: Station, sha256: str) -> bool:
     """Whether a live attachment holds these bytes (then a clip's purge must leave the blob)."""
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         return (
             connection.scalar(
                 select(attachments.c.id)
@@ -70,7 +70,7 @@ def _facts(station: Station, after_id: int, months: int) -> list[tuple[SidecarFa
     )
     clip_deleted = exists().where(clips.c.id == attachments.c.clip_id, clips.c.status == ClipStatus.DELETED)
     ever = select(func.count()).where(clips.c.transfer_id == attachments.c.transfer_id).scalar_subquery()
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         rows = connection.execute(
             select(
                 attachments.c.id,
@@ -108,7 +108,7 @@ def _facts(station: Station, after_id: int, months: int) -> list[tuple[SidecarFa
 
 
 def _blob_still_used(station: Station, attachment_id: int, sha256: str) -> bool:
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         other_attachment = connection.scalar(
             select(attachments.c.id)
             .where(

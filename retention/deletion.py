@@ -35,7 +35,7 @@ from retention.run_record import Checkpoint, RunReport, store_report
 
 def resume_unfinished(station: Station, now: datetime, actor: str, checkpoint: Checkpoint) -> int:
     """Finish decisions an earlier run left `planned` or `deleting` (it was killed or stopped)."""
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         pending_runs = (
             connection.execute(
                 select(retention_decisions.c.run_id)
@@ -51,7 +51,7 @@ def resume_unfinished(station: Station, now: datetime, actor: str, checkpoint: C
         )
     resumed = 0
     for run_id in pending_runs:
-        with station.engine.connect() as connection:
+        with station.connect() as connection:
             as_of = connection.scalar(select(retention_runs.c.as_of).where(retention_runs.c.id == run_id))
             version = connection.scalar(
                 select(retention_runs.c.policy_version).where(retention_runs.c.id == run_id)
@@ -68,7 +68,7 @@ def delete_planned(
 ) -> None:
     purger = station.retention_purger()
     while True:
-        with station.engine.connect() as connection:
+        with station.connect() as connection:
             pending = connection.execute(
                 select(
                     retention_decisions.c.id,
@@ -132,7 +132,7 @@ def _set_state(station: Station, decision_id: int, state: DecisionState) -> None
 
 
 def _purge_derivatives(station: Station, purger: Any, clip_id: int, run_id: int) -> None:
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         hashes = set(connection.scalars(select(derivatives.c.sha256).where(derivatives.c.clip_id == clip_id)))
         shared = (
             set(

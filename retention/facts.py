@@ -78,7 +78,7 @@ def live_clip_batches(station: Station, only: list[int] | None = None) -> Iterat
         )
         if only is not None:
             query = query.where(clips.c.id.in_(only))
-        with station.engine.connect() as connection:
+        with station.connect() as connection:
             rows = list(connection.execute(query).all())
         if not rows:
             return
@@ -98,7 +98,7 @@ class RunContext:
 
 
 def run_context(station: Station) -> RunContext:
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         holds = connection.execute(
             select(legal_holds.c.clip_id, legal_holds.c.case_id).where(legal_holds.c.released_at.is_(None))
         ).all()
@@ -127,7 +127,7 @@ def batch_facts(
     def chosen(column: Any) -> Any:
         return column.between(*between) if between is not None else column.in_(ids)
 
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         links = connection.execute(
             select(clip_links.c.clip_id, clip_links.c.case_id, clip_links.c.is_evidence).where(
                 chosen(clip_links.c.clip_id), clip_links.c.removed_at.is_(None)
@@ -211,7 +211,7 @@ def decide_clips(station: Station, clip_ids: list[int], now: datetime) -> dict[i
 
 def pending_authorisations(station: Station) -> tuple[ShorteningAuthorisation, ...]:
     """Shortening authorisations recorded and not yet applied by a real run (few: loaded whole)."""
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         rows = connection.execute(
             select(
                 retention_shortenings.c.id,

@@ -12,7 +12,7 @@ from evidence_store.db.tables import retention_runs
 
 def list_runs(station: Station, *, limit: int = 20) -> list[dict[str, Any]]:
     """The newest `limit` runs (dry runs included), each with what it deleted by rule."""
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         rows = connection.execute(
             select(retention_runs).order_by(retention_runs.c.id.desc()).limit(limit)
         ).all()

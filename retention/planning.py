@@ -57,7 +57,7 @@ def plan_run(
                 details={"as_of": now.isoformat(), "policy_version": policy.version},
             )
     report = RunReport(run_id, dry_run, now, policy.version)
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         report.store_bytes = int(
             connection.scalar(
                 select(func.coalesce(func.sum(clips.c.size), 0)).where(clips.c.status != ClipStatus.DELETED)
@@ -83,7 +83,7 @@ def plan_run(
 def _in_flight(station: Station, first_id: int, last_id: int) -> set[int]:
     """Clips of one batch that already have a decision planned or being deleted (an earlier run's,
     awaiting confirmation or to be resumed): asked per batch, so memory stays bounded."""
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         return set(
             connection.scalars(
                 select(retention_decisions.c.clip_id).where(

@@ -151,7 +151,7 @@ def store_report(station: Station, report: RunReport, status: str, *, merge: boo
 
 
 def decisions_in_flight(station: Station) -> int:
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         return int(
             connection.scalar(
                 select(func.count())

@@ -94,7 +94,7 @@ def authorise_shortening(
 
 
 def list_shortenings(station: Station, *, limit: int = 50) -> list[dict[str, Any]]:
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         rows = connection.execute(
             select(retention_shortenings, cases.c.number.label("case_number"))
             .outerjoin(cases, cases.c.id == retention_shortenings.c.case_id)

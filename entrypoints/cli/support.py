@@ -160,7 +160,7 @@ def open_station_as(ctx: click.Context, user: str, password_stdin: bool) -> Stat
     password = read_password(user, password_stdin)
     station = open_station_from(ctx)
     try:
-        with station.engine.connect() as connection:
+        with station.connect() as connection:
             limits = load_limits(connection)
         check_credentials(station, user, password, client=cli_actor(), limits=limits, channel="cli")
     except CredentialsRefused as exc:

@@ -144,7 +144,7 @@ def users_list(ctx: click.Context, as_json: bool) -> None:
     from evidence_store.accounts import list_users  # lazy: SQLAlchemy, argon2; keeps `--help` fast
 
     station = open_station_from(ctx)
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         found = list_users(connection)
     station.close()
     if as_json:

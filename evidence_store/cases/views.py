@@ -155,7 +155,7 @@ def case_view(station: Station, number: str) -> dict[str, Any]:
     """Everything about one case: documents, linked clips, open flags with their numbers, exceptions."""
     zone = ZoneInfo(station.settings.timezone)
     kinds = load_kinds(station.settings.home)
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         rows = _case_rows(connection, number)
     external = {d.id: d.external_id for d in rows.documents}
     return {
@@ -493,7 +493,7 @@ def compliance_report(station: Station, wanted: ReportFilter) -> dict[str, Any]:
     start = datetime.combine(wanted.date_from, time(0), zone).astimezone(UTC)
     end = datetime.combine(wanted.date_to + timedelta(days=1), time(0), zone).astimezone(UTC)
     kinds = load_kinds(station.settings.home)
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         officer_id = None
         if wanted.officer is not None:
             officer_id = connection.scalar(

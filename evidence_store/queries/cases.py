@@ -214,12 +214,12 @@ def case_detail(connection: Connection, case_id: int, user: User) -> dict[str, A
 def timeline_svg(station: Station, case_id: int, user: User) -> str | None:
     """The coverage timeline picture of the cases package (`render_timeline`), drawn only with the clips
     this user may see (R13)."""
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         row = case_row(connection, case_id)
     if row is None:
         return None
     view = case_view(station, row.number)  # its own connection: never nest them (SQLite writer lock)
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         visible = visible_clip_ids(connection, [clip["clip_id"] for clip in view["clips"]], user)
     view["clips"] = [clip for clip in view["clips"] if clip["clip_id"] in visible]
     zone = station.settings.timezone
