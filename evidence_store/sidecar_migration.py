@@ -75,7 +75,7 @@ class ConversionReport:
 def convert_sidecar_clips(station: Station, *, actor: str = "system") -> ConversionReport:
     """Turn every live clip an older ingest marked `media_info.sidecar` into an attachment."""
     report = ConversionReport()
-    with station.connect() as connection:
+    with station.engine.connect() as connection:
         candidates = connection.execute(
             select(clips.c.id, clips.c.media_info).where(
                 clips.c.media_type == MediaType.OTHER, clips.c.status != ClipStatus.DELETED
