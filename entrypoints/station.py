@@ -17,7 +17,13 @@ def run_station(station: Station, *, host: str, port: int) -> None:
     """Serve the station's HTTP side until stopped. Dock daemon and workers join here as they land."""
     _log_to_stderr(station)
     log.info("station %s serving on http://%s:%d", station.settings.station_name, host, port)
-    uvicorn.run(create_app(station), host=host, port=port, log_level=station.settings.log_level.lower())
+    uvicorn.run(
+        create_app(station),
+        host=host,
+        port=port,
+        log_level=station.settings.log_level.lower(),
+        proxy_headers=False,  # the app believes X-Forwarded-* from `web_trusted_proxies` only
+    )
 
 
 def run_web(
@@ -44,6 +50,7 @@ def run_web(
         log_level=station.settings.log_level.lower(),
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
+        proxy_headers=False,  # the app believes X-Forwarded-* from `web_trusted_proxies` only
     )
 
 
