@@ -27,7 +27,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from evidence_store.bootstrap import Station
 from evidence_store.status import describe
-from web import errors
+from web import errors, limits
 from web.api import router as api_router
 from web.auth import ConfigCache, WebConfig, tokens_match
 from web.context import LOGIN_CSRF_COOKIE, STATIC_DIR, TEMPLATES_DIR, Ctx, SeenCache, Web, session_of
@@ -92,7 +92,6 @@ def create_app(station: Station, *, config: WebConfig | None = None) -> FastAPI:
         docs_url=None,  # Swagger UI would load scripts from a CDN: against the CSP and offline stations
         redoc_url=None,
         dependencies=[Depends(csrf_guard)],
-        max_body_size=station.settings.web_max_body_bytes,
     )
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     app.state.web = Web(
@@ -121,6 +120,7 @@ def create_app(station: Station, *, config: WebConfig | None = None) -> FastAPI:
         return response
 
     errors.install(app)
+    limits.install(app, station.settings.web_max_body_bytes)
     if station.settings.web_trusted_proxies:
         # added last, so outermost: every later step sees the client and scheme the proxy reported
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(station.settings.web_trusted_proxies))
@@ -129,7 +129,11 @@ def create_app(station: Station, *, config: WebConfig | None = None) -> FastAPI:
     def healthz() -> dict[str, Any]:
         return {"ok": True, "station": station.settings.station_name}
 
-    @app.get("/api/status", summary="Station status (configuration and contents, no footage)")
+    @app.get(
+        "/api/status",
+        summary="Station status (configuration and contents, no footage)",
+        responses=errors.documented(400, 401, 403, 404, 413, 422),
+    )
     def status() -> dict[str, Any]:
         return describe(station)
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Path, Query
 
 from evidence_store.domain.access import Permission as P
 from web.context import Ctx, get_ctx, need, user_ctx
@@ -25,3 +26,13 @@ StatsCtx = Annotated[Ctx, Depends(need(P.STATS_VIEW))]
 AuditCtx = Annotated[Ctx, Depends(need(P.AUDIT_VIEW))]
 UsersCtx = Annotated[Ctx, Depends(need(P.USERS_MANAGE))]
 SettingsCtx = Annotated[Ctx, Depends(need(P.SETTINGS_MANAGE))]
+
+# Ids are the databases' BIGINT: a larger or non-positive number names nothing, and is refused at the
+# edge (422) before it reaches a query
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+OptionalIdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+# A time in a query: ISO 8601; without a zone, the station's local time (`Ctx.instant` makes it UTC)
+TimeQuery = Annotated[
+    datetime | None, Query(description="ISO 8601; without a zone: the station's local time")
+]

@@ -105,7 +105,9 @@ def sources(station: Station, action: str) -> list[str]:
     with station.engine.connect() as connection:
         return list(
             connection.scalars(
-                select(audit_events.c.source).where(audit_events.c.action == action).order_by(audit_events.c.seq)
+                select(audit_events.c.source)
+                .where(audit_events.c.action == action)
+                .order_by(audit_events.c.seq)
             )
         )
 
