@@ -14,7 +14,7 @@ from evidence_store.bootstrap import Station
 from evidence_store.cases.manual import ManualLinkError, link_manually, unlink_manually
 from evidence_store.cases.manual import mark_evidence as mark_clip_evidence
 from evidence_store.db.tables import cases, clip_links, documents
-from evidence_store.errors import InputError, NotFoundError
+from evidence_store.errors import ConflictError, InputError, NotFoundError
 from evidence_store.queries.cases import case_row
 
 T = TypeVar("T")
@@ -22,6 +22,14 @@ T = TypeVar("T")
 
 class CaseActionError(InputError):
     """A manual link decision that cannot be applied (unknown clip or document, missing reason)."""
+
+
+class CaseActionNotFound(CaseActionError, NotFoundError):
+    """The case or link named is not there."""
+
+
+class CaseActionConflict(CaseActionError, ConflictError):
+    """What is stored does not allow it: the link was already removed."""
 
 
 def _need_reason(reason: str) -> str:
@@ -34,7 +42,11 @@ def _need_reason(reason: str) -> str:
 def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     try:
         return fn(*args, **kwargs)
-    except (ManualLinkError, NotFoundError) as exc:
+    except ConflictError as exc:
+        raise CaseActionConflict(str(exc)) from exc
+    except NotFoundError as exc:
+        raise CaseActionNotFound(str(exc)) from exc
+    except ManualLinkError as exc:
         raise CaseActionError(str(exc)) from exc
 
 
@@ -54,7 +66,7 @@ def link_clip(
     with station.engine.connect() as connection:
         row = case_row(connection, case_id)
     if row is None:
-        raise CaseActionError(f"no case {case_id}")
+        raise CaseActionNotFound(f"no case {case_id}")
     done = _call(
         link_manually,
         station,
@@ -78,9 +90,9 @@ def _link(station: Station, case_id: int, link_id: int) -> tuple[Any, str, str |
             .where(clip_links.c.id == link_id, clip_links.c.case_id == case_id)
         ).first()
     if found is None:
-        raise CaseActionError(f"no link {link_id} in this case")
+        raise CaseActionNotFound(f"no link {link_id} in this case")
     if found.removed_at is not None:
-        raise CaseActionError("this link was already removed")
+        raise CaseActionConflict("this link was already removed")
     return found, found.number, found.external_id
 
 

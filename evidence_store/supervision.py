@@ -20,7 +20,8 @@ from evidence_store.domain.sampling import (
     DONE,
     OPEN,
     DrawRequest,
-    SupervisionError,
+    SupervisionConflict,
+    SupervisionNotFound,
     check_draw,
     check_review,
     draw_sample,
@@ -34,9 +35,9 @@ def _reviewer_id(connection: Connection, username: str) -> int | None:
         return None
     row = connection.execute(select(users).where(users.c.username == username)).first()
     if row is None or not row.active:
-        raise SupervisionError(f"no active user {username}")
+        raise SupervisionConflict(f"no active user {username}")
     if not role_has(row.role, Permission.SUPERVISION_REVIEW):
-        raise SupervisionError(f"user {username} does not review (role {row.role})")
+        raise SupervisionConflict(f"user {username} does not review (role {row.role})")
     return int(row.id)
 
 
@@ -105,7 +106,7 @@ def create_draw(station: Station, request: DrawRequest, user: User, *, source: s
 def _item_row(connection: Connection, item_id: int) -> Any:
     row = connection.execute(select(supervision_items).where(supervision_items.c.id == item_id)).first()
     if row is None:
-        raise SupervisionError(f"no review item {item_id}")
+        raise SupervisionNotFound(f"no review item {item_id}")
     return row
 
 
@@ -115,7 +116,7 @@ def assign(station: Station, item_id: int, reviewer: str, user: User, *, source:
         connection = session.connection()
         item = _item_row(connection, item_id)
         if item.status != OPEN:
-            raise SupervisionError("this review is closed")
+            raise SupervisionConflict("this review is closed")
         reviewer_id = _reviewer_id(connection, reviewer)
         connection.execute(
             update(supervision_items)
@@ -140,7 +141,7 @@ def review(station: Station, item_id: int, outcome: str, notes: str, user: User,
         connection = session.connection()
         item = _item_row(connection, item_id)
         if item.status != OPEN:
-            raise SupervisionError("this review is already closed")
+            raise SupervisionConflict("this review is already closed")
         if not may_review(user, item.reviewer_id):
             raise AccessRefused(
                 "assigned to another reviewer",

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from evidence_store import accounts
 from evidence_store.accounts import MIN_PASSWORD_LENGTH
@@ -44,6 +44,7 @@ from web.deps import (
     UserCtx,
     UsersCtx,
     VerifyCtx,
+    iso_time,
 )
 from web.errors import documented, error_json
 from web.footage import clip_by_sha256, clip_query, run_search, verify_clip, view_clip, visible_clip_row
@@ -54,43 +55,77 @@ LINK_ERRORS = documented(409)
 P = Permission
 
 
+# a text with something in it: a character that neither JSON Schema's \s nor Python's str.strip() drops
+NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
+
+
+def _json_integer(value: Any) -> Any:
+    """An integer as JSON Schema has it: 7 or 7.0, never `false` or "7" (pydantic would take both)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be an integer")
+        return int(value)
+    return value
+
+
+def _json_boolean(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+JsonBool = Annotated[bool, BeforeValidator(_json_boolean)]
+JsonTime = Annotated[datetime | None, BeforeValidator(iso_time)]
+
+
 class LoginBody(BaseModel):
     username: str = Field(max_length=200)
     password: str = Field(max_length=1000)
 
 
 class LinkBody(BaseModel):
-    clip_id: int = Field(ge=1, le=MAX_ID, strict=True)
-    reason: str = Field(min_length=1, max_length=2000, pattern=r"\S")
+    clip_id: JsonInt = Field(ge=1, le=MAX_ID)
+    reason: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
     document: str = Field("", max_length=200)
-    is_evidence: bool = Field(False, strict=True)
+    is_evidence: JsonBool = False
 
 
 class ReasonBody(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000, pattern=r"\S")
+    reason: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
 
 
 class EvidenceBody(ReasonBody):
-    is_evidence: bool = Field(True, strict=True)
+    is_evidence: JsonBool = True
 
 
 class DrawBody(BaseModel):
     kind: Literal["clip", "case"]
-    size: int = Field(ge=1, le=1000, strict=True)
-    period_from: datetime | None = None
-    period_to: datetime | None = None
+    size: JsonInt = Field(ge=1, le=1000)
+    period_from: JsonTime = None
+    period_to: JsonTime = None
     unit: str = ""
     officer: str = ""
     category: CaseCategory | Literal[""] = ""
     # strict: `false` or "7" is not a seed
-    seed: int | None = Field(default=None, ge=0, lt=2**63, strict=True)
+    seed: JsonInt | None = Field(default=None, ge=0, le=MAX_ID)
     reviewer: str = ""
     note: str = ""
 
 
-class ReviewBody(BaseModel):
-    outcome: Literal["pass", "issues"]
-    notes: str = ""
+class PassReview(BaseModel):
+    outcome: Literal["pass"]
+    notes: str = Field("", max_length=4000)
+
+
+class IssuesReview(BaseModel):
+    outcome: Literal["issues"]
+    notes: str = Field(min_length=1, max_length=4000, pattern=NOT_BLANK)  # the issues, described
+
+
+ReviewBody = Annotated[PassReview | IssuesReview, Field(discriminator="outcome")]
 
 
 # a user name as `accounts.USERNAME` after `normalise_username` (surrounding blanks dropped, lower case)
@@ -106,7 +141,9 @@ class _UserFields(BaseModel):
 
 class OfficerUserBody(_UserFields):
     role: Literal[Role.OFFICER]
-    officer: str = Field(min_length=1, max_length=50, pattern=r"\S")  # an officer account names its officer
+    officer: str = Field(
+        min_length=1, max_length=50, pattern=NOT_BLANK
+    )  # an officer account names its officer
 
 
 class StaffUserBody(_UserFields):

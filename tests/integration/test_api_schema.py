@@ -23,8 +23,8 @@ from web.context import LOGIN_CSRF_COOKIE, SESSION_COOKIE
 
 world = access.world  # the same station contents as the access tests (a pytest fixture)
 
-MAX_EXAMPLES = 8
-MAX_SECONDS = 60
+MAX_EXAMPLES = 5
+MAX_SECONDS = 40
 
 
 def _run(world: access.World, role: Role) -> list[str]:
@@ -54,12 +54,15 @@ def _run(world: access.World, role: Role) -> list[str]:
     event: EngineEvent
     for event in schemathesis.engine.from_schema(schema).execute():
         if isinstance(event, ScenarioFinished) and event.status in (Status.FAILURE, Status.ERROR):
-            for checks in event.recorder.checks.values():
+            for case_id, checks in event.recorder.checks.items():
                 for check in checks:
                     if check.status is Status.FAILURE and check.failure_info is not None:
                         failure = check.failure_info.failure
                         message = failure.message.splitlines()[0]
-                        failures.append(f"{failure.operation}: {check.name}: {failure.title}: {message}")
+                        failures.append(
+                            f"{failure.operation}: {check.name}: {failure.title}: {message}"
+                            + _exchange(event.recorder.interactions.get(case_id))
+                        )
             if event.status is Status.ERROR:
                 failures.append(f"{event.label}: error")
         elif isinstance(event, NonFatalError):
@@ -67,6 +70,16 @@ def _run(world: access.World, role: Role) -> list[str]:
         elif isinstance(event, FatalError):
             failures.append(f"fatal: {event.exception!r}")
     return sorted(set(failures))
+
+
+def _exchange(interaction: object) -> str:
+    """The request and the answer that failed, short."""
+    if interaction is None:
+        return ""
+    request, response = interaction.request, interaction.response  # type: ignore[attr-defined]
+    body = (request.body or b"")[:300]
+    answered = f"{response.status_code} {response.content[:300]!r}" if response is not None else "no answer"
+    return f"\n    {request.method} {request.uri} {body!r}\n    -> {answered}"
 
 
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.SUPERVISOR, Role.CUSTODIAN], ids=lambda r: r.value)
