@@ -26,7 +26,6 @@ from evidence_store.supervision import create_draw, review
 from web import auth
 from web.context import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Ctx
 from web.deps import (
-    MAX_ID,
     AnyCtx,
     AuditCtx,
     CaseCtx,
@@ -77,6 +76,9 @@ def _json_boolean(value: Any) -> Any:
 
 
 JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+# the largest integer a JSON body carries: beyond 2^53 - 1 a JSON number is not the same number everywhere
+# (RFC 8259 section 6), and schema validators compare it as a float
+MAX_JSON_INT = 2**53 - 1
 JsonBool = Annotated[bool, BeforeValidator(_json_boolean)]
 JsonTime = Annotated[datetime | None, BeforeValidator(iso_time)]
 
@@ -87,7 +89,7 @@ class LoginBody(BaseModel):
 
 
 class LinkBody(BaseModel):
-    clip_id: JsonInt = Field(ge=1, le=MAX_ID)
+    clip_id: JsonInt = Field(ge=1, le=MAX_JSON_INT)
     reason: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
     document: str = Field("", max_length=200)
     is_evidence: JsonBool = False
@@ -110,7 +112,8 @@ class DrawBody(BaseModel):
     officer: str = ""
     category: CaseCategory | Literal[""] = ""
     # strict: `false` or "7" is not a seed
-    seed: JsonInt | None = Field(default=None, ge=0, le=MAX_ID)
+    # a seed the station chose may be larger: GET .../redraw recomputes such a draw
+    seed: JsonInt | None = Field(default=None, ge=0, le=MAX_JSON_INT)
     reviewer: str = ""
     note: str = ""
 
@@ -352,7 +355,11 @@ def api_draws(ctx: SupervisionCtx) -> dict[str, Any]:
         return {"draws": list_draws(connection)}
 
 
-@router.post("/supervision/draws", summary="Draw a seeded random sample of clips or cases (R16)")
+@router.post(
+    "/supervision/draws",
+    summary="Draw a seeded random sample of clips or cases (R16)",
+    responses=documented(409),
+)
 def api_draw(ctx: DrawCtx, body: DrawBody) -> dict[str, Any]:
     request = DrawRequest(
         **{

@@ -137,7 +137,7 @@ def test_a_draw_over_a_period_at_the_edges_of_the_calendar_is_made(world: access
 
 def test_a_seed_is_a_number_not_a_boolean_or_text(world: access.World) -> None:
     supervisor, csrf = _signed_in(world, Role.SUPERVISOR)
-    for seed in (False, True, "7", 1.5, -1, 2**63):
+    for seed in (False, True, "7", 1.5, -1, 2**63, 2**53):
         response = supervisor.post(
             "/api/supervision/draws",
             json={"kind": "clip", "size": 1, "seed": seed},
@@ -145,6 +145,12 @@ def test_a_seed_is_a_number_not_a_boolean_or_text(world: access.World) -> None:
         )
         assert response.status_code == 422, (seed, response.text)
         assert response.json()["type"] == "invalid"
+    accepted = supervisor.post(
+        "/api/supervision/draws",
+        json={"kind": "clip", "size": 1.0, "seed": 2**53 - 1},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert accepted.status_code == 200 and accepted.json()["seed"] == 2**53 - 1  # 1.0 is a JSON integer
     for size in (True, "1"):
         response = supervisor.post(
             "/api/supervision/draws", json={"kind": "clip", "size": size}, headers={"X-CSRF-Token": csrf}
