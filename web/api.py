@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, BeforeValidator, Field
 
 from evidence_store import accounts
-from evidence_store.accounts import MIN_PASSWORD_LENGTH
+from evidence_store.accounts import MIN_PASSWORD_LENGTH, USERNAME
 from evidence_store.case_links import link_clip, mark_evidence, unlink
 from evidence_store.domain.access import Permission, Role
 from evidence_store.domain.model import CaseCategory, ClipStatus, MediaType
@@ -131,12 +131,8 @@ class IssuesReview(BaseModel):
 ReviewBody = Annotated[PassReview | IssuesReview, Field(discriminator="outcome")]
 
 
-# a user name as `accounts.USERNAME` after `normalise_username` (surrounding blanks dropped, lower case)
-USERNAME_INPUT = r"^\s*[A-Za-z0-9][A-Za-z0-9._-]{1,62}\s*$"
-
-
 class _UserFields(BaseModel):
-    username: str = Field(pattern=USERNAME_INPUT)
+    username: str = Field(pattern=USERNAME.pattern)  # as stored: lower case, no blanks
     password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=1000)
     unit: str = Field("", max_length=200)
     display_name: str = Field("", max_length=200)

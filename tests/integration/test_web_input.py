@@ -183,7 +183,7 @@ def test_schema_valid_input_is_not_refused_and_invalid_input_is_422(world: acces
         response = custodian.get(f"/api/clips/by-sha256/{text}")
         assert response.status_code == 404 and response.json()["type"] == "not_found", text
     admin, csrf = _signed_in(world, Role.ADMIN)
-    for name in ("", " ", "x", "a b", "-abc"):
+    for name in ("", " ", "x", "a b", "-abc", "Auditor2", " auditor2"):
         response = admin.post(
             "/api/users",
             json={"username": name, "password": access.PASSWORD, "role": "auditor"},
@@ -196,7 +196,7 @@ def test_schema_valid_input_is_not_refused_and_invalid_input_is_422(world: acces
         headers={"X-CSRF-Token": csrf},
     )
     assert officer.status_code == 422  # an officer account names its officer, as the schema says
-    body = {"username": "Auditor2", "password": access.PASSWORD, "role": "auditor"}
+    body = {"username": "auditor2", "password": access.PASSWORD, "role": "auditor"}
     assert admin.post("/api/users", json=body, headers={"X-CSRF-Token": csrf}).status_code == 200
     again = admin.post("/api/users", json=body, headers={"X-CSRF-Token": csrf})
     assert again.status_code == 409 and again.json()["type"] == "conflict"
