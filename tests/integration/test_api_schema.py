@@ -3,9 +3,11 @@ users of every role and a supervision draw: no input reaches a 500, every status
 the server answers is in the description, input the description allows is not refused, input it forbids
 is, and an undocumented method answers 405 with `Allow`.
 
-schemathesis' own engine runs every phase its command line runs (examples, coverage, fuzzing, stateful
-links) with all of its checks, inside pytest (its pytest plugin's lazy loader does not work with pytest
-9). Bounded: a few examples per operation, deterministic, and a time limit per role."""
+schemathesis' own engine runs the phases its command line runs (examples, coverage, fuzzing; the
+stateful phase is off, for time) with all of its checks, inside pytest (its pytest plugin's lazy loader
+does not work with pytest 9). Bounded: 3 examples per operation and phase, a fixed seed, and
+`MAX_SECONDS` per role: on a loaded machine the limit may end a run before its last operations, which
+are then not exercised in that run."""
 
 from __future__ import annotations
 
