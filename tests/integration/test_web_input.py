@@ -244,3 +244,13 @@ def test_the_issue_reproducer_for_ids(world: access.World, path: str) -> None:
     client, _ = _signed_in(world, Role.CUSTODIAN)
     response = client.get(path.replace("{id}", "9223372036854775808"), follow_redirects=False)
     assert 400 <= response.status_code < 500
+
+
+def test_a_failed_login_with_the_longest_user_name_the_schema_allows_is_recorded(world: access.World) -> None:
+    client = access.client_for(world.station)
+    token = client.get("/api/csrf").json()["csrf_token"]
+    response = client.post(
+        "/api/login", json={"username": "0" * 200, "password": "wrong"}, headers={"X-CSRF-Token": token}
+    )
+    assert response.status_code == 401 and response.json()["type"] == "bad_credentials"
+    assert access.events(world.station, "auth.login_failed")[-1].actor == ("web:" + "0" * 200)[:200]
