@@ -26,6 +26,7 @@ from evidence_store.supervision import create_draw, review
 from web import auth
 from web.context import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Ctx
 from web.deps import (
+    MAX_ID,
     AnyCtx,
     AuditCtx,
     CaseCtx,
@@ -35,6 +36,7 @@ from web.deps import (
     Id,
     LinkCtx,
     OptionalIdQuery,
+    OptionalSeqQuery,
     ReviewCtx,
     SearchCtx,
     StatsCtx,
@@ -89,7 +91,7 @@ class LoginBody(BaseModel):
 
 
 class LinkBody(BaseModel):
-    clip_id: JsonInt = Field(ge=1, le=MAX_JSON_INT)
+    clip_id: JsonInt = Field(ge=1, le=MAX_ID)
     reason: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
     document: str = Field("", max_length=200)
     is_evidence: JsonBool = False
@@ -414,7 +416,7 @@ def api_audit(
     object_id: str = "",
     since: TimeQuery = None,
     until: TimeQuery = None,
-    before_seq: OptionalIdQuery = None,
+    before_seq: OptionalSeqQuery = None,
     limit: int = Query(100, ge=1, le=500),
 ) -> dict[str, Any]:
     query = AuditQuery(

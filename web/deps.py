@@ -29,11 +29,13 @@ AuditCtx = Annotated[Ctx, Depends(need(P.AUDIT_VIEW))]
 UsersCtx = Annotated[Ctx, Depends(need(P.USERS_MANAGE))]
 SettingsCtx = Annotated[Ctx, Depends(need(P.SETTINGS_MANAGE))]
 
-# Ids are the databases' BIGINT: a larger or non-positive number names nothing, and is refused at the
-# edge (422) before it reaches a query
-MAX_ID = 2**63 - 1
+# Ids are INTEGER columns (PostgreSQL's is 32 bits): a larger or non-positive number names nothing, and
+# is refused at the edge (422) before it reaches a query; audit sequence numbers are BIGINT
+MAX_ID = 2**31 - 1
+MAX_SEQ = 2**63 - 1
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 OptionalIdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+OptionalSeqQuery = Annotated[int | None, Query(ge=1, le=MAX_SEQ)]
 _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 

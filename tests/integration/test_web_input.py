@@ -15,7 +15,7 @@ from web.app import create_app
 
 world = access.world  # the same station contents as the access tests (a pytest fixture)
 
-BAD_IDS = (str(2**63), str(2**64 + 1), "9" * 40, "-1", "0", "abc", "1e3")
+BAD_IDS = (str(2**31), str(2**63), str(2**64 + 1), "9" * 40, "-1", "0", "abc", "1e3")
 EDGE_TIMES = (
     "0001-01-01T00:00:00+01:00",
     "0001-01-01T00:00:00",  # naive: the station's zone (+08:00) puts it before year 1

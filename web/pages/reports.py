@@ -12,7 +12,7 @@ from evidence_store.queries.audit_browse import AuditQuery, browse
 from evidence_store.queries.dashboard import dashboard
 from evidence_store.queries.statistics import annual_statistics, as_csv
 from web.context import Ctx
-from web.deps import MAX_ID, AuditCtx, DashboardCtx, StatsCtx
+from web.deps import MAX_SEQ, AuditCtx, DashboardCtx, StatsCtx
 from web.pages.rendering import render
 
 router = APIRouter()
@@ -60,7 +60,7 @@ def audit_page(
     object_id: str = "",
     since: str = "",
     until: str = "",
-    before_seq: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    before_seq: Annotated[int | None, Query(ge=1, le=MAX_SEQ)] = None,
 ) -> Response:
     values = {
         "actor": actor,
