@@ -95,6 +95,7 @@ def run_web(
         log_level=station.settings.log_level.lower(),
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
+        proxy_headers=False,  # the app believes X-Forwarded-* from `web_trusted_proxies` only
     )
 
 

@@ -15,7 +15,7 @@ from evidence_store.credentials import hash_password, normalise_username
 from evidence_store.db.ids import inserted_id
 from evidence_store.db.tables import officers, users, web_sessions, web_settings
 from evidence_store.domain.access import Role, User
-from evidence_store.errors import InputError
+from evidence_store.errors import ConflictError, InputError, NotFoundError
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 MIN_PASSWORD_LENGTH = 10
@@ -23,6 +23,14 @@ MIN_PASSWORD_LENGTH = 10
 
 class AccountError(InputError):
     """A user-management request that cannot be carried out (unknown user, bad role, weak password)."""
+
+
+class UserExists(AccountError, ConflictError):
+    """The user name is taken (a conflict with what is stored, not a malformed request)."""
+
+
+class NoSuchOfficer(AccountError, NotFoundError):
+    """The officer number names no officer on record."""
 
 
 def check_password_strength(password: str) -> None:
@@ -92,7 +100,7 @@ def _officer_id(connection: Connection, badge: str | None) -> int | None:
         return None
     found = connection.scalar(select(officers.c.id).where(officers.c.badge_number == badge))
     if found is None:
-        raise AccountError(f"no officer with number {badge} on record")
+        raise NoSuchOfficer(f"no officer with number {badge} on record")
     return int(found)
 
 
@@ -125,7 +133,7 @@ def create_user(
     with station.transaction() as session:
         connection = session.connection()
         if connection.scalar(select(users.c.id).where(users.c.username == username)) is not None:
-            raise AccountError(f"user {username} already exists")
+            raise UserExists(f"user {username} already exists")
         officer_id = _officer_id(connection, officer_badge)
         user_id = inserted_id(
             connection.execute(

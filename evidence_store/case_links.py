@@ -16,7 +16,7 @@ from evidence_store.cases.manual import ManualLinkError, link_manually, unlink_m
 from evidence_store.cases.manual import mark_evidence as mark_clip_evidence
 from evidence_store.db.tables import cases, clip_links, documents
 from evidence_store.domain.access import User, hidden_object
-from evidence_store.errors import InputError, NotFoundError
+from evidence_store.errors import ConflictError, InputError, NotFoundError
 from evidence_store.queries.cases import case_row
 from evidence_store.queries.visibility import case_facts, clip_facts, sees
 
@@ -25,6 +25,14 @@ T = TypeVar("T")
 
 class CaseActionError(InputError):
     """A manual link decision that cannot be applied (unknown clip or document, missing reason)."""
+
+
+class CaseActionNotFound(CaseActionError, NotFoundError):
+    """The case or link named is not there."""
+
+
+class CaseActionConflict(CaseActionError, ConflictError):
+    """What is stored does not allow it: the link was already removed."""
 
 
 def _need_reason(reason: str) -> str:
@@ -37,7 +45,11 @@ def _need_reason(reason: str) -> str:
 def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     try:
         return fn(*args, **kwargs)
-    except (ManualLinkError, NotFoundError) as exc:
+    except ConflictError as exc:
+        raise CaseActionConflict(str(exc)) from exc
+    except NotFoundError as exc:
+        raise CaseActionNotFound(str(exc)) from exc
+    except ManualLinkError as exc:
         raise CaseActionError(str(exc)) from exc
 
 
@@ -96,7 +108,7 @@ def _link(station: Station, case_id: int, link_id: int, user: User) -> tuple[Any
     if found is None or not visible:
         raise hidden_object("clip_link", link_id, missing=found is None)
     if found.removed_at is not None:
-        raise CaseActionError("this link was already removed")
+        raise CaseActionConflict("this link was already removed")
     return found, found.number, found.external_id
 
 

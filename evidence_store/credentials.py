@@ -150,7 +150,7 @@ def _audit_refusal(
 ) -> None:
     station.audit.record(
         session,
-        actor=f"{channel}:{username}",
+        actor=f"{channel}:{username}"[:200],  # the column holds 200 (PostgreSQL refuses more)
         action=action,
         object_type="user",
         object_id=username,

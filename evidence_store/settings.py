@@ -7,6 +7,7 @@ either source is an error, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import socket
@@ -53,6 +54,11 @@ class Settings(BaseModel):
     audit_checkpoint_interval: int = Field(default=1000, ge=1)
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=1, le=65535)
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For and X-Forwarded-Proto are believed;
+    # empty: no header is, and the client is the socket's peer (login rate limits, audit `source`)
+    web_trusted_proxies: tuple[str, ...] = ()
+    # Largest request body accepted (JSON and forms; the web takes no uploads): larger ones get 413
+    web_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Handover (R1): 24 hours by the stricter local rule, or national "2 working days" with a calendar.
     handover_deadline_mode: Literal["hours", "working_days"] = "hours"
@@ -100,6 +106,23 @@ class Settings(BaseModel):
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return value.expanduser().absolute() if value is not None else None
+
+    @field_validator("web_trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_networks(cls, value: Any) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise ValueError("expected a list of addresses or networks, e.g. 127.0.0.1, 10.0.0.0/8")
+        networks = []
+        for item in items:
+            text = str(item).strip()
+            if not text:
+                continue
+            try:
+                networks.append(str(ipaddress.ip_network(text, strict=False)))
+            except ValueError as exc:
+                raise ValueError(f"{text!r} is not an IP address or network (e.g. 10.0.0.0/8)") from exc
+        return tuple(networks)
 
     @field_validator("timezone")
     @classmethod

@@ -29,7 +29,7 @@ from evidence_store.domain.sampling import (
     DONE,
     OPEN,
     DrawRequest,
-    SupervisionError,
+    SupervisionConflict,
     check_draw,
     check_review,
     draw_sample,
@@ -44,9 +44,9 @@ def _reviewer_id(connection: Connection, username: str) -> int | None:
         return None
     row = connection.execute(select(users).where(users.c.username == username)).first()
     if row is None or not row.active:
-        raise SupervisionError(f"no active user {username}")
+        raise SupervisionConflict(f"no active user {username}")
     if not role_has(row.role, Permission.SUPERVISION_REVIEW):
-        raise SupervisionError(f"user {username} does not review (role {row.role})")
+        raise SupervisionConflict(f"user {username} does not review (role {row.role})")
     return int(row.id)
 
 
@@ -133,10 +133,10 @@ def assign(station: Station, item_id: int, reviewer: str, user: User, *, source:
         connection = session.connection()
         item = _item_row(connection, item_id, user)
         if item.status != OPEN:
-            raise SupervisionError("this review is closed")
+            raise SupervisionConflict("this review is closed")
         reviewer_id = _reviewer_id(connection, reviewer)
         if reviewer_id is not None and not _sees_item(connection, reviewer_id, item_id):
-            raise SupervisionError(f"user {reviewer} may not see this item (R13)")
+            raise SupervisionConflict(f"user {reviewer} may not see this item (R13)")
         connection.execute(
             update(supervision_items)
             .where(supervision_items.c.id == item_id)
@@ -160,7 +160,7 @@ def review(station: Station, item_id: int, outcome: str, notes: str, user: User,
         connection = session.connection()
         item = _item_row(connection, item_id, user)
         if item.status != OPEN:
-            raise SupervisionError("this review is already closed")
+            raise SupervisionConflict("this review is already closed")
         if not may_review(user, item.reviewer_id):
             raise AccessRefused(
                 "assigned to another reviewer",

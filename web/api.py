@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from evidence_store import accounts
+from evidence_store.accounts import MIN_PASSWORD_LENGTH, USERNAME
 from evidence_store.case_links import link_clip, mark_evidence, unlink
 from evidence_store.domain.access import Permission, Role
-from evidence_store.domain.model import ClipStatus, MediaType
+from evidence_store.domain.model import CaseCategory, ClipStatus, MediaType
 from evidence_store.domain.sampling import DrawRequest
 from evidence_store.queries.audit_browse import AuditQuery, browse
 from evidence_store.queries.cases import case_detail, case_row, list_cases
@@ -25,25 +26,63 @@ from evidence_store.supervision import create_draw, review
 from web import auth
 from web.context import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Ctx
 from web.deps import (
+    MAX_ID,
     AnyCtx,
     AuditCtx,
     CaseCtx,
     ClipCtx,
     DashboardCtx,
     DrawCtx,
+    Id,
     LinkCtx,
+    OptionalIdQuery,
+    OptionalSeqQuery,
     ReviewCtx,
     SearchCtx,
     StatsCtx,
     SupervisionCtx,
+    TimeQuery,
     UserCtx,
     UsersCtx,
     VerifyCtx,
+    iso_time,
 )
+from web.errors import documented, error_json
 from web.footage import clip_by_sha256, clip_query, run_search, verify_clip, view_clip, visible_clip_row
 
-router = APIRouter(prefix="/api")
+# every route may answer these (the errors' one shape is `web.errors.ErrorBody`)
+router = APIRouter(prefix="/api", responses=documented(400, 401, 403, 404, 413, 422))
+LINK_ERRORS = documented(409)
 P = Permission
+
+
+# a text with something in it: a character that neither JSON Schema's \s nor Python's str.strip() drops
+NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
+
+
+def _json_integer(value: Any) -> Any:
+    """An integer as JSON Schema has it: 7 or 7.0, never `false` or "7" (pydantic would take both)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be an integer")
+        return int(value)
+    return value
+
+
+def _json_boolean(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+# the largest integer a JSON body carries: beyond 2^53 - 1 a JSON number is not the same number everywhere
+# (RFC 8259 section 6), and schema validators compare it as a float
+MAX_JSON_INT = 2**53 - 1
+JsonBool = Annotated[bool, BeforeValidator(_json_boolean)]
+JsonTime = Annotated[datetime | None, BeforeValidator(iso_time)]
 
 
 class LoginBody(BaseModel):
@@ -52,45 +91,68 @@ class LoginBody(BaseModel):
 
 
 class LinkBody(BaseModel):
-    clip_id: int
-    reason: str = Field(min_length=1, max_length=2000)
-    document: str = ""
-    is_evidence: bool = False
+    clip_id: JsonInt = Field(ge=1, le=MAX_ID)
+    reason: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
+    document: str = Field("", max_length=200)
+    is_evidence: JsonBool = False
 
 
 class ReasonBody(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
 
 
 class EvidenceBody(ReasonBody):
-    is_evidence: bool = True
+    is_evidence: JsonBool = True
 
 
 class DrawBody(BaseModel):
     kind: Literal["clip", "case"]
-    size: int = Field(ge=1, le=1000)
-    period_from: datetime | None = None
-    period_to: datetime | None = None
+    size: JsonInt = Field(ge=1, le=1000)
+    period_from: JsonTime = None
+    period_to: JsonTime = None
     unit: str = ""
     officer: str = ""
-    category: str = ""
-    seed: int | None = Field(default=None, ge=0, lt=2**63)
+    category: CaseCategory | Literal[""] = ""
+    # strict: `false` or "7" is not a seed
+    # a seed the station chose may be larger: GET .../redraw recomputes such a draw
+    seed: JsonInt | None = Field(default=None, ge=0, le=MAX_JSON_INT)
     reviewer: str = ""
     note: str = ""
 
 
-class ReviewBody(BaseModel):
-    outcome: Literal["pass", "issues"]
-    notes: str = ""
+class PassReview(BaseModel):
+    outcome: Literal["pass"]
+    notes: str = Field("", max_length=4000)
 
 
-class UserBody(BaseModel):
-    username: str
-    password: str
-    role: Role
-    unit: str = ""
-    display_name: str = ""
-    officer: str | None = None
+class IssuesReview(BaseModel):
+    outcome: Literal["issues"]
+    notes: str = Field(min_length=1, max_length=4000, pattern=NOT_BLANK)  # the issues, described
+
+
+ReviewBody = Annotated[PassReview | IssuesReview, Field(discriminator="outcome")]
+
+
+class _UserFields(BaseModel):
+    username: str = Field(pattern=USERNAME.pattern)  # as stored: lower case, no blanks
+    password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=1000)
+    unit: str = Field("", max_length=200)
+    display_name: str = Field("", max_length=200)
+
+
+class OfficerUserBody(_UserFields):
+    role: Literal[Role.OFFICER]
+    officer: str = Field(
+        min_length=1, max_length=50, pattern=NOT_BLANK
+    )  # an officer account names its officer
+
+
+class StaffUserBody(_UserFields):
+    role: Literal[tuple(role for role in Role if role is not Role.OFFICER)]  # type: ignore[valid-type]
+    officer: str | None = Field(None, max_length=50)
+
+
+UserBody = Annotated[OfficerUserBody | StaffUserBody, Field(discriminator="role")]
 
 
 def _me(ctx: Ctx) -> dict[str, Any]:
@@ -118,7 +180,9 @@ def login_csrf(ctx: AnyCtx) -> Response:
     return response
 
 
-@router.post("/login", summary="Sign in (send the token from /api/csrf as X-CSRF-Token)")
+@router.post(
+    "/login", summary="Sign in (send the token from /api/csrf as X-CSRF-Token)", responses=documented(429)
+)
 def api_login(ctx: AnyCtx, body: LoginBody) -> Response:
     try:
         new = auth.login(
@@ -131,7 +195,7 @@ def api_login(ctx: AnyCtx, body: LoginBody) -> Response:
         )
     except auth.LoginRefused as refused:
         status = 429 if refused.reason == "rate_limited" else 401
-        return JSONResponse({"error": refused.reason}, status_code=status)
+        return error_json(status, refused.reason, kind=refused.reason)
     response = JSONResponse(
         {
             "username": new.user.username,
@@ -169,15 +233,15 @@ def api_search(
     ctx: SearchCtx,
     officer: str | None = None,
     device: str | None = None,
-    start_from: str | None = Query(None, description="ISO 8601; without a zone: the station's local time"),
-    start_to: str | None = None,
+    start_from: TimeQuery = None,
+    start_to: TimeQuery = None,
     case_number: str | None = None,
     document: str | None = None,
     flag: str | None = Query(None, description="a compliance flag kind, 'late_handover' or 'any'"),
     media_type: MediaType | None = None,
     status: ClipStatus | None = None,
-    transfer_id: int | None = None,
-    sha256_prefix: str | None = None,
+    transfer_id: OptionalIdQuery = None,
+    sha256_prefix: Annotated[str | None, Query(pattern="^[0-9a-f]{0,64}$")] = None,
     sort: Literal["start_desc", "start_asc", "id_desc", "id_asc"] = "start_desc",
     limit: int = Query(50, ge=1, le=200),
     offset: int = Query(0, ge=0, le=10_000),
@@ -185,8 +249,8 @@ def api_search(
     values = {
         "officer": officer,
         "device": device,
-        "start_from": start_from,
-        "start_to": start_to,
+        "start_from": ctx.instant(start_from),
+        "start_to": ctx.instant(start_to),
         "case_number": case_number,
         "document": document,
         "flag": flag,
@@ -207,12 +271,12 @@ def api_clip_by_sha256(ctx: ClipCtx, sha256: str) -> dict[str, Any]:
 
 
 @router.get("/clips/{clip_id}", summary="A clip: metadata, hashes, verification, custody, links (audited)")
-def api_clip(ctx: ClipCtx, clip_id: int) -> dict[str, Any]:
+def api_clip(ctx: ClipCtx, clip_id: Id) -> dict[str, Any]:
     return view_clip(ctx, clip_id)
 
 
 @router.post("/clips/{clip_id}/verify", summary="Re-hash the stored original now (audited)")
-def api_verify(ctx: VerifyCtx, clip_id: int) -> dict[str, Any]:
+def api_verify(ctx: VerifyCtx, clip_id: Id) -> dict[str, Any]:
     return verify_clip(ctx, clip_id)
 
 
@@ -236,14 +300,16 @@ def _case(ctx: Ctx, case_id: int) -> dict[str, Any]:
 
 
 @router.get("/cases/{case_id}", summary="A case: documents, linked footage, flags, exceptions (audited)")
-def api_case(ctx: CaseCtx, case_id: int) -> dict[str, Any]:
+def api_case(ctx: CaseCtx, case_id: Id) -> dict[str, Any]:
     detail = _case(ctx, case_id)
     ctx.audit("case.viewed", "case", case_id, {"number": detail["case"]["number"]})
     return detail
 
 
-@router.post("/cases/{case_id}/links", summary="Link a clip to the case by hand, with a reason")
-def api_link(ctx: LinkCtx, case_id: int, body: LinkBody) -> dict[str, Any]:
+@router.post(
+    "/cases/{case_id}/links", summary="Link a clip to the case by hand, with a reason", responses=LINK_ERRORS
+)
+def api_link(ctx: LinkCtx, case_id: Id, body: LinkBody) -> dict[str, Any]:
     _case(ctx, case_id)
     visible_clip_row(ctx, body.clip_id, P.CLIP_VIEW)
     link_id = link_clip(
@@ -258,15 +324,15 @@ def api_link(ctx: LinkCtx, case_id: int, body: LinkBody) -> dict[str, Any]:
     return {"link_id": link_id}
 
 
-@router.post("/cases/{case_id}/links/{link_id}/unlink")
-def api_unlink(ctx: LinkCtx, case_id: int, link_id: int, body: ReasonBody) -> dict[str, Any]:
+@router.post("/cases/{case_id}/links/{link_id}/unlink", responses=LINK_ERRORS)
+def api_unlink(ctx: LinkCtx, case_id: Id, link_id: Id, body: ReasonBody) -> dict[str, Any]:
     _case(ctx, case_id)
     unlink(ctx.station, case_id, link_id, reason=body.reason, user=ctx.user)
     return {"ok": True}
 
 
-@router.post("/cases/{case_id}/links/{link_id}/evidence")
-def api_evidence(ctx: LinkCtx, case_id: int, link_id: int, body: EvidenceBody) -> dict[str, Any]:
+@router.post("/cases/{case_id}/links/{link_id}/evidence", responses=LINK_ERRORS)
+def api_evidence(ctx: LinkCtx, case_id: Id, link_id: Id, body: EvidenceBody) -> dict[str, Any]:
     _case(ctx, case_id)
     mark_evidence(ctx.station, case_id, link_id, body.is_evidence, reason=body.reason, user=ctx.user)
     return {"ok": True}
@@ -292,9 +358,20 @@ def api_draws(ctx: SupervisionCtx) -> dict[str, Any]:
         return {"draws": list_draws(connection, ctx.user)}
 
 
-@router.post("/supervision/draws", summary="Draw a seeded random sample of clips or cases (R16)")
+@router.post(
+    "/supervision/draws",
+    summary="Draw a seeded random sample of clips or cases (R16)",
+    responses=documented(409),
+)
 def api_draw(ctx: DrawCtx, body: DrawBody) -> dict[str, Any]:
-    request = DrawRequest(**body.model_dump())
+    request = DrawRequest(
+        **{
+            **body.model_dump(),
+            "category": body.category and body.category.value,
+            "period_from": ctx.instant(body.period_from),
+            "period_to": ctx.instant(body.period_to),
+        }
+    )
     draw_id = create_draw(ctx.station, request, ctx.user, source=ctx.client)
     with ctx.station.engine.connect() as connection:
         draw = get_draw(connection, draw_id, ctx.user)
@@ -303,7 +380,7 @@ def api_draw(ctx: DrawCtx, body: DrawBody) -> dict[str, Any]:
 
 
 @router.get("/supervision/draws/{draw_id}")
-def api_get_draw(ctx: SupervisionCtx, draw_id: int) -> dict[str, Any]:
+def api_get_draw(ctx: SupervisionCtx, draw_id: Id) -> dict[str, Any]:
     with ctx.station.engine.connect() as connection:
         draw = get_draw(connection, draw_id, ctx.user)
     if draw is None:
@@ -312,13 +389,17 @@ def api_get_draw(ctx: SupervisionCtx, draw_id: int) -> dict[str, Any]:
 
 
 @router.get("/supervision/draws/{draw_id}/redraw", summary="Recompute a draw from its seed and compare")
-def api_redraw(ctx: SupervisionCtx, draw_id: int) -> dict[str, Any]:
+def api_redraw(ctx: SupervisionCtx, draw_id: Id) -> dict[str, Any]:
     with ctx.station.engine.connect() as connection:
         return redraw(connection, draw_id, ctx.user)
 
 
-@router.post("/supervision/items/{item_id}/review", summary="Record a review outcome (pass / issues)")
-def api_review(ctx: ReviewCtx, item_id: int, body: ReviewBody) -> dict[str, Any]:
+@router.post(
+    "/supervision/items/{item_id}/review",
+    summary="Record a review outcome (pass / issues)",
+    responses=documented(409),
+)
+def api_review(ctx: ReviewCtx, item_id: Id, body: ReviewBody) -> dict[str, Any]:
     review(ctx.station, item_id, body.outcome, body.notes, ctx.user, source=ctx.client)
     return {"ok": True}
 
@@ -338,9 +419,9 @@ def api_audit(
     action: str = "",
     object_type: str = "",
     object_id: str = "",
-    since: str = "",
-    until: str = "",
-    before_seq: int | None = None,
+    since: TimeQuery = None,
+    until: TimeQuery = None,
+    before_seq: OptionalSeqQuery = None,
     limit: int = Query(100, ge=1, le=500),
 ) -> dict[str, Any]:
     query = AuditQuery(
@@ -348,8 +429,8 @@ def api_audit(
         action=action,
         object_type=object_type,
         object_id=object_id,
-        since=ctx.parse_time(since),
-        until=ctx.parse_time(until),
+        since=ctx.instant(since),
+        until=ctx.instant(until),
         before_seq=before_seq,
         limit=limit,
     )
@@ -365,7 +446,7 @@ def api_users(ctx: UsersCtx) -> dict[str, Any]:
         return {"users": accounts.list_users(connection)}
 
 
-@router.post("/users")
+@router.post("/users", responses=documented(409))
 def api_create_user(ctx: UsersCtx, body: UserBody) -> dict[str, Any]:
     user_id = accounts.create_user(
         ctx.station,

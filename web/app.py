@@ -5,7 +5,12 @@ Security measures applied to every request here:
   Permissions-Policy; HSTS when served over TLS);
 * CSRF: every POST/PUT/PATCH/DELETE carries a token (form field `csrf_token` or header `X-CSRF-Token`)
   equal to the session's synchronizer token; login forms use a double-submit cookie instead;
-* session cookies are HttpOnly, SameSite=Strict, Secure over TLS; sessions live in the database.
+* session cookies are HttpOnly, SameSite=Strict, Secure over TLS; sessions live in the database;
+* the client address (login rate limits, the audit record's `source`) is the socket's peer; only a
+  request that arrives from a proxy named in `web_trusted_proxies` has its X-Forwarded-For (the
+  right-most address no trusted proxy added) and X-Forwarded-Proto believed;
+* request bodies above `web_max_body_bytes` are refused with 413 as they arrive (by Content-Length, or
+  counted as a chunked body streams in), never read whole.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from evidence_store.bootstrap import Station
 from evidence_store.status import describe
-from web import errors
+from web import errors, limits
 from web.api import router as api_router
 from web.auth import ConfigCache, WebConfig, tokens_match
 from web.context import LOGIN_CSRF_COOKIE, STATIC_DIR, TEMPLATES_DIR, Ctx, SeenCache, Web, session_of
@@ -114,12 +120,20 @@ def create_app(station: Station, *, config: WebConfig | None = None) -> FastAPI:
         return response
 
     errors.install(app)
+    limits.install(app, station.settings.web_max_body_bytes)
+    if station.settings.web_trusted_proxies:
+        # added last, so outermost: every later step sees the client and scheme the proxy reported
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(station.settings.web_trusted_proxies))
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, Any]:
         return {"ok": True, "station": station.settings.station_name}
 
-    @app.get("/api/status", summary="Station status (configuration and contents, no footage)")
+    @app.get(
+        "/api/status",
+        summary="Station status (configuration and contents, no footage)",
+        responses=errors.documented(400, 401, 403, 404, 413, 422),
+    )
     def status() -> dict[str, Any]:
         return describe(station)
 

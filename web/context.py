@@ -10,7 +10,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlencode
@@ -83,6 +83,22 @@ class Web:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.station.settings.timezone)
+
+
+# The instants a filter may name: a day inside Python's datetime range, so that showing one in any time
+# zone still works. Times the station stores are far inside; a filter beyond them selects the same rows.
+EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
+LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
+
+
+def utc_instant(moment: datetime) -> datetime:
+    """An aware time as UTC, held within `EARLIEST`..`LATEST` (`0001-01-01T00:00+01:00` is a real
+    instant before year 1 UTC: a filter from it means "from the beginning")."""
+    try:
+        converted = moment.astimezone(UTC)
+    except OverflowError:
+        converted = EARLIEST if moment.year < 5000 else LATEST
+    return min(max(converted, EARLIEST), LATEST)
 
 
 def client_address(request: Request) -> str:
@@ -202,9 +218,15 @@ class Ctx:
             moment = datetime.fromisoformat(text.strip())
         except ValueError as exc:
             raise InputError(self.t("error.bad_time", value=text[:40])) from exc
+        return self.instant(moment)
+
+    def instant(self, moment: datetime | None) -> datetime | None:
+        """A time given by the user as UTC; without a zone it is the station's local time."""
+        if moment is None:
+            return None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=self.web.zone)
-        return moment.astimezone(UTC)
+        return utc_instant(moment)
 
 
 def get_ctx(request: Request) -> Ctx:

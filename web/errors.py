@@ -7,20 +7,24 @@ Project errors (`evidence_store.errors`), wherever a route or a service raises t
                         whether the object exists (R13); every refusal is put on the audit record (R17)
     NotFoundError       404 "not found" (`NoDerivative`: "no such derivative")
     ConflictError       409, its message
-The API answers `{"error": message}`; the pages show the error page. Two web-only signals are answered
-here too: `NeedLogin` (401, or a redirect to the login page) and `CsrfRejected` (403, audited where it
-is raised, since it is found before any route runs). Framework errors (validation 422/400, unknown
-paths 404, wrong methods 405) keep FastAPI's statuses with our bodies.
+The API answers every error in one shape, `ErrorBody`: `{"error": message, "type": kind}` (plus
+`detail`, the fields at fault, for 422); the pages show the error page. Two web-only signals are
+answered here too: `NeedLogin` (401, or a redirect to the login page) and `CsrfRejected` (403, audited
+where it is raised, since it is found before any route runs). Framework errors (validation 422, or 400
+on the pages; unknown paths 404; wrong methods 405 with `Allow`; bodies over the limit 413) keep their
+statuses with our bodies.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -31,6 +35,53 @@ from web.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 ProjectError = InputError | NotPermittedError | NotFoundError | ConflictError
+
+
+# the `type` of each status's error body: a stable word a client can branch on
+ERROR_TYPES = {
+    400: "bad_request",
+    401: "login_required",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    416: "range_not_satisfiable",
+    422: "invalid",
+    429: "rate_limited",
+}
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers (see `ERROR_TYPES` for `type`)."""
+
+    error: str
+    type: str
+    detail: list[FieldError] | None = None
+
+
+def error_json(
+    status: int,
+    message: str,
+    *,
+    kind: str | None = None,
+    detail: list[dict[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"error": message, "type": kind or ERROR_TYPES.get(status, "error")}
+    if detail is not None:
+        body["detail"] = detail
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, all with the `ErrorBody` shape."""
+    return {status: {"model": ErrorBody, "description": ERROR_TYPES[status]} for status in statuses}
 
 
 class CsrfRejected(Exception):
@@ -71,10 +122,12 @@ def error_page(request: Request, status: int, message: str) -> Response:
     )
 
 
-def answer(request: Request, status: int, message: str) -> Response:
+def answer(request: Request, status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
     if wants_json(request):
-        return JSONResponse({"error": message}, status_code=status)
-    return error_page(request, status, message)
+        return error_json(status, message, headers=headers)
+    response = error_page(request, status, message)
+    response.headers.update(headers or {})
+    return response
 
 
 def status_and_message(request: Request, exc: ProjectError) -> tuple[int, str]:
@@ -126,7 +179,7 @@ async def project_error(request: Request, exc: Exception) -> Response:
 
 async def need_login(request: Request, exc: Exception) -> Response:
     if wants_json(request):
-        return JSONResponse({"error": "login required"}, status_code=401)
+        return error_json(401, "login required")
     if request.method in SAFE_METHODS:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
@@ -140,15 +193,22 @@ async def csrf_rejected(request: Request, exc: Exception) -> Response:
 async def invalid(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     if wants_json(request):
-        errors: list[Any] = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
-        return JSONResponse({"error": "invalid request", "detail": errors}, status_code=422)
+        errors: list[Any] = [
+            {
+                "loc": [part if isinstance(part, int) else str(part) for part in e.get("loc", ())],
+                "msg": e.get("msg", ""),
+            }
+            for e in exc.errors()
+        ]
+        return error_json(422, "invalid request", detail=errors)
     return error_page(request, 400, translate(language(request), "error.bad_request"))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    key = {404: "error.not_found", 405: "error.bad_request"}.get(exc.status_code, "error.bad_request")
-    return answer(request, exc.status_code, translate(language(request), key))
+    key = {404: "error.not_found", 413: "error.too_large"}.get(exc.status_code, "error.bad_request")
+    # 405 keeps its `Allow` header (RFC 9110 section 15.5.6)
+    return answer(request, exc.status_code, translate(language(request), key), headers=exc.headers)
 
 
 def install(app: FastAPI) -> None:

@@ -25,6 +25,7 @@ from evidence_store.queries.clips import (
 from evidence_store.queries.search import MAX_LIMIT, ClipQuery, SearchPage
 from evidence_store.queries.visibility import clip_visible, may_download_original
 from web.context import Ctx
+from web.deps import MAX_ID
 from web.errors import NoDerivative
 from web.media import blob_response
 
@@ -55,10 +56,11 @@ SEARCH_FIELDS = (
 def _int(ctx: Ctx, value: str | None, name: str, default: int | None = None) -> int | None:
     if value in (None, ""):
         return default
-    try:
-        return int(str(value))
-    except ValueError as exc:
-        raise InputError(ctx.t("error.bad_number", field=name)) from exc
+    text = str(value).strip()
+    # at most 19 digits: a larger number names no row and no page, and no database column holds it
+    if not re.fullmatch(r"-?\d{1,19}", text) or not -MAX_ID <= int(text) <= MAX_ID:
+        raise InputError(ctx.t("error.bad_number", field=name))
+    return int(text)
 
 
 def clip_query(ctx: Ctx, values: Mapping[str, Any]) -> ClipQuery:
@@ -192,10 +194,10 @@ def verify_clip(ctx: Ctx, clip_id: int) -> dict[str, Any]:
 
 def clip_by_sha256(ctx: Ctx, sha256: str) -> int:
     ctx.require(Permission.CLIP_VIEW)
-    if not SHA256.match(sha256):
-        raise InputError(ctx.t("error.bad_value", field="sha256"))
-    with ctx.station.engine.connect() as connection:
-        clip_id = clip_id_by_sha256(connection, sha256)
+    clip_id = None
+    if SHA256.match(sha256):  # any other text is the hash of no clip: 404, as for an unknown hash
+        with ctx.station.engine.connect() as connection:
+            clip_id = clip_id_by_sha256(connection, sha256)
     if clip_id is None:
-        ctx.hidden("clip", sha256, missing=True)
+        ctx.hidden("clip", sha256[:64], missing=True)
     return clip_id

@@ -20,7 +20,11 @@ from evidence_store.blobs.local import LocalBlobStore, check_sha256
 from evidence_store.ports import BlobStore
 
 CHUNK = 256 * 1024
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
+_UNIT = re.compile(r"^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*=")
+_RANGE = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+# a position with more digits than this is past the end of any blob (and Python refuses to turn more than
+# 4300 digits into an int): compared by length, never converted
+_MAX_DIGITS = 18
 
 
 class RangeNotSatisfiable(Exception):
@@ -37,23 +41,36 @@ class ByteRange:
         return self.end - self.start + 1
 
 
+def _position(text: str, size: int) -> int:
+    """A position from a Range header, capped just past the blob (enough to decide every case)."""
+    digits = text.lstrip("0") or "0"
+    return size if len(digits) > _MAX_DIGITS else min(int(digits), size)
+
+
 def parse_range(header: str | None, size: int) -> ByteRange | None:
-    """The byte range asked for, None for the whole blob; `RangeNotSatisfiable` for a bad one."""
+    """The byte range asked for (RFC 9110 section 14), None for the whole blob; `RangeNotSatisfiable`
+    for a bad or unsatisfiable one.
+
+    A header in a unit other than bytes is ignored (the whole blob, section 14.2); a last position past
+    the end means "to the end", a suffix longer than the blob means all of it (section 14.1.2)."""
     if header is None:
         return None
-    match = _RANGE.match(header.split(",")[0])
+    unit = _UNIT.match(header)
+    if unit is None or unit.group(1).lower() != "bytes":
+        return None
+    match = _RANGE.match(header[unit.end() :].split(",")[0])
     if match is None:
         raise RangeNotSatisfiable(header)
     start_text, end_text = match.groups()
     if not start_text and not end_text:
         raise RangeNotSatisfiable(header)
     if not start_text:  # suffix: the last N bytes
-        suffix = int(end_text)
+        suffix = _position(end_text, size)
         if suffix == 0 or size == 0:
             raise RangeNotSatisfiable(header)
-        return ByteRange(max(0, size - suffix), size - 1)
-    start = int(start_text)
-    end = int(end_text) if end_text else size - 1
+        return ByteRange(size - suffix, size - 1)
+    start = _position(start_text, size)
+    end = _position(end_text, size) if end_text else size - 1
     if start >= size or end < start:
         raise RangeNotSatisfiable(header)
     return ByteRange(start, min(end, size - 1))

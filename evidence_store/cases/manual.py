@@ -19,12 +19,20 @@ from evidence_store.cases.linking_transaction import lock_linking
 from evidence_store.db.tables import cases, clip_links, clips, documents
 from evidence_store.domain.model import ClipLink, LinkOrigin, RecordingException
 from evidence_store.domain.record_facts import FACTS_KEY, row_fact
-from evidence_store.errors import InputError, NotFoundError
+from evidence_store.errors import ConflictError, InputError, NotFoundError
 
 
 class ManualLinkError(InputError):
     """A custodian's request that cannot be carried out as asked (nothing was changed); the custodian
     corrects the request (gives a reason, links before marking, names a document of the case)."""
+
+
+class ManualLinkConflict(ManualLinkError, ConflictError):
+    """The links as stored do not allow it (already linked by hand; not linked, so nothing to mark)."""
+
+
+class NoSuchCaseDocument(ManualLinkError, NotFoundError):
+    """The document named is not one of the case's."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,7 @@ def _document(session: Session, case_id: int, case_number: str, external_id: str
     if row is None:
         raise NotFoundError(f"no document {external_id!r}")
     if row.case_id != case_id:
-        raise ManualLinkError(f"document {external_id!r} does not belong to case {case_number!r}")
+        raise NoSuchCaseDocument(f"document {external_id!r} does not belong to case {case_number!r}")
     return int(row.id)
 
 
@@ -106,7 +114,7 @@ def link_manually(
         now = station.clock()
         existing = _active_links(session, target, whole_case=False)
         if any(link.origin is LinkOrigin.MANUAL for link in existing):
-            raise ManualLinkError(
+            raise ManualLinkConflict(
                 f"clip {clip_id} is already linked by hand to case {target.case_number}"
                 + (f", document {document}" if document else "")
             )
@@ -159,7 +167,7 @@ def unlink_manually(
         target = _target(session, clip_id, case_number, document)
         links = _active_links(session, target, whole_case=document is None)
         if not links:
-            raise ManualLinkError(
+            raise ManualLinkConflict(
                 f"clip {clip_id} is not linked to case {target.case_number}"
                 + (f", document {document}" if document else "")
             )
@@ -197,7 +205,7 @@ def mark_evidence(
         target = _target(session, clip_id, case_number, None)
         links = _active_links(session, target, whole_case=True)
         if not links:
-            raise ManualLinkError(
+            raise ManualLinkConflict(
                 f"clip {clip_id} is not linked to case {target.case_number}: link it first "
                 f"(evidence cases link {clip_id} {target.case_number} --reason ...)"
             )

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from evidence_store.domain.model import CaseCategory
-from evidence_store.errors import InputError
+from evidence_store.errors import ConflictError, InputError, NotFoundError
 
 MAX_SAMPLE = 1000
 MAX_SEED = 2**63
@@ -26,6 +26,14 @@ OUTCOMES = ("pass", "issues")
 
 class SupervisionError(InputError):
     """A draw, assignment or review that cannot be carried out as asked (R16)."""
+
+
+class SupervisionNotFound(SupervisionError, NotFoundError):
+    """The draw or review item named is not there."""
+
+
+class SupervisionConflict(SupervisionError, ConflictError):
+    """What is stored does not allow it: the review is closed, the named reviewer cannot review."""
 
 
 @dataclass

@@ -21,12 +21,12 @@ from evidence_store.domain.model import CaseCategory, ClipStatus
 from evidence_store.domain.sampling import (
     OPEN,
     DrawRequest,
+    SupervisionNotFound,
     check_category,
     draw_sample,
     fingerprint,
     stored_request,
 )
-from evidence_store.errors import NotFoundError
 from evidence_store.queries.visibility import visible_case_clause, visible_clip_clause, visible_item_clause
 
 
@@ -86,7 +86,7 @@ def redraw(connection: Connection, draw_id: int, user: User) -> dict[str, Any]:
     """Recompute a draw from its seed and parameters; say whether population and sample still match (R16)."""
     draw = connection.execute(select(supervision_draws).where(supervision_draws.c.id == draw_id)).first()
     if draw is None:
-        raise NotFoundError(f"no draw {draw_id}")
+        raise SupervisionNotFound(f"no draw {draw_id}")
     request = stored_request(dict(draw.params), draw.sample_size, draw.seed)
     ids = population(connection, request, user)
     sample = draw_sample(ids, draw.sample_size, draw.seed)

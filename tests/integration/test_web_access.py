@@ -522,7 +522,8 @@ def test_range_requests_serve_the_exact_bytes_and_refuse_bad_ranges(world: World
         assert response.headers["content-range"] == f"bytes {start}-{end}/{size}", header
         assert response.headers["content-length"] == str(end - start + 1)
         assert response.content == world.proxy[start : end + 1], header
-    for header in (f"bytes={size}-", "bytes=500-100", "bytes=abc", "lines=0-5", "bytes=-0"):
+    # (a unit other than bytes is ignored, RFC 9110 section 14.2: see tests/integration/test_web_input.py)
+    for header in (f"bytes={size}-", "bytes=500-100", "bytes=abc", "bytes=-0"):
         response = client.get(url, headers={"Range": header})
         assert response.status_code == 416, header
         assert response.headers["content-range"] == f"bytes */{size}"

@@ -11,7 +11,7 @@ from evidence_store.case_links import link_clip, mark_evidence, unlink
 from evidence_store.domain.access import Permission
 from evidence_store.queries.cases import case_detail, case_row, list_cases, timeline_svg
 from web.context import Ctx
-from web.deps import CaseCtx, LinkCtx
+from web.deps import MAX_ID, CaseCtx, Id, LinkCtx
 from web.footage import visible_clip_row
 from web.pages.rendering import redirect, render
 
@@ -28,7 +28,7 @@ def cases_page(ctx: CaseCtx, number: str = "", offset: int = 0) -> Response:
 
 
 @router.get("/cases/{case_id}")
-def case_page(ctx: CaseCtx, case_id: int) -> Response:
+def case_page(ctx: CaseCtx, case_id: Id) -> Response:
     user = ctx.user
     with ctx.station.engine.connect() as connection:
         detail = case_detail(connection, case_id, user)
@@ -48,7 +48,7 @@ def case_page(ctx: CaseCtx, case_id: int) -> Response:
 
 
 @router.get("/cases/{case_id}/timeline.svg")
-def case_timeline(ctx: CaseCtx, case_id: int) -> Response:
+def case_timeline(ctx: CaseCtx, case_id: Id) -> Response:
     user = ctx.user
     with ctx.station.engine.connect() as connection:
         detail = case_detail(connection, case_id, user)
@@ -77,8 +77,8 @@ def _back_to_case(case_id: int) -> Response:
 @router.post("/cases/{case_id}/links")
 def case_link(
     ctx: LinkCtx,
-    case_id: int,
-    clip_id: Annotated[int, Form()],
+    case_id: Id,
+    clip_id: Annotated[int, Form(ge=1, le=MAX_ID)],
     reason: Annotated[str, Form()] = "",
     document: Annotated[str, Form()] = "",
     evidence: Annotated[str, Form()] = "",
@@ -98,7 +98,7 @@ def case_link(
 
 
 @router.post("/cases/{case_id}/links/{link_id}/unlink")
-def case_unlink(ctx: LinkCtx, case_id: int, link_id: int, reason: Annotated[str, Form()] = "") -> Response:
+def case_unlink(ctx: LinkCtx, case_id: Id, link_id: Id, reason: Annotated[str, Form()] = "") -> Response:
     _case_action(ctx, case_id)
     unlink(ctx.station, case_id, link_id, reason=reason, user=ctx.user)
     return _back_to_case(case_id)
@@ -107,8 +107,8 @@ def case_unlink(ctx: LinkCtx, case_id: int, link_id: int, reason: Annotated[str,
 @router.post("/cases/{case_id}/links/{link_id}/evidence")
 def case_mark_evidence(
     ctx: LinkCtx,
-    case_id: int,
-    link_id: int,
+    case_id: Id,
+    link_id: Id,
     reason: Annotated[str, Form()] = "",
     evidence: Annotated[str, Form()] = "1",
 ) -> Response:

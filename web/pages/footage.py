@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from evidence_store.domain.model import ClipStatus, MediaType
 from evidence_store.queries.search import SearchPage
 from web.context import Ctx
-from web.deps import ClipCtx, OriginalCtx, SearchCtx, VerifyCtx
+from web.deps import ClipCtx, Id, OriginalCtx, SearchCtx, VerifyCtx
 from web.footage import (
     SEARCH_FIELDS,
     clip_query,
@@ -62,22 +62,22 @@ def _search_page(ctx: Ctx, values: dict[str, Any], page: SearchPage | None, erro
 
 
 @router.get("/clips/{clip_id}")
-def clip_page(ctx: ClipCtx, clip_id: int) -> Response:
+def clip_page(ctx: ClipCtx, clip_id: Id) -> Response:
     detail = view_clip(ctx, clip_id)
     return render(ctx, "clip.html", clip=detail, message=ctx.request.query_params.get("message", ""))
 
 
 @router.get("/clips/{clip_id}/derivative/{kind}")
-def clip_derivative(ctx: ClipCtx, clip_id: int, kind: str) -> Response:
+def clip_derivative(ctx: ClipCtx, clip_id: Id, kind: str) -> Response:
     return serve_derivative(ctx, clip_id, kind)
 
 
 @router.post("/clips/{clip_id}/verify")
-def clip_verify(ctx: VerifyCtx, clip_id: int) -> Response:
+def clip_verify(ctx: VerifyCtx, clip_id: Id) -> Response:
     result = verify_clip(ctx, clip_id)
     return redirect(f"/clips/{clip_id}?message={'verified_ok' if result['ok'] else 'verified_bad'}")
 
 
 @router.post("/clips/{clip_id}/original")
-def clip_original(ctx: OriginalCtx, clip_id: int, reason: Annotated[str, Form()] = "") -> Response:
+def clip_original(ctx: OriginalCtx, clip_id: Id, reason: Annotated[str, Form()] = "") -> Response:
     return download_original(ctx, clip_id, reason)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from evidence_store.queries.audit_browse import AuditQuery, browse
 from evidence_store.queries.dashboard import dashboard
 from evidence_store.queries.statistics import annual_statistics, as_csv
 from web.context import Ctx
-from web.deps import AuditCtx, DashboardCtx, StatsCtx
+from web.deps import MAX_SEQ, AuditCtx, DashboardCtx, StatsCtx
 from web.pages.rendering import render
 
 router = APIRouter()
@@ -65,7 +65,7 @@ def audit_page(
     object_id: str = "",
     since: str = "",
     until: str = "",
-    before_seq: int | None = None,
+    before_seq: Annotated[int | None, Query(ge=1, le=MAX_SEQ)] = None,
 ) -> Response:
     values = {
         "actor": actor,

@@ -15,7 +15,7 @@ from evidence_store.errors import InputError
 from evidence_store.queries.supervision import get_draw, items_for, list_draws, reviewers
 from evidence_store.supervision import assign, create_draw, review
 from web.context import Ctx
-from web.deps import DrawCtx, ReviewCtx, SupervisionCtx
+from web.deps import MAX_ID, DrawCtx, Id, ReviewCtx, SupervisionCtx
 from web.pages.rendering import redirect, render
 
 router = APIRouter()
@@ -83,7 +83,7 @@ def supervision_draw(
 
 
 @router.get("/supervision/draws/{draw_id}")
-def supervision_draw_page(ctx: SupervisionCtx, draw_id: int) -> Response:
+def supervision_draw_page(ctx: SupervisionCtx, draw_id: Id) -> Response:
     with ctx.station.engine.connect() as connection:
         draw = get_draw(connection, draw_id, ctx.user)
         names = reviewers(connection)
@@ -96,7 +96,10 @@ def supervision_draw_page(ctx: SupervisionCtx, draw_id: int) -> Response:
 
 @router.post("/supervision/items/{item_id}/assign")
 def supervision_assign(
-    ctx: DrawCtx, item_id: int, reviewer: Annotated[str, Form()] = "", draw_id: Annotated[int, Form()] = 0
+    ctx: DrawCtx,
+    item_id: Id,
+    reviewer: Annotated[str, Form()] = "",
+    draw_id: Annotated[int, Form(ge=0, le=MAX_ID)] = 0,
 ) -> Response:
     user = ctx.user
     ctx.on_input_error_go_to(f"/supervision/draws/{draw_id}")
@@ -107,10 +110,10 @@ def supervision_assign(
 @router.post("/supervision/items/{item_id}/review")
 def supervision_review(
     ctx: ReviewCtx,
-    item_id: int,
+    item_id: Id,
     outcome: Annotated[str, Form()] = "",
     notes: Annotated[str, Form()] = "",
-    draw_id: Annotated[int, Form()] = 0,
+    draw_id: Annotated[int, Form(ge=0, le=MAX_ID)] = 0,
 ) -> Response:
     user = ctx.user
     ctx.on_input_error_go_to(f"/supervision/draws/{draw_id}")
