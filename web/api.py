@@ -285,13 +285,13 @@ def api_verify(ctx: VerifyCtx, clip_id: Id) -> dict[str, Any]:
 
 @router.get("/cases")
 def api_cases(ctx: CaseCtx, number: str = "", offset: int = Query(0, ge=0, le=10_000)) -> dict[str, Any]:
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         found, has_next = list_cases(connection, ctx.user, number=number.strip(), offset=offset)
     return {"items": found, "offset": offset, "has_next": has_next}
 
 
 def _case(ctx: Ctx, case_id: int) -> dict[str, Any]:
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         detail = case_detail(connection, case_id, ctx.user)
         missing = detail is None and case_row(connection, case_id) is None
     if detail is None:
@@ -343,7 +343,7 @@ def api_evidence(ctx: LinkCtx, case_id: Id, link_id: Id, body: EvidenceBody) -> 
 
 @router.get("/dashboard")
 def api_dashboard(ctx: DashboardCtx) -> dict[str, Any]:
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         return dashboard(
             connection,
             ctx.now(),
@@ -354,7 +354,7 @@ def api_dashboard(ctx: DashboardCtx) -> dict[str, Any]:
 
 @router.get("/supervision/draws")
 def api_draws(ctx: SupervisionCtx) -> dict[str, Any]:
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         return {"draws": list_draws(connection, ctx.user)}
 
 
@@ -373,7 +373,7 @@ def api_draw(ctx: DrawCtx, body: DrawBody) -> dict[str, Any]:
         }
     )
     draw_id = create_draw(ctx.station, request, ctx.user, source=ctx.client)
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         draw = get_draw(connection, draw_id, ctx.user)
     assert draw is not None
     return draw
@@ -381,7 +381,7 @@ def api_draw(ctx: DrawCtx, body: DrawBody) -> dict[str, Any]:
 
 @router.get("/supervision/draws/{draw_id}")
 def api_get_draw(ctx: SupervisionCtx, draw_id: Id) -> dict[str, Any]:
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         draw = get_draw(connection, draw_id, ctx.user)
     if draw is None:
         ctx.hidden("supervision_draw", draw_id, missing=True)
@@ -390,7 +390,7 @@ def api_get_draw(ctx: SupervisionCtx, draw_id: Id) -> dict[str, Any]:
 
 @router.get("/supervision/draws/{draw_id}/redraw", summary="Recompute a draw from its seed and compare")
 def api_redraw(ctx: SupervisionCtx, draw_id: Id) -> dict[str, Any]:
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         return redraw(connection, draw_id, ctx.user)
 
 
@@ -406,7 +406,7 @@ def api_review(ctx: ReviewCtx, item_id: Id, body: ReviewBody) -> dict[str, Any]:
 
 @router.get("/stats", summary="Annual statistics per unit and month (R18)")
 def api_stats(ctx: StatsCtx, year: int = Query(..., ge=2000, le=2200)) -> dict[str, Any]:
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         stats = annual_statistics(connection, year, ctx.station.settings.timezone)
     ctx.audit("stats.viewed", "statistics", year, {"format": "json"})
     return stats
@@ -434,7 +434,7 @@ def api_audit(
         before_seq=before_seq,
         limit=limit,
     )
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         result = browse(connection, query, ctx.user)
     ctx.audit("audit.viewed", "audit_log", "events", {"filters": query.filters()})
     return result
@@ -442,7 +442,7 @@ def api_audit(
 
 @router.get("/users")
 def api_users(ctx: UsersCtx) -> dict[str, Any]:
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         return {"users": accounts.list_users(connection)}
 
 

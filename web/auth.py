@@ -78,7 +78,7 @@ class ConfigCache:
 
     def get(self) -> WebConfig:
         if self._value is None or time.monotonic() - self._read_at > self.ttl_s:
-            with self.station.engine.connect() as connection:
+            with self.station.connect() as connection:
                 self._value = load_config(connection, self.defaults)
             self._read_at = time.monotonic()
         return self._value
@@ -168,7 +168,7 @@ def load_session(station: Station, config: WebConfig, token: str, *, client: str
         return None
     sid = token_id(token)
     now = station.clock()
-    with station.engine.connect() as connection:
+    with station.connect() as connection:
         row = connection.execute(
             select(web_sessions, users.c.active.label("user_active"), users.c.username)
             .join(users, users.c.id == web_sessions.c.user_id)

@@ -7,6 +7,7 @@ Project errors (`evidence_store.errors`), wherever a route or a service raises t
                         whether the object exists (R13); every refusal is put on the audit record (R17)
     NotFoundError       404 "not found" (`NoDerivative`: "no such derivative")
     ConflictError       409, its message
+    TransientError      503 with `Retry-After` (the database restarting or busy: try again)
 The API answers every error in one shape, `ErrorBody`: `{"error": message, "type": kind}` (plus
 `detail`, the fields at fault, for 422); the pages show the error page. Two web-only signals are
 answered here too: `NeedLogin` (401, or a redirect to the login page) and `CsrfRejected` (403, audited
@@ -29,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from evidence_store.domain.access import AccessRefused
-from evidence_store.errors import ConflictError, InputError, NotFoundError, NotPermittedError
+from evidence_store.errors import ConflictError, InputError, NotFoundError, NotPermittedError, TransientError
 from web.context import INPUT_ERROR_ANSWER, LANG_COOKIE, Ctx, NeedLogin, Web
 from web.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
 
@@ -49,6 +50,7 @@ ERROR_TYPES = {
     416: "range_not_satisfiable",
     422: "invalid",
     429: "rate_limited",
+    503: "try_again",
 }
 
 
@@ -177,6 +179,11 @@ async def project_error(request: Request, exc: Exception) -> Response:
     return answer(request, status, message)
 
 
+async def transient(request: Request, exc: Exception) -> Response:
+    """A failure that may pass (the database restarting, busy): 503 with a hint when to try again."""
+    return answer(request, 503, translate(language(request), "error.try_again"), headers={"Retry-After": "5"})
+
+
 async def need_login(request: Request, exc: Exception) -> Response:
     if wants_json(request):
         return error_json(401, "login required")
@@ -215,6 +222,7 @@ def install(app: FastAPI) -> None:
     """Register the handlers on the application."""
     for family in (InputError, NotPermittedError, NotFoundError, ConflictError):
         app.add_exception_handler(family, project_error)
+    app.add_exception_handler(TransientError, transient)
     app.add_exception_handler(NeedLogin, need_login)
     app.add_exception_handler(CsrfRejected, csrf_rejected)
     app.add_exception_handler(RequestValidationError, invalid)

@@ -111,7 +111,7 @@ def run_search(ctx: Ctx, query: ClipQuery) -> SearchPage:
 def visible_clip_row(ctx: Ctx, clip_id: int, permission: Permission) -> Any:
     """The clip's row if the user may see it; otherwise 403 (role) or 404 (missing or confidential)."""
     user = ctx.require(permission)
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         row = clip_row(connection, clip_id)
         visible = row is not None and clip_visible(connection, user, clip_id)
     if row is None or not visible:
@@ -124,7 +124,7 @@ def view_clip(ctx: Ctx, clip_id: int) -> dict[str, Any]:
     user = ctx.user
     # recorded first, so the chain of custody shown includes this very look
     ctx.audit("clip.viewed", "clip", clip_id, {"sha256": row.sha256})
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         detail = clip_detail(connection, clip_id, user)
         assert detail is not None
         detail["custody"] = custody_events(connection, clip_id, row.transfer_id)
@@ -142,7 +142,7 @@ def serve_derivative(ctx: Ctx, clip_id: int, kind: str) -> Response:
         raise InputError(ctx.t("error.bad_value", field="kind"))
     permission = Permission.CLIP_PLAY if wanted is DerivativeKind.PROXY else Permission.CLIP_VIEW
     visible_clip_row(ctx, clip_id, permission)
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         derived = derivative_for(connection, clip_id, wanted)
     if derived is None:
         raise NoDerivative(f"clip {clip_id} has no {wanted.value}")
@@ -158,7 +158,7 @@ def serve_derivative(ctx: Ctx, clip_id: int, kind: str) -> Response:
 
 def download_original(ctx: Ctx, clip_id: int, reason: str) -> Response:
     row = visible_clip_row(ctx, clip_id, Permission.CLIP_DOWNLOAD_ORIGINAL)
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         allowed = may_download_original(connection, ctx.user, clip_id, ctx.now())
     if not allowed:
         ctx.deny(
@@ -196,7 +196,7 @@ def clip_by_sha256(ctx: Ctx, sha256: str) -> int:
     ctx.require(Permission.CLIP_VIEW)
     clip_id = None
     if SHA256.match(sha256):  # any other text is the hash of no clip: 404, as for an unknown hash
-        with ctx.station.engine.connect() as connection:
+        with ctx.station.connect() as connection:
             clip_id = clip_id_by_sha256(connection, sha256)
     if clip_id is None:
         ctx.hidden("clip", sha256[:64], missing=True)

@@ -1,4 +1,5 @@
-"""Database errors that may pass, raised as `TransientError` where a session or connection is opened.
+"""Database errors that may pass, raised as `TransientError` where a session or connection is opened
+(and values the database refuses, raised as `InputError` there).
 
 A restart of the database server, a cut connection, a failover, a deadlock or a busy SQLite file all
 end the current transaction but say nothing about the work: the same work, tried again later, succeeds.
@@ -12,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from evidence_store.errors import TransientError
+from evidence_store.errors import InputError, TransientError
 
 # SQLite reports a bad statement as an OperationalError too ("no such table"); only these pass.
 _SQLITE_PASSING = ("database is locked", "database table is locked", "database is busy")
@@ -38,9 +39,13 @@ def may_pass(exc: BaseException, dialect: str) -> bool:
 
 @contextmanager
 def errors_that_pass_as_transient(dialect: str) -> Iterator[None]:
-    """Raise a database error that may pass as `TransientError` (the original as its cause)."""
+    """Raise a database error that may pass as `TransientError` (the original as its cause), and a value
+    the database refuses to store (PostgreSQL's data exceptions: a NUL character in text, a number out of
+    its column's range) as the `InputError` it is: the same input would be refused again."""
     try:
         yield
+    except DataError as exc:
+        raise InputError(f"the database cannot store this value: {_first_line(exc)}") from exc
     except (DBAPIError, DisconnectionError, PoolTimeoutError) as exc:
         if not may_pass(exc, dialect):
             raise

@@ -254,3 +254,32 @@ def test_a_failed_login_with_the_longest_user_name_the_schema_allows_is_recorded
     )
     assert response.status_code == 401 and response.json()["type"] == "bad_credentials"
     assert access.events(world.station, "auth.login_failed")[-1].actor == ("web:" + "0" * 200)[:200]
+
+
+def test_a_database_that_fails_for_a_moment_is_a_503_with_retry_after(
+    world: access.World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evidence_store.errors import TransientError
+    from web import api
+
+    def restarting(*_args: Any, **_kwargs: Any) -> Any:
+        raise TransientError("the database failed, try again later: server closed the connection")
+
+    client, _ = _signed_in(world, Role.AUDITOR)
+    monkeypatch.setattr(api, "browse", restarting)
+    response = client.get("/api/audit")
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "5"
+    assert response.json()["type"] == "try_again"
+
+
+def test_text_the_database_cannot_store_is_a_400_not_a_500(world: access.World) -> None:
+    # PostgreSQL refuses NUL in text (found by schemathesis); SQLite stores it: either way, no 500
+    client, _ = _signed_in(world, Role.AUDITOR)
+    response = client.get("/api/audit", params={"actor": "a\x00b"})
+    if world.station.engine.dialect.name == "sqlite":
+        assert response.status_code == 200, response.text
+        return
+    assert response.status_code == 400, response.text
+    assert response.json()["type"] == "bad_request"
+    assert "NUL" in response.json()["error"]

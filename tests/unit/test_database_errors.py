@@ -5,10 +5,17 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, ProgrammingError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+)
 
 from evidence_store.db.transient import errors_that_pass_as_transient, may_pass
-from evidence_store.errors import TransientError
+from evidence_store.errors import InputError, TransientError
 
 
 def wrapped(kind: type[DBAPIError], message: str, *, invalidated: bool = False) -> DBAPIError:
@@ -49,3 +56,14 @@ def test_an_error_that_will_not_pass_is_left_as_it_is() -> None:
     with pytest.raises(IntegrityError) as raised, errors_that_pass_as_transient("postgresql"):
         raise original
     assert raised.value is original
+
+
+def test_a_value_the_database_refuses_is_an_input_error_not_a_crash() -> None:
+    # PostgreSQL refuses a NUL character in text (SQLSTATE 22021): the same input would fail again
+    original = wrapped(DataError, "PostgreSQL text fields cannot contain NUL (0x00) bytes")
+    with (
+        pytest.raises(InputError, match=r"cannot store this value.*NUL") as raised,
+        errors_that_pass_as_transient("postgresql"),
+    ):
+        raise original
+    assert raised.value.__cause__ is original

@@ -19,7 +19,7 @@ router = APIRouter()
 
 @router.get("/admin/users")
 def users_page(ctx: UsersCtx) -> Response:
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         found = accounts.list_users(connection)
     return render(
         ctx,

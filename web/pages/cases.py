@@ -22,7 +22,7 @@ router = APIRouter()
 def cases_page(ctx: CaseCtx, number: str = "", offset: int = 0) -> Response:
     user = ctx.user
     offset = max(0, min(offset, 10_000))
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         found, has_next = list_cases(connection, user, number=number.strip(), offset=offset)
     return render(ctx, "cases.html", cases=found, number=number, offset=offset, has_next=has_next)
 
@@ -30,10 +30,10 @@ def cases_page(ctx: CaseCtx, number: str = "", offset: int = 0) -> Response:
 @router.get("/cases/{case_id}")
 def case_page(ctx: CaseCtx, case_id: Id) -> Response:
     user = ctx.user
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         detail = case_detail(connection, case_id, user)
     if detail is None:
-        with ctx.station.engine.connect() as connection:
+        with ctx.station.connect() as connection:
             missing = case_row(connection, case_id) is None
         ctx.hidden("case", case_id, missing=missing)
     ctx.audit("case.viewed", "case", case_id, {"number": detail["case"]["number"]})
@@ -50,7 +50,7 @@ def case_page(ctx: CaseCtx, case_id: Id) -> Response:
 @router.get("/cases/{case_id}/timeline.svg")
 def case_timeline(ctx: CaseCtx, case_id: Id) -> Response:
     user = ctx.user
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         detail = case_detail(connection, case_id, user)
     if detail is None:
         ctx.hidden("case", case_id, missing=False)
@@ -63,7 +63,7 @@ def case_timeline(ctx: CaseCtx, case_id: Id) -> Response:
 def _case_action(ctx: Ctx, case_id: int) -> None:
     """A manual decision on a case the user may see; its refusals go back to the case page."""
     user = ctx.require(Permission.CASE_LINK)
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         detail = case_detail(connection, case_id, user)
     if detail is None:
         ctx.hidden("case", case_id, missing=False)

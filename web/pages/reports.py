@@ -20,7 +20,7 @@ router = APIRouter()
 
 @router.get("/dashboard")
 def dashboard_page(ctx: DashboardCtx) -> Response:
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         data = dashboard(
             connection,
             ctx.now(),
@@ -37,7 +37,7 @@ def _year(ctx: Ctx, year: int | None) -> int:
 @router.get("/stats")
 def stats_page(ctx: StatsCtx, year: int | None = None) -> Response:
     chosen = _year(ctx, year)
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         stats = annual_statistics(connection, chosen, ctx.station.settings.timezone)
     ctx.audit("stats.viewed", "statistics", chosen, {"format": "html"})
     return render(ctx, "stats.html", stats=stats, year=chosen)
@@ -46,7 +46,7 @@ def stats_page(ctx: StatsCtx, year: int | None = None) -> Response:
 @router.get("/stats.csv")
 def stats_csv(ctx: StatsCtx, year: int | None = None) -> Response:
     chosen = _year(ctx, year)
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         stats = annual_statistics(connection, chosen, ctx.station.settings.timezone)
     ctx.audit("stats.viewed", "statistics", chosen, {"format": "csv"})
     return Response(
@@ -86,7 +86,7 @@ def audit_page(
         until=ctx.parse_time(until),
         before_seq=before_seq,
     )
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         result = browse(connection, query, ctx.user)
     ctx.audit("audit.viewed", "audit_log", "events", {"filters": query.filters()})
     return _audit_page(ctx, values, result)

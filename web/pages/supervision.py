@@ -24,7 +24,7 @@ router = APIRouter()
 @router.get("/supervision")
 def supervision_page(ctx: SupervisionCtx) -> Response:
     user = ctx.user
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         draws = list_draws(connection, user)
         mine = items_for(connection, user) if user.can(Permission.SUPERVISION_REVIEW) else []
         names = reviewers(connection)
@@ -84,7 +84,7 @@ def supervision_draw(
 
 @router.get("/supervision/draws/{draw_id}")
 def supervision_draw_page(ctx: SupervisionCtx, draw_id: Id) -> Response:
-    with ctx.station.engine.connect() as connection:
+    with ctx.station.connect() as connection:
         draw = get_draw(connection, draw_id, ctx.user)
         names = reviewers(connection)
     if draw is None:
