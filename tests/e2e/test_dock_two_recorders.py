@@ -132,8 +132,10 @@ def test_two_recorders_docked_at_once(station_env: dict[str, str], tmp_path: Pat
         assert summary["dock"]["source"] == "dock"
         assert summary["dock"]["mount_read_only"] is True
         assert summary["dock"]["volume"]["uuid"] == image.uuid
-        stored = {f["path"]: f["sha256"] for f in summary["files"] if f["status"] == "ingested"}
+        # footage is stored as clips, the recorder's sidecars (DeviceInfo.txt) as attachments (issue 17)
+        stored = {f["path"]: f["sha256"] for f in summary["files"] if f["status"] in ("ingested", "attached")}
         assert {p: stored[p] for p in image.files} == image.files
+        assert [f["path"] for f in summary["files"] if f["status"] == "attached"] == ["DeviceInfo.txt"]
     small_start, small_end = (datetime.fromisoformat(first[k]) for k in ("started_at", "finished_at"))
     big_start, big_end = (datetime.fromisoformat(second[k]) for k in ("started_at", "finished_at"))
     assert big_start < small_start and small_end < big_end  # pulled side by side
@@ -141,9 +143,13 @@ def test_two_recorders_docked_at_once(station_env: dict[str, str], tmp_path: Pat
     status = run_cli(["status", "--json"], station_env)
     assert status.code == 0, status.stderr
     data = json.loads(status.stdout)
-    # exactly the recorders' files: fusefat's volume-label entry is not a clip (see ingest/fat.py)
-    assert data["clips"]["total"] == len(big.files) + len(small.files)
-    assert data["clips"]["bytes"] == sum(big.sizes.values()) + sum(small.sizes.values())
+    # exactly the recorders' footage: fusefat's volume-label entry is not a clip (see ingest/fat.py), nor
+    # is a sidecar
+    footage = {
+        image: {p: n for p, n in image.sizes.items() if p != "DeviceInfo.txt"} for image in (big, small)
+    }
+    assert data["clips"]["total"] == len(footage[big]) + len(footage[small])
+    assert data["clips"]["bytes"] == sum(footage[big].values()) + sum(footage[small].values())
     assert data["transfers"] == 2
     verify = run_cli(["audit", "verify"], station_env)
     assert verify.code == 0, verify.stdout + verify.stderr
@@ -206,7 +212,8 @@ def test_drop_folder_is_pulled_once_quiet(station_env: dict[str, str], tmp_path:
         code = dock.stop()
     assert code == 0, dock.log.read_text()
     assert late["outcome"] == "complete" and late["dock"]["source"] == "watch", late
-    assert late["files_ingested"] == len(files) == 4
+    assert late["files_ingested"] + late["files_attached"] == len(files) == 4
+    assert late["files_attached"] == 1  # DeviceInfo.txt: a sidecar, kept as an attachment (issue 17)
     assert {f["path"]: f["sha256"] for f in late["files"]} == {rel: sha256_of(p) for rel, p in files.items()}
     assert datetime.fromisoformat(late["started_at"]).timestamp() >= last_write + 1.0
     assert run_cli(["audit", "verify"], station_env).code == 0
