@@ -103,7 +103,9 @@ class Station:
 
         def done() -> bool:
             found = self.clips_of(image.spec.serial)
-            if len(found) != len(image.files) or any(s not in SETTLED for _, s, _ in found.values()):
+            # the recorder's DeviceInfo.txt is a sidecar: kept as an attachment, never a clip (issue 17)
+            footage = [path for path in image.files if path != "DeviceInfo.txt"]
+            if len(found) != len(footage) or any(s not in SETTLED for _, s, _ in found.values()):
                 return False
             videos = [v for name, v in found.items() if name.upper().endswith(".MP4")]
             return len(videos) == image.spec.clips and all(
