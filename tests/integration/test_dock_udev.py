@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from evidence_store.bootstrap import Station
+from evidence_store.db.tables import attachments
 from evidence_store.domain.model import Clip, Device, DockStation, Transfer, TransferOutcome, TransferSource
 from ingest.mount import read_mountinfo
 from ingest.pull import TransferSummary
@@ -49,13 +50,28 @@ def transfers(station: Station) -> list[Transfer]:
         return list(session.scalars(select(Transfer).order_by(Transfer.id)))  # type: ignore[arg-type]
 
 
+# the recorder's sidecar: stored as an attachment of its transfer, never as a clip (issue 17)
+SIDECARS = frozenset({"DeviceInfo.txt"})
+
+
+def footage(image: RecorderImage) -> set[str]:
+    """The recorder's files that are footage (clips), not sidecars."""
+    return set(image.files) - SIDECARS
+
+
 def assert_stored(station: Station, image: RecorderImage, clips: dict[str, list[Clip]]) -> None:
-    """Every file of the recorder is a clip whose stored bytes hash to the source file's sha256."""
+    """Every footage file of the recorder is a clip, every sidecar an attachment, whose stored bytes
+    hash to the source file's sha256."""
+    with station.connect() as connection:
+        attached = dict(connection.execute(select(attachments.c.device_path, attachments.c.sha256)).all())
     for path, sha256 in image.files.items():
-        assert path in clips, f"{path} of {image.spec.serial} is not in the store"
-        (clip,) = clips[path]
-        assert clip.sha256 == sha256, path
-        assert clip.size == image.sizes[path]
+        if path in SIDECARS:
+            assert attached.get(path) == sha256, f"{path} of {image.spec.serial} is not attached"
+        else:
+            assert path in clips, f"{path} of {image.spec.serial} is not in the store"
+            (clip,) = clips[path]
+            assert clip.sha256 == sha256, path
+            assert clip.size == image.sizes[path]
         assert station.blobs.rehash(sha256) == sha256
 
 
@@ -117,7 +133,7 @@ def test_udev_events_dock_fat32_and_exfat_read_only(station: Station, tmp_path: 
     for devnode, image, labels in ((fat_dev, fat, {fat.label}), (exfat_dev, exfat, set())):
         clips = clips_by_path(station, image.spec.serial)
         assert_stored(station, image, clips)
-        assert set(clips) == set(image.files)  # the label entry is no clip
+        assert set(clips) == footage(image)  # the label entry is no clip
         assert label_entries(image, results[devnode].summary) == labels
 
     # one transfer per docking, source dock, at this dock station, complete
@@ -165,7 +181,7 @@ def test_kernel_events_and_blkid_without_udevd(station: Station, tmp_path: Path)
     assert result.summary.outcome is TransferOutcome.COMPLETE, result.as_dict()
     clips = clips_by_path(station, image.spec.serial)
     assert_stored(station, image, clips)
-    assert set(clips) == set(image.files)
+    assert set(clips) == footage(image)
     (row,) = transfers(station)
     assert (row.source, row.outcome) == (TransferSource.DOCK, TransferOutcome.COMPLETE)
     assert image.sha256() == before
@@ -240,11 +256,11 @@ def test_recorder_pulled_out_mid_copy_then_docked_again(
     assert summary is not None and summary.outcome is TransferOutcome.COMPLETE, second.as_dict()
     second_ingested = {f.path for f in summary.files if f.status == "ingested"}
     assert big in second_ingested
-    assert second_ingested == set(image.files) - first_ingested
+    assert second_ingested == footage(image) - first_ingested
     assert {f.path for f in summary.files if f.status == "duplicate"} == first_ingested
     clips = clips_by_path(station, image.spec.serial)
     assert_stored(station, image, clips)
-    assert set(clips) == set(image.files)
+    assert set(clips) == footage(image)
     assert label_entries(image, summary) == labels
     rows = transfers(station)
     assert [(r.source, r.outcome) for r in rows] == [
