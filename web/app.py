@@ -27,7 +27,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from evidence_store.bootstrap import Station
 from evidence_store.status import describe
-from web import errors, limits
+from web import errors, limits, text_rules
 from web.api import router as api_router
 from web.auth import ConfigCache, WebConfig, tokens_match
 from web.context import LOGIN_CSRF_COOKIE, STATIC_DIR, TEMPLATES_DIR, Ctx, SeenCache, Web, session_of
@@ -120,6 +120,7 @@ def create_app(station: Station, *, config: WebConfig | None = None) -> FastAPI:
         return response
 
     errors.install(app)
+    text_rules.install(app)  # inside the size limits, which bound the body it reads
     limits.install(app, station.settings.web_max_body_bytes)
     if station.settings.web_trusted_proxies:
         # added last, so outermost: every later step sees the client and scheme the proxy reported
