@@ -295,7 +295,9 @@ def test_documents_without_end_are_accepted_and_flagged(
         kinds = set(
             connection.scalars(select(compliance_flags.c.kind).where(compliance_flags.c.cleared_at.is_(None)))
         )
-    assert kinds == {"document_without_end", "missing_video"}
+    # the act is months before the station's clock and no footage was filed for it: R8's monitor
+    # (issue 17) flags the document as overdue for filing too
+    assert kinds == {"document_without_end", "missing_video", "filing_overdue"}
 
 
 def test_overlapping_documents_are_fine(

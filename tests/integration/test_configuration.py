@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from evidence_store.db.migrate import head_revision
 from tests.conftest import run_cli
 from tests.fixtures.services import free_port
 
@@ -133,7 +134,7 @@ def test_init_is_idempotent_and_keeps_the_key(station_env: dict[str, str]) -> No
     assert oct(key_file.parent.stat().st_mode & 0o777) == "0o700"
     status = json.loads(run_cli(["status", "--json"], station_env).stdout)
     assert status["audit"]["head_seq"] == 1  # one init event, not one per call
-    assert status["database"]["schema_revision"] == "0001"
+    assert status["database"]["schema_revision"] == head_revision()
 
 
 def test_a_key_readable_by_others_is_refused(station_env: dict[str, str]) -> None:
