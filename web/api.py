@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, field_validator
 
 from evidence_store import accounts
 from evidence_store.accounts import MIN_PASSWORD_LENGTH, USERNAME
@@ -23,7 +23,7 @@ from evidence_store.queries.dashboard import dashboard
 from evidence_store.queries.statistics import annual_statistics
 from evidence_store.queries.supervision import get_draw, list_draws, redraw
 from evidence_store.supervision import create_draw, review
-from web import auth
+from web import auth, text_rules
 from web.context import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Ctx
 from web.deps import (
     MAX_ID,
@@ -85,19 +85,30 @@ JsonBool = Annotated[bool, BeforeValidator(_json_boolean)]
 JsonTime = Annotated[datetime | None, BeforeValidator(iso_time)]
 
 
-class LoginBody(BaseModel):
+class ApiBody(BaseModel):
+    """A JSON body of the API: its text holds no NUL character (`web.text_rules`), on every database."""
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError(text_rules.MESSAGE)
+        return value
+
+
+class LoginBody(ApiBody):
     username: str = Field(max_length=200)
     password: str = Field(max_length=1000)
 
 
-class LinkBody(BaseModel):
+class LinkBody(ApiBody):
     clip_id: JsonInt = Field(ge=1, le=MAX_ID)
     reason: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
     document: str = Field("", max_length=200)
     is_evidence: JsonBool = False
 
 
-class ReasonBody(BaseModel):
+class ReasonBody(ApiBody):
     reason: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
 
 
@@ -105,7 +116,7 @@ class EvidenceBody(ReasonBody):
     is_evidence: JsonBool = True
 
 
-class DrawBody(BaseModel):
+class DrawBody(ApiBody):
     kind: Literal["clip", "case"]
     size: JsonInt = Field(ge=1, le=1000)
     period_from: JsonTime = None
@@ -120,12 +131,12 @@ class DrawBody(BaseModel):
     note: str = ""
 
 
-class PassReview(BaseModel):
+class PassReview(ApiBody):
     outcome: Literal["pass"]
     notes: str = Field("", max_length=4000)
 
 
-class IssuesReview(BaseModel):
+class IssuesReview(ApiBody):
     outcome: Literal["issues"]
     notes: str = Field(min_length=1, max_length=4000, pattern=NOT_BLANK)  # the issues, described
 
@@ -133,7 +144,7 @@ class IssuesReview(BaseModel):
 ReviewBody = Annotated[PassReview | IssuesReview, Field(discriminator="outcome")]
 
 
-class _UserFields(BaseModel):
+class _UserFields(ApiBody):
     username: str = Field(pattern=USERNAME.pattern)  # as stored: lower case, no blanks
     password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=1000)
     unit: str = Field("", max_length=200)
