@@ -288,7 +288,8 @@ def test_an_edit_on_record_is_named(station: Station, station_env: dict[str, str
         edit(conn, built)
     code, report, stderr = verify(station_env)
     assert code == 1, report["records"]
-    assert report["ok"] is True  # the chain itself is intact: the rows moved under it
+    assert report["chain_ok"] is True  # the chain itself is intact: the rows moved under it
+    assert report["ok"] is False  # ... while the verdict as a whole fails on the records
     findings = report["records"]["findings"]
     wanted = named(built)
     assert any(f["object"].startswith(wanted) and (not field or f["field"] == field) for f in findings), (
