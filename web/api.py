@@ -57,7 +57,7 @@ P = Permission
 
 
 # a text with something in it: a character that neither JSON Schema's \s nor Python's str.strip() drops
-NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
+NOT_BLANK = r"^[^\x00]*[^\s\x00\x1c-\x1f\x85][^\x00]*$"  # and no NUL (web.text_rules)
 
 
 def _json_integer(value: Any) -> Any:
