@@ -145,11 +145,12 @@ def test_two_recorders_docked_at_once(station_env: dict[str, str], tmp_path: Pat
     data = json.loads(status.stdout)
     # exactly the recorders' footage: fusefat's volume-label entry is not a clip (see ingest/fat.py), nor
     # is a sidecar
-    footage = {
-        image: {p: n for p, n in image.sizes.items() if p != "DeviceInfo.txt"} for image in (big, small)
-    }
-    assert data["clips"]["total"] == len(footage[big]) + len(footage[small])
-    assert data["clips"]["bytes"] == sum(footage[big].values()) + sum(footage[small].values())
+    footage = [
+        {path: size for path, size in image.sizes.items() if path != "DeviceInfo.txt"}
+        for image in (big, small)
+    ]
+    assert data["clips"]["total"] == sum(len(sizes) for sizes in footage)
+    assert data["clips"]["bytes"] == sum(sum(sizes.values()) for sizes in footage)
     assert data["transfers"] == 2
     verify = run_cli(["audit", "verify"], station_env)
     assert verify.code == 0, verify.stdout + verify.stderr

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from evidence_store.bootstrap import Station
-from evidence_store.db.tables import attachments
+from evidence_store.db.tables import attachments, devices
 from evidence_store.domain.model import Clip, Device, DockStation, Transfer, TransferOutcome, TransferSource
 from ingest.mount import read_mountinfo
 from ingest.pull import TransferSummary
@@ -63,7 +63,13 @@ def assert_stored(station: Station, image: RecorderImage, clips: dict[str, list[
     """Every footage file of the recorder is a clip, every sidecar an attachment, whose stored bytes
     hash to the source file's sha256."""
     with station.connect() as connection:
-        attached = dict(connection.execute(select(attachments.c.device_path, attachments.c.sha256)).all())
+        attached = dict(
+            connection.execute(
+                select(attachments.c.device_path, attachments.c.sha256)
+                .join(devices, devices.c.id == attachments.c.device_id)
+                .where(devices.c.serial == image.spec.serial)
+            ).all()
+        )
     for path, sha256 in image.files.items():
         if path in SIDECARS:
             assert attached.get(path) == sha256, f"{path} of {image.spec.serial} is not attached"
