@@ -7,6 +7,7 @@ import secrets
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from annotated_types import Ge, Le
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, BeforeValidator, Field, field_validator
@@ -126,7 +127,7 @@ class DrawBody(ApiBody):
     category: CaseCategory | Literal[""] = ""
     # strict: `false` or "7" is not a seed
     # a seed the station chose may be larger: GET .../redraw recomputes such a draw
-    seed: JsonInt | None = Field(default=None, ge=0, le=MAX_JSON_INT)
+    seed: Annotated[int, Ge(0), Le(MAX_JSON_INT), BeforeValidator(_json_integer)] | None = None
     reviewer: str = ""
     note: str = ""
 
