@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from evidence_store.audit import AuditLog
 from evidence_store.bootstrap import Station
-from evidence_store.db.engine import READ_ONLY
+from evidence_store.db.engine import configure_sqlite
 from evidence_store.db.orm import start_mappers
 from evidence_store.db.tables import audit_events, metadata
 from evidence_store.errors import BlobMismatchError, BlobNotFoundError
@@ -166,27 +166,14 @@ class FakeStation(Station):
 
 
 def memory_engine() -> Engine:
-    """SQLite in memory, one connection for every session, configured as `db.engine.make_engine`
-    configures a SQLite file (SQLAlchemy begins transactions; writers take the lock up front; foreign
-    keys on), so the services meet the same rules they meet in production."""
+    """SQLite in memory, one connection for every session, configured by the same
+    `db.engine.configure_sqlite` as a station's SQLite file, so the services meet the rules they meet in
+    production."""
     engine = create_engine(
         "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}, future=True
     )
 
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        if connection.get_execution_options().get(READ_ONLY):
-            connection.exec_driver_sql("BEGIN")
-        else:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-
+    configure_sqlite(engine)  # WAL and synchronous=FULL mean nothing in memory and do no harm
     metadata.create_all(engine)
     return engine
 

@@ -40,11 +40,14 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     except (ArgumentError, ImportError) as exc:
         raise ConfigurationError(f"database_url {url!r}: {exc}") from exc
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine)
+        configure_sqlite(engine)
     return engine
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def configure_sqlite(engine: Engine) -> None:
+    """The station's SQLite rules on every connection: SQLAlchemy begins transactions, writers take the
+    lock up front, foreign keys on, a committed row is on disk (WAL, synchronous=FULL)."""
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (see "begin" below).
