@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
 
 from evidence_store.bootstrap import Station
 from evidence_store.cases.kinds import KindTable, load_kinds
@@ -606,6 +606,21 @@ def compliance_report(station: Station, wanted: ReportFilter) -> dict[str, Any]:
     }
 
 
+def unfiled_footage_conditions(cutoff: datetime) -> tuple[ColumnElement[bool], ...]:
+    """R8: footage (not a deleted clip, not an "other" file) that ended by `cutoff` and is linked to no
+    case: its filing window has passed unfiled. One definition for the compliance report and the
+    dashboard."""
+    linked = select(clip_links.c.clip_id).where(
+        clip_links.c.clip_id == clips.c.id, clip_links.c.removed_at.is_(None)
+    )
+    return (
+        func.coalesce(clips.c.utc_end, clips.c.utc_start) <= cutoff,
+        clips.c.media_type != MediaType.OTHER,
+        clips.c.status != ClipStatus.DELETED,
+        ~linked.exists(),
+    )
+
+
 def _unfiled_footage(
     connection: Connection,
     start: datetime,
@@ -615,21 +630,11 @@ def _unfiled_footage(
     unit: str | None,
 ) -> int:
     """R8: footage recorded in the period, linked to no case, whose filing window has passed."""
-    linked = select(clip_links.c.clip_id).where(
-        clip_links.c.clip_id == clips.c.id, clip_links.c.removed_at.is_(None)
-    )
     query = (
         select(func.count())
         .select_from(clips)
         .outerjoin(officers, officers.c.id == clips.c.officer_id)
-        .where(
-            clips.c.utc_start >= start,
-            clips.c.utc_start < end,
-            func.coalesce(clips.c.utc_end, clips.c.utc_start) <= cutoff,
-            clips.c.media_type != MediaType.OTHER,
-            clips.c.status != ClipStatus.DELETED,
-            ~linked.exists(),
-        )
+        .where(clips.c.utc_start >= start, clips.c.utc_start < end, *unfiled_footage_conditions(cutoff))
     )
     if officer_id is not None:
         query = query.where(clips.c.officer_id == officer_id)

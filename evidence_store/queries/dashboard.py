@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, func, select
 
+from evidence_store.cases.views import unfiled_footage_conditions
 from evidence_store.db.tables import (
     cases,
-    clip_links,
     clips,
     compliance_flags,
     devices,
@@ -24,7 +24,7 @@ from evidence_store.db.tables import (
 )
 from evidence_store.domain.access import User
 from evidence_store.domain.compliance import FlagKind
-from evidence_store.domain.model import ClipStatus, JobStatus, MediaType
+from evidence_store.domain.model import JobStatus
 from evidence_store.queries.visibility import cleared_clip_clause, visible_case_clause
 
 RECENT = timedelta(days=30)
@@ -228,19 +228,10 @@ def filing(connection: Connection, now: datetime, window_days: int, user: User) 
         .order_by(compliance_flags.c.id.desc())
         .limit(LIST_LIMIT)
     ).all()
-    linked = select(clip_links.c.clip_id).where(
-        clip_links.c.clip_id == clips.c.id, clip_links.c.removed_at.is_(None)
-    )
     unfiled = connection.scalar(
         select(func.count())
         .select_from(clips)
-        .where(
-            func.coalesce(clips.c.utc_end, clips.c.utc_start) <= now - timedelta(days=window_days),
-            clips.c.media_type != MediaType.OTHER,
-            clips.c.status != ClipStatus.DELETED,
-            ~linked.exists(),
-            cleared_clip_clause(user),
-        )
+        .where(*unfiled_footage_conditions(now - timedelta(days=window_days)), cleared_clip_clause(user))
     )
     return {
         "window_days": window_days,
