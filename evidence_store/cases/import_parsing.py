@@ -323,32 +323,23 @@ class _Parser:
 
 
 def _check_duplicates(parser: _Parser, plan: ImportPlan, number_field: str, id_field: str) -> None:
-    seen_cases: dict[str, Place] = {}
-    for record in plan.cases:
-        first = seen_cases.get(record.number)
-        if first is not None:
+    _once_each(parser, ((r.number, r.place) for r in plan.cases), "case number", number_field)
+    _once_each(parser, ((d.external_id, d.place) for d in plan.documents), "document", id_field)
+
+
+def _once_each(parser: _Parser, keyed: Iterable[tuple[str, Place]], what: str, field: str) -> None:
+    """A problem for every record whose key an earlier record of the file already had."""
+    seen: dict[str, Place] = {}
+    for key, place in keyed:
+        first = seen.setdefault(key, place)
+        if first is not place:
             parser.problems.append(
-                record.place.problem(
-                    number_field,
-                    f"case number {record.number!r} appears twice in the file "
-                    f"({first.describe(number_field)} and {record.place.describe(number_field)})",
+                place.problem(
+                    field,
+                    f"{what} {key!r} appears twice in the file "
+                    f"({first.describe(field)} and {place.describe(field)})",
                 )
             )
-        else:
-            seen_cases[record.number] = record.place
-    seen_documents: dict[str, Place] = {}
-    for document in plan.documents:
-        first = seen_documents.get(document.external_id)
-        if first is not None:
-            parser.problems.append(
-                document.place.problem(
-                    id_field,
-                    f"document {document.external_id!r} appears twice in the file "
-                    f"({first.describe(id_field)} and {document.place.describe(id_field)})",
-                )
-            )
-        else:
-            seen_documents[document.external_id] = document.place
 
 
 def _csv_columns(parser: _Parser, plan: ImportPlan, header: list[str]) -> list[str] | None:
