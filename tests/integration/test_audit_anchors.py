@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from evidence_store.audit_anchoring import ANCHOR_FILE, S3_PREFIX
 from evidence_store.blobs.s3 import S3BlobStore
@@ -156,3 +156,31 @@ def test_the_end_cut_consistently_reads_as_a_restore_on_both_backends(
     assert code == 1
     assert report["anchors"]["restored_from_backup"] is True
     assert report["first_bad_event"] is None
+
+
+def test_an_anchor_that_cannot_be_written_leaves_the_checkpoint_and_is_made_again(
+    station: Station, station_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # the anchor file cannot be written (here: a directory stands at its path; a full disk fails the
+    # same write): the checkpoint is committed all the same, the failure is logged, verify says which
+    # checkpoints no anchor vouches for, and `audit checkpoint` anchors the head again
+    anchor_file = Path(station_env["EVIDENCE_HOME"]) / ANCHOR_FILE
+    anchor_file.mkdir()
+    with caplog.at_level("WARNING", logger="evidence_store.audit_anchoring"):
+        record_events(station, 24)  # checkpoints at 10 and 20
+    assert [m for m in caplog.messages if "not anchored" in m], caplog.messages
+    with station.engine.connect() as conn:
+        assert sorted(conn.scalars(select(audit_checkpoints.c.seq))) == [10, 20]
+    anchor_file.rmdir()
+
+    code, report = verify(station_env)
+    assert code == 0, report
+    assert report["anchors"]["anchors_checked"] == 0
+    assert report["anchors"]["notes"], report["anchors"]
+
+    again = run_cli(["audit", "checkpoint"], station_env)
+    assert again.code == 0, again.stderr
+    code, report = verify(station_env)
+    assert code == 0, report
+    assert report["anchors"]["anchors_checked"] == 1
+    assert report["anchors"]["newest_anchored_seq"] == 25
