@@ -26,7 +26,7 @@ from sqlalchemy import select
 from evidence_store.bootstrap import Station, initialise, open_station
 from evidence_store.db.tables import audit_events, clips, export_requests
 from evidence_store.domain.model import CaseCategory, ExportStatus, LinkOrigin
-from evidence_store.errors import IntegrityError
+from evidence_store.errors import ConfigurationError, IntegrityError
 from evidence_store.export.package import build_package
 from evidence_store.export.verify import verify_package
 from evidence_store.export.workflow import (
@@ -368,6 +368,31 @@ def build_fails_for_a_full_disk(station: Station, request_id: int, out: Path) ->
     assert status_of(station, request_id) == "approved"
     [failed] = events(station, "export.build_failed")
     assert "No space left on device" in json.dumps(failed["details"])
+
+
+def test_a_segment_asked_of_a_build_with_no_cutter_wired_fails_cleanly(
+    clocked: tuple[Station, FixedClock], tmp_path: Path
+) -> None:
+    """`build_package` cuts segments only through the DerivativeCutter the entry layer wires; without
+    one, a request that asks for a segment fails in one clear line and leaves nothing behind."""
+    station, _clock = clocked
+    clip = add_clip(station, NOW - timedelta(days=1), size=1000)
+    request = request_export(
+        station,
+        user="inv1",
+        items=[{"clip_id": clip, "start_s": 0.0, "end_s": 1.0}],
+        purpose="court",
+        recipient="法院",
+    )
+    assert request.id is not None
+    approve_export(station, request.id, user="boss")
+    out = tmp_path / "out"
+    with pytest.raises(ConfigurationError, match="no derivative cutter"):
+        build_package(station, request.id, user="inv1", out_dir=out)
+    assert list(out.iterdir()) == []
+    assert status_of(station, request.id) == "approved"
+    [failed] = events(station, "export.build_failed")
+    assert "no derivative cutter" in json.dumps(failed["details"])
 
 
 @pytest.mark.parametrize("failing", ["zip", "directory"])
