@@ -20,6 +20,8 @@ from evidence_store.domain.model import (
     CaseCategory,
     Clip,
     ClipLink,
+    ClipStatus,
+    Confidentiality,
     Derivative,
     DerivativeKind,
     Device,
@@ -224,3 +226,33 @@ def add_user(
                 updated_at=now,
             )
         )
+
+
+def ready_clip(
+    station: Station, officer_id: int, device_id: int, start: datetime, tag: str, *, repeat: int = 500
+) -> int:
+    """A stored, processed five-minute clip named `tag`.MP4 whose bytes say `tag` (`repeat` times)."""
+    return store_clip(
+        station,
+        f"original bytes of {tag} ".encode() * repeat,
+        original_name=f"{tag}.MP4",
+        officer_id=officer_id,
+        device_id=device_id,
+        utc_start=start,
+        utc_end=start + timedelta(minutes=5),
+        duration_s=300.0,
+        status=ClipStatus.READY,
+    ).clip_id
+
+
+def unit_case(station: Station, number: str, unit: str, level: Confidentiality, title: str) -> int:
+    """An inspection case of `unit` at confidentiality `level` (R13), opened 2026-03-02."""
+    return add_case(
+        station,
+        number,
+        title=title,
+        unit=unit,
+        category=CaseCategory.INSPECTION,
+        confidentiality=level,
+        opened_at=datetime(2026, 3, 2, 2, 0, tzinfo=UTC),
+    )

@@ -39,9 +39,7 @@ from evidence_store.domain.access import (
     clip_visible_to,
 )
 from evidence_store.domain.model import (
-    CaseCategory,
     Clip,
-    ClipStatus,
     Confidentiality,
     Derivative,
     DerivativeKind,
@@ -82,20 +80,6 @@ def _officer(station: Station, badge: str, unit: str) -> int:
     return factories.add_officer(station, badge, name=f"officer {badge}", unit=unit)
 
 
-def _clip(station: Station, officer_id: int, device_id: int, start: datetime, tag: str) -> int:
-    return factories.store_clip(
-        station,
-        f"original bytes of {tag} ".encode() * 500,
-        original_name=f"{tag}.MP4",
-        officer_id=officer_id,
-        device_id=device_id,
-        utc_start=start,
-        utc_end=start + timedelta(minutes=5),
-        duration_s=300.0,
-        status=ClipStatus.READY,
-    ).clip_id
-
-
 def _derivative(station: Station, clip_id: int, kind: DerivativeKind, data: bytes, mime: str) -> None:
     blob = station.blobs.put(io.BytesIO(data))
     with station.transaction() as session:
@@ -117,18 +101,6 @@ def _derivative(station: Station, clip_id: int, kind: DerivativeKind, data: byte
         )
 
 
-def _case(station: Station, number: str, unit: str, level: Confidentiality, title: str) -> int:
-    return factories.add_case(
-        station,
-        number,
-        title=title,
-        unit=unit,
-        category=CaseCategory.INSPECTION,
-        confidentiality=level,
-        opened_at=datetime(2026, 3, 2, 2, 0, tzinfo=UTC),
-    )
-
-
 def _link(station: Station, clip_id: int, case_id: int, document_id: int | None = None) -> None:
     factories.add_link(station, clip_id, case_id, document_id=document_id)
 
@@ -139,21 +111,23 @@ def world(station: Station) -> World:
     o2 = _officer(station, "2002", "U2")
     device_id = factories.add_device(station, "DSJ-1", model="test")
     t0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
-    clip_a = _clip(station, o1, device_id, t0, "clip-a")
-    clip_b = _clip(station, o2, device_id, t0 + timedelta(hours=1), "clip-b")
-    clip_c = _clip(station, o1, device_id, t0 + timedelta(hours=2), "clip-c")
-    clip_d = _clip(station, o2, device_id, t0 + timedelta(hours=3), "clip-d")
+    clip_a = factories.ready_clip(station, o1, device_id, t0, "clip-a")
+    clip_b = factories.ready_clip(station, o2, device_id, t0 + timedelta(hours=1), "clip-b")
+    clip_c = factories.ready_clip(station, o1, device_id, t0 + timedelta(hours=2), "clip-c")
+    clip_d = factories.ready_clip(station, o2, device_id, t0 + timedelta(hours=3), "clip-d")
     proxy = os.urandom(PROXY_SIZE)
     _derivative(station, clip_a, DerivativeKind.PROXY, proxy, "video/mp4")
     _derivative(station, clip_a, DerivativeKind.POSTER, b"\xff\xd8poster-a\xff\xd9", "image/jpeg")
     _derivative(station, clip_a, DerivativeKind.CONTACT_SHEET, b"\xff\xd8sheet-a\xff\xd9", "image/jpeg")
     _derivative(station, clip_b, DerivativeKind.PROXY, os.urandom(1000), "video/mp4")
     _derivative(station, clip_b, DerivativeKind.POSTER, b"\xff\xd8poster-b\xff\xd9", "image/jpeg")
-    case_normal = _case(station, "卫监-2026-001", "U1", Confidentiality.NORMAL, "普通检查")
-    case_private = _case(
+    case_normal = factories.unit_case(station, "卫监-2026-001", "U1", Confidentiality.NORMAL, "普通检查")
+    case_private = factories.unit_case(
         station, "卫监-2026-U2-SECRET", "U2", Confidentiality.PERSONAL_PRIVACY, "隐私案件标题"
     )
-    case_state = _case(station, "卫监-2026-STATE", "U1", Confidentiality.STATE_SECRET, "国家秘密案件标题")
+    case_state = factories.unit_case(
+        station, "卫监-2026-STATE", "U1", Confidentiality.STATE_SECRET, "国家秘密案件标题"
+    )
     document_id = factories.add_document(
         station,
         "DOC-1",

@@ -25,7 +25,7 @@ from evidence_store.accounts import create_user
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import clip_links, clips, supervision_items, users
 from evidence_store.domain.access import Role, User
-from evidence_store.domain.model import CaseCategory, ClipStatus, Confidentiality
+from evidence_store.domain.model import Confidentiality
 from evidence_store.domain.sampling import DrawRequest
 from evidence_store.supervision import create_draw
 from tests import factories
@@ -60,32 +60,6 @@ class World:
     app: Any = None  # the web application, where a test shares one
 
 
-def _clip(station: Station, officer_id: int, device_id: int, start: datetime, tag: str) -> int:
-    return factories.store_clip(
-        station,
-        f"original bytes of {tag} ".encode() * 50,
-        original_name=f"{tag}.MP4",
-        officer_id=officer_id,
-        device_id=device_id,
-        utc_start=start,
-        utc_end=start + timedelta(minutes=5),
-        duration_s=300.0,
-        status=ClipStatus.READY,
-    ).clip_id
-
-
-def _case(station: Station, number: str, unit: str, level: Confidentiality, title: str) -> int:
-    return factories.add_case(
-        station,
-        number,
-        title=title,
-        unit=unit,
-        category=CaseCategory.INSPECTION,
-        confidentiality=level,
-        opened_at=datetime(2026, 3, 2, 2, 0, tzinfo=UTC),
-    )
-
-
 def user_of(station: Station, username: str) -> User:
     with station.engine.connect() as connection:
         row = connection.execute(select(users).where(users.c.username == username)).one()
@@ -97,17 +71,23 @@ def build_world(station: Station) -> World:
     o2 = factories.add_officer(station, "2002", name="officer 2002", unit="U2")
     device_id = factories.add_device(station, "DSJ-1", model="test")
     t0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
-    clip_a = _clip(station, o1, device_id, t0, "vis-plain-a")
-    clip_b = _clip(station, o2, device_id, t0 + timedelta(hours=1), "vis-private-b")
-    clip_c = _clip(station, o1, device_id, t0 + timedelta(minutes=10), "vis-secret-c")
-    clip_d = _clip(station, o2, device_id, t0 + timedelta(hours=3), "vis-plain-d")
+    clip_a = factories.ready_clip(station, o1, device_id, t0, "vis-plain-a", repeat=50)
+    clip_b = factories.ready_clip(station, o2, device_id, t0 + timedelta(hours=1), "vis-private-b", repeat=50)
+    clip_c = factories.ready_clip(
+        station, o1, device_id, t0 + timedelta(minutes=10), "vis-secret-c", repeat=50
+    )
+    clip_d = factories.ready_clip(station, o2, device_id, t0 + timedelta(hours=3), "vis-plain-d", repeat=50)
     with station.transaction() as session:
         session.execute(update(clips).where(clips.c.id == clip_c).values(late_handover=True))
-    case_normal = _case(station, "VIS-2026-NORMAL", "U1", Confidentiality.NORMAL, "plain inspection")
-    case_private = _case(
+    case_normal = factories.unit_case(
+        station, "VIS-2026-NORMAL", "U1", Confidentiality.NORMAL, "plain inspection"
+    )
+    case_private = factories.unit_case(
         station, "VIS-2026-U2PRIV", "U2", Confidentiality.PERSONAL_PRIVACY, "privtitle-u2-kx"
     )
-    case_state = _case(station, "VIS-2026-U1STATE", "U1", Confidentiality.STATE_SECRET, "statetitle-u1-kx")
+    case_state = factories.unit_case(
+        station, "VIS-2026-U1STATE", "U1", Confidentiality.STATE_SECRET, "statetitle-u1-kx"
+    )
     document = factories.add_document(
         station,
         "VIS-DOC-1",
