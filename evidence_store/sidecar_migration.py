@@ -12,7 +12,6 @@ as it is and reported: a person decides.
 from __future__ import annotations
 
 import base64
-import hashlib
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -173,14 +172,12 @@ def _why_it_stays(session: Session, clip: Any) -> str | None:
 
 
 def _verify_blob(station: Station, sha256: str) -> str | None:
-    digest = hashlib.sha256()
+    """Why the stored bytes cannot become an attachment (missing, or no longer their sha256), if so."""
     try:
-        with station.blobs.open(sha256) as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
+        found = station.blobs.rehash(sha256)
     except BlobNotFoundError:
         return "its bytes are missing from the store (see 'evidence scrub')"
-    if digest.hexdigest() != sha256:
+    if found != sha256:
         return "its bytes in the store do not match its sha256 (see 'evidence scrub')"
     return None
 

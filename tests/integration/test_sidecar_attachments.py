@@ -288,6 +288,35 @@ def test_init_converts_sidecars_stored_as_clips(station: Station, station_env: d
     assert scrub.code == 0 and json.loads(scrub.stdout)["orphans"] == []
 
 
+def test_init_leaves_a_sidecar_clip_whose_bytes_are_damaged_as_a_clip(
+    station: Station, station_env: dict[str, str]
+) -> None:
+    """A sidecar clip whose stored bytes no longer hash to its sha256 is not converted: it stays a clip,
+    `init` says why, and nothing of it is removed (scrub is where the damage is reported)."""
+    transfer_id = _transfer(station)
+    old = factories.store_clip(
+        station,
+        b"Serial=DSJ0001\n",
+        media_type=MediaType.OTHER,
+        original_name="DeviceInfo.txt",
+        device_path="DeviceInfo.txt",
+        transfer_id=transfer_id,
+        status=ClipStatus.READY,
+        media_info={"profile": "cn-standard", "sidecar": True},
+    )
+    blob = station.blobs.path_for(old.sha256)  # type: ignore[attr-defined]
+    blob.chmod(0o600)
+    blob.write_bytes(b"Serial=DSJ9999\n")  # a bit rot
+
+    result = run_cli(["init"], station_env)
+
+    assert result.code == 0, result.stderr
+    assert f"sidecar clip {old.clip_id} left as a clip: its bytes in the store do not match" in result.stdout
+    with station.engine.connect() as connection:
+        assert old.clip_id in set(connection.scalars(select(clips.c.id)))
+        assert connection.execute(select(attachments)).all() == []
+
+
 @pytest.mark.parametrize("name", ["DeviceInfo.txt", "notes.TXT", "A_0001.nmea", "sys.log"])
 def test_the_shipped_profiles_declare_sidecars(name: str) -> None:
     from ingest.devices.catalog import load_profiles
