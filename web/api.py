@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from annotated_types import Ge, Le
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, BeforeValidator, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from evidence_store import accounts
 from evidence_store.accounts import MIN_PASSWORD_LENGTH, USERNAME
@@ -87,7 +87,10 @@ JsonTime = Annotated[datetime | None, BeforeValidator(iso_time)]
 
 
 class ApiBody(BaseModel):
-    """A JSON body of the API: its text holds no NUL character (`web.text_rules`), on every database."""
+    """A JSON body of the API: its text holds no NUL character (`web.text_rules`), on every database, and
+    it names no field the route does not know: a misspelt `is_evidance` is refused (422), not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
 
     @field_validator("*")
     @classmethod

@@ -197,6 +197,14 @@ def test_schema_valid_input_is_not_refused_and_invalid_input_is_422(world: acces
         headers={"X-CSRF-Token": csrf},
     )
     assert officer.status_code == 422  # an officer account names its officer, as the schema says
+    # a field the route does not know is refused, not ignored (the schema says additionalProperties false)
+    unknown = admin.post(
+        "/api/users",
+        json={"username": "auditor3", "password": access.PASSWORD, "role": "auditor", "rank": [None, 1.5]},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"][-1] == "rank", unknown.text
+    assert "auditor3" not in {user["username"] for user in admin.get("/api/users").json()["users"]}
     body = {"username": "auditor2", "password": access.PASSWORD, "role": "auditor"}
     assert admin.post("/api/users", json=body, headers={"X-CSRF-Token": csrf}).status_code == 200
     again = admin.post("/api/users", json=body, headers={"X-CSRF-Token": csrf})
