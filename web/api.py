@@ -23,6 +23,7 @@ from evidence_store.queries.cases import case_detail, case_row, list_cases
 from evidence_store.queries.dashboard import dashboard
 from evidence_store.queries.statistics import annual_statistics
 from evidence_store.queries.supervision import get_draw, list_draws, redraw
+from evidence_store.status import describe
 from evidence_store.supervision import create_draw, review
 from web import auth, text_rules
 from web.context import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Ctx
@@ -40,6 +41,7 @@ from web.deps import (
     OptionalSeqQuery,
     ReviewCtx,
     SearchCtx,
+    SettingsCtx,
     StatsCtx,
     SupervisionCtx,
     TimeQuery,
@@ -453,6 +455,15 @@ def api_audit(
         result = browse(connection, query, ctx.user)
     ctx.audit("audit.viewed", "audit_log", "events", {"filters": query.filters()})
     return result
+
+
+@router.get(
+    "/status",
+    summary="Station status for its administrator: configuration and store totals, no footage",
+)
+def api_status(ctx: SettingsCtx) -> dict[str, Any]:
+    # the database URL, the store's path and its totals are the administrator's, not anyone's who asks
+    return describe(ctx.station)
 
 
 @router.get("/users")

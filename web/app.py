@@ -26,7 +26,6 @@ from starlette.concurrency import run_in_threadpool
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from evidence_store.bootstrap import Station
-from evidence_store.status import describe
 from web import errors, limits, text_rules
 from web.api import router as api_router
 from web.auth import ConfigCache, WebConfig, tokens_match
@@ -129,14 +128,6 @@ def create_app(station: Station, *, config: WebConfig | None = None) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, Any]:
         return {"ok": True, "station": station.settings.station_name}
-
-    @app.get(
-        "/api/status",
-        summary="Station status (configuration and contents, no footage)",
-        responses=errors.documented(400, 401, 403, 404, 413, 422),
-    )
-    def status() -> dict[str, Any]:
-        return describe(station)
 
     app.include_router(api_router)
     app.include_router(pages_router)

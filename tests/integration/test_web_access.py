@@ -255,6 +255,7 @@ def endpoints(w: World) -> list[Endpoint]:
             json={"username": "newbie", "password": PASSWORD, "role": "auditor", "unit": "U1"},
         ),
         Endpoint("GET", "/admin/settings", P.SETTINGS_MANAGE),
+        Endpoint("GET", "/api/status", P.SETTINGS_MANAGE),
         Endpoint("POST", "/admin/settings", P.SETTINGS_MANAGE, form={"session_idle_minutes": "30"}),
     ]
 
@@ -322,6 +323,9 @@ def test_unauthenticated_requests_get_nothing(world: World) -> None:
     response = client.get(f"/clips/{world.clip_a}", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"].startswith("/login?next=")
     assert client.get("/healthz").status_code == 200
+    # the station's configuration and store totals are its administrator's (issue 16)
+    status = client.get("/api/status")
+    assert status.status_code == 401 and "database" not in status.text
 
 
 # -- confidentiality (R13) -------------------------------------------------------------------------------
