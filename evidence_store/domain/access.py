@@ -218,6 +218,23 @@ def clip_visible_to(
     return may_see(user, facts)
 
 
+# the details of a document's coverage flags (R5) that are computed from its linked footage's times
+FOOTAGE_DERIVED_DETAILS = frozenset({"footage_start", "footage_end", "gaps", "uncovered_seconds"})
+WITHHELD = "computed with footage you may not see"
+
+
+def flag_details_shown(details: dict[str, Any] | None, *, footage_hidden: bool) -> dict[str, Any]:
+    """A document flag's details as a user sees them (R13): when some footage filed to the document is
+    hidden from the user, the times and durations computed from it are left out (they would tell when
+    the hidden clips were recorded) and `withheld` says so; the flag itself and the document's own
+    window stay, both the user's to see."""
+    shown = dict(details or {})
+    if not footage_hidden or not FOOTAGE_DERIVED_DETAILS & shown.keys():
+        return shown
+    kept = {key: value for key, value in shown.items() if key not in FOOTAGE_DERIVED_DETAILS}
+    return {**kept, "withheld": WITHHELD}
+
+
 def export_covers(
     requests: Iterable[tuple[list[dict[str, Any]] | None, datetime | None]], clip_id: int, now: datetime
 ) -> bool:

@@ -21,7 +21,7 @@ from evidence_store.db.tables import (
     officers,
     recording_exceptions,
 )
-from evidence_store.domain.access import Facts, Kind, User, may_see
+from evidence_store.domain.access import Facts, Kind, User, flag_details_shown, may_see
 from evidence_store.queries.visibility import visible_case_clause, visible_clip_clause
 
 CASE_PAGE = 50
@@ -162,17 +162,36 @@ def case_flags(
         if document_ids
         else compliance_flags.c.case_id == case_id
     )
+    hidden_footage = documents_with_hidden_footage(connection, document_ids, user)
     return [
         {
             "id": f.id,
             "kind": f.kind,
             "document_id": f.document_id,
             "clip_id": f.clip_id,
-            "details": f.details,
+            "details": flag_details_shown(f.details, footage_hidden=f.document_id in hidden_footage),
             "opened_at": f.opened_at,
         }
         for f in connection.execute(query.order_by(compliance_flags.c.id))
     ]
+
+
+def documents_with_hidden_footage(connection: Connection, document_ids: list[int], user: User) -> set[int]:
+    """Those of the documents that have footage filed to them (an active link) the user may not see (R13)."""
+    if not document_ids:
+        return set()
+    return set(
+        connection.scalars(
+            select(clip_links.c.document_id)
+            .join(clips, clips.c.id == clip_links.c.clip_id)
+            .where(
+                clip_links.c.document_id.in_(document_ids),
+                clip_links.c.removed_at.is_(None),
+                not_(visible_clip_clause(user)),
+            )
+            .distinct()
+        )
+    )
 
 
 def case_exceptions(connection: Connection, case_id: int) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from evidence_store.bootstrap import Station
+from evidence_store.cases.flags_service import refresh_flags
 from evidence_store.db.tables import (
     audit_events,
     cases,
@@ -313,3 +314,30 @@ def test_an_export_names_only_what_its_requester_and_its_approver_may_see(world:
     plain = request_export(station, user="investigator", items=[{"clip_id": world.clip_a}], purpose="court")
     assert plain.id is not None
     assert approve_export(station, plain.id, user="approver").status == ExportStatus.APPROVED
+
+
+def test_a_documents_coverage_flags_do_not_give_away_the_times_of_hidden_footage(world: World) -> None:
+    # clip_c (state secret, 01:10-01:15) is filed to the normal case's document (01:00-01:30) beside
+    # clip_a (01:00-01:05): the early end is computed from both clips
+    with world.station.transaction() as session:
+        session.execute(
+            clip_links.update()
+            .where(clip_links.c.id == world.link_c_normal)
+            .values(document_id=world.document)
+        )
+        refresh_flags(session, world.station, document_ids=[world.document])
+    cleared, _ = signed_in(world.station, "approver")
+    seen = {f["kind"]: f["details"] for f in cleared.get(f"/api/cases/{world.case_normal}").json()["flags"]}
+    assert seen["ends_early"]["footage_end"].startswith("2026-03-02T01:15")  # the cleared see it all
+    client, _ = signed_in(world.station, "investigator")
+    detail = client.get(f"/api/cases/{world.case_normal}").json()
+    flags = {f["kind"]: f["details"] for f in detail["flags"]}
+    text = json.dumps(detail["flags"], ensure_ascii=False)
+    # the flags stay (the document's own window is the investigator's to see); what hidden footage
+    # implies does not
+    assert "ends_early" in flags, flags
+    assert "01:10" not in text and "01:15" not in text, text
+    for details in flags.values():
+        assert not {"footage_start", "footage_end", "gaps", "uncovered_seconds"} & set(details), details
+    assert flags["ends_early"]["withheld"] == "computed with footage you may not see"
+    assert flags["ends_early"]["document_end"].startswith("2026-03-02T01:30")

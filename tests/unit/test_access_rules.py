@@ -8,6 +8,7 @@ import pytest
 
 from evidence_store.domain.access import (
     PERMISSIONS,
+    WITHHELD,
     Facts,
     Kind,
     Permission,
@@ -16,6 +17,7 @@ from evidence_store.domain.access import (
     case_visible,
     clip_visible_to,
     export_covers,
+    flag_details_shown,
     hidden_object,
     may_review,
     may_see,
@@ -122,3 +124,24 @@ def test_a_hidden_object_is_refused_like_a_missing_one() -> None:
     hidden, missing = hidden_object("clip", 4, missing=False), hidden_object("clip", 4, missing=True)
     assert hidden.hidden and missing.hidden
     assert (hidden.reason, missing.reason) == ("confidential", "missing")
+
+
+def test_a_document_flag_withholds_what_hidden_footage_implies_and_keeps_the_documents_window() -> None:
+    details = {
+        "document_kind": "现场检查笔录",
+        "document_end": "2026-03-02T01:30:00+00:00",
+        "footage_end": "2026-03-02T01:15:00+00:00",
+        "uncovered_seconds": 900.0,
+    }
+    assert flag_details_shown(details, footage_hidden=False) == details
+    assert flag_details_shown(details, footage_hidden=True) == {
+        "document_kind": "现场检查笔录",
+        "document_end": "2026-03-02T01:30:00+00:00",
+        "withheld": WITHHELD,
+    }
+    gap = {"gaps": [{"from": "a", "to": "b", "seconds": 60.0}], "uncovered_seconds": 60.0}
+    assert flag_details_shown(gap, footage_hidden=True) == {"withheld": WITHHELD}
+    # a flag computed from no footage (missing video) has nothing to withhold
+    missing = {"reason": "the act requires video (R7)", "window_start": "2026-03-02T01:00:00+00:00"}
+    assert flag_details_shown(missing, footage_hidden=True) == missing
+    assert flag_details_shown(None, footage_hidden=True) == {}
