@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, String, case, func, select, type_coerce
+from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import Session
 
 from evidence_store.db import tables
 from evidence_store.db.engine import read_only
+from evidence_store.db.types import NaiveDateTime, UTCDateTime
 from evidence_store.domain.record_facts import BASELINE_ACTIONS, BASELINE_KEY, TRACKED
 from evidence_store.domain.record_replay import RecordState, TableComparison, compare_table, fold_event
 
@@ -97,11 +99,35 @@ def replay_events(connection: Connection, state: RecordState | None = None) -> R
     return state
 
 
+def _as_fact_text(column: Any, dialect: str) -> Any:
+    """A column read in the form the chain states it, formatted by the database itself.
+
+    Times are rendered as `fact_value` writes them and enums read as their stored value, so that the
+    comparison of a million rows needs no Python conversion per value; a time whose text still differs
+    (a row written in another format) is compared as an instant by the core (`same_fact`)."""
+    if isinstance(column.type, UTCDateTime):
+        if dialect == "postgresql":
+            return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
+        text = type_coerce(column, String)
+        # SQLAlchemy writes "YYYY-MM-DD HH:MM:SS.ffffff" (26 characters, UTC); any other text is read
+        # as it is stored and compared as an instant
+        return case((func.length(text) == 26, func.replace(text, " ", "T").concat("+00:00")), else_=text)
+    if isinstance(column.type, NaiveDateTime):
+        if dialect == "postgresql":
+            return func.to_char(column, 'YYYY-MM-DD"T"HH24:MI:SS.US')
+        return func.replace(type_coerce(column, String), " ", "T")
+    if isinstance(column.type, SAEnum):
+        return type_coerce(column, String)
+    return column
+
+
 def _stored_rows(connection: Connection, table: str) -> Iterator[tuple[int, Mapping[str, Any]]]:
     stored = tables.metadata.tables[table]
-    columns = [stored.c.id, *(stored.c[name] for name in TRACKED[table])]
+    dialect = connection.dialect.name
+    names = TRACKED[table]
+    columns = [stored.c.id, *(_as_fact_text(stored.c[name], dialect).label(name) for name in names)]
     for row in _stream(connection, select(*columns).order_by(stored.c.id)):
-        yield row.id, row._mapping
+        yield row[0], row._mapping
 
 
 def verify_records(engine: Engine) -> RecordsVerdict:

@@ -50,6 +50,25 @@ TRACKED: dict[str, tuple[str, ...]] = {
     "tombstones": ("clip_id", "sha256", "size", "rule", "run_id", "deleted_at"),
 }
 
+# The tracked fields that are times: a stored time may be read back in another text form of the same
+# instant (another writer's format), so these are compared as instants when their texts differ.
+TIME_FIELDS: frozenset[str] = frozenset(
+    {
+        "device_start",
+        "device_end",
+        "utc_start",
+        "utc_end",
+        "ingested_at",
+        "start",
+        "end",
+        "removed_at",
+        "approved_at",
+        "placed_at",
+        "released_at",
+        "deleted_at",
+    }
+)
+
 # Rows the chain states only as counts: automatic case links, made and unmade in bulk by linking (R5)
 # and recomputable from the clips and documents. Such a row needs no fact of its own as long as it has
 # the values below; a person's decision about it (a manual link, the evidence mark, a removal by hand)
@@ -84,6 +103,33 @@ def fact_value(value: Any) -> Any:
     if isinstance(value, list):
         return [fact_value(v) for v in value]
     return value
+
+
+def same_fact(name: str, recorded: Any, stored: Any) -> bool:
+    """Whether a stored value is the value the chain states (R3, R10): equal in the one JSON form, or,
+    for a time, the same instant written another way."""
+    if stored == recorded:
+        return True
+    stored = fact_value(stored)
+    if stored == recorded:
+        return True
+    if name in TIME_FIELDS and isinstance(stored, str) and isinstance(recorded, str):
+        expected, actual = _moment(recorded), _moment(stored)
+        if expected is None or actual is None:
+            return False
+        if expected.tzinfo is not None and actual.tzinfo is None:
+            actual = actual.replace(tzinfo=UTC)  # a UTC time stored without its zone, as SQLite keeps it
+        if (expected.tzinfo is None) != (actual.tzinfo is None):
+            return False  # a recorder's own (naive) time is never equal to an instant
+        return expected == actual
+    return False
+
+
+def _moment(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def _field(source: Any, name: str) -> Any:

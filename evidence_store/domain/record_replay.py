@@ -27,6 +27,7 @@ from evidence_store.domain.record_facts import (
     TRACKED,
     UNSTATED_ROWS,
     fact_value,
+    same_fact,
 )
 
 REPORT_LIMIT = 1000  # differences listed; the count is always complete
@@ -178,10 +179,11 @@ def compare_table(
             continue
         for name, value in recorded.fields.items():
             actual = stored[name]
-            # most stored values (numbers, text, enums, None) equal their JSON form as they are: only
-            # the others (times) are converted
-            if actual != value and (actual := fact_value(actual)) != value:
-                result.add(RecordDifference(table, row_id, name, value, actual, "changed", recorded.seq))
+            # the caller reads values in their JSON form (times as text): equal is the common case
+            if actual != value and not same_fact(name, value, actual):
+                result.add(
+                    RecordDifference(table, row_id, name, value, fact_value(actual), "changed", recorded.seq)
+                )
     for row_id in sorted(recorded_rows):
         recorded = recorded_rows[row_id]
         if not recorded.gone:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -345,3 +345,37 @@ def test_verify_without_records_checks_the_chain_only(station: Station, station_
         conn.execute(update(clips).where(clips.c.id == built.clips[1]).values(size=clips.c.size + 1))
     assert run_cli(["audit", "verify", "--no-records"], station_env).code == 0
     assert run_cli(["audit", "verify", "--records"], station_env).code == 1
+
+
+def test_a_time_written_in_another_form_of_the_same_instant_is_not_a_difference(
+    station: Station, station_env: dict[str, str]
+) -> None:
+    built = build(station)
+    clip_id = built.clips[1]
+    with station.engine.begin() as conn:
+        start = conn.scalar(select(clips.c.utc_start).where(clips.c.id == clip_id))
+        assert start is not None
+        if station.engine.dialect.name == "sqlite":
+            # another writer's text for the same instant: no microseconds, a 'T', an explicit zone
+            same = start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+            conn.exec_driver_sql("UPDATE clips SET utc_start = ? WHERE id = ?", (same, clip_id))
+        else:
+            # the same instant given in the station's zone (+08:00)
+            conn.execute(
+                update(clips)
+                .where(clips.c.id == clip_id)
+                .values(utc_start=start.astimezone(timezone(timedelta(hours=8))))
+            )
+    code, report, _ = verify(station_env)
+    assert code == 0, [f["text"] for f in report["records"]["findings"]]
+    # one second later is a different instant, and named
+    with station.engine.begin() as conn:
+        conn.execute(
+            update(clips).where(clips.c.id == clip_id).values(utc_start=start + timedelta(seconds=1))
+        )
+    code, report, stderr = verify(station_env)
+    assert code == 1
+    assert [(f["object"], f["field"]) for f in report["records"]["findings"]] == [
+        (f"clip {clip_id}", "utc_start")
+    ]
+    assert f"clip {clip_id}: utc_start recorded" in stderr

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import delete, update
 
 from evidence_store.db.tables import clips
-from evidence_store.domain.record_facts import BASELINE_KEY, FACTS_KEY, gone_fact, row_fact
+from evidence_store.domain.record_facts import BASELINE_KEY, FACTS_KEY, gone_fact, row_fact, same_fact
 from evidence_store.domain.record_replay import RecordState, compare_table, fold_events
 from evidence_store.record_check import verify_records
 from tests import factories
@@ -162,3 +162,18 @@ def test_a_fake_station_verifies_clean_then_names_an_edit() -> None:
     texts = [f["text"] for f in verdict.as_dict()["findings"]]
     assert any(t.startswith(f"clip {first.clip_id}: utc_start recorded") for t in texts), texts
     assert any(t.startswith(f"clip {second.clip_id}: on the record") for t in texts), texts
+
+
+def test_a_stored_time_is_the_recorded_one_when_it_is_the_same_instant_in_another_form() -> None:
+    recorded = "2026-03-02T01:00:00.000000+00:00"
+    assert same_fact("utc_start", recorded, recorded)
+    assert same_fact("utc_start", recorded, "2026-03-02T09:00:00+08:00")
+    assert same_fact("utc_start", recorded, "2026-03-02 01:00:00")  # UTC kept without its zone
+    assert not same_fact("utc_start", recorded, "2026-03-02T01:00:01+00:00")
+    assert not same_fact("utc_start", recorded, "not a time")
+    # a recorder's own clock (naive) is compared as written, never as an instant of some zone
+    assert same_fact("device_start", "2026-03-02T09:00:00.000000", "2026-03-02 09:00:00")
+    assert not same_fact("device_start", "2026-03-02T09:00:00.000000", "2026-03-02T09:00:00+00:00")
+    # a field that is not a time is compared as text: the same date written otherwise is a change
+    assert not same_fact("reason", "2026-03-02T01:00:00+00:00", "2026-03-02 01:00:00")
+    assert same_fact("size", 10, 10) and not same_fact("size", 10, 11)
