@@ -20,7 +20,7 @@ from evidence_store.db import tables
 from evidence_store.db.engine import read_only
 from evidence_store.db.types import NaiveDateTime, UTCDateTime
 from evidence_store.domain.record_facts import BASELINE_ACTIONS, BASELINE_KEY, TRACKED
-from evidence_store.domain.record_replay import RecordState, TableComparison, compare_table, fold_event
+from evidence_store.domain.record_replay import RecordState, TableComparison, compare_table, fold_events
 
 BATCH = 20_000
 
@@ -90,13 +90,11 @@ def _stream(connection: Connection, statement: Any) -> Iterator[Any]:
 
 def replay_events(connection: Connection, state: RecordState | None = None) -> RecordState:
     """Fold every stored event, in seq order, into the recorded state."""
-    state = state or RecordState()
     events = tables.audit_events
-    for seq, action, details in _stream(
-        connection, select(events.c.seq, events.c.action, events.c.details).order_by(events.c.seq)
-    ):
-        fold_event(state, seq, action, details)
-    return state
+    return fold_events(
+        _stream(connection, select(events.c.seq, events.c.action, events.c.details).order_by(events.c.seq)),
+        state,
+    )
 
 
 def _as_fact_text(column: Any, dialect: str) -> Any:
