@@ -7,12 +7,12 @@ import threading
 from typing import TYPE_CHECKING
 
 from evidence_store.ports import NoProcessingQueue, ProcessingQueue
-from evidence_store.settings import Settings
 
 if TYPE_CHECKING:
     from dramatiq import Broker
 
     from evidence_store.bootstrap import Station
+    from evidence_store.settings import Settings
     from workers.actors import ProcessingActors
     from workers.steps import Toolkit
 

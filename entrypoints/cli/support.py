@@ -16,10 +16,9 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from evidence_store.settings import Settings, load_settings
-
 if TYPE_CHECKING:
     from evidence_store.bootstrap import Station
+    from evidence_store.settings import Settings
 
 EXIT_OK = 0
 EXIT_INTEGRITY = 1
@@ -82,6 +81,9 @@ def station_time(ctx: click.Context, value: str | None, *, option: str) -> datet
 
 def settings_from(ctx: click.Context) -> Settings:
     """Settings are read on first use, so that `--help` works without a configured station."""
+    # imported here: pydantic-settings costs ~0.15 s, which `--help` and usage errors need not pay (#21)
+    from evidence_store.settings import Settings, load_settings
+
     settings = ctx.obj
     if not isinstance(settings, Settings):
         settings = load_settings()
