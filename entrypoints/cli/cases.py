@@ -236,6 +236,16 @@ def cases_relink(ctx: click.Context, tolerance: float | None, all_flags: bool, a
 
     del all_flags  # what every relink does now
     station = open_station_from(ctx)
+    setting = station.settings.link_tolerance_minutes
+    if tolerance is not None and tolerance != setting:
+        # linking as clips and documents arrive uses the setting: the two would disagree until the
+        # next relink at the setting
+        click.echo(
+            f"evidence: warning: --tolerance {tolerance:g} is not EVIDENCE_LINK_TOLERANCE_MINUTES "
+            f"({setting:g}): clips and documents linked from now on use {setting:g}; change the setting "
+            "to keep one tolerance",
+            err=True,
+        )
     try:
         changes = relink_all(
             station,

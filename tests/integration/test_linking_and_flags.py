@@ -306,6 +306,11 @@ def test_relink_with_all_flags_is_the_same_relink(
         assert (counts["flags_opened"], counts["flags_updated"], counts["flags_cleared"]) == (0, 0, 0)
     assert (active_links(station), open_flags(station)) == (links, flags)
     assert "--all-flags" not in run_cli(["cases", "relink", "--help"], station_env).stdout
+    # a tolerance other than the one linking uses as things arrive: said, since the two then disagree
+    other = run_cli(["cases", "relink", "--tolerance", "2", "--json"], station_env)
+    assert other.code == 0, other.stderr
+    assert "--tolerance 2 is not EVIDENCE_LINK_TOLERANCE_MINUTES (5)" in other.stderr
+    assert "warning" not in run_cli(["cases", "relink", "--tolerance", "5"], station_env).stderr
 
 
 def test_running_linking_again_changes_nothing(station: Station, tmp_path: Path) -> None:
