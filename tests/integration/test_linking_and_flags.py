@@ -191,13 +191,14 @@ def expected_links(prefix: str) -> set[tuple[str, str, bool]]:
 
 
 def test_clips_and_documents_in_either_order_end_in_the_same_links(station: Station, tmp_path: Path) -> None:
-    # order 1: footage first, documents imported afterwards (linking by link_documents after the import)
+    # order 1: footage first (processed, so handed to linking, with nothing to link to yet: flagged as
+    # unassigned), documents imported afterwards (linking by link_documents after the import)
+    hand_off = _linking_hand_off()
     for label, badge, start, length in CLIPS:
-        add_clip(station, f"x-{label}", f"x{badge}", start, length)
+        hand_off(station, add_clip(station, f"x-{label}", f"x{badge}", start, length))
     import_json(station, tmp_path, "x.json", scenario_cases("x"))
     # order 2: documents first, footage processed afterwards (linking by the processing hand-off)
     import_json(station, tmp_path, "y.json", scenario_cases("y"))
-    hand_off = _linking_hand_off()
     for label, badge, start, length in CLIPS:
         hand_off(station, add_clip(station, f"y-{label}", f"y{badge}", start, length))
 
@@ -210,7 +211,8 @@ def test_clips_and_documents_in_either_order_end_in_the_same_links(station: Stat
     assert ("x-e", "x-d3", False) in x_links and ("x-c", "x-d2", False) in x_links
     assert not any(c == "x-d" for c, _, _ in x_links)
 
-    # and a full relink finds exactly the same, changing nothing
+    # and a full relink finds exactly the same links and flags, changing nothing (a clip never handed to
+    # linking would get its unassigned_footage flag here: every relink recomputes every flag)
     before = table_count(station, clip_links)
     changes = relink_all(station)
     assert (changes.added, changes.removed) == (0, 0)
