@@ -8,8 +8,9 @@ office hours (2 % without an end time), one to three clips covering each officer
 and unrelated clips (patrols) for the rest; 5 % of the clips have an unknown recorder clock.
 
 Timed:
-1. `relink_all` on the full data, first run (every link created, every flag computed), with the
-   linking part and the flags part shown separately; the target is <= 30 s on SQLite.
+1. `relink_all` on the full data, first run (every link created, every flag of every clip and
+   document computed - the unassigned footage too, since the fill computes none), with the linking
+   part and the flags part shown separately; the target is <= 30 s on SQLite.
 2. `relink_all` again: nothing changes (checked), and how long it takes to find that out.
 3. `link_clip` for 100 new clips (each inserted first, then linked in its own transaction with its
    flags, its audit event and the commit): median and p95; the target is <= 10 ms.

@@ -221,25 +221,36 @@ def cases_exception(
 
 @cases_group.command(
     "relink",
-    help="Link every clip to the documents it matches again (R5) and refresh the flags of what changed. "
+    help="Link every clip to the documents it matches again (R5) and recompute every flag (R1, R5-R8): "
+    "the links and flags that linking each clip and document as it arrived would give. "
     "Links made or removed by hand are kept.",
 )
 @click.option("--tolerance", type=click.FloatRange(min=0), default=None, help="Minutes (default: settings).")
-@click.option(
-    "--all-flags", is_flag=True, help="Recompute every flag (after changing the tolerance or kinds)."
-)
+# every relink recomputes every flag (one definition, issue 21): the option is accepted so that scripts
+# written for the old two-way relink keep working, and does nothing more
+@click.option("--all-flags", is_flag=True, hidden=True)
 @json_option
 @click.pass_context
 def cases_relink(ctx: click.Context, tolerance: float | None, all_flags: bool, as_json: bool) -> None:
     from evidence_store.cases.linking_service import relink_all  # lazy: SQLAlchemy; keeps `--help` fast
 
+    del all_flags  # what every relink does now
     station = open_station_from(ctx)
+    setting = station.settings.link_tolerance_minutes
+    if tolerance is not None and tolerance != setting:
+        # linking as clips and documents arrive uses the setting: the two would disagree until the
+        # next relink at the setting
+        click.echo(
+            f"evidence: warning: --tolerance {tolerance:g} is not EVIDENCE_LINK_TOLERANCE_MINUTES "
+            f"({setting:g}): clips and documents linked from now on use {setting:g}; change the setting "
+            "to keep one tolerance",
+            err=True,
+        )
     try:
         changes = relink_all(
             station,
             timedelta(minutes=tolerance) if tolerance is not None else None,
             actor=cli_actor(),
-            all_flags=all_flags,
         )
     finally:
         station.close()

@@ -3,7 +3,9 @@ in `evidence_store.domain.linking`.
 
 - `relink_all`: every officer's clips against every document of that officer, one officer at a time
   (two Core selects per officer: its documents, and its clips with their links in one pass; rows as the
-  driver gives them, never ORM objects; writes by executemany; memory bounded by one officer's data).
+  driver gives them, never ORM objects; writes by executemany; memory bounded by one officer's data),
+  then every flag. One definition whatever the tables hold: it ends where linking each document and
+  clip as it arrives ends (property-tested in `tests/integration/test_relink_agreement.py`).
 - `link_clip`: one clip against the documents a range query finds through `document_officers`.
 - `link_documents`: documents just imported against the clips of their officers.
 
@@ -11,8 +13,9 @@ Each reconciles the stored automatic links with what the rules imply in its scop
 documents, or everything), so re-running changes nothing. Pairs a custodian decided by hand - a manual
 link, a link removed by a person, a link marked as evidence - are never touched. A clip whose recorder
 clock was not read links as uncertain. Links the rules no longer imply are kept as history (`removed_at`,
-`removed_by = "auto-linking"`), not deleted. Flags of everything touched are refreshed in the same
-transaction (`flags_service`).
+`removed_by = "auto-linking"`), not deleted. Flags are refreshed in the same transaction
+(`flags_service`): of everything touched by `link_clip` and `link_documents`, of everything by
+`relink_all`.
 """
 
 from __future__ import annotations
@@ -222,27 +225,27 @@ def _link_rows_query() -> Any:
 # -- everything ---------------------------------------------------------------------------------------
 
 
-def relink_all(
-    station: Station, tolerance: timedelta | None = None, *, actor: str = "system", all_flags: bool = False
-) -> LinkChanges:
-    """R5 for every clip and document, officer by officer; then the flags of every clip and document
-    whose links changed are recomputed (R1, R5-R7), or every flag with `all_flags` (after the tolerance
-    or the kinds table changed)."""
+def relink_all(station: Station, tolerance: timedelta | None = None, *, actor: str = "system") -> LinkChanges:
+    """R5-R8 for the whole station, one definition whatever the state of its tables.
+
+    Afterwards the active automatic links are exactly those `link_clips` implies for every clip and
+    document (pairs decided by hand kept), and the open flags exactly those the rules compute from the
+    stored facts for every document and clip (`refresh_all_flags`): the state that linking each
+    document and clip as it arrives (`link_documents`, `link_clip`) keeps. The flags of everything are
+    recomputed, not only of what the links changed: flags never computed (data that came in without
+    linking), or computed under another tolerance, kinds table or version of the rules, would stay as
+    they are, and a first relink would disagree with linking clip by clip (issue 21: 146k flags where
+    the same data needs 324k).
+    """
     started = time.perf_counter()
     tol = tolerance_of(station, tolerance)
     with station.transaction() as session:
         connection = session.connection()
         lock_linking(connection)
         with _large_page_cache(connection):
-            changes = relink_all_in(connection, station.clock(), tol, track=not all_flags)
+            changes = relink_all_in(connection, station.clock(), tol, track=True)
             changes.link_seconds = time.perf_counter() - started
-            flags = (
-                refresh_all_flags(session, station, tol)
-                if all_flags
-                else refresh_flags(
-                    session, station, document_ids=changes.documents, clip_ids=changes.clips, tolerance=tol
-                )
-            )
+            flags = refresh_all_flags(session, station, tol)
         changes.flag_counts = flags.as_dict()
         station.audit.record(
             session,

@@ -191,13 +191,14 @@ def expected_links(prefix: str) -> set[tuple[str, str, bool]]:
 
 
 def test_clips_and_documents_in_either_order_end_in_the_same_links(station: Station, tmp_path: Path) -> None:
-    # order 1: footage first, documents imported afterwards (linking by link_documents after the import)
+    # order 1: footage first (processed, so handed to linking, with nothing to link to yet: flagged as
+    # unassigned), documents imported afterwards (linking by link_documents after the import)
+    hand_off = _linking_hand_off()
     for label, badge, start, length in CLIPS:
-        add_clip(station, f"x-{label}", f"x{badge}", start, length)
+        hand_off(station, add_clip(station, f"x-{label}", f"x{badge}", start, length))
     import_json(station, tmp_path, "x.json", scenario_cases("x"))
     # order 2: documents first, footage processed afterwards (linking by the processing hand-off)
     import_json(station, tmp_path, "y.json", scenario_cases("y"))
-    hand_off = _linking_hand_off()
     for label, badge, start, length in CLIPS:
         hand_off(station, add_clip(station, f"y-{label}", f"y{badge}", start, length))
 
@@ -210,7 +211,8 @@ def test_clips_and_documents_in_either_order_end_in_the_same_links(station: Stat
     assert ("x-e", "x-d3", False) in x_links and ("x-c", "x-d2", False) in x_links
     assert not any(c == "x-d" for c, _, _ in x_links)
 
-    # and a full relink finds exactly the same, changing nothing
+    # and a full relink finds exactly the same links and flags, changing nothing (a clip never handed to
+    # linking would get its unassigned_footage flag here: every relink recomputes every flag)
     before = table_count(station, clip_links)
     changes = relink_all(station)
     assert (changes.added, changes.removed) == (0, 0)
@@ -243,20 +245,20 @@ def test_a_first_relink_into_an_empty_link_table_finds_the_same_links(
     assert not relink_all(station).changed  # and the usual path (indexes up) agrees
     assert open_flags(station) == flags
 
-    # the same scenario linked clip by clip gives the same links and document flags
+    # the same scenario linked clip by clip gives the same links and flags: the first relink also flags
+    # what it links to nothing (clip e-d, unassigned footage), as linking that clip when it came does
     import_json(station, tmp_path, "f.json", scenario_cases("f"))
     for label, badge, start, length in CLIPS:
         link_clip(station, add_clip(station, f"f-{label}", f"f{badge}", start, length))
     assert active_links(station) >= expected_links("f")
 
-    def document_flags_of(prefix: str) -> set[tuple[str, str]]:
+    def flags_of(prefix: str) -> set[tuple[str, str]]:
         return {
-            (kind, subject[2:])
-            for kind, subject in open_flags(station)
-            if subject.startswith(f"{prefix}-") and kind != "unassigned_footage"
+            (kind, subject[2:]) for kind, subject in open_flags(station) if subject.startswith(f"{prefix}-")
         }
 
-    assert document_flags_of("e") == document_flags_of("f") != set()
+    assert ("unassigned_footage", "d") in flags_of("e")
+    assert flags_of("e") == flags_of("f") != set()
 
 
 def test_a_first_relink_that_fails_leaves_the_link_table_and_its_indexes_as_they_were(
@@ -283,6 +285,34 @@ def test_a_first_relink_that_fails_leaves_the_link_table_and_its_indexes_as_they
     assert len(indexes_before) == 3
     relink_all(station)  # and the next relink does the work
     assert active_links(station) == expected_links("g")
+
+
+def test_relink_with_all_flags_is_the_same_relink(
+    station: Station, station_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`cases relink --all-flags` once recomputed flags over a different set than `cases relink` (every
+    document and clip against the ones whose links changed) and the two disagreed (issue 21: 324k flags
+    against 146k). Every relink now recomputes every flag; the option is still accepted."""
+    import_json(station, tmp_path, "a.json", scenario_cases("a"))
+    for label, badge, start, length in CLIPS:
+        add_clip(station, f"a-{label}", f"a{badge}", start, length)  # not handed to linking
+    first = run_cli(["cases", "relink", "--json"], station_env)
+    assert first.code == 0, first.stderr
+    links, flags = active_links(station), open_flags(station)
+    assert ("unassigned_footage", "a-d") in flags
+    for args in (["--all-flags"], []):
+        again = run_cli(["cases", "relink", *args, "--json"], station_env)
+        assert again.code == 0, again.stderr
+        counts = json.loads(again.stdout)
+        assert (counts["links_added"], counts["links_removed"]) == (0, 0)
+        assert (counts["flags_opened"], counts["flags_updated"], counts["flags_cleared"]) == (0, 0, 0)
+    assert (active_links(station), open_flags(station)) == (links, flags)
+    assert "--all-flags" not in run_cli(["cases", "relink", "--help"], station_env).stdout
+    # a tolerance other than the one linking uses as things arrive: said, since the two then disagree
+    other = run_cli(["cases", "relink", "--tolerance", "2", "--json"], station_env)
+    assert other.code == 0, other.stderr
+    assert "--tolerance 2 is not EVIDENCE_LINK_TOLERANCE_MINUTES (5)" in other.stderr
+    assert "warning" not in run_cli(["cases", "relink", "--tolerance", "5"], station_env).stderr
 
 
 def test_running_linking_again_changes_nothing(station: Station, tmp_path: Path) -> None:
