@@ -23,11 +23,15 @@ from typing import Any
 
 from evidence_store.domain.audit_chain import ChainProblem, SignerKey, Verifier, signer_problem
 
+STATION_INITIALISED = "station.initialised"
 STATION_ENROLLED = "station.enrolled"
 STATION_APPROVED = "station.approved"
 STATION_REVOKED = "station.revoked"
 # the events the keyring is built from
-KEY_ACTIONS = (STATION_APPROVED, STATION_REVOKED)
+KEY_ACTIONS = (STATION_INITIALISED, STATION_APPROVED, STATION_REVOKED)
+# The first station's `station.initialised` event states its own enrolment and approval under this key
+# of its details ({"name", "unit", "fingerprint", "public_key"}), in the event that says it was set up.
+FIRST_STATION_KEY = "first_station"
 
 # PEM text -> (its fingerprint, a verifier); raises ValueError for text that is not a public key
 PublicKeyLoader = Callable[[str], tuple[str, Verifier]]
@@ -63,7 +67,13 @@ def build_keyring(
     keyring = Keyring()
     bootstrapped = False
     for event in events:
-        if event.action == STATION_APPROVED:
+        if event.action == STATION_INITIALISED:
+            first = event.details.get(FIRST_STATION_KEY)
+            if isinstance(first, Mapping) and not bootstrapped:
+                bootstrapped = _approve(
+                    keyring, replace(event, details=first), load_public_key, bootstrap=True
+                )
+        elif event.action == STATION_APPROVED:
             added = _approve(keyring, event, load_public_key, bootstrap=not bootstrapped)
             bootstrapped = bootstrapped or added
         elif event.action == STATION_REVOKED:
