@@ -130,7 +130,9 @@ def load_keyring(connection: Connection, local_key: PublicKey) -> Keyring:
         )
         for row in rows
     ]
-    fallback = SignerKey(fingerprint=local_key.fingerprint, verify=local_key.verify)
+    fallback = SignerKey(
+        fingerprint=local_key.fingerprint, verify=local_key.verify, public_key=local_key.pem().decode()
+    )
     return build_keyring(events, load_public_key=_load_public_key, fallback=fallback)
 
 

@@ -99,6 +99,7 @@ class SignerKey:
     fingerprint: str
     verify: Verifier
     name: str = ""
+    public_key: str = ""  # PEM, so that an export can carry the key of each station it quotes
     # the event that approved the key: anything it signed before that event is not trusted
     trusted_from_seq: int = 0
     # canonical time text: anything it signed at or after this time is not trusted

@@ -94,7 +94,13 @@ def _approve(keyring: Keyring, event: KeyEvent, load: PublicKeyLoader, *, bootst
         return False
     if bootstrap:
         # the first station approves itself; it wrote the events from before events named their signer
-        key = SignerKey(fingerprint=fingerprint, verify=verify, name=name, trusted_from_seq=0)
+        key = SignerKey(
+            fingerprint=fingerprint,
+            verify=verify,
+            name=name,
+            public_key=details["public_key"],
+            trusted_from_seq=0,
+        )
         keyring.keys[fingerprint] = key
         keyring.keys.setdefault("", key)
         return True
@@ -110,7 +116,11 @@ def _approve(keyring: Keyring, event: KeyEvent, load: PublicKeyLoader, *, bootst
     if fingerprint in keyring.keys:
         return False  # approved already (or revoked: a revoked key stays revoked)
     keyring.keys[fingerprint] = SignerKey(
-        fingerprint=fingerprint, verify=verify, name=name, trusted_from_seq=event.seq
+        fingerprint=fingerprint,
+        verify=verify,
+        name=name,
+        public_key=details["public_key"],
+        trusted_from_seq=event.seq,
     )
     return True
 

@@ -20,9 +20,14 @@ from evidence_store.bootstrap import Station, initialise
 from evidence_store.db.tables import audit_checkpoints, audit_events, stations
 from evidence_store.domain.audit_chain import build_event
 from evidence_store.errors import StationNotTrustedError
+from evidence_store.export.package import build_package
+from evidence_store.export.verify import verify_package
+from evidence_store.export.workflow import approve_export, request_export
 from evidence_store.settings import load_settings
+from tests import factories
 from tests.conftest import run_cli
 from tests.fixtures.media import make_video
+from tests.integration.retention_helpers import add_clip
 
 
 def env_for(base: dict[str, str], tmp_path: Path, name: str) -> dict[str, str]:
@@ -43,7 +48,9 @@ def recorder(root: Path, serial: str, clips: int) -> Path:
     (root / "DCIM" / "100MEDIA").mkdir(parents=True)
     (root / "DeviceInfo.txt").write_text(f"Serial={serial}\nOfficer=310{serial[-3:]}\n", encoding="utf-8")
     for i in range(clips):
-        make_video(root / f"DCIM/100MEDIA/{serial}_2026112409{i:02d}00_{i + 1:04d}.MP4", seconds=1, tag=serial)
+        make_video(
+            root / f"DCIM/100MEDIA/{serial}_2026112409{i:02d}00_{i + 1:04d}.MP4", seconds=1, tag=serial
+        )
     return root
 
 
@@ -113,9 +120,8 @@ def test_two_stations_keep_one_chain_that_verifies_from_either(two_stations, tmp
 
 def test_a_station_not_approved_is_refused_and_the_refusal_shows(two_stations, tmp_path: Path) -> None:
     a, env_a, b, env_b = two_stations
-    with pytest.raises(StationNotTrustedError, match="not approved"):
-        with b.transaction() as session:
-            b.audit.record(session, actor="test", action="clip.viewed", object_type="clip", object_id=1)
+    with pytest.raises(StationNotTrustedError, match="not approved"), b.transaction() as session:
+        b.audit.record(session, actor="test", action="clip.viewed", object_type="clip", object_id=1)
     result = run_cli(["import", str(recorder(tmp_path / "volume", "DSJB001", clips=1))], env_b)
     assert result.code == 2
     assert "not approved" in result.stderr and "stations approve dock-b" in result.stderr
@@ -198,7 +204,7 @@ def test_events_signed_after_a_revocation_fail_and_those_before_stay_valid(two_s
 
 
 def test_an_event_signed_by_a_key_never_enrolled_fails_verify(two_stations) -> None:
-    a, env_a, b, env_b = two_stations
+    _a, env_a, b, _env_b = two_stations
     forged = forge_event(b)  # dock-b asked for enrolment but was never approved
     code, report = verify(env_a)
     assert code == 1
@@ -207,9 +213,39 @@ def test_an_event_signed_by_a_key_never_enrolled_fails_verify(two_stations) -> N
 
 
 def test_an_enrolment_request_is_approved_only_by_an_approved_station(two_stations) -> None:
-    a, env_a, b, env_b = two_stations
+    _a, env_a, _b, env_b = two_stations
     result = run_cli(["stations", "approve", "dock-b"], env_b)  # it cannot approve itself
     assert result.code == 2, result.stdout
     assert "not approved" in result.stderr
     listed = json.loads(run_cli(["stations", "list", "--json"], env_a).stdout)["stations"]
     assert {s["name"]: s["approved"] for s in listed} == {"dock-a": True, "dock-b": False}
+
+
+def test_an_export_built_on_one_station_carries_the_keys_of_the_stations_it_quotes(
+    two_stations, tmp_path: Path
+) -> None:
+    """A clip stored by dock-a, exported from dock-b: the package names dock-b (which signs it) and
+    carries dock-a's key for the custody events dock-a signed; it verifies offline."""
+    a, env_a, b, _env_b = two_stations
+    approve(env_a, "dock-b")
+    clip_id = add_clip(a, a.clock() - timedelta(days=1))
+    for username, role in (("inv1", "investigator"), ("boss", "approver")):
+        factories.add_user(b, username, role, unit="金普新区卫生健康监督所")
+    request = request_export(b, user="inv1", items=[{"clip_id": clip_id}], purpose="court")
+    assert request.id is not None
+    approve_export(b, request.id, user="boss")
+    result = build_package(b, request.id, user="inv1", out_dir=tmp_path / "out")
+
+    manifest = json.loads((result.directory / "manifest.json").read_bytes())
+    assert manifest["station"]["name"] == "dock-b"
+    assert manifest["station"]["public_key_fingerprint"] == b.key.fingerprint
+    assert (result.directory / "station-ed25519.pub.pem").read_bytes() == b.key.pem()
+    custody = manifest["items"][0]["custody_events"]
+    assert {e["key_fingerprint"] for e in custody} == {a.key.fingerprint}
+    carried = manifest["trust"]["station_keys"]
+    assert carried[a.key.fingerprint]["name"] == "dock-a"
+    assert (result.directory / carried[a.key.fingerprint]["path"]).read_bytes() == a.key.pem()
+    verdict = verify_package(result.directory)
+    assert verdict.ok, verdict.problems
+    checked = run_cli(["verify", str(result.zip_path), "--fingerprint", b.key.fingerprint], env_a)
+    assert checked.code == 0, checked.stdout + checked.stderr
