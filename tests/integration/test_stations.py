@@ -9,6 +9,7 @@ station checks each event against its writer's enrolled key (R3, R17).
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -249,3 +250,35 @@ def test_an_export_built_on_one_station_carries_the_keys_of_the_stations_it_quot
     assert verdict.ok, verdict.problems
     checked = run_cli(["verify", str(result.zip_path), "--fingerprint", b.key.fingerprint], env_a)
     assert checked.code == 0, checked.stdout + checked.stderr
+
+
+def test_concurrent_appends_from_two_stations_keep_one_chain(two_stations) -> None:
+    """Both stations append at once: the append lock (PostgreSQL advisory lock, SQLite BEGIN IMMEDIATE)
+    keeps one chain, without gaps or forks, that verifies from either station."""
+    a, env_a, b, env_b = two_stations
+    approve(env_a, "dock-b")
+    failures: list[BaseException] = []
+
+    def append(station: Station, n: int) -> None:
+        try:
+            for i in range(n):
+                with station.transaction() as session:
+                    station.audit.record(
+                        session, actor="cli:custodian", action="clip.viewed", object_type="clip", object_id=i
+                    )
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=append, args=(station, 40)) for station in (a, b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not failures, failures
+    with a.engine.connect() as connection:
+        rows = connection.execute(select(audit_events.c.seq, audit_events.c.key_fingerprint)).all()
+    assert sorted(seq for seq, _ in rows) == list(range(1, len(rows) + 1))
+    assert sum(1 for _, signer in rows if signer == b.key.fingerprint) >= 40
+    for env in (env_a, env_b):
+        code, report = verify(env)
+        assert code == 0, report["problems"]
