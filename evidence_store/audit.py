@@ -16,14 +16,15 @@ from evidence_store.domain.audit_chain import (
     STORED_FIELDS,
     AuditCheckpoint,
     AuditEvent,
-    ChainProblem,
     ChainVerdict,
     build_checkpoint,
     build_event,
     verify_stored_chain,
 )
+from evidence_store.errors import StationNotTrustedError
 from evidence_store.keys import PublicKey, StationKey
 from evidence_store.ports import Clock
+from evidence_store.station_trust import check_writer, load_keyring, note_refusal
 
 if TYPE_CHECKING:
     from evidence_store.audit_anchoring import Anchoring
@@ -71,7 +72,7 @@ class AuditLog:
         """Append one event in the session's transaction; it commits (or rolls back) with the change
         it describes, so the log never claims something that did not happen. The head is carried in
         the session between appends, so several appends in one transaction need no flush between them."""
-        head = self._head(session)
+        head = self._head(session, action)
         event = build_event(
             prev=(head.seq, head.hash) if head else None,
             at=self.clock(),
@@ -82,6 +83,7 @@ class AuditLog:
             source=source or self.source,
             details=details,
             sign=self.key.sign,
+            key_fingerprint=self.key.fingerprint,
         )
         session.add(event)
         if event.seq % self.checkpoint_interval == 0:
@@ -93,22 +95,40 @@ class AuditLog:
         session.info[_HEAD_KEY] = (session.get_transaction(), _Head(event.seq, event.hash))
         return event
 
-    def _head(self, session: Session) -> _Head | None:
-        """The chain head, read once per transaction under the append lock and then carried along."""
+    def _head(self, session: Session, action: str) -> _Head | None:
+        """The chain head, read once per transaction under the append lock and then carried along;
+        a station not approved to write is refused here, before it appends anything."""
         cached = session.info.get(_HEAD_KEY)
         transaction = session.get_transaction()
         if cached is not None and cached[0] is transaction and transaction is not None:
             return cached[1]  # type: ignore[no-any-return]
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_AUDIT_LOCK})
+        self.lock(session)
+        self._check_writer(session, action)
         session.flush()
         row = session.execute(
             select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
         ).first()
         return _Head(row.seq, row.hash) if row else None
 
+    def lock(self, session: Session) -> None:
+        """Serialise appends to the one chain that every station shares (issue 18): whoever holds
+        this lock reads the head and appends after it. PostgreSQL: a transaction-scoped advisory
+        lock; SQLite: every writing transaction begins IMMEDIATE (db.engine), which is the lock."""
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_AUDIT_LOCK})
+
+    def _check_writer(self, session: Session, action: str) -> None:
+        now = self.clock()
+        try:
+            check_writer(session, self.key.fingerprint, now)
+        except StationNotTrustedError as refused:
+            note_refusal(session, self.key.fingerprint, now, action, str(refused))
+            raise
+
     def checkpoint_now(self, session: Session) -> AuditCheckpoint | None:
         """Sign the current head (e.g. before a backup or for external anchoring)."""
+        self.lock(session)  # another station may be appending: sign a head nobody is moving
+        self._check_writer(session, "audit.checkpoint")
         head = session.execute(
             select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
         ).first()
@@ -182,19 +202,18 @@ def load_checkpoints(connection: Connection) -> list[AuditCheckpoint]:
 
 
 def verify_audit_log(engine: Engine, public_key: PublicKey, *, all_signatures: bool = False) -> ChainVerdict:
-    """Re-hash every stored event and check the signatures that vouch for them."""
+    """Re-hash every stored event and check the signatures that vouch for them, each against the key
+    of the station that signed it, as the chain's own station events approve and revoke them (R17,
+    issue 18); `public_key` (this station's) signs it all when the chain names no station."""
     with engine.connect() as plain:
         connection = read_only(plain)
         checkpoints = load_checkpoints(connection)
-        foreign = [cp for cp in checkpoints if cp.key_fingerprint != public_key.fingerprint]
+        keyring = load_keyring(connection, public_key)
         verdict = verify_stored_chain(
             _stream_events(connection),
             checkpoints,
-            public_key.verify,
+            keys=keyring.lookup,
             all_signatures=all_signatures,
         )
-    for cp in foreign:
-        verdict.problems.append(
-            ChainProblem(cp.seq, f"checkpoint at event {cp.seq} was signed by another key")
-        )
+    verdict.problems.extend(keyring.problems)
     return verdict

@@ -24,6 +24,7 @@ from evidence_store.domain.audit_anchors import Anchor, AnchorProblem, AnchorVer
 from evidence_store.domain.audit_chain import AuditCheckpoint
 from evidence_store.errors import ConfigurationError, EvidenceError, StoreError
 from evidence_store.keys import PublicKey
+from evidence_store.station_trust import load_keyring
 
 if TYPE_CHECKING:
     from evidence_store.blobs.s3 import S3BlobStore
@@ -220,6 +221,8 @@ def verify_anchors(
         checkpoint_hashes = dict(
             connection.execute(select(audit_checkpoints.c.seq, audit_checkpoints.c.head_hash)).tuples().all()
         )
+        # stations sharing one store anchor their own checkpoints there: any key the chain trusts
+        keyring = load_keyring(connection, public_key)
     verdict = compare_anchors(
         anchors,
         head_seq=head_seq or 0,
@@ -227,6 +230,7 @@ def verify_anchors(
         checkpoint_hashes=checkpoint_hashes,
         verify_signature=public_key.verify,
         key_fingerprint=public_key.fingerprint,
+        keys=keyring.lookup,
     )
     _check_timestamps(anchors, verdict, settings)
     return verdict

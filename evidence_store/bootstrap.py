@@ -25,6 +25,7 @@ from evidence_store.ports import BlobStore, Clock, RetentionPurger
 from evidence_store.record_check import records_baseline_needed
 from evidence_store.settings import Settings, ensure_home_writable
 from evidence_store.sidecar_migration import convert_sidecar_clips
+from evidence_store.stations import enrol_first_station, request_enrolment, standing
 
 
 def system_clock() -> datetime:
@@ -111,8 +112,26 @@ def initialise(settings: Settings, *, clock: Clock = system_clock) -> tuple[Stat
     if before != head_revision():
         created.append(f"database schema {head_revision()}")
     station = _assemble(settings, engine, key, clock)
+    refused = _station_standing(station)
+    if refused is not None:  # another station's database: this one asks to be enrolled, writes nothing
+        created.append(refused)
+        return station, created
     created.extend(_convert_sidecar_clips(station))
     with station.transaction() as session:
+        first = (
+            enrol_first_station(
+                session,
+                station.audit,
+                name=settings.station_name,
+                unit=settings.unit_name,
+                actor="system",
+                now=clock(),
+            )
+            if _no_station_enrolled(station)
+            else None
+        )
+        if first is not None:
+            created.append(f"station {settings.station_name} enrolled and approved (the first station)")
         # rows older than the baseline carry no facts in the chain: `audit verify` counts them apart
         baseline = records_baseline_needed(session)
         if created:
@@ -120,6 +139,7 @@ def initialise(settings: Settings, *, clock: Clock = system_clock) -> tuple[Stat
                 "created": created,
                 "store": station.blobs.name,
                 "key": key.fingerprint,
+                **(first or {}),
             }
             if baseline is not None:
                 details[BASELINE_KEY] = baseline
@@ -141,6 +161,36 @@ def initialise(settings: Settings, *, clock: Clock = system_clock) -> tuple[Stat
                 details={BASELINE_KEY: baseline},
             )
     return station, created
+
+
+def _station_standing(station: Station) -> str | None:
+    """None if this station may write (or is the first on the database); else what `init` says: its
+    key asks to be enrolled (if it is not yet) and waits for an approved station's approval."""
+    settings = station.settings
+    with station.transaction() as session:
+        where = standing(session, station.key, station.clock())
+        if where.may_write:
+            return None
+        if not where.enrolled:
+            request_enrolment(
+                session,
+                name=settings.station_name,
+                unit=settings.unit_name,
+                key=station.key,
+                actor="system",
+                now=station.clock(),
+            )
+            return (
+                f"enrolment request for station {settings.station_name} (key {station.key.fingerprint}); "
+                f"it writes nothing until approved: run 'evidence stations approve "
+                f"{settings.station_name}' on an approved station"
+            )
+        return str(where.why)
+
+
+def _no_station_enrolled(station: Station) -> bool:
+    with station.session() as session:
+        return standing(session, station.key, station.clock()).first
 
 
 def _convert_sidecar_clips(station: Station) -> list[str]:

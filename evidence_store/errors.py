@@ -58,6 +58,11 @@ class NotPermittedError(EvidenceError):
     The web answers 404 where the object's existence must not show, 403 otherwise."""
 
 
+class StationNotTrustedError(NotPermittedError):
+    """This station's key is not enrolled and approved, or is revoked: it may not write audit events,
+    hence nothing at all, to a store shared by several stations (issue 18; exit 2 on the CLI)."""
+
+
 class ConflictError(EvidenceError):
     """The request is well formed but the record's present state does not allow it (HTTP 409)."""
 

@@ -11,6 +11,7 @@ from evidence_store.bootstrap import open_station
 from evidence_store.db.migrate import current_revision
 from evidence_store.db.tables import audit_checkpoints, audit_events, cases, clips, transfers
 from evidence_store.settings import Settings
+from evidence_store.stations import list_stations
 
 
 def station_status(settings: Settings) -> dict[str, Any]:
@@ -40,6 +41,7 @@ def describe(station: Any) -> dict[str, Any]:
         ).first()
         n_transfers = connection.scalar(select(func.count()).select_from(transfers))
         n_cases = connection.scalar(select(func.count()).select_from(cases))
+        enrolled = list_stations(connection)
     store: dict[str, Any] = {"kind": station.blobs.name}
     if station.blobs.name == "local":
         store["path"] = str(settings.effective_store_path)
@@ -74,4 +76,18 @@ def describe(station: Any) -> dict[str, Any]:
             "last_checkpoint_seq": last_checkpoint or 0,
         },
         "last_scrub": scrub_info,
+        # every station sharing this database (issue 18): approved or revoked, last seen, version
+        "stations": [
+            {
+                "name": s["name"],
+                "unit": s["unit"],
+                "fingerprint": s["fingerprint"],
+                "approved": s["approved"],
+                "revoked_at": s["revoked_at"],
+                "last_seen": s["last_seen"],
+                "version": s["version"],
+                "refused_at": s["refused_at"],
+            }
+            for s in enrolled
+        ],
     }

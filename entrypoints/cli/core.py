@@ -62,7 +62,19 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 def _print_status(data: dict[str, Any]) -> None:
     for key, value in data.items():
-        if isinstance(value, dict):
+        if key == "stations":
+            click.echo("stations:")
+            for s in value:
+                state = (
+                    f"revoked from {s['revoked_at']}"
+                    if s["revoked_at"]
+                    else ("approved" if s["approved"] else "awaiting approval")
+                )
+                click.echo(
+                    f"  {s['name']} ({s['unit'] or 'no unit'}) {s['fingerprint'][:16]} {state}, "
+                    f"last seen {s['last_seen'] or 'never'}, version {s['version'] or '?'}"
+                )
+        elif isinstance(value, dict):
             click.echo(f"{key}:")
             for sub_key, sub_value in value.items():
                 click.echo(f"  {sub_key}: {sub_value}")

@@ -456,6 +456,8 @@ audit_events = Table(
     Column("prev_hash", HASH, nullable=False),
     Column("hash", HASH, nullable=False, unique=True),
     Column("signature", LargeBinary(64), nullable=False),
+    # the key that signed the event (issue 18); "" for events written before events named their signer
+    Column("key_fingerprint", String(64), nullable=False, default="", server_default=""),
     Index("ix_audit_events_object", "object_type", "object_id"),
 )
 
@@ -468,6 +470,31 @@ audit_checkpoints = Table(
     Column("at", String(32), nullable=False),
     Column("key_fingerprint", String(64), nullable=False),
     Column("signature", LargeBinary(64), nullable=False),
+)
+
+# The stations whose keys may write to this evidence store (issue 18): several docking stations share
+# one database and one store, each with its own Ed25519 key. This table is the working list (what
+# `evidence stations` and `evidence status` show, what refuses a write); `audit verify` trusts only
+# the approvals and revocations stated in the chain itself (`domain.stations`).
+stations = Table(
+    "stations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("unit", String(200), nullable=False, default=""),
+    Column("public_key", Text, nullable=False),  # PEM
+    Column("fingerprint", String(64), nullable=False, unique=True),  # sha256 of the raw public key
+    Column("enrolled_at", UTCDateTime, nullable=False),
+    Column("enrolled_by", String(200), nullable=False),
+    Column("approved", Boolean, nullable=False, default=False),
+    Column("approved_at", UTCDateTime, nullable=True),
+    Column("approved_by", String(200), nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),  # what the key signs from this time on is not trusted
+    Column("revoked_by", String(200), nullable=True),
+    Column("last_seen", UTCDateTime, nullable=True),  # its last write (refused ones included)
+    Column("version", String(64), nullable=False, default=""),  # of the software it last ran
+    Column("refused_at", UTCDateTime, nullable=True),  # its last write refused (not approved, revoked)
+    Column("refused_action", String(100), nullable=True),
 )
 
 # -- web UI and API (issue 8): accounts, sessions, login attempts, settings, supervision ----------------

@@ -14,7 +14,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from evidence_store.domain.audit_chain import Verifier, signed_message_for_checkpoint
+from evidence_store.domain.audit_chain import (
+    KeyLookup,
+    Verifier,
+    signed_message_for_checkpoint,
+    signer_problem,
+    single_key,
+)
 
 RESTORED_FROM_BACKUP = "database is behind its anchors: restored from a backup?"
 
@@ -92,6 +98,7 @@ def compare_anchors(
     checkpoint_hashes: Mapping[int, str],
     verify_signature: Verifier,
     key_fingerprint: str,
+    keys: KeyLookup | None = None,
 ) -> AnchorVerdict:
     """R3/R10: the anchored checkpoints against the stored log.
 
@@ -102,9 +109,13 @@ def compare_anchors(
     match the stored event and still have its checkpoint row. An anchor beyond the head means events
     are missing from the end: when everything below the head agrees with the anchors, the database is
     an older but consistent state (a restore from a backup) and said so, not blamed on one event.
+    Several stations sharing one store anchor their own checkpoints there (issue 18): with `keys`, an
+    anchor signed by any station's key the chain approved and had not revoked at its time is trusted.
     """
     verdict = AnchorVerdict()
-    by_seq = _trusted_anchors(anchors, verdict, verify_signature, key_fingerprint)
+    if keys is None:
+        keys = single_key(verify_signature, key_fingerprint)
+    by_seq = _trusted_anchors(anchors, verdict, keys)
     if not by_seq:
         if checkpoint_hashes:
             verdict.notes.append("no checkpoint is anchored outside the database yet")
@@ -162,15 +173,18 @@ def compare_anchors(
     return verdict
 
 
-def _trusted_anchors(
-    anchors: Iterable[Anchor], verdict: AnchorVerdict, verify_signature: Verifier, key_fingerprint: str
-) -> dict[int, Anchor]:
-    """The anchors signed by this station's key, by seq; the others and disagreeing copies reported."""
+def _trusted_anchors(anchors: Iterable[Anchor], verdict: AnchorVerdict, keys: KeyLookup) -> dict[int, Anchor]:
+    """The anchors signed by a trusted station key, by seq; the others and disagreeing copies reported."""
     by_seq: dict[int, Anchor] = {}
     for anchor in anchors:
         verdict.anchors_checked += 1
         message = signed_message_for_checkpoint(anchor.seq, anchor.head_hash, anchor.at)
-        if anchor.key_fingerprint != key_fingerprint or not verify_signature(message, anchor.signature):
+        key = keys(anchor.key_fingerprint) if anchor.key_fingerprint else None
+        if (
+            key is None
+            or signer_problem(key, anchor.key_fingerprint, anchor.seq, anchor.at, "") is not None
+            or not key.verify(message, anchor.signature)
+        ):
             verdict.problems.append(
                 AnchorProblem(
                     anchor.seq,

@@ -156,6 +156,8 @@ def audit_trail(session: Session, object_type: str, object_id: str | int) -> lis
             "prev_hash": r.prev_hash,
             "hash": r.hash,
             "signature": base64.b64encode(bytes(r.signature)).decode("ascii"),
+            # the key that signed it (hashed with it); "" for an event from before events named it
+            "key_fingerprint": r.key_fingerprint,
         }
         for r in rows
     ]

@@ -47,6 +47,7 @@ from typing import Any
 
 from evidence_store.bootstrap import Station
 from evidence_store.domain.model import ExportRequest
+from evidence_store.domain.stations import Keyring
 from evidence_store.errors import ConfigurationError, IntegrityError
 from evidence_store.export import facts as facts_module
 from evidence_store.export.c2pa_signing import (
@@ -71,6 +72,7 @@ from evidence_store.export.manifest import (
     sums_text,
 )
 from evidence_store.export.note import render_html, render_pdf
+from evidence_store.export.station_keys import keyring_of, public_key, token_signer, write_station_keys
 from evidence_store.export.workflow import (
     authorise_build,
     has_segment,
@@ -160,19 +162,27 @@ def _gather(station: Station, request: ExportRequest) -> dict[str, Any]:
 
 
 def _write_tokens(
-    station: Station, writer: PackageWriter, tokens: list[dict[str, Any]], tsa_ca: list[bytes] | None
+    ctx: _Context, tokens: list[dict[str, Any]], tsa_ca: list[bytes] | None, signers: set[str]
 ) -> list[dict[str, Any]]:
     written: list[dict[str, Any]] = []
     for row in tokens:
         kind = row["kind"]
         rel = f"{TIMESTAMPS_DIR}/{row['sha256']}.{'tsr' if kind == 'rfc3161' else 'json'}"
-        writer.write_bytes(rel, row["token"])
+        ctx.writer.write_bytes(rel, row["token"])
         token = TimestampToken.from_stored(SimpleNamespace(**row))
+        # a clip time-stamped by another station's worker carries that station's signature (issue 18)
+        signer = token_signer(token)
+        if signer is not None:
+            signers.add(signer)
+        station_key = public_key(ctx.keyring, signer) if signer else None
         if kind == "rfc3161" and not tsa_ca:
             check = "not checked: no TSA CA configured (settings tsa_ca_file)"
         else:
             verdict = verify_token(
-                token, row["sha256"], ca_certs=tsa_ca, station_public_key=station.key.public()
+                token,
+                row["sha256"],
+                ca_certs=tsa_ca,
+                station_public_key=station_key or ctx.station.key.public(),
             )
             check = ("ok: " if verdict.ok else "FAILED: ") + verdict.reason
         written.append(
@@ -278,6 +288,7 @@ class _Context:
     records: dict[str, Any]
     cutter: DerivativeCutter | None
     credentials: C2paCredentials | None = None
+    keyring: Keyring = field(default_factory=Keyring)  # the keys the chain approves (issue 18)
 
     @property
     def case_number(self) -> str | None:
@@ -376,8 +387,10 @@ def _trust(ctx: _Context, items: list[dict[str, Any]]) -> dict[str, Any]:
     writer = ctx.writer
     tsa_ca = [settings.tsa_ca_file.read_bytes()] if settings.tsa_ca_file else None
     trust: dict[str, Any] = {"station_public_key": PUBLIC_KEY_NAME, "tsa_ca": None, "tsa_cert": None}
+    signers = {event.get("key_fingerprint", "") for event in ctx.records["export_events"]}
+    signers.update(e.get("key_fingerprint", "") for events in ctx.records["custody"].values() for e in events)
     stamps = {
-        clip_id: _write_tokens(ctx.station, writer, ctx.records["tokens"][clip_id], tsa_ca)
+        clip_id: _write_tokens(ctx, ctx.records["tokens"][clip_id], tsa_ca, signers)
         for clip_id in ctx.records["clips"]
     }
     for entry in items:
@@ -393,6 +406,7 @@ def _trust(ctx: _Context, items: list[dict[str, Any]]) -> dict[str, Any]:
         trust["c2pa_ca"] = C2PA_CA_NAME
         trust["c2pa_ca_sha256"] = ctx.credentials.ca_fingerprint
     writer.write_bytes(PUBLIC_KEY_NAME, ctx.station.key.pem())
+    trust.update(write_station_keys(writer, ctx.keyring, ctx.station.key.fingerprint, signers))
     return trust
 
 
@@ -402,8 +416,9 @@ def _body(ctx: _Context, items: list[dict[str, Any]], trust: dict[str, Any]) -> 
     return {
         "format": MANIFEST_FORMAT,
         "producing_unit": settings.unit_name,
-        "station": {
+        "station": {  # the station that built the package and signed its manifest
             "name": settings.station_name,
+            "unit": settings.unit_name,
             "public_key": PUBLIC_KEY_NAME,
             "public_key_fingerprint": ctx.station.key.fingerprint,
             "timezone": settings.timezone,
@@ -459,6 +474,7 @@ def _build(
     timings["gather"] = time.perf_counter() - mark
     with package_writer(root, zip_path, top, extracted_at) as writer:
         ctx = _Context(station, request, user, writer, extracted_at, say, records, cutter)
+        ctx.keyring = keyring_of(station)
         mark = time.perf_counter()
         originals = _copy_originals(ctx)
         timings["originals"] = time.perf_counter() - mark

@@ -17,7 +17,9 @@ station home. Checks, each reported as a finding naming the file and the check:
    station C2PA CA as the only trust anchor (state ``Trusted``, no failure), and names as its ingredient
    the original the manifest says it was derived from;
 6. custody events: each audit event in the manifest re-hashes to its recorded hash and carries a valid
-   station signature.
+   signature by the station it names (`key_fingerprint`): the building station's key, or one of the
+   other stations' keys the manifest lists under ``trust.station_keys`` (several stations share one
+   audit chain, issue 18); station-signed time-stamps likewise.
 
 The verdict is VALID only if every check passes; exit status 0 valid, 1 invalid, 2 not a package.
 """
@@ -52,7 +54,7 @@ from evidence_store.export.manifest import (
     parse_sums,
 )
 from evidence_store.keys import PublicKey
-from evidence_store.timestamping import TimestampToken, verify_token
+from evidence_store.timestamping import TimestampToken, describe_token, verify_token
 
 CHUNK = 4 * 1024 * 1024
 
@@ -294,8 +296,33 @@ def _check_signature(
     return key
 
 
-def _check_timestamps(
+def _station_keys(
     source: _Source, manifest: dict[str, Any], key: PublicKey | None, names: set[str], verdict: Verdict
+) -> dict[str, PublicKey]:
+    """fingerprint -> key, for every station key the package carries: its own (which signed the
+    manifest) and the others the signed manifest lists; "" -> the key of events that name no signer."""
+    if key is None:
+        return {}
+    keys = {key.fingerprint: key}
+    trust = manifest.get("trust") or {}
+    listed = trust.get("station_keys") or {}
+    for fingerprint, entry in listed.items() if isinstance(listed, dict) else ():
+        rel = entry.get("path") if isinstance(entry, dict) else None
+        try:
+            other = PublicKey.from_pem(source.read(rel)) if isinstance(rel, str) and rel in names else None
+        except (ConfigurationError, ValueError, OSError, zipfile.BadZipFile):
+            other = None
+        ok = other is not None and other.fingerprint == fingerprint
+        verdict.add(ok, str(rel), "station key", f"station {entry.get('name', '?')}'s key {fingerprint}")
+        if ok and other is not None:
+            keys[fingerprint] = other
+    unnamed = trust.get("unnamed_events_signed_by")
+    keys[""] = keys.get(unnamed, key) if isinstance(unnamed, str) else key
+    return keys
+
+
+def _check_timestamps(
+    source: _Source, manifest: dict[str, Any], keys: dict[str, PublicKey], names: set[str], verdict: Verdict
 ) -> None:
     trust = manifest.get("trust") or {}
     ca_pem = _read_optional(source, trust.get("tsa_ca"), names)
@@ -323,12 +350,13 @@ def _check_timestamps(
                     gen_time=datetime.fromisoformat(stamp["gen_time"]),
                     serial=stamp["serial"],
                 )
+                signer = describe_token(token).get("station_key_fingerprint", "")
                 result = verify_token(
                     token,
                     stamp["sha256"],
                     ca_certs=[ca_pem] if ca_pem else None,
                     tsa_cert=tsa_pem,
-                    station_public_key=key,
+                    station_public_key=keys.get(signer) or keys.get(""),
                 )
             except (ConfigurationError, KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
                 verdict.add(False, rel, "time-stamp", f"cannot be verified: {exc}")
@@ -394,30 +422,30 @@ def _check_credentials(source: _Source, manifest: dict[str, Any], names: set[str
         )
 
 
-def _check_events(manifest: dict[str, Any], key: PublicKey | None, verdict: Verdict) -> None:
+def _check_events(manifest: dict[str, Any], keys: dict[str, PublicKey], verdict: Verdict) -> None:
 
     events = [*((manifest.get("export") or {}).get("events") or [])]
     for item in manifest.get("items") or []:
         events.extend(item.get("custody_events") or [])
-    if not events or key is None:
+    if not events or not keys:
         return
     bad = 0
     for event in events:
         try:
-            canonical = json.dumps(
-                [
-                    event["seq"],
-                    event["at"],
-                    event["actor"],
-                    event["action"],
-                    event["object_type"],
-                    event["object_id"],
-                    event["source"],
-                    event["details"],
-                ],
-                separators=(",", ":"),
-                ensure_ascii=False,
-            ).encode()
+            signer = event.get("key_fingerprint") or ""
+            # an event naming its signer is hashed with the name (audit_chain._canonical); older ones not
+            fields = [
+                event["seq"],
+                event["at"],
+                event["actor"],
+                event["action"],
+                event["object_type"],
+                event["object_id"],
+                event["source"],
+                event["details"],
+                *([signer] if signer else []),
+            ]
+            canonical = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
             rehashed = chain_hash(event["prev_hash"], canonical)
             signature = base64.b64decode(event["signature"], validate=True)
         except (KeyError, TypeError, ValueError, binascii.Error) as exc:
@@ -428,6 +456,14 @@ def _check_events(manifest: dict[str, Any], key: PublicKey | None, verdict: Verd
             bad += 1
             verdict.add(
                 False, MANIFEST_NAME, "custody event", f"event {event['seq']} does not hash to its hash"
+            )
+        elif (key := keys.get(signer)) is None:
+            bad += 1
+            verdict.add(
+                False,
+                MANIFEST_NAME,
+                "custody event",
+                f"event {event['seq']} is signed by key {signer}, which the package does not carry",
             )
         elif not key.verify(signed_message_for_event(event["hash"]), signature):
             bad += 1
@@ -513,9 +549,10 @@ def verify_package(path: Path, *, expected_fingerprint: str | None = None) -> Ve
             )
         _check_manifest_files(manifest, hashes, verdict)
         _check_originals(manifest, hashes, verdict)
-        _check_timestamps(source, manifest, key, names, verdict)
+        keys = _station_keys(source, manifest, key, names, verdict)
+        _check_timestamps(source, manifest, keys, names, verdict)
         _check_credentials(source, manifest, names, verdict)
-        _check_events(manifest, key, verdict)
+        _check_events(manifest, keys, verdict)
     finally:
         source.close()
     return verdict

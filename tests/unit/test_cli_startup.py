@@ -50,6 +50,7 @@ def test_every_command_is_registered_on_the_root() -> None:
         "retention",
         "scrub",
         "station",
+        "stations",
         "status",
         "users",
         "verify",
