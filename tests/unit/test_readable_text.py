@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -116,7 +117,7 @@ def test_every_flag_kind_reads_without_codes_or_json() -> None:
 
 
 def test_custody_events_read_as_sentences_in_the_station_zone() -> None:
-    event = {
+    event: dict[str, Any] = {
         "seq": 7,
         "at": "2026-03-02T01:00:00.123456+00:00",
         "actor": "web:custodian",
@@ -134,6 +135,16 @@ def test_custody_events_read_as_sentences_in_the_station_zone() -> None:
     )
 
 
+def _writes_a_warning(func: ast.expr) -> bool:
+    if isinstance(func, ast.Name):
+        return func.id == "RecordWarning"
+    if isinstance(func, ast.Attribute):
+        return func.attr == "add_warning" or (
+            func.attr == "add" and isinstance(func.value, ast.Name) and func.value.id == "findings"
+        )
+    return False
+
+
 def _warning_codes_in_source() -> set[str]:
     """The warning codes the code writes as literals: `RecordWarning("code", ...)`, `add_warning("code",
     ...)` and the probe's `findings.add("code", ...)`."""
@@ -141,22 +152,8 @@ def _warning_codes_in_source() -> set[str]:
     for package in ("evidence_store", "ingest", "workers", "retention"):
         for path in (REPO / package).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if not isinstance(node, ast.Call) or not node.args:
-                    continue
-                func = node.func
-                name = (
-                    func.id
-                    if isinstance(func, ast.Name)
-                    else func.attr
-                    if isinstance(func, ast.Attribute)
-                    else ""
-                )
-                first = node.args[0]
-                if name in ("RecordWarning", "add_warning") or (
-                    name == "add"
-                    and isinstance(func, ast.Attribute)
-                    and getattr(func.value, "id", "") == "findings"
-                ):
+                if isinstance(node, ast.Call) and node.args and _writes_a_warning(node.func):
+                    first = node.args[0]
                     if isinstance(first, ast.Constant) and isinstance(first.value, str):
                         found.add(first.value)
     return found
