@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from evidence_store.bootstrap import Station
-from web import errors, limits, text_rules
+from web import errors, limits, readable, text_rules
 from web.api import router as api_router
 from web.auth import ConfigCache, WebConfig, tokens_match
 from web.context import LOGIN_CSRF_COOKIE, STATIC_DIR, TEMPLATES_DIR, Ctx, SeenCache, Web, session_of
@@ -93,6 +93,7 @@ def create_app(station: Station, *, config: WebConfig | None = None) -> FastAPI:
         dependencies=[Depends(csrf_guard)],
     )
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+    readable.install_filters(templates.env)
     app.state.web = Web(
         station=station,
         config=ConfigCache(station, config or WebConfig()),

@@ -11,6 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlencode
@@ -21,10 +22,12 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from evidence_store.bootstrap import Station
+from evidence_store.cases.kinds import KindTable, load_kinds
 from evidence_store.domain.access import AccessRefused, Permission, User
 from evidence_store.errors import InputError
 from web.auth import ActiveSession, ConfigCache, load_session
 from web.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
+from web.readable import Readable
 
 SESSION_COOKIE = "evidence_session"
 LOGIN_CSRF_COOKIE = "evidence_login_csrf"
@@ -84,6 +87,11 @@ class Web:
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.station.settings.timezone)
 
+    @cached_property
+    def kinds(self) -> KindTable:
+        """The station's document kinds (shipped table and its own file), read once per process."""
+        return load_kinds(self.station.settings.home)
+
 
 # The instants a filter may name: a day inside Python's datetime range, so that showing one in any time
 # zone still works. Times the station stores are far inside; a filter beyond them selects the same rows.
@@ -141,6 +149,11 @@ class Ctx:
 
     def t(self, key: str, **values: Any) -> str:
         return translate(self.lang, key, **values)
+
+    @cached_property
+    def readable(self) -> Readable:
+        """Codes, flags and events as people read them, in this request's language and the station's zone."""
+        return Readable(self.lang, self.web.zone, self.web.kinds)
 
     def now(self) -> datetime:
         moment: datetime = self.station.clock()

@@ -137,14 +137,31 @@ def _fmt(value: float) -> str:
     return f"{value:.1f}"
 
 
+LEGEND = (
+    "document (video required)",
+    "document",
+    "clip",
+    "clip, clock unknown",
+    "no footage / mismatch",
+    "approved exception (R6)",
+)
+
+
 def render_timeline(
-    title: str, lanes: Sequence[TimelineLane], zone: tzinfo, *, width: int = 1200, zone_name: str = ""
+    title: str,
+    lanes: Sequence[TimelineLane],
+    zone: tzinfo,
+    *,
+    width: int = 1200,
+    zone_name: str = "",
+    legend: Sequence[str] | None = None,
 ) -> str:
     """R5-R7 at a glance: the coverage timeline of a case as a standalone SVG document (text).
 
     Red marks what breaks a rule: parts of a document window without footage (R5 late start, early end,
     gaps; R7 missing video) and clips linked to a document whose footage does not match it. Approved
     exceptions (R6) are marked with a purple diamond. Clips with an unknown clock are orange, dashed.
+    `legend`: the six legend labels in the reader's language (in `LEGEND`'s order; English without).
     """
     height = TOP + LANE_HEIGHT * max(len(lanes), 1) + AXIS_HEIGHT
     plot_width = width - LEFT - RIGHT
@@ -155,7 +172,7 @@ def render_timeline(
         f"<title>{escape(title)}</title>",
         f'<rect class="background" x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
         f'<text class="heading" x="{LEFT}" y="24" font-size="16" font-weight="bold">{escape(title)}</text>',
-        _legend(LEFT, 42),
+        _legend(LEFT, 42, legend or LEGEND),
     ]
     bounds = _range(lanes)
     axis_y = TOP + LANE_HEIGHT * max(len(lanes), 1)
@@ -196,21 +213,27 @@ def render_timeline(
     return "\n".join(out)
 
 
-def _legend(x: int, y: int) -> str:
-    items = [
-        ("document (video required)", COLOURS["document"]),
-        ("document", COLOURS["document_optional"]),
-        ("clip", COLOURS["clip"]),
-        ("clip, clock unknown", COLOURS["clip_uncertain"]),
-        ("no footage / mismatch", RED),
-        ("approved exception (R6)", COLOURS["exception"]),
-    ]
+def _text_width(text: str) -> int:
+    """Roughly how wide a label is at font size 10: CJK characters take about twice a Latin one."""
+    return sum(10 if ord(ch) >= 0x2E80 else 6 for ch in text)
+
+
+def _legend(x: int, y: int, labels: Sequence[str]) -> str:
+    colours = (
+        COLOURS["document"],
+        COLOURS["document_optional"],
+        COLOURS["clip"],
+        COLOURS["clip_uncertain"],
+        RED,
+        COLOURS["exception"],
+    )
+    items = list(zip(labels, colours, strict=False))
     parts = ['<g class="legend" font-size="10">']
     offset = x
     for label, colour in items:
         parts.append(f'<rect x="{offset}" y="{y - 8}" width="10" height="8" fill="{colour}"/>')
         parts.append(f'<text x="{offset + 13}" y="{y}">{escape(label)}</text>')
-        offset += 14 + 6 * len(label) + 12
+        offset += 14 + _text_width(label) + 12
     parts.append("</g>")
     return "".join(parts)
 

@@ -136,6 +136,45 @@ class DecisionState(enum.StrEnum):
     SKIPPED = "skipped"  # the policy kept it when the delete came (facts changed), or the store refused
 
 
+class WarningCode(enum.StrEnum):
+    """Every code a `RecordWarning` is written with (a unit test finds each literal code in the source
+    among these), so that the pages can give each its text in both languages."""
+
+    # the dock's copy and the file on the recorder
+    EMPTY_FILE = "empty_file"
+    NAME_NOT_UTF8 = "name_not_utf8"
+    CHANGED_DURING_COPY = "changed_during_copy"
+    REREAD_MISMATCH = "reread_mismatch"
+    MTIME_UNCORRECTED = "mtime_uncorrected"
+    TIME_FROM_MTIME = "time_from_mtime"
+    NOT_MEDIA = "not_media"
+    PROBE_FAILED = "probe_failed"
+    LATE_HANDOVER = "late_handover"
+    # the recorder's clock
+    CLOCK_UNKNOWN = "clock_unknown"
+    CLOCK_DRIFTING = "clock_drifting"
+    CLOCK_OFFSET_LARGE = "clock_offset_large"
+    # the full probe (`ingest.transcode.probe`)
+    UNKNOWN_CONTAINER = "unknown_container"
+    OPEN_FAILED = "open_failed"
+    TRUNCATED = "truncated"
+    MOOV_MISSING = "moov_missing"
+    NO_MEDIA_STREAM = "no_media_stream"
+    NO_VIDEO_STREAM = "no_video_stream"
+    DECODE_ERROR = "decode_error"
+    ZERO_DURATION = "zero_duration"
+    VERY_SHORT = "very_short"
+    CREATION_TIME_INVALID = "creation_time_invalid"
+    CREATION_TIME_IMPLAUSIBLE = "creation_time_implausible"
+    LOCATION_INVALID = "location_invalid"
+    NO_EXIF = "no_exif"
+    EXIF_UNREADABLE = "exif_unreadable"
+    EXIF_DATETIME_INVALID = "exif_datetime_invalid"
+    # a transfer's own problems
+    TRANSFER = "transfer"
+    FILE_FAILED = "file_failed"
+
+
 @dataclass(frozen=True)
 class RecordWarning:
     """Something odd about a record, stored as data on it rather than raised (a bad file is kept)."""

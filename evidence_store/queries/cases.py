@@ -4,6 +4,7 @@ confidentiality rule applied (R13)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -230,9 +231,11 @@ def case_detail(connection: Connection, case_id: int, user: User) -> dict[str, A
     }
 
 
-def timeline_svg(station: Station, case_id: int, user: User) -> str | None:
+def timeline_svg(
+    station: Station, case_id: int, user: User, *, legend: Sequence[str] | None = None
+) -> str | None:
     """The coverage timeline picture of the cases package (`render_timeline`), drawn only with the clips
-    this user may see (R13)."""
+    this user may see (R13); `legend` in the reader's language."""
     with station.connect() as connection:
         row = case_row(connection, case_id)
     if row is None:
@@ -243,4 +246,4 @@ def timeline_svg(station: Station, case_id: int, user: User) -> str | None:
     view["clips"] = [clip for clip in view["clips"] if clip["clip_id"] in visible]
     zone = station.settings.timezone
     title = f"{row.number} {row.title}".strip()
-    return render_timeline(title, timeline_lanes(view), ZoneInfo(zone), zone_name=zone)
+    return render_timeline(title, timeline_lanes(view), ZoneInfo(zone), zone_name=zone, legend=legend)

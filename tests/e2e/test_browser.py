@@ -218,9 +218,15 @@ def test_a_custodian_signs_in_searches_plays_seeks_opens_a_case_and_switches_lan
         assert seeked == pytest.approx(2.5, abs=0.35)
         page.wait_for_function(IMAGE_LOADED % "document.getElementById('contact-sheet')")
         assert len(page.locator("#sha256").inner_text().strip()) == 64
-        custody = page.locator("#custody").inner_text()
-        assert "clip.stored" in custody or "clip.ingested" in custody or "transfer." in custody
-        assert "clip.viewed" in custody
+        # the chain of custody reads as sentences; each raw event is one click away
+        actions = page.eval_on_selector_all(
+            "#custody tr[data-action]", "rows => rows.map(r => r.dataset.action)"
+        )
+        assert "clip.stored" in actions or any(a.startswith("transfer.") for a in actions)
+        viewed = page.locator("#custody tr[data-action='clip.viewed']").last
+        assert "查看了本记录" in viewed.inner_text() and "clip.viewed" not in viewed.inner_text()
+        viewed.locator("details.raw-event summary").click()
+        assert "clip.viewed" in viewed.locator("details.raw-event pre").inner_text()
 
         page.click("#nav-cases")
         page.click(f"text={CASE_NUMBER}")

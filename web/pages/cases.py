@@ -41,6 +41,7 @@ def case_page(ctx: CaseCtx, case_id: Id) -> Response:
         ctx,
         "case.html",
         detail=detail,
+        document_numbers={d["id"]: d["external_id"] for d in detail["documents"]},
         has_timeline=True,
         may_link=user.can(Permission.CASE_LINK),
         error=ctx.request.query_params.get("error", ""),
@@ -54,7 +55,7 @@ def case_timeline(ctx: CaseCtx, case_id: Id) -> Response:
         detail = case_detail(connection, case_id, user)
     if detail is None:
         ctx.hidden("case", case_id, missing=False)
-    svg = timeline_svg(ctx.station, case_id, user)
+    svg = timeline_svg(ctx.station, case_id, user, legend=ctx.readable.timeline_legend())
     if svg is None:
         return Response(status_code=404)
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "private, no-store"})

@@ -22,6 +22,7 @@ def render(ctx: Ctx, template: str, status: int = 200, **context: Any) -> HTMLRe
         {
             "ctx": ctx,
             "t": ctx.t,
+            "r": ctx.readable,
             "user": user,
             "P": Permission,
             "csrf": ctx.csrf_token,
