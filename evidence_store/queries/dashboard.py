@@ -20,6 +20,7 @@ from evidence_store.db.tables import (
     officers,
     processing_jobs,
     retention_runs,
+    stations,
     transfers,
 )
 from evidence_store.domain.access import User
@@ -255,4 +256,25 @@ def dashboard(
         "late_handovers": late_handovers(connection, since, user),
         "filing": filing(connection, now, filing_window_days, user),
         "retention_runs": retention_run_reports(connection),
+        "stations": station_states(connection),
     }
+
+
+def station_states(connection: Connection) -> list[dict[str, Any]]:
+    """Every enrolled station and where it stands (issue 18): trusted, waiting for an admin's approval,
+    or revoked; when it last wrote, which version it ran, and its last refused write. Stations are
+    equipment, not footage: every dashboard reader sees them."""
+    return [
+        {
+            "name": row.name,
+            "unit": row.unit,
+            "fingerprint": row.fingerprint,
+            "state": "revoked" if row.revoked_at is not None else "approved" if row.approved else "waiting",
+            "revoked_at": row.revoked_at,
+            "last_seen": row.last_seen,
+            "version": row.version,
+            "refused_at": row.refused_at,
+            "refused_action": row.refused_action,
+        }
+        for row in connection.execute(select(stations).order_by(stations.c.name))
+    ]

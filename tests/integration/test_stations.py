@@ -15,8 +15,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from evidence_store.accounts import create_user
 from evidence_store.bootstrap import Station, initialise
 from evidence_store.db.tables import audit_checkpoints, audit_events, stations
 from evidence_store.domain.audit_chain import build_event
@@ -29,6 +31,7 @@ from tests import factories
 from tests.conftest import run_cli
 from tests.fixtures.media import make_video
 from tests.integration.retention_helpers import add_clip
+from web.app import create_app
 
 
 def env_for(base: dict[str, str], tmp_path: Path, name: str) -> dict[str, str]:
@@ -133,6 +136,19 @@ def test_a_station_not_approved_is_refused_and_the_refusal_shows(two_stations, t
         assert b.key.fingerprint not in set(connection.scalars(select(audit_events.c.key_fingerprint)))
     code, report = verify(env_a)
     assert code == 0, report["problems"]
+    # the web dashboard shows both stations and where each stands
+    create_user(a, username="chief", password="a long station password", role="admin", actor="test")
+    client = TestClient(create_app(a))
+    token = client.get("/api/csrf").json()["csrf_token"]
+    login = {"username": "chief", "password": "a long station password"}
+    assert client.post("/api/login", json=login, headers={"X-CSRF-Token": token}).status_code == 200
+    shown = {s["name"]: s for s in client.get("/api/dashboard").json()["stations"]}
+    assert shown["dock-a"]["state"] == "approved" and shown["dock-a"]["last_seen"] is not None
+    assert shown["dock-b"]["state"] == "waiting" and shown["dock-b"]["refused_at"] is not None
+    assert shown["dock-b"]["fingerprint"] == b.key.fingerprint
+    client.cookies.set("lang", "en")
+    page = client.get("/dashboard").text
+    assert "waiting for approval by an admin" in page and b.key.fingerprint[:16] in page
 
 
 def forge_event(station: Station) -> int:
