@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,21 +20,11 @@ from evidence_store.domain.audit_chain import (
     chain_hash,
     verify_chain,
 )
+from tests.keys import verify_with
 
 KEY = Ed25519PrivateKey.generate()
 OTHER_KEY = Ed25519PrivateKey.generate()
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
-
-
-def verify_with(key: Ed25519PrivateKey):
-    def verify(message: bytes, signature: bytes) -> bool:
-        try:
-            key.public_key().verify(signature, message)
-        except InvalidSignature:
-            return False
-        return True
-
-    return verify
 
 
 def make_chain(n: int, *, checkpoint_every: int = 0) -> tuple[list[AuditEvent], list[AuditCheckpoint]]:

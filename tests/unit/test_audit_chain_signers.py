@@ -29,6 +29,7 @@ from evidence_store.domain.stations import (
     KeyEvent,
     build_keyring,
 )
+from tests.keys import verify_with
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 A = Ed25519PrivateKey.generate()
@@ -44,19 +45,8 @@ def fp(key: Ed25519PrivateKey) -> str:
     return hashlib.sha256(raw(key)).hexdigest()
 
 
-def verifier(key: Ed25519PrivateKey):
-    def verify(message: bytes, signature: bytes) -> bool:
-        try:
-            key.public_key().verify(signature, message)
-        except InvalidSignature:
-            return False
-        return True
-
-    return verify
-
-
 def signer(key: Ed25519PrivateKey, name: str, **trust) -> SignerKey:
-    return SignerKey(fingerprint=fp(key), verify=verifier(key), name=name, **trust)
+    return SignerKey(fingerprint=fp(key), verify=verify_with(key), name=name, **trust)
 
 
 def chain(
@@ -113,7 +103,7 @@ def test_events_of_two_stations_verify_each_against_its_own_key() -> None:
 def test_one_key_for_everything_still_fails_on_the_other_stations_events() -> None:
     """The bug of issue 18: checked against one station's key, the other's signatures look forged."""
     events, checkpoints = chain([A, B, A, B], checkpoint_every=2)
-    verdict = verify_chain(events, checkpoints, verifier(A))
+    verdict = verify_chain(events, checkpoints, verify_with(A))
     assert not verdict.ok
 
 
