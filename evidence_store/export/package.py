@@ -119,6 +119,17 @@ def package_name(request_id: int) -> str:
     return f"export-{request_id:06d}"
 
 
+def default_out_dir(station: Station) -> Path:
+    """Where packages are built unless told otherwise (`evidence export build` without --out, and always
+    from the web, which serves the zip from here)."""
+    return station.settings.home / "exports"
+
+
+def zip_path_of(station: Station, request_id: int) -> Path:
+    """The zip of a request built into `default_out_dir`."""
+    return default_out_dir(station) / f"{package_name(request_id)}.zip"
+
+
 def extension_of(original_name: str) -> str:
     ext = Path(original_name).suffix.lower().lstrip(".")
     return ext if _EXT.fullmatch(ext) else "bin"

@@ -36,10 +36,10 @@ from sqlalchemy.orm import Session
 from evidence_store.accounts import user_from_row
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import cases, clips, export_requests, users
-from evidence_store.domain.access import EXPORT_APPROVER, EXPORT_REQUESTER, Role
+from evidence_store.domain.access import EXPORT_APPROVER, EXPORT_REQUESTER, Role, User, hidden_object
 from evidence_store.domain.model import ClipStatus, ExportRequest, ExportStatus, MediaType
-from evidence_store.errors import EvidenceError, InputError, NotFoundError
-from evidence_store.queries.visibility import case_facts, clip_facts, sees
+from evidence_store.errors import ConflictError, InputError, NotFoundError
+from evidence_store.queries.visibility import hidden_among
 
 REQUESTER_ROLE = EXPORT_REQUESTER
 APPROVER_ROLE = EXPORT_APPROVER
@@ -47,8 +47,9 @@ CUT_MODES = ("exact", "keyframe")
 OBJECT_TYPE = "export"
 
 
-class ExportRefusedError(EvidenceError):
-    """A workflow step that is not allowed (wrong state, wrong user, expired); it was audited."""
+class ExportRefusedError(ConflictError):
+    """A workflow step that is not allowed (wrong state, wrong user, expired); it was audited. A conflict
+    with the request's state or its people: exit 2 on the CLI, 409 on the web (with this message)."""
 
     def __init__(self, step: str, request_id: int | None, reason: str) -> None:
         where = f"export {request_id}" if request_id is not None else "export request"
@@ -186,10 +187,7 @@ def hidden_from(
     row = session.execute(select(users).where(users.c.username == username)).first()
     if row is None:
         return [*([case_id] if case_id is not None else []), *clip_ids]
-    user = user_from_row(row)
-    connection = session.connection()
-    hidden = [] if case_id is None or sees(user, case_facts(connection, case_id)) else [case_id]
-    return hidden + [c for c in clip_ids if not sees(user, clip_facts(connection, c))]
+    return hidden_among(session.connection(), user_from_row(row), clip_ids, case_id)
 
 
 def _load(session: Session, request_id: int) -> ExportRequest | None:
@@ -508,19 +506,32 @@ def describe(request: ExportRequest, case_number: str | None) -> dict[str, Any]:
     }
 
 
-def list_exports(station: Station, *, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+def _seen(session: Session, user: User, request: ExportRequest) -> bool:
+    return not hidden_among(session.connection(), user, _clip_ids(request), request.case_id)
+
+
+def list_exports(
+    station: Station, *, status: str | None = None, limit: int = 200, seen_by: User | None = None
+) -> list[dict[str, Any]]:
+    """The newest requests; `seen_by`: only those naming no case or clip hidden from that user (R13).
+    Filtered here, one request at a time, with the rule `hidden_from` applies to every step: a list is
+    at most `limit` long, and the clips sit in a JSON column SQL cannot join portably."""
     with station.session() as session:
         query = select(ExportRequest).order_by(export_requests.c.id.desc()).limit(limit)
         if status:
             query = query.where(export_requests.c.status == ExportStatus(status))
-        found = session.scalars(query).all()
+        found = [r for r in session.scalars(query).all() if seen_by is None or _seen(session, seen_by, r)]
         numbers = _case_numbers(session, {r.case_id for r in found if r.case_id})
         return [describe(r, numbers.get(r.case_id or 0)) for r in found]
 
 
-def show_export(station: Station, request_id: int) -> dict[str, Any]:
+def show_export(station: Station, request_id: int, *, seen_by: User | None = None) -> dict[str, Any]:
+    """One request. `seen_by`: a request naming a case or clip hidden from that user is refused like a
+    missing one (`AccessRefused`, hidden: 404 on the web, R13)."""
     with station.session() as session:
         request = session.get(ExportRequest, request_id)
+        if seen_by is not None and (request is None or not _seen(session, seen_by, request)):
+            raise hidden_object(OBJECT_TYPE, request_id, missing=request is None)
         if request is None:
             raise NotFoundError(f"no export request {request_id}")
         numbers = _case_numbers(session, {request.case_id} if request.case_id else set())

@@ -25,7 +25,9 @@ world = access.world  # the access tests' station: every role in U1, clips a-d, 
 
 def _status(world: World, export_id: int) -> str:
     with world.station.engine.connect() as connection:
-        return str(connection.scalar(select(export_requests.c.status).where(export_requests.c.id == export_id)))
+        return str(
+            connection.scalar(select(export_requests.c.status).where(export_requests.c.id == export_id))
+        )
 
 
 def _count(world: World) -> int:
@@ -97,7 +99,7 @@ def test_request_approve_build_and_download_in_the_browser_verifies_offline(
     assert len(events(station, "export.approved", actor="approver")) == 1
     assert len(events(station, "export.built", actor="investigator")) == 1
     downloads = events(station, "export.downloaded", actor="web:investigator")
-    assert len(downloads) == 1 and json.loads(downloads[0].details)["zip_sha256"]
+    assert len(downloads) == 1 and json.loads(downloads[0].details)["manifest_sha256"]
     # only the requester takes the copy: the approver may see the export but not download it
     assert approver.get(f"/exports/{export_id}/package").status_code == 403
 
@@ -133,7 +135,9 @@ def test_the_api_requests_a_segment_approves_and_builds(world: World, tmp_path: 
         headers={"X-CSRF-Token": i_csrf},
     )
     assert segment.status_code == 200, segment.text
-    assert segment.json()["items"] == [{"clip_id": world.clip_a, "start_s": 1.0, "end_s": 2.5, "cut": "exact"}]
+    assert segment.json()["items"] == [
+        {"clip_id": world.clip_a, "start_s": 1.0, "end_s": 2.5, "cut": "exact"}
+    ]
     page_segment = _page_request(world, investigator, i_csrf, segment_start="00:01", segment_end="00:02")
     assert investigator.get(f"/api/exports/{page_segment}").json()["items"][0]["end_s"] == 2.0
 
@@ -151,7 +155,9 @@ def test_nobody_approves_their_own_request(world: World) -> None:
     # the same person, later made an approver, still may not decide their own request (R12)
     set_role(station, "investigator", "approver", actor="test")
     csrf = login(investigator, "investigator")
-    page = investigator.post(f"/exports/{export_id}/approve", data={"csrf_token": csrf}, follow_redirects=False)
+    page = investigator.post(
+        f"/exports/{export_id}/approve", data={"csrf_token": csrf}, follow_redirects=False
+    )
     assert page.status_code == 409 and "nobody decides their own request" in page.text
     api = investigator.post(f"/api/exports/{export_id}/approve", json={}, headers={"X-CSRF-Token": csrf})
     assert api.status_code == 409 and "nobody decides their own request" in api.json()["error"]
@@ -196,7 +202,9 @@ def test_a_hidden_clip_or_export_answers_like_a_missing_one(world: World) -> Non
 
     def page_answer(clip_id: int) -> tuple[int, str]:
         response = investigator.post(
-            "/exports", data={"csrf_token": csrf, "clip_id": str(clip_id), "purpose": "x"}, follow_redirects=False
+            "/exports",
+            data={"csrf_token": csrf, "clip_id": str(clip_id), "purpose": "x"},
+            follow_redirects=False,
         )
         return response.status_code, response.text
 
@@ -214,7 +222,12 @@ def test_a_hidden_clip_or_export_answers_like_a_missing_one(world: World) -> Non
     assert _count(world) == before
     hidden_case = investigator.post(
         "/exports",
-        data={"csrf_token": csrf, "clip_id": str(world.clip_a), "purpose": "x", "case_id": str(world.case_state_u1)},
+        data={
+            "csrf_token": csrf,
+            "clip_id": str(world.clip_a),
+            "purpose": "x",
+            "case_id": str(world.case_state_u1),
+        },
         follow_redirects=False,
     )
     assert hidden_case.status_code == 404 and _count(world) == before
