@@ -121,7 +121,7 @@ def _exports(world: World) -> dict[str, tuple[int, list[int], int | None]]:
     case: label -> (id, clips, case)."""
     station = world.station
     made = request_export(station, user="investigator", items=[{"clip_id": world.clip_a}], purpose="route")
-    found = {"visible": (made.id or 0, [world.clip_a], None)}
+    found: dict[str, tuple[int, list[int], int | None]] = {"visible": (made.id or 0, [world.clip_a], None)}
     for label, clip_id, case_id, requester in (
         ("hidden", world.clip_c, None, "investigator"),
         ("other_unit", world.clip_b, world.case_private_u2, "investigator-u2"),
