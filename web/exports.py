@@ -2,7 +2,8 @@
 (the permission, R11, and that the user sees every clip and the case, R13: 404 like a missing object,
 audited as `access.denied`) and then calls the workflow the CLI calls (`evidence_store.export`), which
 applies the rules of the steps (roles, nobody decides their own request, states, validity) and keeps
-their audit record. The workflow names station users by user name, as the CLI does."""
+their audit record. The workflow names station users by user name, as the CLI does; the events carry
+the client address as their source, as the web's own do."""
 
 from __future__ import annotations
 
@@ -78,6 +79,7 @@ def request(
         purpose=purpose,
         recipient=recipient,
         case_number=case_number,
+        source=ctx.client,
     )
     return describe(made, case_number)
 
@@ -85,7 +87,9 @@ def request(
 def decide(ctx: Ctx, export_id: int, *, approve: bool, reason: str) -> dict[str, Any]:
     """An approver's decision; the workflow refuses (409, audited) one on their own request."""
     shown = export_of(ctx, export_id, Permission.EXPORT_DECIDE)
-    decided = decide_export(ctx.station, export_id, user=ctx.user.username, approve=approve, reason=reason)
+    decided = decide_export(
+        ctx.station, export_id, user=ctx.user.username, approve=approve, reason=reason, source=ctx.client
+    )
     return describe(decided, shown["case"])
 
 
@@ -99,6 +103,7 @@ def build(ctx: Ctx, export_id: int) -> BuildResult:
         user=ctx.user.username,
         out_dir=default_out_dir(ctx.station),
         cutter=ctx.web.cutter,
+        source=ctx.client,
     )
 
 

@@ -151,11 +151,13 @@ def _record_refusal(
     request_id: int | None,
     reason: str,
     details: dict[str, Any] | None = None,
+    source: str | None = None,
 ) -> ExportRefusedError:
     """Append ``export.refused`` in `session` (which must then commit) and return the error to raise
     once it has: raising inside the transaction would roll the record of the refusal back."""
     station.audit.record(
         session,
+        source=source,
         actor=user,
         action="export.refused",
         object_type=OBJECT_TYPE,
@@ -212,6 +214,7 @@ def request_export(
     purpose: str,
     recipient: str = "",
     case_number: str | None = None,
+    source: str | None = None,
 ) -> ExportRequest:
     """An investigator asks for clips to be extracted. Raises InputError for a malformed request."""
     if not items:
@@ -224,7 +227,7 @@ def request_export(
         problem = user_problem(session, user, REQUESTER_ROLE)
         if problem:
             refusal = _record_refusal(
-                station, session, user=user, step="request", request_id=None, reason=problem
+                station, session, user=user, step="request", request_id=None, reason=problem, source=source
             )
     if refusal is not None:
         raise refusal
@@ -268,6 +271,7 @@ def request_export(
         session.flush()
         station.audit.record(
             session,
+            source=source,
             actor=user,
             action="export.requested",
             object_type=OBJECT_TYPE,
@@ -284,7 +288,13 @@ def request_export(
 
 
 def decide_export(
-    station: Station, request_id: int, *, user: str, approve: bool, reason: str = ""
+    station: Station,
+    request_id: int,
+    *,
+    user: str,
+    approve: bool,
+    reason: str = "",
+    source: str | None = None,
 ) -> ExportRequest:
     """An approver approves (valid for `export_validity_days`) or rejects (with a reason)."""
     step = "approve" if approve else "reject"
@@ -302,7 +312,7 @@ def decide_export(
             problem = f"the request is {request.status}, not pending"
         if problem:
             refusal = _record_refusal(
-                station, session, user=user, step=step, request_id=request_id, reason=problem
+                station, session, user=user, step=step, request_id=request_id, reason=problem, source=source
             )
         else:
             now = station.clock()
@@ -316,6 +326,7 @@ def decide_export(
                 request.status = ExportStatus.REJECTED
             station.audit.record(
                 session,
+                source=source,
                 actor=user,
                 action="export.approved" if approve else "export.rejected",
                 object_type=OBJECT_TYPE,
@@ -363,7 +374,9 @@ def _build_problem(request: ExportRequest, user: str) -> str | None:
     return None
 
 
-def authorise_build(station: Station, request_id: int, *, user: str) -> ExportRequest:
+def authorise_build(
+    station: Station, request_id: int, *, user: str, source: str | None = None
+) -> ExportRequest:
     """Check that `user` may build the package now; refuse (audited) otherwise.
 
     An approval past its ``valid_until`` turns the request ``expired`` (audited) and is refused."""
@@ -375,6 +388,7 @@ def authorise_build(station: Station, request_id: int, *, user: str) -> ExportRe
             request.status = ExportStatus.EXPIRED
             station.audit.record(
                 session,
+                source=source,
                 actor="system",
                 action="export.expired",
                 object_type=OBJECT_TYPE,
@@ -393,6 +407,7 @@ def authorise_build(station: Station, request_id: int, *, user: str) -> ExportRe
                 request_id=request_id,
                 reason=problem,
                 details={"status": str(request.status)},
+                source=source,
             )
     if refusal is not None:
         raise refusal
@@ -407,6 +422,7 @@ def record_built(
     built_at: datetime,
     manifest_sha256: str,
     details: dict[str, Any],
+    source: str | None = None,
 ) -> ExportRequest:
     """The package is complete on disk: mark the request built (the retrieval of R12 is on record)."""
     refusal: ExportRefusedError | None = None
@@ -420,6 +436,7 @@ def record_built(
                 step="build",
                 request_id=request_id,
                 reason=f"the request became {request.status} while the package was built",
+                source=source,
             )
         else:
             request.status = ExportStatus.BUILT
@@ -427,6 +444,7 @@ def record_built(
             request.package_sha256 = manifest_sha256
             station.audit.record(
                 session,
+                source=source,
                 actor=user,
                 action="export.built",
                 object_type=OBJECT_TYPE,
@@ -436,6 +454,7 @@ def record_built(
             for clip_id in sorted({int(item["clip_id"]) for item in request.items}):
                 station.audit.record(
                     session,
+                    source=source,
                     actor=user,
                     action="clip.exported",
                     object_type="clip",
@@ -447,10 +466,13 @@ def record_built(
     return request
 
 
-def record_build_failed(station: Station, request_id: int, *, user: str, error: str) -> None:
+def record_build_failed(
+    station: Station, request_id: int, *, user: str, error: str, source: str | None = None
+) -> None:
     with _step(station) as session:
         station.audit.record(
             session,
+            source=source,
             actor=user,
             action="export.build_failed",
             object_type=OBJECT_TYPE,

@@ -98,6 +98,9 @@ def test_request_approve_build_and_download_in_the_browser_verifies_offline(
     assert len(events(station, "export.requested", actor="investigator")) == 1
     assert len(events(station, "export.approved", actor="approver")) == 1
     assert len(events(station, "export.built", actor="investigator")) == 1
+    # from the web, each step names where it came from, as the web's own events do (R17)
+    steps = ("export.requested", "export.approved", "export.built", "export.downloaded")
+    assert {e.source for action in steps for e in events(station, action)} == {"testclient"}
     downloads = events(station, "export.downloaded", actor="web:investigator")
     assert len(downloads) == 1 and json.loads(downloads[0].details)["manifest_sha256"]
     # only the requester takes the copy: the approver may see the export but not download it
