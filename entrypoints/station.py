@@ -13,6 +13,7 @@ from entrypoints.cli.support import UNIT_NAME_MISSING
 from entrypoints.supervisor import Role, Supervisor
 from evidence_store.bootstrap import Station
 from evidence_store.settings import Settings
+from ingest.transcode.segment import FfmpegCutter
 from web.app import create_app
 from web.auth import WebConfig
 
@@ -89,7 +90,7 @@ def run_web(
     )
     _log_to_stderr(station.settings)
     uvicorn.run(
-        create_app(station, config=config),
+        create_app(station, config=config, cutter=FfmpegCutter()),
         host=host,
         port=port,
         log_level=station.settings.log_level.lower(),

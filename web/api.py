@@ -25,7 +25,7 @@ from evidence_store.queries.statistics import annual_statistics
 from evidence_store.queries.supervision import get_draw, list_draws, redraw
 from evidence_store.status import describe
 from evidence_store.supervision import create_draw, review
-from web import auth, text_rules
+from web import auth, exports, text_rules
 from web.context import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Ctx
 from web.deps import (
     MAX_ID,
@@ -34,11 +34,14 @@ from web.deps import (
     CaseCtx,
     ClipCtx,
     DashboardCtx,
+    DecideExportCtx,
     DrawCtx,
+    ExportCtx,
     Id,
     LinkCtx,
     OptionalIdQuery,
     OptionalSeqQuery,
+    RequestExportCtx,
     ReviewCtx,
     SearchCtx,
     SettingsCtx,
@@ -170,6 +173,33 @@ class StaffUserBody(_UserFields):
 
 
 UserBody = Annotated[OfficerUserBody | StaffUserBody, Field(discriminator="role")]
+
+
+class ExportItem(ApiBody):
+    """One clip of an export request; a segment (seconds from the clip's start) as `evidence export
+    request --clip ID@START-END`."""
+
+    clip_id: JsonInt = Field(ge=1, le=MAX_ID)
+    start_s: float | None = Field(None, ge=0, le=1e7)
+    end_s: float | None = Field(None, ge=0, le=1e7)
+    cut: Literal["exact", "keyframe"] = "exact"
+    disclosure: JsonBool = False
+
+
+class ExportRequestBody(ApiBody):
+    items: list[ExportItem] = Field(min_length=1, max_length=200)
+    purpose: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
+    recipient: str = Field("", max_length=2000)
+    case_id: JsonInt | None = Field(None, ge=1, le=MAX_ID)
+
+
+class ApprovalBody(ApiBody):
+    reason: str = Field("", max_length=2000)  # an approval's note is optional, a rejection's reason not
+
+
+ZIP_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the package (zip)", "content": {"application/zip": {}}}
+}
 
 
 def _me(ctx: Ctx) -> dict[str, Any]:
@@ -353,6 +383,75 @@ def api_evidence(ctx: LinkCtx, case_id: Id, link_id: Id, body: EvidenceBody) -> 
     _case(ctx, case_id)
     mark_evidence(ctx.station, case_id, link_id, body.is_evidence, reason=body.reason, user=ctx.user)
     return {"ok": True}
+
+
+# -- exports (R12) ---------------------------------------------------------------------------------------
+
+
+@router.get("/exports", summary="Export requests the user sees, newest first")
+def api_exports(
+    ctx: ExportCtx,
+    status: Literal["pending", "approved", "rejected", "built", "expired"] | None = None,
+) -> dict[str, Any]:
+    return {"exports": exports.exports_for(ctx, status)}
+
+
+@router.post(
+    "/exports",
+    summary="Request clips as a certified package (an investigator; audited)",
+    responses=documented(409),
+)
+def api_request_export(ctx: RequestExportCtx, body: ExportRequestBody) -> dict[str, Any]:
+    items = [item.model_dump(exclude_defaults=True) | {"clip_id": item.clip_id} for item in body.items]
+    return exports.request(ctx, items, purpose=body.purpose, recipient=body.recipient, case_id=body.case_id)
+
+
+@router.get("/exports/{export_id}", summary="One export request")
+def api_export(ctx: ExportCtx, export_id: Id) -> dict[str, Any]:
+    return exports.export_of(ctx, export_id)
+
+
+@router.post(
+    "/exports/{export_id}/approve",
+    summary="Approve a pending request (an approver, never its requester; audited)",
+    responses=documented(409),
+)
+def api_approve_export(ctx: DecideExportCtx, export_id: Id, body: ApprovalBody) -> dict[str, Any]:
+    return exports.decide(ctx, export_id, approve=True, reason=body.reason)
+
+
+@router.post(
+    "/exports/{export_id}/reject",
+    summary="Reject a pending request with a reason (an approver; audited)",
+    responses=documented(409),
+)
+def api_reject_export(ctx: DecideExportCtx, export_id: Id, body: ReasonBody) -> dict[str, Any]:
+    return exports.decide(ctx, export_id, approve=False, reason=body.reason)
+
+
+@router.post(
+    "/exports/{export_id}/build",
+    summary="Build the package of an approved request (its requester, once; audited)",
+    responses=documented(409),
+)
+def api_build_export(ctx: RequestExportCtx, export_id: Id) -> dict[str, Any]:
+    built = exports.build(ctx, export_id)
+    return {
+        **exports.export_of(ctx, export_id),
+        "package": built.zip_path.name if built.zip_path else None,
+        "files": built.files,
+        "bytes": built.bytes_total,
+    }
+
+
+@router.get(
+    "/exports/{export_id}/package",
+    summary="Download the built package (its requester; audited)",
+    responses=ZIP_RESPONSE,
+    response_class=Response,
+)
+def api_export_package(ctx: RequestExportCtx, export_id: Id) -> Response:
+    return exports.package(ctx, export_id)
 
 
 # -- dashboard, supervision, statistics, audit, users ----------------------------------------------------

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from evidence_store.bootstrap import Station
+from evidence_store.ports import DerivativeCutter
 from web import errors, limits, readable, text_rules
 from web.api import router as api_router
 from web.auth import ConfigCache, WebConfig, tokens_match
@@ -81,7 +82,11 @@ async def csrf_guard(request: Request) -> None:
         raise CsrfRejected
 
 
-def create_app(station: Station, *, config: WebConfig | None = None) -> FastAPI:
+def create_app(
+    station: Station, *, config: WebConfig | None = None, cutter: DerivativeCutter | None = None
+) -> FastAPI:
+    """The application. `cutter` cuts the segments an export asks for (without one, only whole clips
+    are built)."""
     app = FastAPI(
         title="Body-worn camera evidence station",
         version="0.1.0",
@@ -99,6 +104,7 @@ def create_app(station: Station, *, config: WebConfig | None = None) -> FastAPI:
         config=ConfigCache(station, config or WebConfig()),
         templates=templates,
         seen=SeenCache(),
+        cutter=cutter,
     )
 
     @app.middleware("http")

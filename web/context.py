@@ -25,6 +25,7 @@ from evidence_store.bootstrap import Station
 from evidence_store.cases.kinds import KindTable, load_kinds
 from evidence_store.domain.access import AccessRefused, Permission, User
 from evidence_store.errors import InputError
+from evidence_store.ports import DerivativeCutter
 from web.auth import ActiveSession, ConfigCache, load_session
 from web.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
 from web.readable import Readable
@@ -82,6 +83,7 @@ class Web:
     config: ConfigCache
     templates: Jinja2Templates
     seen: SeenCache
+    cutter: DerivativeCutter | None = None  # cuts export segments; the entry layer wires ffmpeg's
 
     @property
     def zone(self) -> ZoneInfo:
@@ -216,9 +218,12 @@ class Ctx:
             )
         )
 
-    def local(self, moment: datetime | None) -> str:
-        if moment is None:
+    def local(self, moment: datetime | str | None) -> str:
+        """A time in the station's zone; also an ISO text, as the export workflow describes its times."""
+        if moment is None or moment == "":
             return ""
+        if isinstance(moment, str):
+            moment = datetime.fromisoformat(moment)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         return moment.astimezone(self.web.zone).strftime("%Y-%m-%d %H:%M:%S")

@@ -28,6 +28,9 @@ StatsCtx = Annotated[Ctx, Depends(need(P.STATS_VIEW))]
 AuditCtx = Annotated[Ctx, Depends(need(P.AUDIT_VIEW))]
 UsersCtx = Annotated[Ctx, Depends(need(P.USERS_MANAGE))]
 SettingsCtx = Annotated[Ctx, Depends(need(P.SETTINGS_MANAGE))]
+ExportCtx = Annotated[Ctx, Depends(need(P.EXPORT_VIEW))]
+RequestExportCtx = Annotated[Ctx, Depends(need(P.EXPORT_REQUEST))]
+DecideExportCtx = Annotated[Ctx, Depends(need(P.EXPORT_DECIDE))]
 
 # Ids are INTEGER columns (PostgreSQL's is 32 bits): a larger or non-positive number names nothing, and
 # is refused at the edge (422) before it reaches a query; audit sequence numbers are BIGINT

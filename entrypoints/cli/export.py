@@ -179,11 +179,11 @@ def build_command(
     as_json: bool,
 ) -> None:
     # lazy: SQLAlchemy; keeps `--help` fast
-    from evidence_store.export.package import build_package
+    from evidence_store.export.package import build_package, default_out_dir
     from ingest.transcode.segment import FfmpegCutter  # lazy: as above
 
     station = open_station_as(ctx, user, password_stdin)
-    target = out_dir or station.settings.home / "exports"
+    target = out_dir or default_out_dir(station)
     try:
         result = _run(
             lambda: build_package(

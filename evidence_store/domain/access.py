@@ -6,8 +6,10 @@ Roles and permissions
     custodian     footage (search, view, play, verify now, download the ORIGINAL), cases (view, link,
                   unlink, mark as evidence), dashboard
     investigator  footage (search, view, play), cases (view, link, unlink, mark as evidence); downloads
-                  an original only while an approved export request of theirs covers that clip (R12)
-    approver      footage and cases (view), dashboard, supervision results, annual statistics
+                  an original only while an approved export request of theirs covers that clip (R12);
+                  requests exports and builds their own approved ones
+    approver      footage and cases (view), dashboard, supervision results, annual statistics; approves
+                  or rejects export requests (never their own, R12)
     supervisor    footage and cases (view, verify now), dashboard, supervision (draw, assign, review),
                   annual statistics, the audit log
     auditor       the audit log and annual statistics; no footage
@@ -79,6 +81,9 @@ class Permission(enum.StrEnum):
     AUDIT_VIEW = "audit.view"
     USERS_MANAGE = "users.manage"
     SETTINGS_MANAGE = "settings.manage"
+    EXPORT_VIEW = "export.view"
+    EXPORT_REQUEST = "export.request"
+    EXPORT_DECIDE = "export.decide"
 
 
 P = Permission
@@ -89,8 +94,10 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.CUSTODIAN: _FOOTAGE
     | {P.CLIP_DOWNLOAD_ORIGINAL, P.CLIP_VERIFY, P.CASE_VIEW, P.CASE_LINK, P.DASHBOARD_VIEW},
     # the investigator's original download is further conditioned on an approved export request
-    Role.INVESTIGATOR: _FOOTAGE | {P.CLIP_DOWNLOAD_ORIGINAL, P.CASE_VIEW, P.CASE_LINK},
-    Role.APPROVER: _FOOTAGE | {P.CASE_VIEW, P.DASHBOARD_VIEW, P.SUPERVISION_VIEW, P.STATS_VIEW},
+    Role.INVESTIGATOR: _FOOTAGE
+    | {P.CLIP_DOWNLOAD_ORIGINAL, P.CASE_VIEW, P.CASE_LINK, P.EXPORT_VIEW, P.EXPORT_REQUEST},
+    Role.APPROVER: _FOOTAGE
+    | {P.CASE_VIEW, P.DASHBOARD_VIEW, P.SUPERVISION_VIEW, P.STATS_VIEW, P.EXPORT_VIEW, P.EXPORT_DECIDE},
     Role.SUPERVISOR: _FOOTAGE
     | {
         P.CLIP_VERIFY,
@@ -106,7 +113,8 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset({P.USERS_MANAGE, P.SETTINGS_MANAGE, P.DASHBOARD_VIEW}),
 }
 
-# The segregation of duties of the certified-export workflow (R12): who asks, who decides.
+# The segregation of duties of the certified-export workflow (R12): who asks, who decides. The
+# permissions above say the same for the web; the workflow checks the roles, for the CLI and the web alike.
 EXPORT_REQUESTER = Role.INVESTIGATOR
 EXPORT_APPROVER = Role.APPROVER
 

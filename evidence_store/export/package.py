@@ -121,6 +121,17 @@ def package_name(request_id: int) -> str:
     return f"export-{request_id:06d}"
 
 
+def default_out_dir(station: Station) -> Path:
+    """Where packages are built unless told otherwise (`evidence export build` without --out, and always
+    from the web, which serves the zip from here)."""
+    return station.settings.home / "exports"
+
+
+def zip_path_of(station: Station, request_id: int) -> Path:
+    """The zip of a request built into `default_out_dir`."""
+    return default_out_dir(station) / f"{package_name(request_id)}.zip"
+
+
 def extension_of(original_name: str) -> str:
     ext = Path(original_name).suffix.lower().lstrip(".")
     return ext if _EXT.fullmatch(ext) else "bin"
@@ -211,11 +222,13 @@ def build_package(
     make_zip: bool = True,
     progress: Progress | None = None,
     cutter: DerivativeCutter | None = None,
+    source: str | None = None,
 ) -> BuildResult:
     """Build the package of an approved request (by its requester, within the validity); see module doc.
     `cutter` makes the segments and disclosure copies a request asks for (the entry layer wires ffmpeg's);
-    a request with none builds without it."""
-    request = authorise_build(station, request_id, user=user)
+    a request with none builds without it. `source`: where the step came from (the web's client address),
+    on its audit events."""
+    request = authorise_build(station, request_id, user=user, source=source)
     started = time.perf_counter()
     extracted_at = station.clock()
     say = progress or (lambda _message: None)
@@ -247,7 +260,9 @@ def build_package(
     except Exception as exc:
         shutil.rmtree(partial_dir, ignore_errors=True)
         partial_zip.unlink(missing_ok=True)
-        record_build_failed(station, request_id, user=user, error=f"{type(exc).__name__}: {exc}")
+        record_build_failed(
+            station, request_id, user=user, error=f"{type(exc).__name__}: {exc}", source=source
+        )
         raise
     manifest_sha256, counts, timings = result
     try:
@@ -258,6 +273,7 @@ def build_package(
             built_at=extracted_at,
             manifest_sha256=manifest_sha256,
             details={"package": name, "zip": make_zip, **counts},
+            source=source,
         )
     except Exception:
         shutil.rmtree(final_dir, ignore_errors=True)

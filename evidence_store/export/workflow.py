@@ -36,10 +36,10 @@ from sqlalchemy.orm import Session
 from evidence_store.accounts import user_from_row
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import cases, clips, export_requests, users
-from evidence_store.domain.access import EXPORT_APPROVER, EXPORT_REQUESTER, Role
+from evidence_store.domain.access import EXPORT_APPROVER, EXPORT_REQUESTER, Role, User, hidden_object
 from evidence_store.domain.model import ClipStatus, ExportRequest, ExportStatus, MediaType
-from evidence_store.errors import EvidenceError, InputError, NotFoundError
-from evidence_store.queries.visibility import case_facts, clip_facts, sees
+from evidence_store.errors import ConflictError, InputError, NotFoundError
+from evidence_store.queries.visibility import hidden_among
 
 REQUESTER_ROLE = EXPORT_REQUESTER
 APPROVER_ROLE = EXPORT_APPROVER
@@ -47,8 +47,9 @@ CUT_MODES = ("exact", "keyframe")
 OBJECT_TYPE = "export"
 
 
-class ExportRefusedError(EvidenceError):
-    """A workflow step that is not allowed (wrong state, wrong user, expired); it was audited."""
+class ExportRefusedError(ConflictError):
+    """A workflow step that is not allowed (wrong state, wrong user, expired); it was audited. A conflict
+    with the request's state or its people: exit 2 on the CLI, 409 on the web (with this message)."""
 
     def __init__(self, step: str, request_id: int | None, reason: str) -> None:
         where = f"export {request_id}" if request_id is not None else "export request"
@@ -150,11 +151,13 @@ def _record_refusal(
     request_id: int | None,
     reason: str,
     details: dict[str, Any] | None = None,
+    source: str | None = None,
 ) -> ExportRefusedError:
     """Append ``export.refused`` in `session` (which must then commit) and return the error to raise
     once it has: raising inside the transaction would roll the record of the refusal back."""
     station.audit.record(
         session,
+        source=source,
         actor=user,
         action="export.refused",
         object_type=OBJECT_TYPE,
@@ -186,10 +189,7 @@ def hidden_from(
     row = session.execute(select(users).where(users.c.username == username)).first()
     if row is None:
         return [*([case_id] if case_id is not None else []), *clip_ids]
-    user = user_from_row(row)
-    connection = session.connection()
-    hidden = [] if case_id is None or sees(user, case_facts(connection, case_id)) else [case_id]
-    return hidden + [c for c in clip_ids if not sees(user, clip_facts(connection, c))]
+    return hidden_among(session.connection(), user_from_row(row), clip_ids, case_id)
 
 
 def _load(session: Session, request_id: int) -> ExportRequest | None:
@@ -214,6 +214,7 @@ def request_export(
     purpose: str,
     recipient: str = "",
     case_number: str | None = None,
+    source: str | None = None,
 ) -> ExportRequest:
     """An investigator asks for clips to be extracted. Raises InputError for a malformed request."""
     if not items:
@@ -226,7 +227,7 @@ def request_export(
         problem = user_problem(session, user, REQUESTER_ROLE)
         if problem:
             refusal = _record_refusal(
-                station, session, user=user, step="request", request_id=None, reason=problem
+                station, session, user=user, step="request", request_id=None, reason=problem, source=source
             )
     if refusal is not None:
         raise refusal
@@ -270,6 +271,7 @@ def request_export(
         session.flush()
         station.audit.record(
             session,
+            source=source,
             actor=user,
             action="export.requested",
             object_type=OBJECT_TYPE,
@@ -286,7 +288,13 @@ def request_export(
 
 
 def decide_export(
-    station: Station, request_id: int, *, user: str, approve: bool, reason: str = ""
+    station: Station,
+    request_id: int,
+    *,
+    user: str,
+    approve: bool,
+    reason: str = "",
+    source: str | None = None,
 ) -> ExportRequest:
     """An approver approves (valid for `export_validity_days`) or rejects (with a reason)."""
     step = "approve" if approve else "reject"
@@ -304,7 +312,7 @@ def decide_export(
             problem = f"the request is {request.status}, not pending"
         if problem:
             refusal = _record_refusal(
-                station, session, user=user, step=step, request_id=request_id, reason=problem
+                station, session, user=user, step=step, request_id=request_id, reason=problem, source=source
             )
         else:
             now = station.clock()
@@ -318,6 +326,7 @@ def decide_export(
                 request.status = ExportStatus.REJECTED
             station.audit.record(
                 session,
+                source=source,
                 actor=user,
                 action="export.approved" if approve else "export.rejected",
                 object_type=OBJECT_TYPE,
@@ -365,7 +374,9 @@ def _build_problem(request: ExportRequest, user: str) -> str | None:
     return None
 
 
-def authorise_build(station: Station, request_id: int, *, user: str) -> ExportRequest:
+def authorise_build(
+    station: Station, request_id: int, *, user: str, source: str | None = None
+) -> ExportRequest:
     """Check that `user` may build the package now; refuse (audited) otherwise.
 
     An approval past its ``valid_until`` turns the request ``expired`` (audited) and is refused."""
@@ -377,6 +388,7 @@ def authorise_build(station: Station, request_id: int, *, user: str) -> ExportRe
             request.status = ExportStatus.EXPIRED
             station.audit.record(
                 session,
+                source=source,
                 actor="system",
                 action="export.expired",
                 object_type=OBJECT_TYPE,
@@ -395,6 +407,7 @@ def authorise_build(station: Station, request_id: int, *, user: str) -> ExportRe
                 request_id=request_id,
                 reason=problem,
                 details={"status": str(request.status)},
+                source=source,
             )
     if refusal is not None:
         raise refusal
@@ -409,6 +422,7 @@ def record_built(
     built_at: datetime,
     manifest_sha256: str,
     details: dict[str, Any],
+    source: str | None = None,
 ) -> ExportRequest:
     """The package is complete on disk: mark the request built (the retrieval of R12 is on record)."""
     refusal: ExportRefusedError | None = None
@@ -422,6 +436,7 @@ def record_built(
                 step="build",
                 request_id=request_id,
                 reason=f"the request became {request.status} while the package was built",
+                source=source,
             )
         else:
             request.status = ExportStatus.BUILT
@@ -429,6 +444,7 @@ def record_built(
             request.package_sha256 = manifest_sha256
             station.audit.record(
                 session,
+                source=source,
                 actor=user,
                 action="export.built",
                 object_type=OBJECT_TYPE,
@@ -438,6 +454,7 @@ def record_built(
             for clip_id in sorted({int(item["clip_id"]) for item in request.items}):
                 station.audit.record(
                     session,
+                    source=source,
                     actor=user,
                     action="clip.exported",
                     object_type="clip",
@@ -449,10 +466,13 @@ def record_built(
     return request
 
 
-def record_build_failed(station: Station, request_id: int, *, user: str, error: str) -> None:
+def record_build_failed(
+    station: Station, request_id: int, *, user: str, error: str, source: str | None = None
+) -> None:
     with _step(station) as session:
         station.audit.record(
             session,
+            source=source,
             actor=user,
             action="export.build_failed",
             object_type=OBJECT_TYPE,
@@ -508,19 +528,32 @@ def describe(request: ExportRequest, case_number: str | None) -> dict[str, Any]:
     }
 
 
-def list_exports(station: Station, *, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+def _seen(session: Session, user: User, request: ExportRequest) -> bool:
+    return not hidden_among(session.connection(), user, _clip_ids(request), request.case_id)
+
+
+def list_exports(
+    station: Station, *, status: str | None = None, limit: int = 200, seen_by: User | None = None
+) -> list[dict[str, Any]]:
+    """The newest requests; `seen_by`: only those naming no case or clip hidden from that user (R13).
+    Filtered here, one request at a time, with the rule `hidden_from` applies to every step: a list is
+    at most `limit` long, and the clips sit in a JSON column SQL cannot join portably."""
     with station.session() as session:
         query = select(ExportRequest).order_by(export_requests.c.id.desc()).limit(limit)
         if status:
             query = query.where(export_requests.c.status == ExportStatus(status))
-        found = session.scalars(query).all()
+        found = [r for r in session.scalars(query).all() if seen_by is None or _seen(session, seen_by, r)]
         numbers = _case_numbers(session, {r.case_id for r in found if r.case_id})
         return [describe(r, numbers.get(r.case_id or 0)) for r in found]
 
 
-def show_export(station: Station, request_id: int) -> dict[str, Any]:
+def show_export(station: Station, request_id: int, *, seen_by: User | None = None) -> dict[str, Any]:
+    """One request. `seen_by`: a request naming a case or clip hidden from that user is refused like a
+    missing one (`AccessRefused`, hidden: 404 on the web, R13)."""
     with station.session() as session:
         request = session.get(ExportRequest, request_id)
+        if seen_by is not None and (request is None or not _seen(session, seen_by, request)):
+            raise hidden_object(OBJECT_TYPE, request_id, missing=request is None)
         if request is None:
             raise NotFoundError(f"no export request {request_id}")
         numbers = _case_numbers(session, {request.case_id} if request.case_id else set())

@@ -209,6 +209,16 @@ def clip_visible(connection: Connection, user: User, clip_id: int) -> bool:
     return sees(user, clip_facts(connection, clip_id))
 
 
+def hidden_among(
+    connection: Connection, user: User, clip_ids: list[int], case_id: int | None = None
+) -> list[int]:
+    """The case (its id first, when it is hidden) and the clips among `clip_ids` that the user may not
+    see: what an export request naming them shows, and what the user may not request, decide or build
+    (R11, R13). An export request is visible only when this is empty."""
+    hidden = [] if case_id is None or sees(user, case_facts(connection, case_id)) else [case_id]
+    return hidden + [c for c in clip_ids if not sees(user, clip_facts(connection, c))]
+
+
 def approved_export_covers(connection: Connection, user: User, clip_id: int, now: datetime) -> bool:
     """Whether an approved (or built), unexpired export request of this user lists the clip (R12)."""
     rows = connection.execute(

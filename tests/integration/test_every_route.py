@@ -44,6 +44,8 @@ from evidence_store.db.tables import (
     web_settings,
 )
 from evidence_store.domain.access import Role
+from evidence_store.domain.model import ExportRequest, ExportStatus
+from evidence_store.export.workflow import request_export
 from evidence_store.queries.visibility import (
     case_facts,
     clip_facts,
@@ -81,7 +83,8 @@ QUERIES = {
     "/api/audit": "?limit=500",
     "/audit": "?limit=500",
 }
-BODY_CLIP = "body:clip_id"  # the clip named in the body of a link request
+BODY_CLIP = "body:clip_id"  # the clip named in the body of a link or export request
+BODY_CLIP_ROUTES = {"/exports", "/api/exports"}  # besides the links: export requests name clips
 LAST = {"/logout", "/api/logout"}  # they end the session: called after everything else
 
 
@@ -108,8 +111,34 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     built = build_world(station)
     built.app = create_app(station)
     create_user(station, username=SPARE_USER, password=PASSWORD, role="auditor", unit="U1", actor="test")
+    built.exports = _exports(built)
     yield built
     station.close()
+
+
+def _exports(world: World) -> dict[str, tuple[int, list[int], int | None]]:
+    """Export requests naming the visible clip, the secret clip, and the other unit's private clip and
+    case: label -> (id, clips, case)."""
+    station = world.station
+    made = request_export(station, user="investigator", items=[{"clip_id": world.clip_a}], purpose="route")
+    found: dict[str, tuple[int, list[int], int | None]] = {"visible": (made.id or 0, [world.clip_a], None)}
+    for label, clip_id, case_id, requester in (
+        ("hidden", world.clip_c, None, "investigator"),
+        ("other_unit", world.clip_b, world.case_private_u2, "investigator-u2"),
+    ):
+        with station.transaction() as session:  # requested before the clip became confidential
+            request = ExportRequest(
+                case_id=case_id,
+                requested_by=requester,
+                purpose="route",
+                items=[{"clip_id": clip_id}],
+                status=ExportStatus.PENDING,
+                created_at=station.clock(),
+            )
+            session.add(request)
+            session.flush()
+            found[label] = (request.id or 0, [clip_id], case_id)
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +184,15 @@ def variants(world: World) -> dict[str, list[Variant]]:
     def case(label: str, case_id: int) -> Variant:
         return Variant(label, str(case_id), users_seeing(world, lambda c: case_facts(c, case_id)))
 
+    def export(label: str) -> Variant:
+        export_id, clip_ids, case_id = world.exports[label]
+        seeing = everyone
+        for clip_id in clip_ids:
+            seeing &= users_seeing(world, lambda c, clip_id=clip_id: clip_facts(c, clip_id))
+        if case_id is not None:
+            seeing &= users_seeing(world, lambda c: case_facts(c, case_id))
+        return Variant(label, str(export_id), seeing)
+
     def item(label: str, item_id: int) -> Variant:
         return Variant(label, str(item_id), users_seeing(world, lambda c: item_facts(c, item_id)))
 
@@ -191,6 +229,12 @@ def variants(world: World) -> dict[str, list[Variant]]:
             item("other_unit", world.item_b),
             Variant("missing", str(MISSING), nobody),
         ],
+        "export_id": [  # an export is seen by who sees every clip and the case it names
+            export("visible"),
+            export("hidden"),
+            export("other_unit"),
+            Variant("missing", str(MISSING), nobody),
+        ],
         "draw_id": [  # a draw is seen by every supervision role; its hidden items are left out
             Variant("visible", str(world.clip_draw), everyone),
             Variant("other_unit", str(world.u2_draw), everyone),
@@ -213,6 +257,9 @@ def body_for(path: str, method: str, csrf: str, clip_value: str) -> dict[str, An
         "/api/supervision/draws": {"kind": "clip", "size": 5},
         "/api/supervision/items/{item_id}/review": {"outcome": "pass", "notes": ""},
         "/api/users": {"username": "made-by-route-check", "password": PASSWORD, "role": "auditor"},
+        "/api/exports": {"items": [{"clip_id": int(clip_value)}], "purpose": "route check"},
+        "/api/exports/{export_id}/approve": {"reason": "route check"},
+        "/api/exports/{export_id}/reject": {"reason": "route check"},
     }
     if path.startswith("/api/"):
         return {"json": api.get(path, {}), "headers": {"X-CSRF-Token": csrf}}
@@ -225,8 +272,9 @@ def body_for(path: str, method: str, csrf: str, clip_value: str) -> dict[str, An
         "kind": "clip",
         "size": "5",
         "draw_id": str(0),
+        "purpose": "route check",
     }
-    if "{case_id}/links" in path and "{link_id}" not in path:
+    if ("{case_id}/links" in path and "{link_id}" not in path) or path in BODY_CLIP_ROUTES:
         form["clip_id"] = clip_value
     return {"data": form}
 
@@ -309,7 +357,7 @@ def probe(
     assert not unknown, f"{method} {template}: add a value for {unknown} to this test"
     visible = {p: objects[p][0].value if p in objects else FIXED[p] for p in params}
     slots: list[str | None] = [p for p in params if p in objects]
-    if template.endswith("/links") and method == "POST":
+    if (template.endswith("/links") or template in BODY_CLIP_ROUTES) and method == "POST":
         slots.append(BODY_CLIP)
     words = words_hidden_from(world, username)
     for slot in slots or [None]:
@@ -367,5 +415,8 @@ def test_every_route_answers_a_hidden_object_like_a_missing_one_and_changes_noth
         "/api/supervision/draws/{draw_id}",
         "/api/cases/{case_id}/links/{link_id}/evidence",
         "/api/supervision/items/{item_id}/review",
+        "/api/exports/{export_id}",
+        "/exports/{export_id}",
+        "/exports",
     ):
         assert needed in tally.answered, needed

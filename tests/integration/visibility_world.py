@@ -58,6 +58,7 @@ class World:
     link_b: int  # clip_b to U2's private case
     names: dict[str, str] = field(default_factory=dict)  # object key -> a word only that object shows
     app: Any = None  # the web application, where a test shares one
+    exports: dict[str, Any] = field(default_factory=dict)  # export requests, where a test adds them
 
 
 def user_of(station: Station, username: str) -> User:

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from evidence_store.queries.audit_browse import AuditQuery, browse
 from evidence_store.queries.dashboard import dashboard
 from evidence_store.queries.statistics import annual_statistics, as_csv
+from web import exports
 from web.context import Ctx
 from web.deps import MAX_SEQ, AuditCtx, DashboardCtx, StatsCtx
 from web.pages.rendering import render
@@ -27,7 +28,8 @@ def dashboard_page(ctx: DashboardCtx) -> Response:
             ctx.user,
             filing_window_days=ctx.station.settings.retention_filing_window_days,
         )
-    return render(ctx, "dashboard.html", data=data)
+    # an approver is told what waits for a decision (R12)
+    return render(ctx, "dashboard.html", data=data, waiting=exports.waiting_for(ctx))
 
 
 def _year(ctx: Ctx, year: int | None) -> int:

@@ -1,0 +1,100 @@
+"""Must hold (issue 19): an export requested, approved and downloaded entirely in the browser verifies
+offline. `evidence web` on a station with a real processed clip, Debian's Chromium driven by
+Playwright: an investigator requests the clip from its page, an approver finds the request waiting on
+their dashboard and approves it, the investigator builds the package and downloads the zip, which
+`evidence verify` accepts. Screenshots of a failing run are kept under test-artifacts/."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from evidence_store.export.verify import verify_package
+from tests.conftest import REPO, run_cli
+from tests.e2e.test_browser import ARTIFACTS, UNIT, page, served_station
+
+__all__ = ["page", "served_station"]  # the browser session's fixtures, shared
+
+PASSWORD = "a long export password"
+
+
+def _add_user(env: dict[str, str], username: str, role: str, name: str) -> None:
+    added = subprocess.run(
+        [sys.executable, "-m", "entrypoints", "users", "add", username, "--role", role,
+         "--unit", UNIT, "--name", name, "--password-stdin"],
+        env=env, input=PASSWORD + "\n", capture_output=True, text=True, cwd=REPO, timeout=120, check=False,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+
+
+def _sign_in(page: Any, base: str, username: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    page.wait_for_url(re.compile(re.escape(base) + r"/(search|dashboard)$"))
+
+
+def _sign_out(page: Any) -> None:
+    page.click("#logout")
+    page.wait_for_url(re.compile(r".*/login"))
+
+
+def test_an_export_requested_approved_and_downloaded_in_the_browser_verifies_offline(
+    served_station: dict[str, Any], page: Any, tmp_path: Path
+) -> None:
+    base, clip_id, env = served_station["base"], served_station["clip_id"], served_station["env"]
+    _add_user(env, "inv1", "investigator", "调查员")
+    _add_user(env, "appr1", "approver", "审批负责人")
+    try:
+        # the investigator asks for the clip, from its page
+        _sign_in(page, base, "inv1")
+        page.goto(f"{base}/clips/{clip_id}")
+        page.fill("#export-purpose", "行政复议证据")
+        page.fill("#export-recipient", "复议机关")
+        page.click("#export-submit")
+        page.wait_for_url(re.compile(re.escape(base) + r"/exports/\d+$"))
+        export_id = int(page.url.rsplit("/", 1)[1])
+        assert page.locator("#export-status").inner_text() == "待审批"
+        assert page.locator("#approve").count() == 0  # nobody decides their own request
+        _sign_out(page)
+
+        # the approver is told on the dashboard that it waits, and approves it
+        _sign_in(page, base, "appr1")
+        page.goto(f"{base}/dashboard")
+        assert page.locator("#exports-waiting-count").inner_text().strip() == "1"
+        page.click(f"#exports-waiting a[href='/exports/{export_id}']")
+        page.wait_for_url(f"{base}/exports/{export_id}")
+        page.fill("#approve-reason", "同意提取")
+        page.click("#approve")
+        page.wait_for_function("() => document.getElementById('export-status').innerText === '已批准'")
+        page.goto(f"{base}/dashboard")
+        assert page.locator("#exports-waiting-count").inner_text().strip() == "0"
+        _sign_out(page)
+
+        # the investigator builds the package and downloads it
+        _sign_in(page, base, "inv1")
+        page.click("#nav-exports")
+        page.click(f"tr[data-export-id='{export_id}'] a")
+        page.wait_for_url(f"{base}/exports/{export_id}")
+        page.click("#build")
+        page.wait_for_function("() => document.getElementById('export-status').innerText === '已制作'")
+        with page.expect_download() as download:
+            page.click("#download-package")
+        saved = tmp_path / download.value.suggested_filename
+        download.value.save_as(saved)
+        assert saved.name == f"export-{export_id:06d}.zip"
+    except Exception:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "export-browser-failure.png"), full_page=True)
+        raise
+
+    # offline: the function `evidence verify` calls, and the command itself, with no station at all
+    verdict = verify_package(saved)
+    assert verdict.ok, verdict.as_dict()
+    offline = {k: v for k, v in env.items() if not k.startswith("EVIDENCE_")}
+    verified = run_cli(["verify", str(saved)], offline)
+    assert verified.code == 0 and "VALID" in verified.stdout, verified.stderr
