@@ -9,7 +9,8 @@ PDF: reportlab. The Chinese font is embedded (a subset of WenQuanYi Zen Hei from
 fonts-wqy-zenhei, TrueType outlines, which reportlab can embed; Noto CJK's CFF outlines it cannot), so
 the PDF renders the same on any machine; if that font file is missing, reportlab's built-in CID font
 ``STSong-Light`` is used instead (not embedded: the reader supplies a Song face). The PDF is made with
-``invariant=1`` (no creation date or random id in it): the same facts give the same bytes.
+``invariant=1`` (no random id in it) and dated with its extraction time: the same facts give the same
+bytes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from evidence_store.export.manifest import SHA256SUMS_HELP, fingerprint_line
 
+REFUSAL_ACTIONS = frozenset({"access.denied"})
 EMBEDDED_FONT_CANDIDATES = (
     Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"),
     Path("/usr/share/fonts/truetype/arphic/uming.ttc"),
@@ -255,7 +257,9 @@ def _item_section(number: int, item: dict[str, Any], zone: str) -> Section:
         if derived.get("overlay_text"):
             detail += f"; 叠加文字 overlay: {derived['overlay_text'].replace(chr(10), ' | ')}"
         rows.append(Row("衍生文件（非原始）", "Derivative (not the original)", detail))
-    events = item.get("custody_events") or []
+    # a refused attempt (someone denied a view) touched nothing: the manifest keeps every event of the
+    # chain for verification, the note for people lists what was done with the clip
+    events = [e for e in item.get("custody_events") or [] if e["action"] not in REFUSAL_ACTIONS]
     tables.append(
         Table(
             [("序号", "Seq"), ("时间", "Time"), ("操作人", "Actor"), ("事件", "Event")],
@@ -417,5 +421,21 @@ def render_pdf(body: dict[str, Any]) -> bytes:
         if section.text:
             story.append(Spacer(1, 2 * mm))
             story.append(para("\n".join(section.text), small))
-    document.build(story)
+    extracted = _pdf_date(body["export"].get("extracted_at"))
+
+    def dated(canvas: Any, _document: Any) -> None:
+        # invariant mode dates every PDF 2000-01-01; the note's true date is its extraction time, a
+        # fact of the manifest, so the bytes stay the same for the same facts
+        if extracted is not None:
+            canvas._doc.setDateFormatter(lambda *_: extracted)
+
+    document.build(story, onFirstPage=dated, onLaterPages=dated)
     return buffer.getvalue()
+
+
+def _pdf_date(moment: str | None) -> str | None:
+    """An ISO 8601 time as a PDF date (ISO 32000 section 7.9.4), in UTC."""
+    if not moment:
+        return None
+    utc = datetime.fromisoformat(moment).astimezone(ZoneInfo("UTC"))
+    return utc.strftime("D:%Y%m%d%H%M%S+00'00'")

@@ -9,7 +9,7 @@ import pytest
 
 from evidence_store.export.c2pa_signing import LINEAGE_LABEL, derivative_manifest
 from evidence_store.export.manifest import canonical_json, check_path, fingerprint_line, parse_sums, sums_text
-from evidence_store.export.note import note_model, render_html, show_time
+from evidence_store.export.note import note_model, render_html, render_pdf, show_time
 
 SHA = "ab" * 32
 
@@ -188,3 +188,28 @@ def test_the_c2pa_manifest_names_the_original_as_parent() -> None:
         hashlib.sha256(canonical_json(manifest)).hexdigest()
         == hashlib.sha256(canonical_json(manifest)).hexdigest()
     )
+
+
+def test_the_note_pdf_is_dated_when_it_was_extracted_and_stays_reproducible() -> None:
+    # issue 19: the PDF said it was created on 2000-01-01 (reportlab's invariant date)
+    first, again = render_pdf(body()), render_pdf(body())
+    assert b"D:20000101" not in first
+    assert b"(D:20261125010000+00'00')" in first  # the extraction time, UTC
+    assert first == again  # the same facts still give the same bytes
+    later = body()
+    later["export"]["extracted_at"] = "2026-11-26T02:30:00+00:00"
+    assert b"(D:20261126023000+00'00')" in render_pdf(later)
+
+
+def test_the_note_lists_what_was_done_with_the_clip_not_refused_attempts() -> None:
+    # issue 19: an officer's denied view attempt was listed among the custody events
+    given = body()
+    given["items"][0]["custody_events"].append(
+        {"seq": 2, "at": "2026-11-24T10:00:00.000000Z", "actor": "web:officer7", "action": "access.denied"}
+    )
+    given["items"][0]["custody_events"].append(
+        {"seq": 3, "at": "2026-11-24T11:00:00.000000Z", "actor": "web:custodian", "action": "clip.viewed"}
+    )
+    page = render_html(given).decode()
+    assert "clip.stored" in page and "clip.viewed" in page
+    assert "access.denied" not in page and "web:officer7" not in page
