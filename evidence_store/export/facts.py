@@ -31,12 +31,23 @@ from evidence_store.db.tables import (
     officers,
     timestamp_tokens,
     transfers,
+    users,
 )
 from evidence_store.errors import NotFoundError
 
 
 def iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
+
+
+def people_names(session: Session, logins: list[str | None]) -> dict[str, str]:
+    """The display names of station users, by login (a note for people names people, not logins);
+    a login with no user or no name is left out."""
+    wanted = {login for login in logins if login}
+    if not wanted:
+        return {}
+    rows = session.execute(select(users.c.username, users.c.display_name).where(users.c.username.in_(wanted)))
+    return {row.username: row.display_name for row in rows if row.display_name}
 
 
 def _officer(session: Session, officer_id: int | None) -> dict[str, Any] | None:

@@ -141,12 +141,12 @@ def note_model(body: dict[str, Any]) -> tuple[list[Section], dict[str, str]]:
                 Row("案号", "Case number", case.get("number") or "—"),
                 Row("用途", "Purpose", export.get("purpose") or "—"),
                 Row("接收人", "Recipient", export.get("recipient") or "—"),
-                Row("申请人", "Requested by", export.get("requested_by") or "—"),
+                Row("申请人", "Requested by", _station_user(export, "requested_by")),
                 Row("申请时间", "Requested at", show_time(export.get("requested_at"), zone)),
-                Row("批准人", "Approved by", export.get("approved_by") or "—"),
+                Row("批准人", "Approved by", _station_user(export, "approved_by")),
                 Row("批准时间", "Approved at", show_time(export.get("approved_at"), zone)),
                 Row("批准意见", "Approval note", export.get("approval_reason") or "—"),
-                Row("提取人", "Extracted by", export.get("extracted_by") or "—"),
+                Row("提取人", "Extracted by", _station_user(export, "extracted_by")),
                 Row("提取时间", "Extraction time", show_time(export.get("extracted_at"), zone)),
                 Row("导出编号", "Export number", str(export["id"])),
             ],
@@ -267,6 +267,15 @@ def _item_section(number: int, item: dict[str, Any], zone: str) -> Section:
         )
     )
     return Section(f"资料 {number}", f"Item {number} (clip {clip['clip_id']})", rows=rows, tables=tables)
+
+
+def _station_user(export: dict[str, Any], field_name: str) -> str:
+    """A station user as people know them: their name, with the login the records name in brackets."""
+    login = export.get(field_name)
+    if not login:
+        return "—"
+    name = (export.get("names") or {}).get(login)
+    return f"{name} ({login})" if name else str(login)
 
 
 def _audit_time(text: str) -> str:

@@ -148,7 +148,7 @@ def _fsync_dir(path: Path) -> None:
 # ------------------------------------------------------------------ reading the records
 
 
-def _gather(station: Station, request: ExportRequest) -> dict[str, Any]:
+def _gather(station: Station, request: ExportRequest, user: str) -> dict[str, Any]:
     with station.session() as session:
         clips: dict[int, dict[str, Any]] = {}
         tokens: dict[int, list[dict[str, Any]]] = {}
@@ -166,6 +166,7 @@ def _gather(station: Station, request: ExportRequest) -> dict[str, Any]:
             "tokens": tokens,
             "custody": custody,
             "export_events": facts_module.audit_trail(session, "export", request.id or 0),
+            "names": facts_module.people_names(session, [request.requested_by, request.decided_by, user]),
         }
 
 
@@ -450,6 +451,8 @@ def _body(ctx: _Context, items: list[dict[str, Any]], trust: dict[str, Any]) -> 
             "approval_reason": request.decision_reason,
             "valid_until": facts_module.iso(request.valid_until),
             "extracted_by": ctx.user,
+            # display names of the station users above, for the note (the logins stay as recorded)
+            "names": ctx.records["names"],
             "extracted_at": ctx.extracted_at.isoformat(),
             "events": ctx.records["export_events"],
         },
@@ -486,7 +489,7 @@ def _build(
 ) -> tuple[str, dict[str, int], dict[str, float]]:
     timings: dict[str, float] = {}
     mark = time.perf_counter()
-    records = _gather(station, request)
+    records = _gather(station, request, user)
     timings["gather"] = time.perf_counter() - mark
     with package_writer(root, zip_path, top, extracted_at) as writer:
         ctx = _Context(station, request, user, writer, extracted_at, say, records, cutter)

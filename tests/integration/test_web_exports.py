@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from evidence_store.accounts import set_role
-from evidence_store.db.tables import export_requests
+from evidence_store.db.tables import export_requests, users
 from evidence_store.domain.model import ExportRequest, ExportStatus
 from evidence_store.export.verify import verify_package
 from tests.integration import test_web_access as access
@@ -50,6 +51,9 @@ def _page_request(world: World, client: object, csrf: str, **form: str) -> int:
 def test_request_approve_build_and_download_in_the_browser_verifies_offline(
     world: World, tmp_path: Path
 ) -> None:
+    with world.station.transaction() as session:  # people have names; the records name their logins
+        for login_name, name in (("investigator", "钱调查"), ("approver", "孙审批")):
+            session.execute(update(users).where(users.c.username == login_name).values(display_name=name))
     investigator, approver = client_for(world.station), client_for(world.station)
     i_csrf, a_csrf = login(investigator, "investigator"), login(approver, "approver")
 
@@ -92,6 +96,11 @@ def test_request_approve_build_and_download_in_the_browser_verifies_offline(
     saved.write_bytes(package.content)
     verdict = verify_package(saved)
     assert verdict.ok, verdict.as_dict()
+    # the note names the station users by their names, with the logins the records use (issue 19)
+    with zipfile.ZipFile(saved) as archive:
+        note = archive.read(next(n for n in archive.namelist() if n.endswith("/note.html"))).decode()
+    names = {"investigator": "钱调查", "approver": "孙审批"}
+    assert f"{names['investigator']} (investigator)" in note and f"{names['approver']} (approver)" in note
 
     # the same audit as the CLI's workflow (actor: the station user), plus the download (R12, R17)
     station = world.station

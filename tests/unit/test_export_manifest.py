@@ -213,3 +213,14 @@ def test_the_note_lists_what_was_done_with_the_clip_not_refused_attempts() -> No
     page = render_html(given).decode()
     assert "clip.stored" in page and "clip.viewed" in page
     assert "access.denied" not in page and "web:officer7" not in page
+
+
+def test_the_note_names_station_users_by_their_names_with_the_login_the_records_use() -> None:
+    # issue 19: the note named the requester and the approver by login ("qian")
+    given = body()
+    given["export"]["names"] = {"inv1": "钱调查", "boss": "孙审批"}
+    page = render_html(given).decode()
+    assert "钱调查 (inv1)" in page and "孙审批 (boss)" in page
+    # a login without a name on record (a CLI operator) is shown as it is
+    given["export"]["extracted_by"] = "cli:root"
+    assert "cli:root" in render_html(given).decode()
