@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from evidence_store.cases.kinds import KindTable
 from evidence_store.db.tables import (
     audit_events,
     cases,
@@ -93,6 +94,15 @@ def _handover(session: Session, transfer_id: int | None, late: bool) -> dict[str
         "device_clock_read_at": iso(row.device_clock_read_at),
         "late_handover": late,
     }
+
+
+def name_document_kinds(clip: dict[str, Any], kinds: KindTable) -> None:
+    """Give each linked document's kind its form title (R7: "现场检查笔录" for `on_site_inspection`) as
+    `kind_name`, beside the code the records hold, for the note's readers."""
+    for document in clip.get("documents") or []:
+        kind = kinds.resolve(document["kind"]) if document.get("kind") else None
+        if kind is not None:
+            document["kind_name"] = kind.name
 
 
 def _documents(session: Session, clip_id: int) -> list[dict[str, Any]]:

@@ -224,7 +224,7 @@ def _item_section(number: int, item: dict[str, Any], zone: str) -> Section:
                     [
                         d.get("case_number") or "—",
                         " ".join(x for x in (d.get("external_id"), d.get("title")) if x) or "—",
-                        d.get("kind") or "—",
+                        _kind(d),
                         f"{show_time(d.get('start'), zone)} - {show_time(d.get('end'), zone)}",
                     ]
                     for d in documents
@@ -267,6 +267,14 @@ def _item_section(number: int, item: dict[str, Any], zone: str) -> Section:
         )
     )
     return Section(f"资料 {number}", f"Item {number} (clip {clip['clip_id']})", rows=rows, tables=tables)
+
+
+def _kind(document: dict[str, Any]) -> str:
+    """A document's kind by its form title, with the code the records hold when they differ."""
+    code, name = document.get("kind") or "", document.get("kind_name") or ""
+    if name and code and name != code:
+        return f"{name} ({code})"
+    return name or code or "—"
 
 
 def _station_user(export: dict[str, Any], field_name: str) -> str:

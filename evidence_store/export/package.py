@@ -46,6 +46,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from evidence_store.bootstrap import Station
+from evidence_store.cases.kinds import load_kinds
 from evidence_store.domain.model import ExportRequest
 from evidence_store.domain.stations import Keyring
 from evidence_store.errors import ConfigurationError, IntegrityError
@@ -149,6 +150,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _gather(station: Station, request: ExportRequest, user: str) -> dict[str, Any]:
+    kinds = load_kinds(station.settings.home)
     with station.session() as session:
         clips: dict[int, dict[str, Any]] = {}
         tokens: dict[int, list[dict[str, Any]]] = {}
@@ -158,6 +160,7 @@ def _gather(station: Station, request: ExportRequest, user: str) -> dict[str, An
             if clip_id in clips:
                 continue
             clips[clip_id] = facts_module.clip_facts(session, clip_id)
+            facts_module.name_document_kinds(clips[clip_id], kinds)
             tokens[clip_id] = facts_module.tokens_of(session, clip_id)
             custody[clip_id] = facts_module.audit_trail(session, "clip", clip_id)
         return {

@@ -224,3 +224,13 @@ def test_the_note_names_station_users_by_their_names_with_the_login_the_records_
     # a login without a name on record (a CLI operator) is shown as it is
     given["export"]["extracted_by"] = "cli:root"
     assert "cli:root" in render_html(given).decode()
+
+
+def test_the_note_names_a_documents_kind_by_its_form_title() -> None:
+    # issue 19: the note printed the document kind as a code (on_site_inspection)
+    given = body()
+    document = given["items"][0]["clip"]["documents"][0]
+    document.update(kind="on_site_inspection", kind_name="现场检查笔录")
+    assert "现场检查笔录 (on_site_inspection)" in render_html(given).decode()
+    document.pop("kind_name")  # a kind the station's table does not know: the code as recorded
+    assert "on_site_inspection" in render_html(given).decode()
