@@ -16,6 +16,7 @@ from entrypoints.cli.support import (
     json_option,
     open_station_from,
     settings_from,
+    station_state_text,
 )
 
 if TYPE_CHECKING:
@@ -65,11 +66,7 @@ def _print_status(data: dict[str, Any]) -> None:
         if key == "stations":
             click.echo("stations:")
             for s in value:
-                state = (
-                    f"revoked from {s['revoked_at']}"
-                    if s["revoked_at"]
-                    else ("approved" if s["approved"] else "awaiting approval")
-                )
+                state = station_state_text(s)
                 click.echo(
                     f"  {s['name']} ({s['unit'] or 'no unit'}) {s['fingerprint'][:16]} {state}, "
                     f"last seen {s['last_seen'] or 'never'}, version {s['version'] or '?'}"

@@ -12,7 +12,14 @@ from typing import Any
 
 import click
 
-from entrypoints.cli.support import cli_actor, emit, json_option, open_station_from, station_time
+from entrypoints.cli.support import (
+    cli_actor,
+    emit,
+    json_option,
+    open_station_from,
+    station_state_text,
+    station_time,
+)
 
 
 @click.group("stations", help="The stations (keys) allowed to write to this evidence store.")
@@ -161,11 +168,7 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
 
 def _print_list(data: dict[str, Any]) -> None:
     for s in data["stations"]:
-        state = (
-            f"revoked from {s['revoked_at']}"
-            if s["revoked_at"]
-            else ("approved" if s["approved"] else "awaiting approval")
-        )
+        state = station_state_text(s)
         click.echo(
             f"{s['name']:<20} {s['unit']:<20} {s['fingerprint'][:16]}  {state:<28} "
             f"last seen {s['last_seen'] or 'never'}  {s['version']}"

@@ -48,6 +48,16 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
+def station_state_text(station: dict[str, Any]) -> str:
+    """A listed station's standing in words, as `status` and `stations list` print it."""
+    from evidence_store.domain.stations import station_state  # pure; lazy like the other imports here
+
+    state = station_state(approved=bool(station["approved"]), revoked=bool(station["revoked_at"]))
+    if state == "revoked":
+        return f"revoked from {station['revoked_at']}"
+    return "approved" if state == "approved" else "awaiting approval"
+
+
 def fail(message: str, code: int) -> NoReturn:
     click.echo(f"evidence: error: {message}", err=True)
     raise SystemExit(code)

@@ -60,6 +60,14 @@ class Keyring:
         return self.keys.get(fingerprint)
 
 
+def station_state(*, approved: bool, revoked: bool) -> str:
+    """Where an enrolled station stands (R3, R17): "revoked" (from a time on), "approved" (its key may
+    write), or "waiting" (enrolled, not yet approved by an admin)."""
+    if revoked:
+        return "revoked"
+    return "approved" if approved else "waiting"
+
+
 def build_keyring(
     events: Iterable[KeyEvent], *, load_public_key: PublicKeyLoader, fallback: SignerKey | None
 ) -> Keyring:

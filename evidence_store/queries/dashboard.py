@@ -26,6 +26,7 @@ from evidence_store.db.tables import (
 from evidence_store.domain.access import User
 from evidence_store.domain.compliance import FlagKind
 from evidence_store.domain.model import JobStatus
+from evidence_store.domain.stations import station_state
 from evidence_store.queries.visibility import cleared_clip_clause, visible_case_clause
 
 RECENT = timedelta(days=30)
@@ -269,7 +270,7 @@ def station_states(connection: Connection) -> list[dict[str, Any]]:
             "name": row.name,
             "unit": row.unit,
             "fingerprint": row.fingerprint,
-            "state": "revoked" if row.revoked_at is not None else "approved" if row.approved else "waiting",
+            "state": station_state(approved=bool(row.approved), revoked=row.revoked_at is not None),
             "revoked_at": row.revoked_at,
             "last_seen": row.last_seen,
             "version": row.version,

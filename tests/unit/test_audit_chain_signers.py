@@ -28,6 +28,7 @@ from evidence_store.domain.stations import (
     STATION_REVOKED,
     KeyEvent,
     build_keyring,
+    station_state,
 )
 from tests.keys import verify_with
 
@@ -290,3 +291,11 @@ def test_without_station_events_the_local_key_signs_everything() -> None:
     keyring = build_keyring([], load_public_key=load, fallback=local)
     assert keyring.lookup(fp(A)) is local and keyring.lookup("") is local
     assert keyring.lookup(fp(B)) is None
+
+
+def test_a_station_stands_revoked_approved_or_waiting() -> None:
+    assert station_state(approved=True, revoked=False) == "approved"
+    assert station_state(approved=False, revoked=False) == "waiting"
+    # a revoked key is revoked whether or not it was ever approved
+    assert station_state(approved=True, revoked=True) == "revoked"
+    assert station_state(approved=False, revoked=True) == "revoked"
