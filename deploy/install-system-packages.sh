@@ -17,6 +17,7 @@ test_packages=(
   poppler-utils unzip  # the export tests check notes and zips with standard tools
   libfuse2  # fusepy (tests/fixtures/faulty_fuse.py): recorder images with unreadable sectors
   xfsprogs  # export tests on XFS, where a package's zip shares its originals' blocks (reflink)
+  systemd  # systemd-analyze verify: tests/integration/test_deploy_units.py checks deploy/systemd
 )
 
 case "${1:-run}" in
