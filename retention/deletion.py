@@ -25,7 +25,14 @@ from evidence_store.db.tables import (
     retention_decisions,
     retention_runs,
 )
-from evidence_store.domain.model import Clip, ClipStatus, DecisionState, RetentionAction, Tombstone
+from evidence_store.domain.model import (
+    Clip,
+    ClipStatus,
+    DecisionState,
+    RetentionAction,
+    RetentionRunStatus,
+    Tombstone,
+)
 from evidence_store.domain.record_facts import FACTS_KEY, gone_fact, row_fact
 from evidence_store.errors import ObjectLockedError
 from retention.attachments import blob_shared_with_attachment, delete_orphaned_attachments
@@ -42,7 +49,7 @@ def resume_unfinished(station: Station, now: datetime, actor: str, checkpoint: C
                 .join(retention_runs, retention_runs.c.id == retention_decisions.c.run_id)
                 .where(
                     retention_decisions.c.state.in_([DecisionState.PLANNED, DecisionState.DELETING]),
-                    retention_runs.c.status != "awaiting_confirmation",
+                    retention_runs.c.status != RetentionRunStatus.AWAITING_CONFIRMATION,
                 )
                 .distinct()
             )
@@ -59,7 +66,7 @@ def resume_unfinished(station: Station, now: datetime, actor: str, checkpoint: C
         report = RunReport(run_id, False, as_of or now, version or "")
         delete_planned(station, report, now, actor, checkpoint)
         resumed += report.deleted + len(report.skipped)
-        store_report(station, report, "finished", merge=True)
+        store_report(station, report, RetentionRunStatus.FINISHED, merge=True)
     return resumed
 
 

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from evidence_store.bootstrap import Station
 from evidence_store.cases.flags_service import flag_overdue_filing
-from evidence_store.domain.model import RetentionRun
+from evidence_store.domain.model import RetentionRun, RetentionRunStatus
 from evidence_store.errors import ConflictError
 from retention.deletion import delete_planned, resume_unfinished
 from retention.facts import settings_for
@@ -53,21 +53,21 @@ def run_retention(
     if filing is not None:
         report.filing_flags = filing
     if dry_run:
-        store_report(station, report, "dry_run")
+        store_report(station, report, RetentionRunStatus.DRY_RUN)
         return report
     share = report.planned_delete_bytes / report.store_bytes if report.store_bytes else 0.0
     if share > station.settings.retention_max_delete_share:
-        report.status = "awaiting_confirmation"
+        report.status = RetentionRunStatus.AWAITING_CONFIRMATION
         report.message = (
             f"run {report.run_id} would delete {share:.1%} of the stored bytes, more than the configured "
             f"{station.settings.retention_max_delete_share:.0%}: check it (evidence retention run --dry-run) "
             f"and confirm with: evidence retention run --confirm {report.run_id}"
         )
-        store_report(station, report, "awaiting_confirmation")
+        store_report(station, report, RetentionRunStatus.AWAITING_CONFIRMATION)
         raise ConfirmationNeeded(report)
     delete_planned(station, report, now, actor, checkpoint)
-    report.status = "finished"
-    store_report(station, report, "finished")
+    report.status = RetentionRunStatus.FINISHED
+    store_report(station, report, RetentionRunStatus.FINISHED)
     return report
 
 
@@ -81,9 +81,9 @@ def _continue_confirmed(
 ) -> RunReport:
     with station.transaction() as session:
         run = session.get(RetentionRun, run_id)
-        if run is None or run.status != "awaiting_confirmation":
+        if run is None or run.status != RetentionRunStatus.AWAITING_CONFIRMATION:
             raise ConflictError(f"retention run {run_id} is not awaiting confirmation")
-        run.status = "confirmed"
+        run.status = RetentionRunStatus.CONFIRMED
         station.audit.record(
             session,
             actor=actor,
@@ -103,6 +103,6 @@ def _continue_confirmed(
         report.store_bytes = run.report.get("store_bytes", 0)
     # the facts are asked again for every clip at delete time, with the current `now`
     delete_planned(station, report, now, actor, checkpoint)
-    report.status = "finished"
-    store_report(station, report, "finished")
+    report.status = RetentionRunStatus.FINISHED
+    store_report(station, report, RetentionRunStatus.FINISHED)
     return report

@@ -22,7 +22,14 @@ from jinja2.runtime import Context
 from evidence_store.cases.kinds import KindTable
 from evidence_store.cases.linking_service import AUTO_REASON
 from evidence_store.domain.compliance import FlagKind
-from evidence_store.domain.model import ClipStatus, LinkOrigin, WarningCode
+from evidence_store.domain.model import (
+    ClipStatus,
+    LinkOrigin,
+    ProcessingStep,
+    RetentionRunStatus,
+    WarningCode,
+)
+from retention.policy import Rule
 from web.i18n import CATALOGUES, ZH, translate
 
 LEGEND_KEYS = (
@@ -44,6 +51,9 @@ def code_keys(kinds: KindTable) -> set[str]:
         | {f"origin.{o.value}" for o in LinkOrigin}
         | {f"status.{s.value}" for s in ClipStatus}
         | {f"warning.{w.value}" for w in WarningCode}
+        | {f"run_status.{s.value}" for s in RetentionRunStatus}
+        | {f"step.{s.value}" for s in ProcessingStep}
+        | {f"rule.{rule.value}" for rule in Rule}
     )
 
 

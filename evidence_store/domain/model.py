@@ -453,6 +453,17 @@ class ExportRequest:
     created_at: datetime
 
 
+class RetentionRunStatus(enum.StrEnum):
+    """Where a retention run stands (R9, R10): planned, a dry run, waiting for a person to confirm a large
+    deletion, confirmed, finished."""
+
+    PLANNING = "planning"
+    DRY_RUN = "dry_run"
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
+    CONFIRMED = "confirmed"
+    FINISHED = "finished"
+
+
 @dataclass(eq=False, kw_only=True)
 class RetentionRun:
     id: int | None = None
@@ -461,7 +472,7 @@ class RetentionRun:
     dry_run: bool
     policy_version: str
     finished_at: datetime | None = None
-    status: str = "planning"
+    status: str = RetentionRunStatus.PLANNING
     report: dict[str, Any] = field(default_factory=dict)
 
 

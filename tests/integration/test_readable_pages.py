@@ -17,9 +17,26 @@ from sqlalchemy import insert, select, update
 from evidence_store.bootstrap import Station
 from evidence_store.cases.kinds import load_kinds
 from evidence_store.cases.linking_service import AUTO_REASON, SYSTEM_ACTOR
-from evidence_store.db.tables import audit_events, clip_links, clips, compliance_flags
+from evidence_store.db.tables import (
+    audit_events,
+    clip_links,
+    clips,
+    compliance_flags,
+    processing_jobs,
+    retention_runs,
+)
 from evidence_store.domain.compliance import FlagKind
-from evidence_store.domain.model import Clip, ClipStatus, LinkOrigin, RecordWarning, WarningCode
+from evidence_store.domain.model import (
+    Clip,
+    ClipStatus,
+    JobStatus,
+    LinkOrigin,
+    ProcessingStep,
+    RecordWarning,
+    RetentionRunStatus,
+    WarningCode,
+)
+from retention.policy import Rule
 from tests import factories
 from tests.integration.visibility_world import PASSWORD, World, build_world
 from web.app import create_app
@@ -135,6 +152,37 @@ def readable(station: Station) -> Readable:
     )
     for status in ClipStatus:
         factories.add_clip_row(station, f"status-{status.value}", status=status, utc_start=T0)
+    with station.transaction() as session:
+        # the dashboard's failed jobs (one per step) and retention runs (one per status, the newest
+        # keeping clips by every rule)
+        for step in ProcessingStep:
+            session.execute(
+                insert(processing_jobs).values(
+                    clip_id=world.clip_a,
+                    step=step.value,
+                    status=JobStatus.FAILED,
+                    attempts=3,
+                    permanent=True,
+                    last_error="ffmpeg exited 1",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        for status in RetentionRunStatus:
+            report = {
+                "kept_by_rule": {rule.value: 1 for rule in Rule},
+                "kept_until": {rule.value: {"next": T0.isoformat(), "last": T0.isoformat()} for rule in Rule},
+            }
+            session.execute(
+                insert(retention_runs).values(
+                    started_at=now,
+                    as_of=now,
+                    dry_run=status == RetentionRunStatus.DRY_RUN,
+                    policy_version="test",
+                    status=status.value,
+                    report=report,
+                )
+            )
     return Readable(world, documents)
 
 
@@ -190,6 +238,9 @@ def known_codes(station: Station) -> set[str]:
         | {o.value for o in LinkOrigin}
         | {s.value for s in ClipStatus}
         | {w.value for w in WarningCode}
+        | {s.value for s in RetentionRunStatus}
+        | {s.value for s in ProcessingStep}
+        | {rule.value for rule in Rule}
         | {AUTO_REASON}
     )
 
@@ -227,6 +278,8 @@ def test_no_untranslated_code_appears_in_the_chinese_pages(readable: Readable) -
     case_page = visible_text(clients["approver"].get(f"/cases/{readable.world.case_normal}").text)
     assert "现场检查笔录" in case_page and "抽样记录" in case_page
     assert "逾期移交" in visible_text(clients["custodian"].get(f"/clips/{readable.world.clip_a}").text)
+    dashboard = visible_text(clients["custodian"].get("/dashboard").text)
+    assert "等待确认" in dashboard and "播放副本" in dashboard and "证据：案件尚未归档" in dashboard
 
 
 def test_the_english_pages_translate_the_codes_too(readable: Readable) -> None:
@@ -270,6 +323,22 @@ def test_audit_details_show_real_chinese(readable: Readable) -> None:
     auditor = signed_in(readable.world.station, "auditor")
     page = auditor.get("/audit", params={"action": "clip.noted"}).text
     assert CHINESE_NOTE in page and "\\u73b0" not in page
+
+
+def test_the_audit_log_shows_times_in_the_station_zone(readable: Readable) -> None:
+    station = readable.world.station
+    with station.connect() as connection:
+        at = connection.execute(
+            select(audit_events.c.at).where(audit_events.c.action == "clip.noted")
+        ).scalar_one()
+    moment = datetime.fromisoformat(at) if isinstance(at, str) else at
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    local = moment.astimezone(ZoneInfo(station.settings.timezone)).strftime("%Y-%m-%d %H:%M:%S")
+    utc = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    assert local != utc  # Asia/Shanghai is 8 hours ahead
+    auditor = signed_in(station, "auditor")
+    table = _section(auditor.get("/audit", params={"action": "clip.noted"}).text, "audit-events")
+    assert local in table and utc not in table
 
 
 def test_sizes_are_for_people(readable: Readable) -> None:

@@ -5,6 +5,7 @@ the station's zone, byte counts are human sizes."""
 from __future__ import annotations
 
 import ast
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,14 @@ from evidence_store.cases.kinds import load_kinds
 from evidence_store.cases.linking_service import AUTO_REASON
 from evidence_store.domain.access import WITHHELD
 from evidence_store.domain.compliance import FlagKind
-from evidence_store.domain.model import ClipStatus, LinkOrigin, WarningCode
+from evidence_store.domain.model import (
+    ClipStatus,
+    LinkOrigin,
+    ProcessingStep,
+    RetentionRunStatus,
+    WarningCode,
+)
+from retention.policy import Rule
 from web.i18n import EN, ZH
 from web.readable import (
     Readable,
@@ -41,6 +49,9 @@ def test_every_code_the_pages_show_has_a_text_in_both_languages() -> None:
     assert {f"origin.{o.value}" for o in LinkOrigin} <= keys
     assert {f"status.{s.value}" for s in ClipStatus} <= keys
     assert {f"warning.{w.value}" for w in WarningCode} <= keys
+    assert {f"run_status.{s.value}" for s in RetentionRunStatus} <= keys
+    assert {f"step.{s.value}" for s in ProcessingStep} <= keys
+    assert {f"rule.{rule.value}" for rule in Rule} <= keys
     missing = {key for key in keys if key not in ZH or key not in EN}
     assert not missing, sorted(missing)
 
@@ -178,3 +189,56 @@ def test_times_from_the_record_accept_naive_and_aware_text() -> None:
     r = readable("en")
     assert r.event_time(datetime(2026, 3, 2, 1, 0, tzinfo=UTC).isoformat()) == "2026-03-02 09:00:00"
     assert r.event_time("not a time") == "not a time"
+
+
+_ACTION = re.compile(r"^[a-z_]+\.[a-z_]+$")
+_SOURCE_PACKAGES = ("evidence_store", "ingest", "retention", "workers", "web", "entrypoints")
+
+
+def _action_texts(node: ast.expr) -> list[str]:
+    """The action names an expression can give: a literal, or either side of `a if c else b`."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str) and _ACTION.match(node.value):
+        return [node.value]
+    if isinstance(node, ast.IfExp):
+        return _action_texts(node.body) + _action_texts(node.orelse)
+    return []
+
+
+def _audit_actions_in_the_source() -> set[str]:
+    """Every action written to the audit log: `action=` of any call, the first argument of a call to
+    something named `audit`/`*_audit*`, and the module constants named `*ACTION` / `STATION_*`."""
+    found: set[str] = set()
+    for package in _SOURCE_PACKAGES:
+        for path in (REPO / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call):
+                    func = node.func
+                    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                    for keyword in node.keywords:
+                        if keyword.arg == "action":
+                            found.update(_action_texts(keyword.value))
+                    if "audit" in name and name != "audit_browse":
+                        for arg in node.args:
+                            found.update(_action_texts(arg))
+                elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+                    target = node.targets[0]
+                    if isinstance(target, ast.Name) and (
+                        target.id.endswith("ACTION") or target.id.startswith("STATION_")
+                    ):
+                        found.update(_action_texts(node.value))
+    return found
+
+
+def test_every_audit_action_reads_as_a_sentence_in_both_languages() -> None:
+    actions = _audit_actions_in_the_source()
+    # retention/run_record.py writes `retention.run_{status}` for the statuses a real run records
+    actions |= {f"retention.run_{s.value}" for s in RetentionRunStatus if s != RetentionRunStatus.PLANNING}
+    # the scan must see the actions it is about, or it proves nothing
+    assert {"clip.stored", "auth.login_failed", "export.rejected", "station.approved"} <= actions
+    for lang, table in (("zh-CN", ZH), ("en", EN)):
+        missing = sorted(a for a in actions if f"event.{a}" not in table)
+        assert not missing, f"{lang}: audit actions without a sentence: {missing}"
+        r = readable(lang)
+        for action in actions:
+            sentence = r.event_sentence({"actor": "qian", "action": action})
+            assert action not in sentence and "qian" in sentence
