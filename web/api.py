@@ -26,9 +26,11 @@ from evidence_store.queries.supervision import get_draw, list_draws, redraw
 from evidence_store.status import describe
 from evidence_store.supervision import create_draw, review
 from web import auth, exports, text_rules
+from web.bulk import run_bulk
 from web.context import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Ctx
 from web.deps import (
     MAX_ID,
+    AnnotateCtx,
     AnyCtx,
     AuditCtx,
     CaseCtx,
@@ -54,7 +56,15 @@ from web.deps import (
     iso_time,
 )
 from web.errors import documented, error_json
-from web.footage import clip_by_sha256, clip_query, run_search, verify_clip, view_clip, visible_clip_row
+from web.footage import (
+    annotate,
+    clip_by_sha256,
+    clip_query,
+    run_search,
+    verify_clip,
+    view_clip,
+    visible_clip_row,
+)
 
 # every route may answer these (the errors' one shape is `web.errors.ErrorBody`)
 router = APIRouter(prefix="/api", responses=documented(400, 401, 403, 404, 413, 422))
@@ -123,6 +133,32 @@ class ReasonBody(ApiBody):
 
 class EvidenceBody(ReasonBody):
     is_evidence: JsonBool = True
+
+
+class MarkerBody(ApiBody):
+    at: str = Field(
+        min_length=1, max_length=20, pattern=r"^(\d+:){0,2}\d+(\.\d+)?$", description="90, 1:30 or 00:01:30.5"
+    )
+    note: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
+
+
+class TagBody(ApiBody):
+    tag: str = Field(min_length=1, max_length=200, pattern=NOT_BLANK)
+
+
+class BulkBody(ApiBody):
+    action: Literal["link", "hold", "release", "export", "tag"]
+    clip_ids: list[JsonInt] = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
+    case_number: str = Field("", max_length=200, description="the case to link to (action link)")
+    tag: str = Field("", max_length=200, description="the tag to add (action tag)")
+
+    @field_validator("clip_ids")
+    @classmethod
+    def _ids(cls, value: list[int]) -> list[int]:
+        if any(not 1 <= clip_id <= MAX_ID for clip_id in value):
+            raise ValueError(f"clip ids are between 1 and {MAX_ID}")
+        return value
 
 
 class DrawBody(ApiBody):
@@ -289,6 +325,8 @@ def api_search(
     status: ClipStatus | None = None,
     transfer_id: OptionalIdQuery = None,
     sha256_prefix: Annotated[str | None, Query(pattern="^[0-9a-f]{0,64}$")] = None,
+    tag: Annotated[str | None, Query(max_length=200, description="a tag the clip carries")] = None,
+    note: Annotated[str | None, Query(max_length=2000, description="words in a marker's note")] = None,
     sort: Literal["start_desc", "start_asc", "id_desc", "id_asc"] = "start_desc",
     limit: int = Query(50, ge=1, le=200),
     offset: int = Query(0, ge=0, le=10_000),
@@ -305,6 +343,8 @@ def api_search(
         "status": status.value if status else None,
         "transfer_id": transfer_id,
         "sha256_prefix": sha256_prefix,
+        "tag": tag,
+        "note": note,
         "sort": sort,
         "limit": limit,
         "offset": offset,
@@ -325,6 +365,44 @@ def api_clip(ctx: ClipCtx, clip_id: Id) -> dict[str, Any]:
 @router.post("/clips/{clip_id}/verify", summary="Re-hash the stored original now (audited)")
 def api_verify(ctx: VerifyCtx, clip_id: Id) -> dict[str, Any]:
     return verify_clip(ctx, clip_id)
+
+
+@router.post(
+    "/clips/bulk",
+    summary="One action on many clips (link, hold, release, export, tag), one reason; refused per clip",
+)
+def api_bulk(ctx: UserCtx, body: BulkBody) -> dict[str, Any]:
+    return run_bulk(
+        ctx, body.action, list(body.clip_ids), reason=body.reason, case_number=body.case_number, tag=body.tag
+    )
+
+
+@router.post(
+    "/clips/{clip_id}/markers", summary="A note at a moment of the clip (audited)", responses=documented(409)
+)
+def api_add_marker(ctx: AnnotateCtx, clip_id: Id, body: MarkerBody) -> dict[str, Any]:
+    return annotate(ctx, clip_id, "add_marker", at=body.at, note=body.note)
+
+
+@router.post(
+    "/clips/{clip_id}/markers/{marker_id}/remove",
+    summary="Take a marker off (it stays on record)",
+    responses=documented(409),
+)
+def api_remove_marker(ctx: AnnotateCtx, clip_id: Id, marker_id: Id) -> dict[str, Any]:
+    return annotate(ctx, clip_id, "remove_marker", marker_id=marker_id)
+
+
+@router.post("/clips/{clip_id}/tags", summary="Put a tag on the clip (audited)", responses=documented(409))
+def api_add_tag(ctx: AnnotateCtx, clip_id: Id, body: TagBody) -> dict[str, Any]:
+    return annotate(ctx, clip_id, "add_tag", tag=body.tag)
+
+
+@router.post(
+    "/clips/{clip_id}/tags/remove", summary="Take a tag off the clip (audited)", responses=documented(409)
+)
+def api_remove_tag(ctx: AnnotateCtx, clip_id: Id, body: TagBody) -> dict[str, Any]:
+    return annotate(ctx, clip_id, "remove_tag", tag=body.tag)
 
 
 # -- cases ---------------------------------------------------------------------------------------------

@@ -9,11 +9,13 @@ from typing import Any
 
 from fastapi import Response
 
+from evidence_store.annotations import add_marker, add_tag, remove_marker, remove_tag
 from evidence_store.clip_search import recorded_search
 from evidence_store.clip_verification import verify_now
 from evidence_store.domain.access import Permission
 from evidence_store.domain.model import ClipStatus, DerivativeKind, MediaType
 from evidence_store.errors import InputError
+from evidence_store.export.workflow import parse_time
 from evidence_store.queries.clips import (
     clip_detail,
     clip_id_by_sha256,
@@ -47,6 +49,8 @@ SEARCH_FIELDS = (
     "status",
     "transfer_id",
     "sha256_prefix",
+    "tag",
+    "note",
     "sort",
     "limit",
     "offset",
@@ -88,6 +92,8 @@ def clip_query(ctx: Ctx, values: Mapping[str, Any]) -> ClipQuery:
         status=ClipStatus(status) if status else None,
         transfer_id=_int(ctx, text("transfer_id"), "transfer_id"),
         sha256_prefix=text("sha256_prefix"),
+        tag=text("tag"),
+        note=text("note"),
         sort=text("sort") or "start_desc",  # type: ignore[arg-type]
         limit=_int(ctx, text("limit"), "limit", 50) or 50,
         offset=_int(ctx, text("offset"), "offset", 0) or 0,
@@ -131,6 +137,7 @@ def view_clip(ctx: Ctx, clip_id: int) -> dict[str, Any]:
         detail["verification"] = verification_state(connection, clip_id, row.sha256)
         detail["may_download_original"] = may_download_original(connection, user, clip_id, ctx.now())
     detail["may_verify"] = user.can(Permission.CLIP_VERIFY)
+    detail["may_annotate"] = user.can(Permission.CLIP_ANNOTATE) and detail["status"] != ClipStatus.DELETED
     if ctx.session:
         ctx.web.seen.mark((ctx.session.id, clip_id, "image"))
     return detail
@@ -201,3 +208,23 @@ def clip_by_sha256(ctx: Ctx, sha256: str) -> int:
     if clip_id is None:
         ctx.hidden("clip", sha256[:64], missing=True)
     return clip_id
+
+
+def annotate(ctx: Ctx, clip_id: int, change: str, **values: Any) -> dict[str, Any]:
+    """Add or remove a marker or a tag on a clip the user may see (R11, R13); audited by the service."""
+    visible_clip_row(ctx, clip_id, Permission.CLIP_VIEW)
+    user = ctx.require(Permission.CLIP_ANNOTATE)
+    who = {"actor": user.actor, "source": ctx.client}
+    if change == "add_marker":
+        offset = values["at"]
+        offset_s = parse_time(offset) if isinstance(offset, str) else float(offset)
+        return {"marker_id": add_marker(ctx.station, clip_id, offset_s=offset_s, note=values["note"], **who)}
+    if change == "remove_marker":
+        remove_marker(ctx.station, clip_id, values["marker_id"], **who)
+        return {"ok": True}
+    if change == "add_tag":
+        return {"tag": add_tag(ctx.station, clip_id, values["tag"], **who)}
+    if change == "remove_tag":
+        remove_tag(ctx.station, clip_id, values["tag"], **who)
+        return {"ok": True}
+    raise ValueError(change)

@@ -282,9 +282,21 @@ class Readable:
         return tuple(self.t(key) for key in LEGEND_KEYS)
 
 
+def clip_clock(seconds: float | None) -> str:
+    """A moment of a clip as a player shows it: `M:SS`, `H:MM:SS`, tenths when there are some."""
+    if seconds is None:
+        return ""
+    tenths = round(float(seconds) * 10)
+    whole, tenth = divmod(tenths, 10)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    return f"{text}.{tenth}" if tenth else text
+
+
 def install_filters(env: Environment) -> None:
-    """The templates' filters: `filesize` (a byte count as a size in the page's language) and `rawjson`
-    (a record's raw data with its real characters)."""
+    """The templates' filters: `filesize` (a byte count as a size in the page's language), `rawjson`
+    (a record's raw data with its real characters) and `clock` (a moment of a clip)."""
 
     @pass_context
     def filesize(context: Context, size: int | None) -> str:
@@ -292,3 +304,4 @@ def install_filters(env: Environment) -> None:
 
     env.filters["filesize"] = filesize
     env.filters["rawjson"] = raw_json
+    env.filters["clock"] = clip_clock

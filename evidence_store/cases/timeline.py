@@ -63,6 +63,7 @@ class TimelineClip:
     uncertain: bool = False  # the recorder's clock was not read at docking
     evidence: bool = False
     mismatch: bool = False  # linked to a document whose footage does not match its times (R5)
+    markers: tuple[tuple[float, str], ...] = ()  # (seconds into the clip, note): users' markers
 
 
 @dataclass(frozen=True)
@@ -307,7 +308,20 @@ def _clip_parts(clip: TimelineClip, x_of: Callable[[datetime], float], clip_y: i
         out.append(
             f'<text class="evidence-mark" x="{_fmt(x1 + 2)}" y="{clip_y + 15}" font-size="11">★</text>'
         )
+    for offset_s, note in clip.markers:
+        # a marker is a moment of the clip: drawn on the corrected time line, above the clip's bar
+        x = x_of(clip.start + timedelta(seconds=offset_s))
+        out.append(
+            f'<path class="marker" data-clip-id="{clip.clip_id}" d="M{_fmt(x - 4)},{clip_y - 7} '
+            f'L{_fmt(x + 4)},{clip_y - 7} L{_fmt(x)},{clip_y} Z" fill="#d95f02">'
+            f"<title>{escape(f'{_clip_moment(offset_s)} {note}')}</title></path>"
+        )
     return out
+
+
+def _clip_moment(seconds: float) -> str:
+    whole = int(seconds)
+    return f"+{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 def _lane(lane: TimelineLane, top: int, x_of: Callable[[datetime], float], width: int) -> list[str]:

@@ -376,6 +376,7 @@ def timeline_lanes(view: dict[str, Any]) -> list[TimelineLane]:
                 uncertain=clip["uncertain"],
                 evidence=clip["evidence"],
                 mismatch=bool(linked_docs & mismatched),
+                markers=tuple((m["offset_s"], m["note"]) for m in clip.get("markers", ())),
             )
         )
     return [

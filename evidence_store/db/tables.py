@@ -264,6 +264,33 @@ flag_reviews = Table(
     Index("ix_flag_reviews_open", "closed_at", "flag_id"),
 )
 
+# Markers and tags (issue 19 item 3): notes at a moment of a clip and labels on clips. They describe
+# footage and never change it; a removed marker stays with who removed it and when.
+clip_markers = Table(
+    "clip_markers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("clip_id", ForeignKey("clips.id"), nullable=False, index=True),
+    Column("offset_s", Float, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("removed_by", String(200), nullable=True),
+    Column("removed_at", UTCDateTime, nullable=True),
+)
+
+clip_tags = Table(
+    "clip_tags",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("clip_id", ForeignKey("clips.id"), nullable=False),
+    Column("tag", String(64), nullable=False),
+    Column("added_by", String(200), nullable=False),
+    Column("added_at", UTCDateTime, nullable=False),
+    UniqueConstraint("clip_id", "tag", name="uq_clip_tags_clip_tag"),
+    Index("ix_clip_tags_tag", "tag", "clip_id"),
+)
+
 clip_links = Table(
     "clip_links",
     metadata,

@@ -71,6 +71,8 @@ class Permission(enum.StrEnum):
     CLIP_PLAY = "clip.play"
     CLIP_DOWNLOAD_ORIGINAL = "clip.download_original"
     CLIP_VERIFY = "clip.verify"
+    CLIP_ANNOTATE = "clip.annotate"  # markers (a note at a moment) and tags
+    HOLD_MANAGE = "hold.manage"  # place and release legal holds on clips (R9, R10)
     CASE_VIEW = "case.view"
     CASE_LINK = "case.link"
     DASHBOARD_VIEW = "dashboard.view"
@@ -92,15 +94,32 @@ _FOOTAGE = frozenset({P.CLIP_SEARCH, P.CLIP_VIEW, P.CLIP_PLAY})
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OFFICER: _FOOTAGE,
     Role.CUSTODIAN: _FOOTAGE
-    | {P.CLIP_DOWNLOAD_ORIGINAL, P.CLIP_VERIFY, P.CASE_VIEW, P.CASE_LINK, P.DASHBOARD_VIEW},
+    | {
+        P.CLIP_DOWNLOAD_ORIGINAL,
+        P.CLIP_VERIFY,
+        P.CLIP_ANNOTATE,
+        P.HOLD_MANAGE,
+        P.CASE_VIEW,
+        P.CASE_LINK,
+        P.DASHBOARD_VIEW,
+    },
     # the investigator's original download is further conditioned on an approved export request
     Role.INVESTIGATOR: _FOOTAGE
-    | {P.CLIP_DOWNLOAD_ORIGINAL, P.CASE_VIEW, P.CASE_LINK, P.EXPORT_VIEW, P.EXPORT_REQUEST},
+    | {
+        P.CLIP_DOWNLOAD_ORIGINAL,
+        P.CLIP_ANNOTATE,
+        P.CASE_VIEW,
+        P.CASE_LINK,
+        P.EXPORT_VIEW,
+        P.EXPORT_REQUEST,
+    },
     Role.APPROVER: _FOOTAGE
     | {P.CASE_VIEW, P.DASHBOARD_VIEW, P.SUPERVISION_VIEW, P.STATS_VIEW, P.EXPORT_VIEW, P.EXPORT_DECIDE},
     Role.SUPERVISOR: _FOOTAGE
     | {
         P.CLIP_VERIFY,
+        P.CLIP_ANNOTATE,
+        P.HOLD_MANAGE,
         P.CASE_VIEW,
         P.DASHBOARD_VIEW,
         P.SUPERVISION_VIEW,

@@ -35,6 +35,7 @@ from evidence_store.db.tables import (
     users,
 )
 from evidence_store.errors import NotFoundError
+from evidence_store.queries.clips import clip_annotations
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -222,6 +223,27 @@ def clip_facts(session: Session, clip_id: int) -> dict[str, Any]:
         "handover": _handover(session, row.transfer_id, bool(row.late_handover)),
         "documents": _documents(session, clip_id),
         "media": _media_summary(media_info),
+        **_annotations(session, clip_id),
+    }
+
+
+def _annotations(session: Session, clip_id: int) -> dict[str, Any]:
+    """The clip's markers (time in the clip, note, who, when) and tags, as the provenance note lists them."""
+    shown = clip_annotations(session.connection(), clip_id)
+    markers = shown["markers"]
+    names = people_names(session, [m["created_by"].removeprefix("web:") for m in markers])
+    return {
+        "markers": [
+            {
+                "offset_s": m["offset_s"],
+                "note": m["note"],
+                "by": m["created_by"],
+                "by_name": names.get(m["created_by"].removeprefix("web:")),
+                "at": iso(m["created_at"]),
+            }
+            for m in markers
+        ],
+        "tags": shown["tags"],
     }
 
 

@@ -211,6 +211,8 @@ def _item_section(number: int, item: dict[str, Any], zone: str) -> Section:
         ),
         Row("逾期移交", "Late handover", "是 yes" if handover.get("late_handover") else "否 no"),
     ]
+    if clip.get("tags"):
+        rows.append(Row("标签", "Tags", ", ".join(clip["tags"])))
     if item.get("segment"):
         seg = item["segment"]
         rows.append(Row("申请片段", "Requested segment", _segment(seg.get("start_s"), seg.get("end_s"))))
@@ -228,6 +230,27 @@ def _item_section(number: int, item: dict[str, Any], zone: str) -> Section:
                         f"{show_time(d.get('start'), zone)} - {show_time(d.get('end'), zone)}",
                     ]
                     for d in documents
+                ],
+            )
+        )
+    markers = clip.get("markers") or []
+    if markers:
+        tables.append(
+            Table(
+                [
+                    ("标记时间点", "Marker at"),
+                    ("备注", "Note"),
+                    ("添加人", "Added by"),
+                    ("添加时间", "Added"),
+                ],
+                [
+                    [
+                        _clip_moment(m.get("offset_s")),
+                        m.get("note") or "",
+                        _marker_author(m),
+                        show_time(m.get("at"), zone),
+                    ]
+                    for m in markers
                 ],
             )
         )
@@ -267,6 +290,20 @@ def _item_section(number: int, item: dict[str, Any], zone: str) -> Section:
         )
     )
     return Section(f"资料 {number}", f"Item {number} (clip {clip['clip_id']})", rows=rows, tables=tables)
+
+
+def _clip_moment(seconds: Any) -> str:
+    """A moment of the clip as its player shows it (H:MM:SS.s)."""
+    if not isinstance(seconds, int | float):
+        return "—"
+    whole, tenth = divmod(round(float(seconds) * 10), 10)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}.{tenth}"
+
+
+def _marker_author(marker: dict[str, Any]) -> str:
+    login = str(marker.get("by") or "").removeprefix("web:")
+    name = marker.get("by_name")
+    return f"{name} ({login})" if name else login or "—"
 
 
 def _kind(document: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ from evidence_store.cases.views import case_view, timeline_lanes
 from evidence_store.db.tables import (
     cases,
     clip_links,
+    clip_markers,
     clips,
     compliance_flags,
     documents,
@@ -243,7 +244,24 @@ def timeline_svg(
     view = case_view(station, row.number)  # its own connection: never nest them (SQLite writer lock)
     with station.connect() as connection:
         visible = visible_clip_ids(connection, [clip["clip_id"] for clip in view["clips"]], user)
-    view["clips"] = [clip for clip in view["clips"] if clip["clip_id"] in visible]
+        view["clips"] = [clip for clip in view["clips"] if clip["clip_id"] in visible]
+        markers = clip_markers_of(connection, [clip["clip_id"] for clip in view["clips"]])
+    for clip in view["clips"]:
+        clip["markers"] = markers.get(clip["clip_id"], [])
     zone = station.settings.timezone
     title = f"{row.number} {row.title}".strip()
     return render_timeline(title, timeline_lanes(view), ZoneInfo(zone), zone_name=zone, legend=legend)
+
+
+def clip_markers_of(connection: Connection, clip_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The markers (not removed) of some clips, by clip, in time order."""
+    found: dict[int, list[dict[str, Any]]] = {}
+    if not clip_ids:
+        return found
+    for row in connection.execute(
+        select(clip_markers.c.clip_id, clip_markers.c.offset_s, clip_markers.c.note)
+        .where(clip_markers.c.clip_id.in_(clip_ids), clip_markers.c.removed_at.is_(None))
+        .order_by(clip_markers.c.clip_id, clip_markers.c.offset_s)
+    ):
+        found.setdefault(row.clip_id, []).append({"offset_s": row.offset_s, "note": row.note})
+    return found

@@ -13,6 +13,8 @@ from evidence_store.db.tables import (
     audit_events,
     cases,
     clip_links,
+    clip_markers,
+    clip_tags,
     clips,
     compliance_flags,
     derivatives,
@@ -214,7 +216,27 @@ def clip_detail(connection: Connection, clip_id: int, user: User) -> dict[str, A
         "timestamps": clip_timestamps(connection, clip_id),
         "links": clip_case_links(connection, clip_id, user),
         "flags": clip_open_flags(connection, clip_id),
+        **clip_annotations(connection, clip_id),
     }
+
+
+def clip_annotations(connection: Connection, clip_id: int) -> dict[str, Any]:
+    """The clip's markers (in time order, removed ones left out) and tags (alphabetical)."""
+    markers = connection.execute(
+        select(
+            clip_markers.c.id,
+            clip_markers.c.offset_s,
+            clip_markers.c.note,
+            clip_markers.c.created_by,
+            clip_markers.c.created_at,
+        )
+        .where(clip_markers.c.clip_id == clip_id, clip_markers.c.removed_at.is_(None))
+        .order_by(clip_markers.c.offset_s, clip_markers.c.id)
+    ).all()
+    tags = connection.scalars(
+        select(clip_tags.c.tag).where(clip_tags.c.clip_id == clip_id).order_by(clip_tags.c.tag)
+    ).all()
+    return {"markers": [dict(m._mapping) for m in markers], "tags": list(tags)}
 
 
 def derivative_for(connection: Connection, clip_id: int, kind: DerivativeKind) -> Any:

@@ -34,6 +34,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from evidence_store.db.tables import (
     cases,
     clip_links,
+    clip_markers,
+    clip_tags,
     clips,
     compliance_flags,
     derivatives,
@@ -42,6 +44,7 @@ from evidence_store.db.tables import (
     officers,
 )
 from evidence_store.domain.access import User
+from evidence_store.domain.annotations import MAX_NOTE_CHARS, normalise_tag
 from evidence_store.domain.model import ClipStatus, DerivativeKind, MediaType
 from evidence_store.errors import InputError
 from evidence_store.queries.visibility import visible_case_clause, visible_clip_clause
@@ -73,6 +76,8 @@ class ClipQuery:
     status: ClipStatus | None = None
     transfer_id: int | None = None
     sha256_prefix: str | None = None
+    tag: str | None = None  # a tag the clip carries (as normalised)
+    note: str | None = None  # words in one of the clip's markers' notes
     sort: Sort = "start_desc"
     limit: int = 50
     offset: int = 0
@@ -82,6 +87,12 @@ class ClipQuery:
             self.sha256_prefix = self.sha256_prefix.strip().lower()
             if not _HEX_PREFIX.match(self.sha256_prefix):
                 raise SearchError("a sha256 prefix is 1 to 64 hexadecimal digits")
+        if self.tag is not None:
+            self.tag = normalise_tag(self.tag)
+        if self.note is not None:
+            self.note = self.note.strip() or None
+            if self.note is not None and len(self.note) > MAX_NOTE_CHARS:
+                raise SearchError(f"a note to search for is at most {MAX_NOTE_CHARS} characters")
         if not 1 <= self.limit <= MAX_LIMIT:
             raise SearchError(f"limit must be between 1 and {MAX_LIMIT}")
         if not 0 <= self.offset <= MAX_OFFSET:
@@ -118,6 +129,7 @@ class ClipHit:
     poster: bool
     flags: list[str] = field(default_factory=list)
     cases: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -181,6 +193,16 @@ def _named(connection: Connection, query: ClipQuery) -> list[ColumnElement[bool]
             clip_links.c.document_id == document_id, clip_links.c.removed_at.is_(None)
         )
         conditions.append(clips.c.id.in_(linked))
+    if query.tag:
+        tagged = select(clip_tags.c.clip_id).where(clip_tags.c.tag == query.tag)
+        conditions.append(clips.c.id.in_(tagged))
+    if query.note:
+        # the note's words as typed, anywhere in a marker (LIKE's wildcards in them are literal)
+        pattern = "%" + query.note.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        noted = select(clip_markers.c.clip_id).where(
+            clip_markers.c.removed_at.is_(None), clip_markers.c.note.ilike(pattern, escape="\\")
+        )
+        conditions.append(clips.c.id.in_(noted))
     return conditions
 
 
@@ -237,7 +259,7 @@ def build_query(connection: Connection, query: ClipQuery, user: User | None) -> 
     except _Nothing:
         return None
     # a case, a document or a rare flag names few clips: those drive the query
-    fenced = driven = bool(query.case_number or query.document)
+    fenced = driven = bool(query.case_number or query.document or query.tag or query.note)
     if query.start_from is not None:
         conditions.append(clips.c.utc_start >= query.start_from)
     if query.start_to is not None:
@@ -370,6 +392,13 @@ def describe_clips(connection: Connection, ids: list[int], user: User | None) ->
     for clip_id, number in connection.execute(case_query):
         if number not in linked.setdefault(clip_id, []):
             linked[clip_id].append(number)
+    tags: dict[int, list[str]] = {}
+    for clip_id, tag in connection.execute(
+        select(clip_tags.c.clip_id, clip_tags.c.tag)
+        .where(clip_tags.c.clip_id.in_(ids))
+        .order_by(clip_tags.c.tag)
+    ):
+        tags.setdefault(clip_id, []).append(tag)
     hits = []
     for clip_id in ids:
         r = rows.get(clip_id)
@@ -394,6 +423,7 @@ def describe_clips(connection: Connection, ids: list[int], user: User | None) ->
                 poster=r.id in posters,
                 flags=sorted(flags.get(r.id, [])),
                 cases=linked.get(r.id, []),
+                tags=tags.get(r.id, []),
             )
         )
     return hits

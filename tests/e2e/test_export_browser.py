@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from tests.e2e.test_browser import ARTIFACTS, UNIT, page, served_station
 __all__ = ["page", "served_station"]  # the browser session's fixtures, shared
 
 PASSWORD = "a long export password"
+MARKER_NOTE = "当事人拒绝签字"
 
 
 def _add_user(env: dict[str, str], username: str, role: str, name: str) -> None:
@@ -50,8 +52,27 @@ def test_an_export_requested_approved_and_downloaded_in_the_browser_verifies_off
     _add_user(env, "inv1", "investigator", "调查员")
     _add_user(env, "appr1", "approver", "审批负责人")
     try:
-        # the investigator asks for the clip, from its page
+        # the investigator marks a moment of the clip (the player's own time), finds it by the note's
+        # words, and asks for the clip from its page (issue 19 item 3)
         _sign_in(page, base, "inv1")
+        page.goto(f"{base}/clips/{clip_id}")
+        page.wait_for_function("() => document.getElementById('player').readyState >= 1")
+        page.evaluate("() => { document.getElementById('player').currentTime = 1.5; }")
+        page.wait_for_function("() => Math.abs(document.getElementById('player').currentTime - 1.5) < 0.01")
+        page.click("#marker-now")
+        assert page.input_value("#marker-at") == "0:01.5"
+        page.fill("#marker-note", MARKER_NOTE)
+        page.click("#marker-add")
+        page.wait_for_url(re.compile(re.escape(f"{base}/clips/{clip_id}") + r"\?message=marker_added"))
+        assert MARKER_NOTE in page.locator("#marker-list").inner_text()
+        page.click("#marker-list a.seek")
+        assert abs(page.evaluate("() => document.getElementById('player').currentTime") - 1.5) < 0.01
+        page.goto(f"{base}/search")
+        page.fill("#search-note", "拒绝签字")
+        page.click("#search-submit")
+        page.wait_for_url(re.compile(r".*/search\?.*note=.*"))
+        page.wait_for_selector("#results, #no-results")
+        assert page.locator(f"tr.hit[data-clip-id='{clip_id}']").count() == 1
         page.goto(f"{base}/clips/{clip_id}")
         page.fill("#export-purpose", "行政复议证据")
         page.fill("#export-recipient", "复议机关")
@@ -98,3 +119,7 @@ def test_an_export_requested_approved_and_downloaded_in_the_browser_verifies_off
     offline = {k: v for k, v in env.items() if not k.startswith("EVIDENCE_")}
     verified = run_cli(["verify", str(saved)], offline)
     assert verified.code == 0 and "VALID" in verified.stdout, verified.stderr
+    # the marker made in the browser is in the package's provenance note
+    with zipfile.ZipFile(saved) as archive:
+        note = archive.read(next(n for n in archive.namelist() if n.endswith("/note.html"))).decode()
+    assert MARKER_NOTE in note and "0:00:01.5" in note

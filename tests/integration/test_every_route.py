@@ -29,11 +29,14 @@ from sqlalchemy import select
 from starlette.routing import Mount
 
 from evidence_store.accounts import create_user
+from evidence_store.annotations import add_marker
 from evidence_store.bootstrap import initialise
 from evidence_store.db.tables import (
     audit_events,
     cases,
     clip_links,
+    clip_markers,
+    clip_tags,
     clips,
     compliance_flags,
     documents,
@@ -61,6 +64,8 @@ SPARE_USER = "spare-user"  # the account the admin routes act on
 WATCHED = (
     cases,
     clip_links,
+    clip_markers,
+    clip_tags,
     clips,
     compliance_flags,
     documents,
@@ -112,6 +117,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     built.app = create_app(station)
     create_user(station, username=SPARE_USER, password=PASSWORD, role="auditor", unit="U1", actor="test")
     built.exports = _exports(built)
+    built.markers = {
+        label: add_marker(station, clip_id, offset_s=0.5, note=f"marker {label}", actor="test")
+        for label, clip_id in (
+            ("visible", built.clip_a),
+            ("hidden", built.clip_c),
+            ("other_unit", built.clip_b),
+        )
+    }
     yield built
     station.close()
 
@@ -235,6 +248,12 @@ def variants(world: World) -> dict[str, list[Variant]]:
             export("other_unit"),
             Variant("missing", str(MISSING), nobody),
         ],
+        "marker_id": [  # markers are taken off the visible clip: one of another clip is missing there
+            Variant("visible", str(world.markers["visible"]), clip("visible", world.clip_a).visible_to),
+            Variant("hidden", str(world.markers["hidden"]), nobody),
+            Variant("other_unit", str(world.markers["other_unit"]), nobody),
+            Variant("missing", str(MISSING), nobody),
+        ],
         "draw_id": [  # a draw is seen by every supervision role; its hidden items are left out
             Variant("visible", str(world.clip_draw), everyone),
             Variant("other_unit", str(world.u2_draw), everyone),
@@ -260,6 +279,15 @@ def body_for(path: str, method: str, csrf: str, clip_value: str) -> dict[str, An
         "/api/exports": {"items": [{"clip_id": int(clip_value)}], "purpose": "route check"},
         "/api/exports/{export_id}/approve": {"reason": "route check"},
         "/api/exports/{export_id}/reject": {"reason": "route check"},
+        "/api/clips/{clip_id}/markers": {"at": "1", "note": "route check"},
+        "/api/clips/{clip_id}/tags": {"tag": "route check"},
+        "/api/clips/{clip_id}/tags/remove": {"tag": "route check"},
+        "/api/clips/bulk": {
+            "action": "tag",
+            "clip_ids": [int(clip_value)],
+            "reason": "route check",
+            "tag": "route check",
+        },
     }
     if path.startswith("/api/"):
         return {"json": api.get(path, {}), "headers": {"X-CSRF-Token": csrf}}
@@ -273,6 +301,9 @@ def body_for(path: str, method: str, csrf: str, clip_value: str) -> dict[str, An
         "size": "5",
         "draw_id": str(0),
         "purpose": "route check",
+        "at": "1",
+        "note": "route check",
+        "tag": "route check",
     }
     if ("{case_id}/links" in path and "{link_id}" not in path) or path in BODY_CLIP_ROUTES:
         form["clip_id"] = clip_value

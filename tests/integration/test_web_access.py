@@ -223,6 +223,27 @@ def endpoints(w: World) -> list[Endpoint]:
         Endpoint("POST", f"/clips/{a}/verify", P.CLIP_VERIFY, form={}),
         Endpoint("POST", f"/api/clips/{a}/verify", P.CLIP_VERIFY, json={}),
         Endpoint("POST", f"/clips/{a}/original", P.CLIP_DOWNLOAD_ORIGINAL, form={"reason": "court"}),
+        Endpoint("POST", f"/clips/{a}/markers", P.CLIP_ANNOTATE, form={"at": "0:01", "note": "refusal"}),
+        Endpoint("POST", f"/api/clips/{a}/markers", P.CLIP_ANNOTATE, json={"at": "2", "note": "n"}),
+        Endpoint("POST", f"/clips/{a}/tags", P.CLIP_ANNOTATE, form={"tag": "kitchen"}),
+        Endpoint("POST", f"/api/clips/{a}/tags", P.CLIP_ANNOTATE, json={"tag": "yard"}),
+        Endpoint("POST", f"/api/clips/{a}/tags/remove", P.CLIP_ANNOTATE, json={"tag": "yard"}),
+        Endpoint("POST", f"/clips/{a}/tags/remove", P.CLIP_ANNOTATE, form={"tag": "kitchen"}),
+        Endpoint(
+            "POST",
+            "/api/clips/bulk",
+            P.CLIP_ANNOTATE,
+            json={"action": "tag", "clip_ids": [a], "reason": "r", "tag": "bulk"},
+        ),
+        Endpoint(
+            "POST", "/api/clips/bulk", P.HOLD_MANAGE, json={"action": "hold", "clip_ids": [a], "reason": "r"}
+        ),
+        Endpoint(
+            "POST",
+            "/clips/bulk",
+            P.HOLD_MANAGE,
+            form={"action": "release", "clip_id": str(a), "reason": "r"},
+        ),
         Endpoint("GET", "/cases", P.CASE_VIEW),
         Endpoint("GET", f"/cases/{case}", P.CASE_VIEW),
         Endpoint("GET", f"/api/cases/{case}", P.CASE_VIEW),

@@ -10,10 +10,12 @@ from fastapi.responses import Response
 
 from evidence_store.domain.model import ClipStatus, MediaType
 from evidence_store.queries.search import SearchPage
+from web.bulk import actions_for, run_bulk
 from web.context import Ctx
-from web.deps import ClipCtx, Id, OriginalCtx, SearchCtx, VerifyCtx
+from web.deps import AnnotateCtx, ClipCtx, Id, OriginalCtx, SearchCtx, UserCtx, VerifyCtx
 from web.footage import (
     SEARCH_FIELDS,
+    annotate,
     clip_query,
     download_original,
     run_search,
@@ -58,7 +60,21 @@ def _search_page(ctx: Ctx, values: dict[str, Any], page: SearchPage | None, erro
         prev_link=prev_link,
         media_types=[m.value for m in MediaType],
         statuses=[s.value for s in ClipStatus],
+        bulk_actions=actions_for(ctx),
     )
+
+
+@router.post("/clips/bulk")
+def clips_bulk(
+    ctx: UserCtx,
+    action: Annotated[str, Form()] = "",
+    clip_id: Annotated[list[int], Form()] = [],  # noqa: B006 (FastAPI copies a default list)
+    reason: Annotated[str, Form()] = "",
+    case_number: Annotated[str, Form()] = "",
+    tag: Annotated[str, Form()] = "",
+) -> Response:
+    result = run_bulk(ctx, action, clip_id, reason=reason, case_number=case_number, tag=tag)
+    return render(ctx, "bulk.html", result=result)
 
 
 @router.get("/clips/{clip_id}")
@@ -81,3 +97,37 @@ def clip_verify(ctx: VerifyCtx, clip_id: Id) -> Response:
 @router.post("/clips/{clip_id}/original")
 def clip_original(ctx: OriginalCtx, clip_id: Id, reason: Annotated[str, Form()] = "") -> Response:
     return download_original(ctx, clip_id, reason)
+
+
+@router.post("/clips/{clip_id}/markers")
+def clip_add_marker(
+    ctx: AnnotateCtx, clip_id: Id, at: Annotated[str, Form()] = "", note: Annotated[str, Form()] = ""
+) -> Response:
+    ctx.on_input_error(lambda message: _annotation_refused(ctx, clip_id, message))
+    annotate(ctx, clip_id, "add_marker", at=at, note=note)
+    return redirect(f"/clips/{clip_id}?message=marker_added#markers")
+
+
+@router.post("/clips/{clip_id}/markers/{marker_id}/remove")
+def clip_remove_marker(ctx: AnnotateCtx, clip_id: Id, marker_id: Id) -> Response:
+    annotate(ctx, clip_id, "remove_marker", marker_id=marker_id)
+    return redirect(f"/clips/{clip_id}?message=marker_removed#markers")
+
+
+@router.post("/clips/{clip_id}/tags")
+def clip_add_tag(ctx: AnnotateCtx, clip_id: Id, tag: Annotated[str, Form()] = "") -> Response:
+    ctx.on_input_error(lambda message: _annotation_refused(ctx, clip_id, message))
+    annotate(ctx, clip_id, "add_tag", tag=tag)
+    return redirect(f"/clips/{clip_id}?message=tag_added#tags")
+
+
+@router.post("/clips/{clip_id}/tags/remove")
+def clip_remove_tag(ctx: AnnotateCtx, clip_id: Id, tag: Annotated[str, Form()] = "") -> Response:
+    annotate(ctx, clip_id, "remove_tag", tag=tag)
+    return redirect(f"/clips/{clip_id}?message=tag_removed#tags")
+
+
+def _annotation_refused(ctx: Ctx, clip_id: int, message: str) -> Response:
+    """The clip page again, with what was wrong (400); nothing was written."""
+    detail = view_clip(ctx, clip_id)
+    return render(ctx, "clip.html", 400, clip=detail, message="", error=message)
