@@ -137,6 +137,7 @@ def view_clip(ctx: Ctx, clip_id: int) -> dict[str, Any]:
         detail["verification"] = verification_state(connection, clip_id, row.sha256)
         detail["may_download_original"] = may_download_original(connection, user, clip_id, ctx.now())
     detail["may_verify"] = user.can(Permission.CLIP_VERIFY)
+    detail["frame_rate"] = _frame_rate(detail.get("media_info"))
     detail["may_annotate"] = user.can(Permission.CLIP_ANNOTATE) and detail["status"] != ClipStatus.DELETED
     if ctx.session:
         ctx.web.seen.mark((ctx.session.id, clip_id, "image"))
@@ -228,3 +229,11 @@ def annotate(ctx: Ctx, clip_id: int, change: str, **values: Any) -> dict[str, An
         remove_tag(ctx.station, clip_id, values["tag"], **who)
         return {"ok": True}
     raise ValueError(change)
+
+
+def _frame_rate(media_info: Any) -> float | None:
+    """The probed frame rate (frames per second) the player steps by, if the probe found one."""
+    info = media_info if isinstance(media_info, dict) else {}
+    probe = info.get("probe") if isinstance(info.get("probe"), dict) else info
+    rate = probe.get("frame_rate") if isinstance(probe, dict) else None
+    return float(rate) if isinstance(rate, int | float) and 1 <= rate <= 1000 else None
