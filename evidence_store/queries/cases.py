@@ -19,11 +19,14 @@ from evidence_store.db.tables import (
     clip_markers,
     clips,
     compliance_flags,
+    derivatives,
     documents,
     officers,
     recording_exceptions,
 )
 from evidence_store.domain.access import Facts, Kind, User, flag_details_shown, may_see
+from evidence_store.domain.case_playback import PlaybackClip, PlaybackPlan, playback_plan
+from evidence_store.domain.model import ClipStatus, DerivativeKind
 from evidence_store.queries.visibility import visible_case_clause, visible_clip_clause
 
 CASE_PAGE = 50
@@ -265,3 +268,49 @@ def clip_markers_of(connection: Connection, clip_ids: list[int]) -> dict[int, li
     ):
         found.setdefault(row.clip_id, []).append({"offset_s": row.offset_s, "note": row.note})
     return found
+
+
+def case_playback(connection: Connection, case_id: int, user: User) -> PlaybackPlan:
+    """The case player's plan: the clips actively linked to the case that the user may see (R13), placed
+    by their corrected times, and the documents' edges to jump to (`domain.case_playback`)."""
+    proxied = (
+        select(derivatives.c.id)
+        .where(
+            derivatives.c.clip_id == clips.c.id,
+            derivatives.c.kind == DerivativeKind.PROXY,
+            derivatives.c.derived_from_sha256 == clips.c.sha256,
+        )
+        .exists()
+    )
+    linked = select(clip_links.c.clip_id).where(
+        clip_links.c.case_id == case_id, clip_links.c.removed_at.is_(None)
+    )
+    rows = connection.execute(
+        select(
+            clips.c.id,
+            clips.c.original_name,
+            clips.c.utc_start,
+            clips.c.utc_end,
+            clips.c.clock_status,
+            officers.c.badge_number,
+            officers.c.name,
+            proxied.label("playable"),
+        )
+        .outerjoin(officers, officers.c.id == clips.c.officer_id)
+        .where(clips.c.id.in_(linked), clips.c.status != ClipStatus.DELETED, visible_clip_clause(user))
+        .order_by(clips.c.utc_start, clips.c.id)
+    ).all()
+    clips_shown = [
+        PlaybackClip(
+            clip_id=row.id,
+            officer=" ".join(x for x in (row.badge_number, row.name) if x),
+            name=row.original_name,
+            start=row.utc_start,
+            end=row.utc_end,
+            clock_status=str(row.clock_status),
+            playable=bool(row.playable),
+        )
+        for row in rows
+    ]
+    docs = [(d["external_id"], d["start"], d["end"]) for d in case_documents(connection, case_id)]
+    return playback_plan(clips_shown, docs)

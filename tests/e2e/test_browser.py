@@ -5,6 +5,7 @@ are kept under test-artifacts/."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -77,6 +78,14 @@ def served_station(tmp_path: Path) -> Iterator[dict[str, Any]]:
     assert added.returncode == 0, added.stderr
     clip_id = _make_case(env)
 
+    with serving(env) as base:
+        yield {"base": base, "env": env, "clip_id": clip_id}
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str]) -> Iterator[str]:
+    """`evidence web` on a free port of 127.0.0.1 for the station of `env`, until the block ends; its
+    base URL."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "entrypoints", "web", "--host", "127.0.0.1", "--port", str(port)],
@@ -98,7 +107,7 @@ def served_station(tmp_path: Path) -> Iterator[dict[str, Any]]:
                     output = server.stdout.read() if server.stdout else ""
                     pytest.fail(f"evidence web did not start: {output[-3000:]}")
                 time.sleep(0.2)
-        yield {"base": base, "env": env, "clip_id": clip_id}
+        yield base
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -154,6 +163,13 @@ def _make_case(env: dict[str, str]) -> int:
 
 @pytest.fixture
 def page(served_station: dict[str, Any]) -> Iterator[Any]:
+    with chromium_page() as browser_page:
+        yield browser_page  # the test saves a screenshot under test-artifacts/ when it fails
+
+
+@contextlib.contextmanager
+def chromium_page(width: int = 1400, height: int = 1000) -> Iterator[Any]:
+    """A page of Debian's Chromium driven by Playwright, in a throw-away profile."""
     from playwright.sync_api import sync_playwright
 
     profile = tempfile.mkdtemp(prefix="evidence-chromium-")
@@ -163,12 +179,12 @@ def page(served_station: dict[str, Any]) -> Iterator[Any]:
             executable_path=CHROMIUM,
             args=CHROMIUM_ARGS,
             headless=True,
-            viewport={"width": 1400, "height": 1000},
+            viewport={"width": width, "height": height},
         )
         context.set_default_timeout(20_000)
         browser_page = context.pages[0] if context.pages else context.new_page()
         try:
-            yield browser_page  # the test saves a screenshot under test-artifacts/ when it fails
+            yield browser_page
         finally:
             context.close()
     shutil.rmtree(profile, ignore_errors=True)

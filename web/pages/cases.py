@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from evidence_store.case_links import link_clip, mark_evidence, unlink
 from evidence_store.domain.access import Permission
-from evidence_store.queries.cases import case_detail, case_row, list_cases, timeline_svg
+from evidence_store.queries.cases import case_detail, case_playback, case_row, list_cases, timeline_svg
 from web.context import Ctx
 from web.deps import MAX_ID, CaseCtx, Id, LinkCtx
 from web.footage import visible_clip_row
@@ -32,6 +32,7 @@ def case_page(ctx: CaseCtx, case_id: Id) -> Response:
     user = ctx.user
     with ctx.station.connect() as connection:
         detail = case_detail(connection, case_id, user)
+        playback = case_playback(connection, case_id, user) if detail is not None else None
     if detail is None:
         with ctx.station.connect() as connection:
             missing = case_row(connection, case_id) is None
@@ -43,6 +44,7 @@ def case_page(ctx: CaseCtx, case_id: Id) -> Response:
         detail=detail,
         document_numbers={d["id"]: d["external_id"] for d in detail["documents"]},
         has_timeline=True,
+        playback=playback,
         may_link=user.can(Permission.CASE_LINK),
         error=ctx.request.query_params.get("error", ""),
     )
