@@ -73,22 +73,63 @@ class TimelineLane:
     clips: tuple[TimelineClip, ...] = ()
 
 
-def _range(lanes: Sequence[TimelineLane]) -> tuple[datetime, datetime] | None:
-    moments: list[datetime] = []
+# Activity separated by more than this is drawn as separate stretches of the axis, with a break
+# between them: a case of two visits a week apart stays readable instead of two slivers.
+BREAK_GAP = timedelta(hours=2)
+BREAK_WIDTH = 24  # px between two stretches
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """One stretch of the axis: the moments `first`..`last`, drawn from `x` over `width` pixels."""
+
+    first: datetime
+    last: datetime
+    x: float
+    width: float
+
+    def x_of(self, moment: datetime) -> float:
+        share = (moment - self.first).total_seconds() / (self.last - self.first).total_seconds()
+        return self.x + share * self.width
+
+
+def _intervals(lanes: Sequence[TimelineLane]) -> list[tuple[datetime, datetime]]:
+    spans: list[tuple[datetime, datetime]] = []
     for lane in lanes:
         for document in lane.documents:
-            moments.append(document.start)
-            if document.end is not None:
-                moments.append(document.end)
+            spans.append((document.start, document.end or document.start))
         for clip in lane.clips:
-            moments.append(clip.start)
-            if clip.end is not None:
-                moments.append(clip.end)
-    if not moments:
-        return None
-    first, last = min(moments), max(moments)
-    pad = max((last - first) / 20, timedelta(minutes=5))
-    return first - pad, last + pad
+            spans.append((clip.start, clip.end or clip.start))
+    return sorted((min(a, b), max(a, b)) for a, b in spans)
+
+
+def axis_stretches(lanes: Sequence[TimelineLane], left: float, width: float) -> list[Stretch]:
+    """R5 (reading the picture at any span): the axis cut into stretches of activity, so that a case
+    whose documents and clips lie days apart keeps every bar and label visible. Activity less than
+    `BREAK_GAP` apart shares a stretch; each stretch is padded by 5 % of its span (at least 5 minutes)
+    and gets half its width from an equal share and half in proportion to its span."""
+    groups: list[list[datetime]] = []
+    for start, end in _intervals(lanes):
+        if groups and start - groups[-1][1] <= BREAK_GAP:
+            groups[-1][1] = max(groups[-1][1], end)
+        else:
+            groups.append([start, end])
+    if not groups:
+        return []
+    padded = []
+    for start, end in groups:
+        pad = max((end - start) / 20, timedelta(minutes=5))
+        padded.append((start - pad, end + pad))
+    available = width - BREAK_WIDTH * (len(padded) - 1)
+    spans = [(end - start).total_seconds() for start, end in padded]
+    total = sum(spans)
+    stretches = []
+    x = left
+    for (start, end), span in zip(padded, spans, strict=True):
+        share = 0.5 / len(padded) + 0.5 * span / total
+        stretches.append(Stretch(start, end, x, available * share))
+        x += available * share + BREAK_WIDTH
+    return stretches
 
 
 def choose_step(span: timedelta, max_ticks: int = 10) -> timedelta:
@@ -100,10 +141,11 @@ def choose_step(span: timedelta, max_ticks: int = 10) -> timedelta:
 
 
 def axis_ticks(
-    first: datetime, last: datetime, zone: tzinfo, max_ticks: int = 10
+    first: datetime, last: datetime, zone: tzinfo, max_ticks: int = 10, *, dated: bool = False
 ) -> list[tuple[datetime, str]]:
     """R5 (reading the picture): round tick times between `first` and `last`, labelled in the
-    station's zone (times of day within one day, else dates with times, else dates)."""
+    station's zone (times of day within one day, else dates with times, else dates; `dated`: dates
+    with times even within one day, for a stretch of an axis that spans several days)."""
     step = choose_step(last - first, max_ticks)
     local_first = first.astimezone(zone)
     if step >= timedelta(days=1):
@@ -112,7 +154,7 @@ def axis_ticks(
         midnight = local_first.replace(hour=0, minute=0, second=0, microsecond=0)
         steps_in = (local_first - midnight) // step
         tick = midnight + steps_in * step
-    one_day = first.astimezone(zone).date() == last.astimezone(zone).date()
+    one_day = not dated and first.astimezone(zone).date() == last.astimezone(zone).date()
     ticks: list[tuple[datetime, str]] = []
     while tick <= last.astimezone(zone):
         if tick >= local_first:
@@ -175,34 +217,48 @@ def render_timeline(
         f'<text class="heading" x="{LEFT}" y="24" font-size="16" font-weight="bold">{escape(title)}</text>',
         _legend(LEFT, 42, legend or LEGEND),
     ]
-    bounds = _range(lanes)
     axis_y = TOP + LANE_HEIGHT * max(len(lanes), 1)
-    if bounds is None:
+    stretches = axis_stretches(lanes, LEFT, plot_width)
+    if not stretches:
         out.append(f'<text class="empty" x="{LEFT}" y="{TOP + 30}">no documents or clips</text>')
         out.append("</svg>")
         return "\n".join(out)
-    first, last = bounds
-    total = (last - first).total_seconds()
 
     def x_of(moment: datetime) -> float:
-        return LEFT + (moment - first).total_seconds() / total * plot_width
+        for stretch in stretches:
+            if moment <= stretch.last:
+                return stretch.x_of(max(moment, stretch.first))
+        return stretches[-1].x_of(stretches[-1].last)
 
-    ticks = axis_ticks(first, last, zone)
+    several_days = stretches[0].first.astimezone(zone).date() != stretches[-1].last.astimezone(zone).date()
     out.append('<g class="axis">')
-    for tick, label in ticks:
-        x = x_of(tick)
+    for index, stretch in enumerate(stretches):
+        max_ticks = max(1, int(stretch.width // 110))
+        for tick, label in axis_ticks(stretch.first, stretch.last, zone, max_ticks, dated=several_days):
+            x = stretch.x_of(tick)
+            out.append(
+                f'<line class="grid" x1="{_fmt(x)}" y1="{TOP}" x2="{_fmt(x)}" y2="{axis_y}" '
+                f'stroke="{COLOURS["grid"]}" stroke-width="1"/>'
+            )
+            out.append(
+                f'<text class="tick" x="{_fmt(x)}" y="{axis_y + 16}" text-anchor="middle" '
+                f'data-time="{tick.isoformat()}">{escape(label)}</text>'
+            )
         out.append(
-            f'<line class="grid" x1="{_fmt(x)}" y1="{TOP}" x2="{_fmt(x)}" y2="{axis_y}" '
-            f'stroke="{COLOURS["grid"]}" stroke-width="1"/>'
+            f'<line x1="{_fmt(stretch.x)}" y1="{axis_y}" x2="{_fmt(stretch.x + stretch.width)}" '
+            f'y2="{axis_y}" stroke="{COLOURS["axis"]}" stroke-width="1"/>'
         )
-        out.append(
-            f'<text class="tick" x="{_fmt(x)}" y="{axis_y + 16}" text-anchor="middle" '
-            f'data-time="{tick.isoformat()}">{escape(label)}</text>'
-        )
-    out.append(
-        f'<line x1="{LEFT}" y1="{axis_y}" x2="{LEFT + plot_width}" y2="{axis_y}" '
-        f'stroke="{COLOURS["axis"]}" stroke-width="1"/>'
-    )
+        if index:
+            gap_x = stretch.x - BREAK_WIDTH / 2
+            skipped = stretch.first - stretches[index - 1].last
+            out.append(
+                f'<g class="axis-break" data-skipped-s="{skipped.total_seconds():.0f}">'
+                f'<line x1="{_fmt(gap_x - 4)}" y1="{axis_y + 5}" x2="{_fmt(gap_x + 1)}" y2="{axis_y - 5}" '
+                f'stroke="{COLOURS["axis"]}"/><line x1="{_fmt(gap_x - 1)}" y1="{axis_y + 5}" '
+                f'x2="{_fmt(gap_x + 4)}" y2="{axis_y - 5}" stroke="{COLOURS["axis"]}"/>'
+                f'<line x1="{_fmt(gap_x)}" y1="{TOP}" x2="{_fmt(gap_x)}" y2="{axis_y}" stroke="#bbbbbb" '
+                f'stroke-dasharray="2,4"/><title>{escape(_skipped_text(skipped))}</title></g>'
+            )
     out.append(
         f'<text class="zone" x="{LEFT + plot_width}" y="{axis_y + 34}" text-anchor="end">'
         f"{escape(zone_name or str(zone))}</text>"
@@ -212,6 +268,25 @@ def render_timeline(
         out.extend(_lane(lane, TOP + index * LANE_HEIGHT, x_of, width))
     out.append("</svg>")
     return "\n".join(out)
+
+
+def _skipped_text(skipped: timedelta) -> str:
+    hours = skipped.total_seconds() / 3600
+    return f"{hours / 24:.1f} days without activity" if hours >= 48 else f"{hours:.1f} h without activity"
+
+
+def fit_label(text: str, room: float) -> str:
+    """R5 (reading the picture): a label cut to the room it has (about `room` px at font size 10), with
+    an ellipsis; nothing when not even one character and the ellipsis fit. The full label stays in the
+    shape's tooltip."""
+    if _text_width(text) <= room:
+        return text
+    kept = ""
+    for ch in text:
+        if _text_width(kept + ch) + 6 > room:
+            break
+        kept += ch
+    return kept + "…" if kept else ""
 
 
 def _text_width(text: str) -> int:
@@ -243,7 +318,9 @@ def _span_text(start: datetime, end: datetime | None, missing: str) -> str:
     return f"{start.isoformat()} – {end.isoformat() if end is not None else missing}"
 
 
-def _document_parts(document: TimelineDocument, x_of: Callable[[datetime], float], band_y: int) -> list[str]:
+def _document_parts(
+    document: TimelineDocument, x_of: Callable[[datetime], float], band_y: int, room: float = 1e9
+) -> list[str]:
     band_h = 24
     x1 = x_of(document.start)
     x2 = x_of(document.end) if document.end is not None else x1
@@ -265,10 +342,12 @@ def _document_parts(document: TimelineDocument, x_of: Callable[[datetime], float
             f'height="{band_h}" fill="{RED}" fill-opacity="0.75">'
             f"<title>{escape('no footage ' + _span_text(span.start, span.end, ''))}</title></rect>"
         )
-    out.append(
-        f'<text class="document-label" x="{_fmt(x1 + 3)}" y="{band_y + 16}" font-size="10">'
-        f"{escape(document.label)}</text>"
-    )
+    label = fit_label(document.label, room - 6)
+    if label:
+        out.append(
+            f'<text class="document-label" x="{_fmt(x1 + 3)}" y="{band_y + 16}" font-size="10">'
+            f"{escape(label)}</text>"
+        )
     if document.exception is not None:
         cx, cy = x1, band_y - 2
         diamond = f"M {_fmt(cx)} {cy - 6} L {_fmt(cx + 6)} {cy} L {_fmt(cx)} {cy + 6} L {_fmt(cx - 6)} {cy} Z"
@@ -332,8 +411,13 @@ def _lane(lane: TimelineLane, top: int, x_of: Callable[[datetime], float], width
         f'fill="{shade}"/>',
         f'<text class="officer" x="10" y="{top + LANE_HEIGHT // 2 + 4}">{escape(lane.officer)}</text>',
     ]
+    starts = sorted(x_of(document.start) for document in lane.documents)
     for document in lane.documents:
-        out.extend(_document_parts(document, x_of, top + 8))
+        x1 = x_of(document.start)
+        # a label runs until the next document of the lane begins, or to the picture's edge
+        following = [x for x in starts if x > x1 + 0.5]
+        room = (following[0] if following else width - RIGHT) - x1
+        out.extend(_document_parts(document, x_of, top + 8, room))
     for clip in lane.clips:
         out.extend(_clip_parts(clip, x_of, top + 40))
     out.append("</g>")

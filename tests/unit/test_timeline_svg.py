@@ -3,6 +3,7 @@ clip, red where footage is missing or does not match, exceptions marked, the axi
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -13,7 +14,9 @@ from evidence_store.cases.timeline import (
     TimelineClip,
     TimelineDocument,
     TimelineLane,
+    _text_width,
     axis_ticks,
+    fit_label,
     render_timeline,
 )
 
@@ -128,3 +131,66 @@ def test_an_empty_case_still_draws() -> None:
     root = parse(render_timeline("empty", [], SHANGHAI))
     assert root.findall("svg:g[@class='lane']", NS) == []
     assert any(t.get("class") == "empty" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+
+
+def _bars(svg: str, kind: str) -> list[tuple[float, float]]:
+    return [
+        (float(x), float(w))
+        for x, w in re.findall(rf'<rect class="{kind}[^"]*"[^>]*? x="([\d.]+)"[^>]*? width="([\d.]+)"', svg)
+    ]
+
+
+def test_a_case_spanning_days_keeps_every_bar_visible_with_a_break_in_the_axis() -> None:
+    """Issue 19: at spans over a day the clip bars vanished and the labels overlapped."""
+    visits = [minutes(0), minutes(60 * 24 * 6)]  # two visits six days apart
+    lane = TimelineLane(
+        "1001",
+        documents=tuple(
+            TimelineDocument(
+                document_id=i,
+                label=f"JP-2026-{i} 现场检查笔录（第{i}次）",
+                start=at,
+                end=at + timedelta(minutes=40),
+                requires_video=True,
+            )
+            for i, at in enumerate(visits, 1)
+        ),
+        clips=tuple(
+            TimelineClip(clip_id=i, start=at + timedelta(minutes=5), end=at + timedelta(minutes=12))
+            for i, at in enumerate(visits, 1)
+        ),
+    )
+    svg = render_timeline("case", [lane], SHANGHAI)
+    clips = _bars(svg, "clip")
+    assert len(clips) == 2 and all(width > 40 for _, width in clips)  # a 7-minute clip, not a sliver
+    assert svg.count('class="axis-break"') == 1 and "days without activity" in svg
+    # each stretch has its own ticks, dated since the case spans several days
+    ticks = re.findall(r'class="tick"[^>]*>([^<]+)<', svg)
+    assert len(ticks) >= 4 and all(re.fullmatch(r"\d\d-\d\d \d\d:\d\d", t) for t in ticks)
+
+
+def test_document_labels_never_run_into_the_next_document() -> None:
+    long_label = "JP-2026-1 " + "现场检查笔录" * 6
+    lane = TimelineLane(
+        "1001",
+        documents=(
+            TimelineDocument(
+                document_id=1, label=long_label, start=minutes(0), end=minutes(10), requires_video=True
+            ),
+            TimelineDocument(
+                document_id=2, label="JP-2026-2", start=minutes(12), end=minutes(20), requires_video=False
+            ),
+        ),
+    )
+    svg = render_timeline("case", [lane], SHANGHAI)
+    labels = re.findall(r'<text class="document-label" x="([\d.]+)"[^>]*>([^<]+)<', svg)
+    assert len(labels) == 2
+    (x1, first), (x2, _second) = sorted((float(x), text) for x, text in labels)
+    assert first.endswith("…") and _text_width(first) <= x2 - x1
+    assert long_label in svg  # the whole label stays in the tooltip
+
+
+def test_fit_label() -> None:
+    assert fit_label("JP-1", 100) == "JP-1"
+    assert fit_label("JP-2026-123456", 40).endswith("…")
+    assert fit_label("现场检查", 5) == ""
