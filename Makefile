@@ -4,6 +4,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+AXE_VERSION := 4.10.3
+AXE := .cache/axe/node_modules/axe-core/axe.min.js
 
 .PHONY: run test system-run system-test venv path lint typecheck pytest bench clean
 
@@ -50,8 +52,12 @@ typecheck:
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected no test: make treats that as the failure it is.
-pytest:
+pytest: $(AXE)
 	$(BIN)/pytest
+
+# axe-core, from the npm registry, for the accessibility test of the web pages (tests/e2e/test_accessibility.py)
+$(AXE):
+	npm install --no-save --no-audit --no-fund --prefix .cache/axe axe-core@$(AXE_VERSION)
 
 # Each benchmark prints its table; figures measured are in bench/RESULTS.md.
 bench: venv

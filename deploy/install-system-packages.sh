@@ -18,6 +18,7 @@ test_packages=(
   libfuse2  # fusepy (tests/fixtures/faulty_fuse.py): recorder images with unreadable sectors
   xfsprogs  # export tests on XFS, where a package's zip shares its originals' blocks (reflink)
   systemd  # systemd-analyze verify: tests/integration/test_deploy_units.py checks deploy/systemd
+  npm  # axe-core from the npm registry: tests/e2e/test_accessibility.py checks the pages
 )
 
 case "${1:-run}" in

@@ -168,8 +168,9 @@ def page(served_station: dict[str, Any]) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def chromium_page(width: int = 1400, height: int = 1000) -> Iterator[Any]:
-    """A page of Debian's Chromium driven by Playwright, in a throw-away profile."""
+def chromium_page(width: int = 1400, height: int = 1000, *, bypass_csp: bool = False) -> Iterator[Any]:
+    """A page of Debian's Chromium driven by Playwright, in a throw-away profile (`bypass_csp`: a test
+    tool such as axe-core may be injected although the pages' CSP allows no inline script)."""
     from playwright.sync_api import sync_playwright
 
     profile = tempfile.mkdtemp(prefix="evidence-chromium-")
@@ -180,6 +181,7 @@ def chromium_page(width: int = 1400, height: int = 1000) -> Iterator[Any]:
             args=CHROMIUM_ARGS,
             headless=True,
             viewport={"width": width, "height": height},
+            bypass_csp=bypass_csp,
         )
         context.set_default_timeout(20_000)
         browser_page = context.pages[0] if context.pages else context.new_page()
