@@ -25,7 +25,9 @@ from evidence_store.domain.dock_status import (
 from evidence_store.domain.model import TransferOutcome as O
 
 RUNNING = TransferFacts(outcome=O.RUNNING, files_total=10, bytes_total=1000, files_seen=3, bytes_done=300)
-COMPLETE = replace(RUNNING, outcome=O.COMPLETE, files_seen=10, files_stored=10, bytes_done=1000, released=True)
+COMPLETE = replace(
+    RUNNING, outcome=O.COMPLETE, files_seen=10, files_stored=10, bytes_done=1000, released=True
+)
 
 
 def test_a_running_transfer_copies_then_verifies_then_is_released() -> None:
