@@ -7,7 +7,7 @@ The dock writes each running transfer's counters to the record at most once a se
 The stream polls the record once a second and sends the bays, rendered in the reader's language, when
 they change (and a comment line every 15 s so proxies keep the connection open). One connection lasts
 at most `STREAM_SECONDS`; the browser's EventSource then reconnects by itself (`retry`), which also
-checks the session again.
+checks the session again. When the server stops (`close_streams`), every stream ends within a second.
 
 A request that does not ask for `text/event-stream` (no browser's EventSource would) gets one event and
 the end of the body: what a plain HTTP client or a test reads without hanging.
@@ -16,6 +16,7 @@ the end of the body: what a plain HTTP client or a test reads without hanging.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from evidence_store.queries.dock_status import Bay, station_bays
 from web.context import Ctx
 
 POLL_SECONDS = 1.0
+_closing = threading.Event()  # the server is stopping: every stream ends at its next poll
 KEEPALIVE_SECONDS = 15.0
 STREAM_SECONDS = 300.0
 RETRY_MS = 2000
@@ -100,6 +102,11 @@ def bay_view(bay: Bay, samples: list[Sample]) -> dict[str, Any]:
     }
 
 
+def close_streams() -> None:
+    """End every open event stream (the server is stopping; uvicorn waits for open responses)."""
+    _closing.set()
+
+
 def read_bays(ctx: Ctx) -> list[Bay]:
     with ctx.station.connect() as connection:
         return station_bays(connection, ctx.now())
@@ -154,6 +161,8 @@ def event_stream(ctx: Ctx, *, kiosk: bool) -> StreamingResponse:
             if not live or now - started >= STREAM_SECONDS or await request.is_disconnected():
                 return
             await asyncio.sleep(POLL_SECONDS)
+            if _closing.is_set():
+                return
 
     return StreamingResponse(
         events(),

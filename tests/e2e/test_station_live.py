@@ -5,7 +5,8 @@ The recorder is slowed at the device: its FAT image is served through a FUSE fil
 (`tests.fixtures.faulty_fuse`, `read_bytes_per_s`; this kernel has no dm-delay), that file is attached
 as a loop device, and the station (`evidence station`, alone, with our udev rules) docks it, mounts it
 read-only and pulls it as it would a slow USB card. The page is never reloaded: a marker set in the
-page at the start is still there at the end."""
+page at the start is still there at the end. The station then stops promptly although the page's event
+stream is still open."""
 
 from __future__ import annotations
 
@@ -127,8 +128,12 @@ def test_the_station_page_shows_a_slow_docking_rise_to_safe_to_unplug_without_a_
                 assert seen[-1][0] == "done" and seen[-1][1] >= total, seen
                 assert safe_text == "可以拔出"
                 assert "DSJ1990" in page.locator("article.bay").inner_text()
+                # the station stops promptly with the page's event stream still open
+                stopping = time.monotonic()
+                assert station.stop() == 0, station.text()[-4000:]
+                assert time.monotonic() - stopping < 15, station.text()[-4000:]
+                assert "SIGKILL" not in station.text(), station.text()[-4000:]  # nothing had to be killed
             finally:
                 context.close()
     finally:
         shutil.rmtree(profile, ignore_errors=True)
-    assert station.stop() == 0, station.text()[-4000:]
