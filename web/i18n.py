@@ -453,6 +453,9 @@ ZH: dict[str, str] = {
     "dock_error.store_failed": "工作站存储无法写入（磁盘已满？）。请联系管理员；记录仪上的文件未删除。",
     "dock_error.files_failed": "{n} 个文件无法读取，未能保存。其余文件已保存；重新接入时将再次尝试。",
     "dock_error.not_released": "文件已保存，但工作站未能释放记录仪（卸载失败）。请联系管理员后再拔出。",
+    "dock_error.copy_in_doubt": (
+        "{n} 个文件在复制过程中发生变化，副本无法确认与记录仪一致。请联系证据管理员后再拔出。"
+    ),
     "event.transfer.released": "{actor} 释放了记录仪",
     "event.transfer.started": "{actor} 开始移交",
     "event.transfer.finished": "{actor} 完成移交",
@@ -973,6 +976,10 @@ EN: dict[str, str] = {
     "dock_error.not_released": (
         "The files are stored, but the station could not release the recorder (unmount failed)."
         " Call the administrator before unplugging."
+    ),
+    "dock_error.copy_in_doubt": (
+        "{n} file(s) changed while they were copied: the copies cannot be confirmed as the recorder's. "
+        "Call the custodian before unplugging."
     ),
     "event.transfer.released": "{actor} released the recorder",
     "event.transfer.started": "{actor} started the transfer",

@@ -90,6 +90,7 @@ def bay_view(bay: Bay, samples: list[Sample]) -> dict[str, Any]:
         "files_total": facts.files_total,
         "files_verified": files_verified(facts),
         "files_failed": facts.files_failed,
+        "files_in_doubt": facts.files_in_doubt,
         "bytes_done": facts.bytes_done,
         "bytes_total": facts.bytes_total,
         "fraction": fraction(facts.bytes_done, facts.bytes_total)

@@ -24,6 +24,12 @@ from dataclasses import dataclass
 
 from evidence_store.domain.model import TransferOutcome
 
+# The warning codes that mean a stored copy is not known to be what the recorder holds (the file changed
+# while it was read, or a second read hashed differently). The same doubt keeps such a file on the
+# recorder when a profile deletes after verifying (`ingest.deletion.DOUBTFUL`, which adds a name that
+# cannot be reopened exactly); here it keeps the recorder from being called safe to unplug.
+COPY_IN_DOUBT = frozenset({"changed_during_copy", "reread_mismatch"})
+
 
 class DockState(enum.StrEnum):
     WAITING = "waiting"
@@ -40,6 +46,7 @@ class DockError(enum.StrEnum):
     INTERRUPTED = "interrupted"  # the recorder went away (or the station stopped) mid-copy
     STORE_FAILED = "store_failed"  # the station's store could not take the bytes (disk full)
     FILES_FAILED = "files_failed"  # some files could not be read: the next docking tries them again
+    COPY_IN_DOUBT = "copy_in_doubt"  # some files changed while they were copied (COPY_IN_DOUBT)
     NOT_RELEASED = "not_released"  # complete, but the dock could not let the device go (unmount)
 
 
@@ -53,6 +60,7 @@ class TransferFacts:
     files_seen: int = 0
     files_stored: int = 0  # on the record: ingested or same bytes already there (verified copies)
     files_failed: int = 0
+    files_in_doubt: int = 0  # stored with a warning of COPY_IN_DOUBT
     bytes_done: int = 0
     # the dock is done with the device: True once it unmounted it, False if it could not, None while
     # it has not said (a folder import has no device: always None)
@@ -75,17 +83,23 @@ def dock_state(facts: TransferFacts) -> DockState:
     return DockState.DONE
 
 
+_OUTCOME_ERRORS = {
+    TransferOutcome.INTERRUPTED: DockError.INTERRUPTED,
+    TransferOutcome.FAILED: DockError.STORE_FAILED,
+    TransferOutcome.PARTIAL: DockError.FILES_FAILED,
+}
+
+
 def dock_error(facts: TransferFacts) -> DockError | None:
     """What went wrong, in one code; None while it runs or when it ended well."""
-    outcome = facts.outcome
-    if outcome is TransferOutcome.RUNNING:
+    if facts.outcome is TransferOutcome.RUNNING:
         return None
-    if outcome is TransferOutcome.INTERRUPTED:
-        return DockError.INTERRUPTED
-    if outcome is TransferOutcome.FAILED:
-        return DockError.STORE_FAILED
-    if outcome is TransferOutcome.PARTIAL or facts.files_failed:
+    if facts.outcome in _OUTCOME_ERRORS:
+        return _OUTCOME_ERRORS[facts.outcome]
+    if facts.files_failed:
         return DockError.FILES_FAILED
+    if facts.files_in_doubt:
+        return DockError.COPY_IN_DOUBT
     if facts.from_device and facts.released is False:
         return DockError.NOT_RELEASED
     return None
@@ -93,11 +107,13 @@ def dock_error(facts: TransferFacts) -> DockError | None:
 
 def safe_to_unplug(facts: TransferFacts) -> bool:
     """Whether the officer may take the recorder now: every file of it stored durably and verified (a
-    complete transfer, no file failed) and the dock done with the device. Never before (R1, R10)."""
+    complete transfer, no file failed, no copy in doubt) and the dock done with the device. Never
+    before (R1, R10)."""
     return (
         facts.from_device
         and facts.outcome is TransferOutcome.COMPLETE
         and facts.files_failed == 0
+        and facts.files_in_doubt == 0
         and facts.released is True
     )
 

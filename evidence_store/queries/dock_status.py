@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy import Connection, or_, select
 
-from evidence_store.db.tables import audit_events, devices, dock_stations, officers, transfers
-from evidence_store.domain.dock_status import TransferFacts
+from evidence_store.db.tables import audit_events, clips, devices, dock_stations, officers, transfers
+from evidence_store.domain.dock_status import COPY_IN_DOUBT, TransferFacts
 from evidence_store.domain.model import TransferOutcome, TransferSource
 
 RECENT = timedelta(minutes=30)  # a finished transfer stays on the page this long
@@ -66,6 +66,9 @@ def station_bays(connection: Connection, now: datetime, *, recent: timedelta = R
         .limit(MOST)
     ).all()
     events = _events(connection, [row.id for row in rows])
+    in_doubt = _copies_in_doubt(
+        connection, [row.id for row in rows if TransferOutcome(row.outcome) is TransferOutcome.COMPLETE]
+    )
     bays = []
     for row in rows:
         started = events.get((row.id, "transfer.started"), {})
@@ -79,6 +82,7 @@ def station_bays(connection: Connection, now: datetime, *, recent: timedelta = R
             files_seen=row.files_seen,
             files_stored=row.files_ingested + row.files_duplicate,
             files_failed=row.files_failed,
+            files_in_doubt=in_doubt.get(row.id, 0),
             bytes_done=row.bytes_copied,
             released=None if released is None else bool(released.get("unmounted")),
             from_device=TransferSource(row.source) is TransferSource.DOCK,
@@ -99,6 +103,20 @@ def station_bays(connection: Connection, now: datetime, *, recent: timedelta = R
             )
         )
     return bays
+
+
+def _copies_in_doubt(connection: Connection, transfer_ids: list[int]) -> dict[int, int]:
+    """How many clips each transfer stored with a warning that puts the copy in doubt."""
+    if not transfer_ids:
+        return {}
+    counts: dict[int, int] = {}
+    rows = connection.execute(
+        select(clips.c.transfer_id, clips.c.warnings).where(clips.c.transfer_id.in_(transfer_ids))
+    )
+    for transfer_id, warnings in rows:
+        if any(w.code in COPY_IN_DOUBT for w in warnings):
+            counts[transfer_id] = counts.get(transfer_id, 0) + 1
+    return counts
 
 
 def _events(connection: Connection, transfer_ids: list[int]) -> dict[tuple[int, str], dict[str, Any]]:

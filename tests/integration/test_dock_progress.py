@@ -15,8 +15,8 @@ import pytest
 
 import ingest.pull
 from evidence_store.bootstrap import Station
-from evidence_store.domain.dock_status import DockState, dock_state, safe_to_unplug
-from evidence_store.domain.model import TransferOutcome, TransferSource
+from evidence_store.domain.dock_status import DockError, DockState, dock_error, dock_state, safe_to_unplug
+from evidence_store.domain.model import RecordWarning, TransferOutcome, TransferSource
 from evidence_store.queries.dock_status import station_bays
 from ingest.pull import PullProgress, PullRequest, pull
 from ingest.service import choose_profile
@@ -147,3 +147,31 @@ def test_counters_are_written_at_most_once_a_second(
     # once a second, plus one per batch put on the record (a batch is at least 200 files or 2 s)
     assert len(writes) <= elapsed + 1 + (elapsed / 2 + 2), (len(writes), elapsed)
     assert len(writes) < 300 / 10
+
+
+def test_a_copy_in_doubt_is_never_safe(
+    station: Station, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    volume = tmp_path / "volume"
+    volume_with_files(volume)
+    real = ingest.pull.copy_verified
+
+    def clip1_kept_changing(
+        blobs: Any, dirfd: int, raw_name: bytes, before: Any, warnings: Any, **kw: Any
+    ) -> Any:
+        result = real(blobs, dirfd, raw_name, before, warnings, **kw)
+        if raw_name == b"clip1.mp4":
+            warnings.append(RecordWarning("changed_during_copy", "changed during 3 copies"))
+        return result
+
+    monkeypatch.setattr(ingest.pull, "copy_verified", clip1_kept_changing)
+    profile, facts = choose_profile(station, volume, "generic")
+    request = PullRequest(
+        root=volume, profile=profile, source=TransferSource.DOCK, volume=facts, device_serial="DSJ-DOUBT"
+    )
+    summary = pull(station, request)
+    assert summary.outcome is TransferOutcome.COMPLETE
+    release_transfer(station, "dock:test", summary.transfer_id, unmounted=True, problems=[])
+    (bay,) = bays_now(station)
+    assert bay.facts.files_in_doubt == 1
+    assert dock_error(bay.facts) is DockError.COPY_IN_DOUBT and not safe_to_unplug(bay.facts)

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from evidence_store.domain.dock_status import (
+    COPY_IN_DOUBT,
     DockError,
     DockState,
     Sample,
@@ -52,6 +53,8 @@ def test_safe_to_unplug_only_once_everything_is_stored_verified_and_released() -
     for outcome in (O.PARTIAL, O.FAILED, O.INTERRUPTED):
         assert not safe_to_unplug(replace(COMPLETE, outcome=outcome))
     assert not safe_to_unplug(replace(COMPLETE, files_failed=1))
+    # a file changed while it was copied: its copy is not verified as the recorder's
+    assert not safe_to_unplug(replace(COMPLETE, files_in_doubt=1))
     # a folder import has no recorder to unplug
     assert not safe_to_unplug(replace(COMPLETE, from_device=False))
 
@@ -63,6 +66,7 @@ def test_safe_to_unplug_only_once_everything_is_stored_verified_and_released() -
         (replace(COMPLETE, outcome=O.FAILED), DockError.STORE_FAILED),
         (replace(COMPLETE, outcome=O.PARTIAL, files_failed=2), DockError.FILES_FAILED),
         (replace(COMPLETE, released=False), DockError.NOT_RELEASED),
+        (replace(COMPLETE, files_in_doubt=1), DockError.COPY_IN_DOUBT),
         (COMPLETE, None),
         (RUNNING, None),
         (replace(COMPLETE, from_device=False, released=None), None),
@@ -71,6 +75,12 @@ def test_safe_to_unplug_only_once_everything_is_stored_verified_and_released() -
 def test_errors_in_one_code_each(facts: TransferFacts, error: DockError | None) -> None:
     assert dock_error(facts) is error
     assert (dock_state(facts) is DockState.ERROR) == (error is not None)
+
+
+def test_the_doubt_that_keeps_a_file_on_the_recorder_keeps_it_from_being_unplugged() -> None:
+    from ingest.deletion import DOUBTFUL  # the deletion rule (R10) is the same doubt, and one more
+
+    assert COPY_IN_DOUBT <= DOUBTFUL
 
 
 def test_speed_and_time_left_from_samples() -> None:
