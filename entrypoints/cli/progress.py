@@ -56,18 +56,22 @@ class Bars:
                 self._progress.start()
                 self._started = True
             task = self._tasks.get(key)
+            new = task is None
             if task is None:
                 task = self._progress.add_task(key, total=progress.bytes_total, files=files)
                 self._tasks[key] = task
             self._progress.update(
                 task, completed=progress.bytes_done, total=progress.bytes_total, files=files
             )
+            if new:
+                self._progress.refresh()  # shown at once, however short the pull
 
     def finished(self, key: str) -> None:
         """The pull named `key` ended: its bar goes."""
         with self._lock:
             task = self._tasks.pop(key, None)
             if task is not None:
+                self._progress.refresh()  # its last state, then it goes
                 self._progress.remove_task(task)
 
     def stop(self) -> None:

@@ -81,3 +81,19 @@ def test_the_bar_is_drawn_on_a_terminal_and_not_when_piped(
         ["import", str(third), "--device", "D3", "--officer", "3101", "--json"], station_env
     )
     assert code == 0 and BAR not in shown and '"outcome": "complete"' in shown, shown
+
+
+@pytest.mark.usefixtures("station")  # initialised
+def test_the_dock_draws_a_bar_per_upload_on_a_terminal_and_none_when_piped(
+    station_env: dict[str, str], tmp_path: Path
+) -> None:
+    drop, quiet_drop = tmp_path / "drop", tmp_path / "quiet-drop"
+    a_volume(drop / "DSJ0001")
+    a_volume(quiet_drop / "DSJ0002")
+    args = ["dock", "--once", "--settle", "0.5", "--watch"]
+    code, shown = run_on_a_terminal([*args, str(drop)], station_env)
+    assert code == 0, shown
+    assert BAR in shown and "DSJ0001" in shown and "4/4" in shown, shown
+    piped = run_cli([*args, str(quiet_drop)], station_env, timeout=300)
+    assert piped.code == 0, piped.stderr
+    assert BAR not in piped.stdout + piped.stderr and "COMPLETE" in piped.stdout
