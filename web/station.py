@@ -26,6 +26,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from evidence_store.domain.dock_status import (
+    DockState,
     Sample,
     add_sample,
     dock_error,
@@ -70,7 +71,7 @@ def bay_view(bay: Bay, samples: list[Sample]) -> dict[str, Any]:
     """One bay as plain data (the API's answer and what the templates show)."""
     facts = bay.facts
     state = dock_state(facts)
-    running = state.value in ("copying", "verifying", "waiting")
+    running = state in (DockState.WAITING, DockState.COPYING, DockState.VERIFYING)
     rate = speed(samples) if running else None
     error = dock_error(facts)
     return {

@@ -119,3 +119,11 @@ def test_fraction_done() -> None:
     assert fraction(5, 10) == 0.5
     assert fraction(15, 10) == 1.0  # the volume grew after listing
     assert fraction(0, 0) == 1.0
+
+
+def test_every_state_and_error_reads_in_words_in_both_languages() -> None:
+    from web.i18n import EN, ZH
+
+    keys = {f"station.state.{s.value}" for s in DockState} | {f"dock_error.{e.value}" for e in DockError}
+    assert keys <= set(ZH) and keys <= set(EN)
+    assert all(ZH[k] != EN[k] for k in keys)
