@@ -15,7 +15,8 @@ test_packages=(
   radosgw ceph-mon ceph-osd ceph-common
   chromium  # browser tests of the web UI: Playwright drives Debian's Chromium (CJK fonts: run_packages)
   poppler-utils unzip  # the export tests check notes and zips with standard tools
-  libfuse2  # fusepy (tests/fixtures/faulty_fuse.py): recorder images with unreadable sectors
+  libfuse2  # fusepy (tests/fixtures/faulty_fuse.py): recorder images with unreadable sectors, and slowed
+            # recorders (the live dock status test; this kernel has no dm-delay, a FUSE layer slows reads)
   xfsprogs  # export tests on XFS, where a package's zip shares its originals' blocks (reflink)
   systemd  # systemd-analyze verify: tests/integration/test_deploy_units.py checks deploy/systemd
   npm  # axe-core from the npm registry: tests/e2e/test_accessibility.py checks the pages

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Collection
+from types import FrameType
 
 import uvicorn
 
@@ -16,6 +17,7 @@ from evidence_store.settings import Settings
 from ingest.transcode.segment import FfmpegCutter
 from web.app import create_app
 from web.auth import WebConfig
+from web.station import close_streams
 
 log = logging.getLogger(__name__)
 
@@ -89,15 +91,28 @@ def run_web(
         session_max_hours=session_max_hours or defaults.session_max_hours,
     )
     _log_to_stderr(station.settings)
-    uvicorn.run(
-        create_app(station, config=config, cutter=FfmpegCutter()),
-        host=host,
-        port=port,
-        log_level=station.settings.log_level.lower(),
-        ssl_certfile=ssl_certfile,
-        ssl_keyfile=ssl_keyfile,
-        proxy_headers=False,  # the app believes X-Forwarded-* from `web_trusted_proxies` only
+    server = _WebServer(
+        uvicorn.Config(
+            create_app(station, config=config, cutter=FfmpegCutter()),
+            host=host,
+            port=port,
+            log_level=station.settings.log_level.lower(),
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+            proxy_headers=False,  # the app believes X-Forwarded-* from `web_trusted_proxies` only
+        )
     )
+    server.run()
+
+
+class _WebServer(uvicorn.Server):
+    """uvicorn's server, which also ends the open event streams when told to stop: uvicorn waits for
+    every open response to finish, and a station page's stream would otherwise hold the stop for
+    minutes."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        close_streams()
+        super().handle_exit(sig, frame)
 
 
 def _log_to_stderr(settings: Settings) -> None:

@@ -36,12 +36,13 @@ from sqlalchemy.orm import Session
 
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import transfers
+from evidence_store.domain.dock_status import COPY_IN_DOUBT
 from evidence_store.domain.model import TransferOutcome
 from ingest.devices.profiles import RecorderProfile
 from ingest.pull import FileResult
 
 # Warning codes that mean the stored copy may not be what the recorder holds now.
-DOUBTFUL = frozenset({"changed_during_copy", "reread_mismatch", "name_not_utf8"})
+DOUBTFUL = COPY_IN_DOUBT | {"name_not_utf8"}
 DELETABLE_STATUSES = frozenset({"ingested", "duplicate"})
 DELETING_OUTCOMES = frozenset({TransferOutcome.COMPLETE, TransferOutcome.PARTIAL})
 BATCH_FILES = 200

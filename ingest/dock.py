@@ -52,6 +52,7 @@ from ingest.devices.udev import (
 from ingest.mount import ReadOnlyMount, ReadWriteMount
 from ingest.pull import PullProgress, PullRequest, TransferSummary, pull
 from ingest.service import choose_profile
+from ingest.transfer_record import release_transfer
 
 log = logging.getLogger(__name__)
 
@@ -330,38 +331,61 @@ class Dock:
         except EvidenceError as exc:
             result.error = str(exc)
         finally:
+            unmounted = True
             try:
                 mount.unmount()
             except EvidenceError as exc:
                 result.problems.append(str(exc))
-                may_delete = False
+                may_delete = unmounted = False
         if profile is not None and profile.delete_after_verify and result.summary is not None:
             if may_delete:
-                self._delete_verified(job, volume, profile, result)
+                unmounted = self._delete_verified(job, volume, profile, result)
             else:
                 result.problems.append("the volume was mounted by someone else: nothing deleted from it")
+        if result.summary is not None:
+            self._release(result, unmounted=unmounted)
         return result
+
+    def _release(self, result: DockResult, *, unmounted: bool) -> None:
+        """Say on the record that the dock is done with this recorder (`transfer.released`): with a
+        complete transfer, the station page now shows it safe to unplug (issue 19)."""
+        assert result.summary is not None
+        try:
+            release_transfer(
+                self.station,
+                self.actor,
+                result.summary.transfer_id,
+                unmounted=unmounted,
+                problems=result.problems,
+            )
+        except Exception as exc:  # the pull's record stands; the bay then never says "safe"
+            log.exception(
+                "%s: recording the release of transfer %d failed", result.key, result.summary.transfer_id
+            )
+            result.problems.append(f"the release of the recorder could not be recorded: {exc}")
 
     def _delete_verified(
         self, job: DockJob, volume: DockedVolume, profile: RecorderProfile, result: DockResult
-    ) -> None:
+    ) -> bool:
         """Delete from the recorder the files of this transfer whose copies are verified (the
-        profile asks for it), through a read-write mount made for this step only (R1, R10)."""
+        profile asks for it), through a read-write mount made for this step only (R1, R10). False if
+        that mount could not be undone (the recorder is not let go)."""
         summary = result.summary
         assert summary is not None
         files = [copied_file(f) for f in summary.files]
         decisions = plan_deletions(files, outcome=summary.outcome, protected=protected_paths(profile))
         if not any(d.delete for d in decisions):
-            return
+            return True
         if job.cancelled.is_set():
             result.problems.append("the recorder went away: nothing deleted from it")
-            return
+            return True
         mount = ReadWriteMount(volume.devnode, volume.fs_type, self.settings.effective_mount_dir)
         try:
             root = mount.mount()
         except EvidenceError as exc:
             result.problems.append(f"nothing deleted from the recorder: {exc}")
-            return
+            return True
+        unmounted = True
         try:
             report = delete_verified(
                 self.station,
@@ -377,6 +401,7 @@ class Dock:
                 mount.unmount()
             except EvidenceError as exc:
                 result.problems.append(str(exc))
+                unmounted = False
         deleted = {f.path for f in report.deleted}
         kept = dict(report.kept)
         for item in summary.files:
@@ -387,6 +412,7 @@ class Dock:
         summary.files_deleted = len(deleted)
         summary.problems.extend(report.problems)
         log.info("%s: %d files deleted from the recorder after verifying", job.key, len(deleted))
+        return unmounted
 
     def _run_folder(self, job: DockJob) -> DockResult:
         assert job.folder is not None

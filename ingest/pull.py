@@ -33,6 +33,7 @@ from evidence_store.attachments import link_to_clips
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import attachments, clips
 from evidence_store.domain.device_clock import ClockReading, measure_offset
+from evidence_store.domain.dock_status import progress_due
 from evidence_store.domain.handover import DeadlineMode, HandoverRule, WorkCalendar, parse_calendar
 from evidence_store.domain.model import (
     Attachment,
@@ -51,12 +52,13 @@ from ingest.fat import FatError, FatVolume
 from ingest.mount import fusefat_device
 from ingest.names import display_name
 from ingest.pull_report import FileResult, PullProgress, PullRequest, TransferSummary
-from ingest.transfer_record import close_transfer, open_transfer
+from ingest.transfer_record import close_transfer, open_transfer, record_progress
 from ingest.volume import (
     VOLUME_GONE,
     UnlistedEntry,
     VolumeGone,
     VolumeUnreadableError,
+    count_volume,
     fat_label_names,
     join_path,
     read_identity,
@@ -130,6 +132,8 @@ class _Puller:
         self._known: dict[str, tuple[int, datetime | None, int, str]] | None = None
         self.consecutive_io_errors = 0
         self.fat: FatVolume | None = None
+        self.transfer_id = 0  # once opened
+        self._written_at: float | None = None  # when the counters were last written (monotonic)
 
     # -- the transfer -------------------------------------------------------------------------------
 
@@ -142,14 +146,17 @@ class _Puller:
             raise VolumeUnreadableError(f"cannot open {request.root}: {exc.strerror}") from exc
         try:
             identity = read_identity(root_fd, request)
+            totals = count_volume(root_fd)
+            self.progress.files_total, self.progress.bytes_total = totals
             offset = (
                 measure_offset(identity.clock, handed_over_at, self.zone)
                 if identity.clock is not None
                 else None
             )
             transfer, device, officer, previous_offset = open_transfer(
-                self.station, request, identity, offset, handed_over_at
+                self.station, request, identity, offset, handed_over_at, totals
             )
+            self.transfer_id = transfer.id or 0
             summary = TransferSummary(
                 transfer_id=transfer.id or 0,
                 outcome=TransferOutcome.RUNNING,
@@ -237,6 +244,7 @@ class _Puller:
                         syncing, batch = batch, []
                         self.batches.sync_in_background(syncing, summary)
                         batch_started = time.monotonic()
+                        self._tick(summary, force=True)  # a batch went on the record
             finally:
                 # what was copied before an interruption is kept (R10)
                 self.batches.commit_synced(summary)
@@ -249,6 +257,21 @@ class _Puller:
             summary.problems.append(f"station store failed: {exc}")
             return TransferOutcome.FAILED
         return TransferOutcome.COMPLETE
+
+    # -- progress -----------------------------------------------------------------------------------
+
+    def _tick(self, summary: TransferSummary, *, force: bool = False) -> None:
+        """Tell the caller how far the pull is (each file done, and as a file is read), and write the
+        transfer's counters to the record at most once a second (or now, when a batch was committed),
+        so the station page sees them move while the transfer runs (issue 19)."""
+        progress = self.progress
+        progress.files_stored = summary.files_ingested + summary.files_duplicate + summary.files_attached
+        if self.request.progress:
+            self.request.progress(progress)
+        now = time.monotonic()
+        if self.transfer_id and (force or progress_due(self._written_at, now)):
+            self._written_at = now
+            record_progress(self.station, self.transfer_id, summary, progress.bytes_done)
 
     # -- the walk -----------------------------------------------------------------------------------
 
@@ -288,11 +311,24 @@ class _Puller:
             return known
         if not exact:
             warnings.append(RecordWarning("name_not_utf8", f"file name bytes {raw_name.hex()} are not UTF-8"))
+        base = self.progress.bytes_done
+
+        def reading(done: int) -> None:
+            self.progress.bytes_done = base + done
+            self._tick(summary)
+
         try:
             stored, after = copy_verified(
-                self.station.blobs, dirfd, raw_name, before, warnings, verify_reread=self.verify_reread
+                self.station.blobs,
+                dirfd,
+                raw_name,
+                before,
+                warnings,
+                verify_reread=self.verify_reread,
+                on_bytes=reading,
             )
         except OSError as exc:
+            self.progress.bytes_done = base
             return self._failed(summary, path, exc)
         if after.st_mtime_ns != before.st_mtime_ns:  # changed during the copy: its time as last seen
             last_seen: list[RecordWarning] = []
@@ -306,10 +342,9 @@ class _Puller:
             warnings.append(RecordWarning("empty_file", "the file on the recorder is empty (0 bytes)"))
         transfer, device, officer = docking.transfer, docking.device, docking.officer
         self.progress.files_done += 1
-        self.progress.bytes_done += stored.size
-        if self.request.progress:
-            self.request.progress(self.progress)
+        self.progress.bytes_done = base + stored.size
         summary.bytes_copied += stored.size
+        self._tick(summary)
         if sidecar_kind is not None:
             # a recorder's own file (device info, log, GPS track): kept with its provenance beside
             # the footage, never as a clip (issue 17)

@@ -17,10 +17,16 @@ from ingest.devices.profiles import RecorderProfile, VolumeFacts
 
 @dataclass
 class PullProgress:
+    """How far a pull is: files read so far and bytes read (the file being read counted as it is
+    read), against what was listed on the volume at the start (None until listed)."""
+
     files_done: int
     bytes_done: int
     current: str
     started: float
+    files_total: int | None = None
+    bytes_total: int | None = None
+    files_stored: int = 0  # on the record (verified copies, committed)
 
     @property
     def rate_bytes_s(self) -> float:

@@ -6,11 +6,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import devices, dock_stations, officers, transfers
-from evidence_store.domain.model import Device, DockStation, Officer, RecordWarning, Transfer
+from evidence_store.domain.model import (
+    Device,
+    DockStation,
+    Officer,
+    RecordWarning,
+    Transfer,
+    TransferOutcome,
+)
 from evidence_store.process_identity import this_process
 from ingest.pull_report import PullRequest, TransferSummary
 from ingest.volume import RecorderIdentity
@@ -22,9 +29,12 @@ def open_transfer(
     identity: RecorderIdentity,
     offset: float | None,
     handed_over_at: datetime,
+    totals: tuple[int, int] | None = None,
 ) -> tuple[Transfer, Device, Officer | None, float | None]:
     """Record the transfer as started (audited), registering its device and officer if new; returns
-    them with the clock offset measured at the device's previous transfer (for the clock reading, R5)."""
+    them with the clock offset measured at the device's previous transfer (for the clock reading, R5).
+    `totals` (files, bytes) are what the volume held when listed at docking: the `transfer.started`
+    event states them, and the station page measures the transfer's progress against them."""
     serial = identity.serial or _unidentified_serial(request)
     owner = this_process()  # so a start after this process dies can close the transfer as interrupted
     with station.transaction() as session:
@@ -90,6 +100,7 @@ def open_transfer(
                 "volume_label": request.volume.label,
                 "volume_uuid": request.volume.uuid,
                 "clock_offset_s": offset,
+                **({"files_total": totals[0], "bytes_total": totals[1]} if totals is not None else {}),
             },
         )
     return transfer, device, officer, previous_offset
@@ -168,6 +179,42 @@ def close_transfer(station: Station, actor: str, transfer: Transfer, summary: Tr
                 "bytes_copied": summary.bytes_copied,
                 "problems": summary.problems[:50],
             },
+        )
+
+
+def record_progress(station: Station, transfer_id: int, summary: TransferSummary, bytes_done: int) -> None:
+    """Write a running transfer's counters so far (files seen, stored, failed; bytes read, the file
+    being read counted as far as it is read). Not audited: `transfer.finished` states the final
+    counts, which `close_transfer` writes over these. The caller bounds how often (at most once a
+    second, `evidence_store.domain.dock_status.progress_due`)."""
+    with station.transaction() as session:
+        session.execute(
+            update(transfers)
+            .where(transfers.c.id == transfer_id, transfers.c.outcome == TransferOutcome.RUNNING)
+            .values(
+                files_seen=summary.files_seen,
+                files_ingested=summary.files_ingested,
+                files_duplicate=summary.files_duplicate,
+                files_failed=summary.files_failed,
+                bytes_copied=bytes_done,
+            )
+        )
+
+
+def release_transfer(
+    station: Station, actor: str, transfer_id: int, *, unmounted: bool, problems: list[str]
+) -> None:
+    """Record that the dock is done with the recorder of a transfer (audited `transfer.released`): it
+    unmounted it (`unmounted`) after the pull and any deletion its profile asks for. With a complete
+    transfer this is when the recorder is safe to unplug (`evidence_store.domain.dock_status`)."""
+    with station.transaction() as session:
+        station.audit.record(
+            session,
+            actor=actor,
+            action="transfer.released",
+            object_type="transfer",
+            object_id=transfer_id,
+            details={"unmounted": unmounted, "problems": problems[:50]},
         )
 
 

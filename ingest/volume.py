@@ -290,3 +290,41 @@ def special_kind(mode: int) -> str | None:
 
 def join_path(rel_dir: str, name: str) -> str:
     return f"{rel_dir}/{name}" if rel_dir else name
+
+
+def count_volume(root_fd: int, *, limit: int = 1_000_000) -> tuple[int, int]:
+    """(regular files, their bytes) on the volume, walked like `walk_volume` (no symlink followed, the
+    system folders left out): the totals a bay's progress is measured against. A directory that cannot
+    be listed counts as empty (the pull itself says so); at most `limit` entries are looked at."""
+    files = size = seen = 0
+    pending = [os.dup(root_fd)]
+    try:
+        while pending:
+            dirfd = pending.pop()
+            try:
+                with os.scandir(dirfd) as entries:
+                    for entry in entries:
+                        seen += 1
+                        if seen > limit:
+                            return files, size
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except OSError:
+                            continue
+                        if stat.S_ISREG(st.st_mode):
+                            files += 1
+                            size += st.st_size
+                        elif stat.S_ISDIR(st.st_mode) and os.fsencode(entry.name) not in SYSTEM_DIRS:
+                            try:
+                                flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+                                pending.append(os.open(entry.name, flags, dir_fd=dirfd))
+                            except OSError:
+                                continue
+            except OSError:
+                pass
+            finally:
+                os.close(dirfd)
+    finally:
+        for dirfd in pending:
+            os.close(dirfd)
+    return files, size

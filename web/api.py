@@ -25,7 +25,7 @@ from evidence_store.queries.statistics import annual_statistics
 from evidence_store.queries.supervision import get_draw, list_draws, redraw
 from evidence_store.status import describe
 from evidence_store.supervision import create_draw, review
-from web import auth, exports, text_rules
+from web import auth, exports, station, text_rules
 from web.bulk import run_bulk
 from web.context import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Ctx
 from web.deps import (
@@ -47,6 +47,7 @@ from web.deps import (
     ReviewCtx,
     SearchCtx,
     SettingsCtx,
+    StationCtx,
     StatsCtx,
     SupervisionCtx,
     TimeQuery,
@@ -530,6 +531,27 @@ def api_build_export(ctx: RequestExportCtx, export_id: Id) -> dict[str, Any]:
 )
 def api_export_package(ctx: RequestExportCtx, export_id: Id) -> Response:
     return exports.package(ctx, export_id)
+
+
+# -- the station's bays (issue 19) -------------------------------------------------------------------------
+
+
+@router.get("/station")
+def api_station(ctx: StationCtx) -> dict[str, Any]:
+    """The bays: each running transfer, and those finished within the last 30 minutes, with its
+    recorder, officer, files and bytes done and listed, files verified, speed and time left (over the
+    transfer so far), state (`waiting`, `copying`, `verifying`, `releasing`, `done`, `error`), the
+    error's code and whether the recorder is safe to unplug."""
+    return {"bays": station.snapshot(ctx)}
+
+
+@router.get(
+    "/station/events",
+    include_in_schema=False,  # a text/event-stream, not JSON: described in docs/web.md
+)
+def api_station_events(ctx: StationCtx, kiosk: bool = False) -> Response:
+    """The bays as server-sent events (event `bays`: the rendered list), sent when they change."""
+    return station.event_stream(ctx, kiosk=kiosk)
 
 
 # -- dashboard, supervision, statistics, audit, users ----------------------------------------------------

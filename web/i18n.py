@@ -419,6 +419,44 @@ ZH: dict[str, str] = {
     "event.clip.exported": "{actor} 导出了本记录",
     "event.clip.planned": "{actor} 将本记录列入保管期限清理计划",
     "event.clip.deleted_by_retention": "{actor} 按保管期限删除了本记录",
+    "nav.station": "接入工作站",
+    "station.title": "接入工作站",
+    "station.intro": "每个接入的执法记录仪：复制进度、已校验文件和能否拔出，自动更新。",
+    "station.kiosk_link": "全屏看板",
+    "station.no_bays": "目前没有接入的执法记录仪。",
+    "station.officer_badge": "警号 {badge}",
+    "station.officer_unknown": "执法人员未知",
+    "station.recorder": "记录仪 {serial}",
+    "station.at_dock": "工作站 {name}",
+    "station.source.dock": "接入",
+    "station.source.import": "手动导入",
+    "station.source.watch": "上传文件夹",
+    "station.state.waiting": "正在读取记录仪目录",
+    "station.state.copying": "正在复制",
+    "station.state.verifying": "正在校验并写入",
+    "station.state.releasing": "已全部保存，正在释放记录仪",
+    "station.state.done": "完成",
+    "station.state.error": "未完成",
+    "station.safe": "可以拔出",
+    "station.not_safe": "请勿拔出",
+    "station.progress": "复制进度",
+    "station.files": "文件",
+    "station.of": "{done} / {total}",
+    "station.bytes": "数据量",
+    "station.verified": "已校验保存",
+    "station.speed": "速度",
+    "station.per_second": "{size}/秒",
+    "station.eta": "剩余时间",
+    "dock_error.interrupted": (
+        "复制完成前记录仪被拔出（或工作站停止）。已复制的文件已保存，重新接入后继续复制其余文件。"
+    ),
+    "dock_error.store_failed": "工作站存储无法写入（磁盘已满？）。请联系管理员；记录仪上的文件未删除。",
+    "dock_error.files_failed": "{n} 个文件无法读取，未能保存。其余文件已保存；重新接入时将再次尝试。",
+    "dock_error.not_released": "文件已保存，但工作站未能释放记录仪（卸载失败）。请联系管理员后再拔出。",
+    "dock_error.copy_in_doubt": (
+        "{n} 个文件在复制过程中发生变化，副本无法确认与记录仪一致。请联系证据管理员后再拔出。"
+    ),
+    "event.transfer.released": "{actor} 释放了记录仪",
     "event.transfer.started": "{actor} 开始移交",
     "event.transfer.finished": "{actor} 完成移交",
     "event.transfer.interrupted": "移交中断（{actor}）",
@@ -1026,6 +1064,58 @@ EN: dict[str, str] = {
     "event.clip.exported": "{actor} exported this clip",
     "event.clip.planned": "{actor} planned this clip in a retention run",
     "event.clip.deleted_by_retention": "{actor} deleted this clip at the end of its retention",
+    "nav.station": "Station",
+    "station.title": "Docking station",
+    "station.intro": (
+        "Every docked recorder: how far its copy is, files verified,"
+        " and whether it may be unplugged; updated live."
+    ),
+    "station.kiosk_link": "Kiosk view",
+    "station.no_bays": "No recorder is docked now.",
+    "station.officer_badge": "Officer {badge}",
+    "station.officer_unknown": "Officer unknown",
+    "station.recorder": "Recorder {serial}",
+    "station.at_dock": "station {name}",
+    "station.source.dock": "docked",
+    "station.source.import": "imported by hand",
+    "station.source.watch": "upload folder",
+    "station.state.waiting": "Reading the recorder's folders",
+    "station.state.copying": "Copying",
+    "station.state.verifying": "Verifying and storing",
+    "station.state.releasing": "All stored; releasing the recorder",
+    "station.state.done": "Done",
+    "station.state.error": "Not finished",
+    "station.safe": "Safe to unplug",
+    "station.not_safe": "Do not unplug",
+    "station.progress": "Copy progress",
+    "station.files": "Files",
+    "station.of": "{done} of {total}",
+    "station.bytes": "Data",
+    "station.verified": "Verified and stored",
+    "station.speed": "Speed",
+    "station.per_second": "{size}/s",
+    "station.eta": "Time left",
+    "dock_error.interrupted": (
+        "The recorder was unplugged (or the station stopped) before the copy was done."
+        " What was copied is kept; dock it again to copy the rest."
+    ),
+    "dock_error.store_failed": (
+        "The station's store could not take the files (disk full?)."
+        " Call the administrator; nothing was deleted from the recorder."
+    ),
+    "dock_error.files_failed": (
+        "{n} file(s) could not be read and were not stored."
+        " The others are stored; the next docking tries again."
+    ),
+    "dock_error.not_released": (
+        "The files are stored, but the station could not release the recorder (unmount failed)."
+        " Call the administrator before unplugging."
+    ),
+    "dock_error.copy_in_doubt": (
+        "{n} file(s) changed while they were copied: the copies cannot be confirmed as the recorder's. "
+        "Call the custodian before unplugging."
+    ),
+    "event.transfer.released": "{actor} released the recorder",
     "event.transfer.started": "{actor} started the transfer",
     "event.transfer.finished": "{actor} finished the transfer",
     "event.transfer.interrupted": "the transfer was interrupted ({actor})",

@@ -7,7 +7,6 @@ import logging
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -23,22 +22,6 @@ from entrypoints.cli.support import (
 )
 from entrypoints.wiring import processing_queue_for
 from evidence_store.domain.model import TransferOutcome, TransferSource
-
-
-def _progress_printer(enabled: bool) -> Any:
-    if not enabled:
-        return None
-
-    def show(progress: Any) -> None:
-        rate = progress.rate_bytes_s / 1e6
-        click.echo(
-            f"\r{progress.files_done} files, {progress.bytes_done / 1e6:,.1f} MB, {rate:,.1f} MB/s  "
-            f"{progress.current[-40:]:<40}",
-            nl=False,
-            err=True,
-        )
-
-    return show
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -88,13 +71,16 @@ def import_command(
     verify_reread: bool,
     as_json: bool,
 ) -> None:
-    # lazy: SQLAlchemy and PyAV; keeps `--help` fast
+    # lazy: SQLAlchemy, PyAV and rich; keeps `--help` fast
+    from entrypoints.cli.progress import Bars
+    from entrypoints.cli.progress import wanted as progress_wanted
     from ingest.pull import PullRequest, pull
     from ingest.service import choose_profile
 
     station = open_station_from(ctx)
     close_interrupted(station)
     profile, facts = choose_profile(station, path, profile_name)
+    bars = Bars() if progress_wanted(as_json) else None
     request = PullRequest(
         root=path,
         profile=profile,
@@ -105,12 +91,14 @@ def import_command(
         verify_reread=verify_reread,
         actor=cli_actor(),
         dock_station=station.settings.station_name,
-        progress=_progress_printer(not as_json and sys.stderr.isatty()),
+        progress=(lambda state: bars.update(path.name or str(path), state)) if bars is not None else None,
     )
-    summary = pull(station, request, processing_queue_for(station.settings))
-    station.close()
-    if request.progress:
-        click.echo("", err=True)
+    try:
+        summary = pull(station, request, processing_queue_for(station.settings))
+    finally:
+        if bars is not None:
+            bars.stop()
+        station.close()
     data = summary.as_dict()
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
@@ -120,42 +108,6 @@ def import_command(
         # 1: partial (files or directories not taken, the rest stored); 3: failed or interrupted
         partial = summary.outcome is TransferOutcome.PARTIAL or summary.files_failed
         raise SystemExit(EXIT_INTEGRITY if partial else EXIT_FAILED)
-
-
-class _DockProgress:
-    """One terminal line showing every pull in progress (several recorders are pulled at once)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lines: dict[str, str] = {}
-        self._last = 0.0
-        self._width = 0
-
-    def update(self, job: Any, progress: Any) -> None:
-        name = job.volume.devname if job.volume is not None else Path(job.key).name
-        with self._lock:
-            self._lines[name] = (
-                f"{name}: {progress.files_done} files {progress.bytes_done / 1e6:,.1f} MB "
-                f"{progress.rate_bytes_s / 1e6:,.1f} MB/s"
-            )
-            if time.monotonic() - self._last >= 0.2:
-                self._draw()
-                self._last = time.monotonic()
-
-    def finished(self, key: str) -> None:
-        with self._lock:
-            self._lines.pop(Path(key).name, None)
-            self._clear()
-
-    def _draw(self) -> None:
-        text = " | ".join(self._lines.values())[:200]
-        click.echo(f"\r{text:<{self._width}}", nl=False, err=True)
-        self._width = len(text)
-
-    def _clear(self) -> None:
-        if self._width:
-            click.echo(f"\r{'':<{self._width}}\r", nl=False, err=True)
-            self._width = 0
 
 
 @click.command(
@@ -202,7 +154,9 @@ def dock_command(
     events: str,
     accept_loop_devices: bool,
 ) -> None:
-    # lazy: SQLAlchemy, PyAV, pyudev; keeps `--help` fast
+    # lazy: SQLAlchemy, PyAV, pyudev, rich; keeps `--help` fast
+    from entrypoints.cli.progress import Bars
+    from entrypoints.cli.progress import wanted as progress_wanted
     from ingest.dock import Dock, DockResult, FolderWatcher, run_devices, run_watch
 
     settings = settings_from(ctx)
@@ -214,14 +168,14 @@ def dock_command(
         )
     station = open_station_from(ctx)
     close_interrupted(station)
-    progress = _DockProgress() if not as_json and sys.stderr.isatty() else None
+    bars = Bars() if progress_wanted(as_json) else None
     output_lock = threading.Lock()
 
     def report(result: DockResult) -> None:
         data = result.as_dict()
         with output_lock:
-            if progress is not None:
-                progress.finished(result.key)
+            if bars is not None:
+                bars.finished(Path(result.key).name)
             if as_json:
                 click.echo(json.dumps(data, ensure_ascii=False, default=str))
             elif result.summary is not None:
@@ -236,7 +190,7 @@ def dock_command(
         queue=processing_queue_for(settings),
         accept_loop=accept_loop_devices,
         on_result=report,
-        on_progress=progress.update if progress is not None else None,
+        on_progress=(lambda job, state: bars.update(Path(job.key).name, state)) if bars is not None else None,
     )
     stop = threading.Event()
 
@@ -255,6 +209,8 @@ def dock_command(
             dock.wait_idle()
     finally:
         dock.close()
+        if bars is not None:
+            bars.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         station.close()

@@ -14,6 +14,8 @@ Roles and permissions
                   annual statistics, the audit log
     auditor       the audit log and annual statistics; no footage
     admin         users and settings, dashboard; no footage
+Every role sees the station's live dock status (`station.view`): recorders, officers, progress, safe to
+unplug; it names no clip.
 No role deletes footage: there is no delete endpoint (only the retention run deletes, R9/R10).
 
 Confidentiality (R13). A case of class `normal` is visible to every role that sees cases. A case of
@@ -86,14 +88,19 @@ class Permission(enum.StrEnum):
     EXPORT_VIEW = "export.view"
     EXPORT_REQUEST = "export.request"
     EXPORT_DECIDE = "export.decide"
+    STATION_VIEW = "station.view"  # the live dock status (which recorder, how far, safe to unplug)
 
 
 P = Permission
+# Every signed-in user at the station sees the bays: the officer docking their recorder waits for "safe
+# to unplug", and the page names recorders and officers, never a clip (as the dashboard's transfers)
+_STATION = frozenset({P.STATION_VIEW})
 _FOOTAGE = frozenset({P.CLIP_SEARCH, P.CLIP_VIEW, P.CLIP_PLAY})
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.OFFICER: _FOOTAGE,
+    Role.OFFICER: _FOOTAGE | _STATION,
     Role.CUSTODIAN: _FOOTAGE
+    | _STATION
     | {
         P.CLIP_DOWNLOAD_ORIGINAL,
         P.CLIP_VERIFY,
@@ -105,6 +112,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
     },
     # the investigator's original download is further conditioned on an approved export request
     Role.INVESTIGATOR: _FOOTAGE
+    | _STATION
     | {
         P.CLIP_DOWNLOAD_ORIGINAL,
         P.CLIP_ANNOTATE,
@@ -114,8 +122,10 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
         P.EXPORT_REQUEST,
     },
     Role.APPROVER: _FOOTAGE
+    | _STATION
     | {P.CASE_VIEW, P.DASHBOARD_VIEW, P.SUPERVISION_VIEW, P.STATS_VIEW, P.EXPORT_VIEW, P.EXPORT_DECIDE},
     Role.SUPERVISOR: _FOOTAGE
+    | _STATION
     | {
         P.CLIP_VERIFY,
         P.CLIP_ANNOTATE,
@@ -128,8 +138,8 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
         P.STATS_VIEW,
         P.AUDIT_VIEW,
     },
-    Role.AUDITOR: frozenset({P.AUDIT_VIEW, P.STATS_VIEW}),
-    Role.ADMIN: frozenset({P.USERS_MANAGE, P.SETTINGS_MANAGE, P.DASHBOARD_VIEW}),
+    Role.AUDITOR: frozenset({P.AUDIT_VIEW, P.STATS_VIEW}) | _STATION,
+    Role.ADMIN: frozenset({P.USERS_MANAGE, P.SETTINGS_MANAGE, P.DASHBOARD_VIEW}) | _STATION,
 }
 
 # The segregation of duties of the certified-export workflow (R12): who asks, who decides. The

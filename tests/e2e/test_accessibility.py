@@ -34,9 +34,9 @@ def _add_user(env: dict[str, str], username: str, role: str) -> None:
 def _pages(clip_id: int, case_path: str) -> dict[str, list[str]]:
     return {
         "": ["/login"],
-        "custodian1": ["/dashboard", "/search?go=1", f"/clips/{clip_id}", "/cases", case_path],
+        "custodian1": ["/dashboard", "/search?go=1", f"/clips/{clip_id}", "/cases", case_path, "/station"],
         "investigator": ["/exports", f"/clips/{clip_id}", case_path],
-        "approver": ["/dashboard", "/exports", "/stats?year=2026"],
+        "approver": ["/dashboard", "/exports", "/stats?year=2026", "/station/kiosk"],
         "supervisor": ["/supervision", "/audit"],
         "auditor": ["/audit"],
         "admin": ["/admin/users", "/admin/settings"],

@@ -261,6 +261,7 @@ def main_pages(r: Readable) -> list[tuple[str, str]]:
         ("custodian", f"/cases/{w.case_normal}"),
         ("approver", f"/cases/{w.case_normal}"),
         ("custodian", "/dashboard"),
+        ("custodian", "/station"),
         ("auditor", "/audit"),
     ]
 
