@@ -41,7 +41,7 @@ T = TypeVar("T")
 # --- pure parts --------------------------------------------------------------------------------------
 
 
-def round_order(names: Sequence[str], round_: int) -> list[str]:
+def round_order(names: Sequence[T], round_: int) -> list[T]:
     """The order of the variants in round `round_` (0-based): rotated by one place each round, so over
     len(names) rounds every variant takes every place once."""
     if not names:
@@ -149,16 +149,21 @@ def run_rounds(
     before: Callable[[str], None] | None = None,
     after: Callable[[str, Run[T]], None] | None = None,
     label: str = "",
+    quiet_below: float = 0,
+    quiet_max_wait: float = 120,
 ) -> dict[str, list[Run[T]]]:
     """Every variant once per round, the order rotated every round (`round_order`). `before(name)` runs
     untimed before each run (a scratch directory, dropping caches, `os.sync()`), `after(name, run)`
-    untimed after it (checking the result, cleaning up)."""
+    untimed after it (checking the result, cleaning up). `quiet_below`: wait before each run until the
+    CPU pressure is below it (see `wait_until_quiet`)."""
     names = list(variants)
     runs: dict[str, list[Run[T]]] = {name: [] for name in names}
     for round_ in range(rounds):
         for name in round_order(names, round_):
             if before is not None:
                 before(name)
+            if quiet_below:
+                wait_until_quiet(quiet_below, quiet_max_wait)
             run = timed(variants[name])
             runs[name].append(run)
             if after is not None:
@@ -246,6 +251,13 @@ def cpu_pressure() -> tuple[float, int] | None:
     return float(fields["avg10"]), int(fields["total"])
 
 
+def wait_until_quiet(limit: float, max_wait: float) -> None:
+    """Wait (up to `max_wait` s) until CPU pressure over the last 10 s is below `limit` %."""
+    deadline = time.monotonic() + max_wait
+    while (pressure := cpu_pressure()) is not None and pressure[0] >= limit and time.monotonic() < deadline:
+        time.sleep(1)
+
+
 def machine() -> dict[str, str]:
     model = ""
     flags: set[str] = set()
@@ -304,12 +316,18 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], right: Sequence
     print()
 
 
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
+
+
 def print_targets(targets: Sequence[Target]) -> None:
     """Targets, judged by the median: | target | median | goal | met |."""
     rows = []
     for t in targets:
         sign = (">" if t.strict else ">=") if t.higher_is_better else ("<" if t.strict else "<=")
-        rows.append([t.label, f"{t.measured:.2f}{t.unit}", f"{sign} {t.goal:g}{t.unit}", t.verdict])
+        rows.append(
+            [t.label, f"{_number(t.measured)}{t.unit}", f"{sign} {_number(t.goal)}{t.unit}", t.verdict]
+        )
     table(["target (judged by the median)", "measured (median)", "goal", "met"], rows, [0, 1, 1, 0])
 
 
@@ -336,6 +354,13 @@ def add_method_options(
             default=default_cache or "both",
             help=f"page cache state of the source before each run (default {default_cache or 'both'})",
         )
+    parser.add_argument(
+        "--quiet-below",
+        type=float,
+        default=0,
+        help="before each run, wait until CPU pressure (PSI avg10) is below this %% (default: do not wait)",
+    )
+    parser.add_argument("--quiet-max-wait", type=float, default=120, help="longest wait per run, s")
     parser.add_argument("--check", action="store_true", help="exit 1 unless every target is judged and met")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
 
