@@ -19,6 +19,7 @@ Pure parts (``round_order``, ``spread``, ``Target``) are unit-tested in tests/un
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import shutil
@@ -194,7 +195,10 @@ def files_of(path: Path) -> list[Path]:
 def drop_cached(path: Path) -> None:
     """Make `path` (a file, or every file under a directory) cold: fsync, then POSIX_FADV_DONTNEED."""
     for file in files_of(path):
-        fd = os.open(file, os.O_RDONLY)
+        try:
+            fd = os.open(file, os.O_RDONLY)
+        except FileNotFoundError:  # a file of a live database may go (PostgreSQL's temporary files)
+            continue
         try:
             os.fsync(fd)
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
@@ -224,7 +228,10 @@ def resident_bytes(path: Path) -> int | None:
 
 def resident_share(path: Path) -> str:
     """ "N% resident" of `path` (fincore), for the table's cache column."""
-    total = sum(f.stat().st_size for f in files_of(path))
+    total = 0
+    for file in files_of(path):
+        with contextlib.suppress(FileNotFoundError):
+            total += file.stat().st_size
     resident = resident_bytes(path)
     if resident is None or total == 0:
         return "resident unknown"
@@ -320,32 +327,38 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
 
 
-def print_targets(targets: Sequence[Target]) -> None:
-    """Targets, judged by the median: | target | median | goal | met |."""
+def print_targets(targets: Sequence[Target], by: str = "the median") -> None:
+    """Targets, judged by the median (or what `by` says): | target | measured | goal | met |."""
     rows = []
     for t in targets:
         sign = (">" if t.strict else ">=") if t.higher_is_better else ("<" if t.strict else "<=")
         rows.append(
             [t.label, f"{_number(t.measured)}{t.unit}", f"{sign} {_number(t.goal)}{t.unit}", t.verdict]
         )
-    table(["target (judged by the median)", "measured (median)", "goal", "met"], rows, [0, 1, 1, 0])
+    table([f"target (judged by {by})", f"measured ({by})", "goal", "met"], rows, [False, True, True, False])
 
 
 # --- options ---------------------------------------------------------------------------------------------
 
 
 def add_method_options(
-    parser: argparse.ArgumentParser, *, caches: Sequence[str] = (WARM,), default_cache: str | None = None
+    parser: argparse.ArgumentParser,
+    *,
+    caches: Sequence[str] = (WARM,),
+    default_cache: str | None = None,
+    rounds: bool = True,
 ) -> None:
-    """--rounds (alias --repeat), --cache when a benchmark can run cold, --check and --keep."""
-    parser.add_argument(
-        "--rounds",
-        "--repeat",
-        dest="rounds",
-        type=int,
-        default=MIN_ROUNDS,
-        help=f"alternating rounds, median judged (default {MIN_ROUNDS}; fewer: nothing is judged)",
-    )
+    """--rounds (alias --repeat; not when the benchmark counts its samples otherwise), --cache when a
+    benchmark can run cold, --quiet-below, --check and --keep."""
+    if rounds:
+        parser.add_argument(
+            "--rounds",
+            "--repeat",
+            dest="rounds",
+            type=int,
+            default=MIN_ROUNDS,
+            help=f"alternating rounds, median judged (default {MIN_ROUNDS}; fewer: nothing is judged)",
+        )
     if len(caches) > 1:
         choices = [*caches, "both"]
         parser.add_argument(
