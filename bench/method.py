@@ -235,7 +235,7 @@ def resident_share(path: Path) -> str:
     resident = resident_bytes(path)
     if resident is None or total == 0:
         return "resident unknown"
-    return f"{100 * resident / total:.0f}% resident"
+    return f"{min(100.0, 100 * resident / total):.0f}% resident"  # fincore counts whole pages
 
 
 # --- the machine ----------------------------------------------------------------------------------------
