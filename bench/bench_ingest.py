@@ -28,6 +28,9 @@ median), every variant reads the whole volume:
   ``PullRequest(source=import)``, ``ingest.pull.pull``) into a fresh station (SQLite, local store)
   made before the run: every file read once, hashed inline, written to the store, checked unchanged,
   probed, committed in batches (syncfs, one transaction with its audit events per batch)
+* ``evidence import``    the same as a whole process, as a user runs it: ``python -m entrypoints import
+  ROOT --json`` on a fresh station made before the run (start-up, imports and all): what issue 21's
+  "a whole ``evidence import`` >= 1.3x faster than the durable two-pass with openssl" is judged on
 
 The same variants then run on the same files in a plain folder on the station's ext4 disk, so the
 table shows what FUSE costs. Every digest is checked against the one computed when the file was made.
@@ -120,6 +123,7 @@ TWO_PASS = "cp -r; sha256sum"
 OPENSSL = "openssl dgst"
 TWO_PASS_FAST = "cp -r; sync; openssl"
 INGEST = "ingest"
+IMPORT = "evidence import"
 DOCK = "dock"
 
 
@@ -467,6 +471,35 @@ def v_ingest(root: Path, _scratch: Path, station: Any) -> dict[str, str]:
     return run_import(station, root)
 
 
+def init_home(home: Path) -> Path:
+    new_station(home).close()
+    return home
+
+
+def v_import_process(root: Path, _scratch: Path, home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
+    env.update(STATION_ENV)
+    env.update({"EVIDENCE_HOME": str(home), "PYTHONPATH": str(REPO)})
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as output:
+        done = subprocess.run(
+            [sys.executable, "-m", "entrypoints", "import", str(root), "--json"],
+            env=env,
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+        output.seek(0)
+        text = output.read()
+    if done.returncode != 0:
+        raise SystemExit(f"evidence import exited {done.returncode}: {text[-400:]}")
+    summary = json.loads(text)
+    if str(summary["outcome"]).lower() != "complete" or summary["files_failed"]:
+        raise SystemExit(f"evidence import ended {summary['outcome']}: {summary['problems']}")
+    return {f["path"]: f["sha256"] or "" for f in summary["files"]}
+
+
 PART1_VARIANTS: dict[str, Variant] = {
     HASH_ONLY: Variant(None, v_hashlib),
     OPENSSL: Variant(None, v_openssl),
@@ -475,6 +508,7 @@ PART1_VARIANTS: dict[str, Variant] = {
     TWO_PASS: Variant(None, v_cp_sha256sum),
     TWO_PASS_FAST: Variant(None, v_cp_sync_openssl),
     INGEST: Variant(lambda scratch: new_station(scratch / "home"), v_ingest, lambda station: station.close()),
+    IMPORT: Variant(lambda scratch: init_home(scratch / "home"), v_import_process),
 }
 
 
@@ -766,7 +800,7 @@ def print_part1(
         run = median_of(runs[name])
         rows.append(
             [
-                f"**{name}**" if name == INGEST else name,
+                f"**{name}**" if name in {INGEST, IMPORT} else name,
                 *s.cells(),
                 f"{size / s.median / 1e6:.0f}",
                 f"{median[HASH_ONLY] / s.median:.2f}x",
@@ -1008,9 +1042,9 @@ def _part1(args: argparse.Namespace, work: Path, recorders: list[Recorder]) -> l
                     judged=judged,
                 ),
                 method.Target(
-                    f"ingest >= {TARGET_VS_TWO_PASS_FAST}x faster than cp -r; sync; openssl "
+                    f"whole `evidence import` >= {TARGET_VS_TWO_PASS_FAST}x faster than cp -r; sync; openssl "
                     f"({where}, {cache})",
-                    median[TWO_PASS_FAST] / median[INGEST],
+                    median[TWO_PASS_FAST] / median[IMPORT],
                     TARGET_VS_TWO_PASS_FAST,
                     judged=judged,
                 ),
