@@ -783,11 +783,6 @@ def pressure_text(run: Run) -> str:
     return "n/a" if run.pressure is None else f"{run.pressure:.0f}%"
 
 
-def median_of(values: list[Run]) -> Run:
-    """The run at the median (the lower middle one for an even count): its CPU, busy and PSI columns."""
-    return sorted(values, key=lambda r: r.wall)[(len(values) - 1) // 2]
-
-
 def print_part1(
     source: Source, runs: dict[str, list[Run]], size: int, args: argparse.Namespace, state: str
 ) -> dict[str, float]:
@@ -797,7 +792,7 @@ def print_part1(
     print(f"{source.name}, {args.rounds} alternating rounds, {state}:")
     rows = []
     for name, s in spreads.items():
-        run = median_of(runs[name])
+        run = method.median_run(runs[name])
         rows.append(
             [
                 f"**{name}**" if name in {INGEST, IMPORT} else name,
@@ -864,7 +859,7 @@ def print_part2(
     for name in (HASH_ONLY, CP, CP_SYNC, DOCK):
         for n in (1, count):
             values = runs[(name, n)]
-            run = median_of(values)
+            run = method.median_run(values)
             hwm = "" if run.hwm_mib is None else f"{run.hwm_mib:.0f} MiB"
             rows.append(
                 [
@@ -1107,7 +1102,7 @@ def _part2(args: argparse.Namespace, work: Path, recorders: list[Recorder]) -> l
         ratio = rates[(DOCK, n)] / rates[(DOCK, 1)]
         of_disk = rates[(DOCK, n)] / rates[(CP_SYNC, n)]
         of_hash = rates[(DOCK, n)] / rates[(HASH_ONLY, n)]
-        busy = median_of(runs[(DOCK, n)]).busy
+        busy = method.median_run(runs[(DOCK, n)]).busy
         print(
             f"dock x{n} ({cache}, medians): {ratio:.2f}x one recorder; {of_disk:.2f}x of cp -r + sync x{n} "
             f"(disk/FUSE ceiling), {of_hash:.2f}x of hashlib x{n} (hashing ceiling); machine CPU busy "

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 MIN_ROUNDS = 5
 WARM = "warm"
@@ -177,7 +177,15 @@ def spreads(runs: Mapping[str, Sequence[Run[T]]]) -> dict[str, Spread]:
     return {name: spread(r.wall for r in values) for name, values in runs.items()}
 
 
-def median_run(values: Sequence[Run[T]]) -> Run[T]:
+class HasWall(Protocol):
+    @property
+    def wall(self) -> float: ...
+
+
+R = TypeVar("R", bound=HasWall)
+
+
+def median_run(values: Sequence[R]) -> R:
     """The run at the median (the lower middle one for an even count): its CPU and pressure columns."""
     ordered = sorted(values, key=lambda r: r.wall)
     return ordered[(len(ordered) - 1) // 2]
