@@ -10,7 +10,16 @@ check the checkpoint signatures and the signatures after the last checkpoint) an
 `all_signatures=True`. The verdict must be ok. Finally (not timed) one row is altered and the verdict
 must name it.
 
-Usage: .venv/bin/python bench/bench_audit_verify.py [--events 1000000] [--repeat 3] [--dir /work] [--check]
+Method (bench/method.py): the default mode runs ``--rounds`` (default 5) alternating rounds, cold and
+warm alternating in each round (``--cache both``, the default): **cold** drops the database file's
+pages (and its WAL's) before the run (fsync, ``posix_fadvise(DONTNEED)``, checked with ``fincore``), as
+the first verification after a night or a restart meets it; **warm** runs on what the previous run
+left in the page cache. Median and spread (min-max) of each, the best as an extra column; the target is
+judged by the median. ``all_signatures=True`` (about 20x slower) runs ``--all-signatures-repeat`` times
+(default 1), warm, for reference only.
+
+Usage: .venv/bin/python bench/bench_audit_verify.py [--events 1000000] [--rounds 5] [--cache both]
+       [--dir /work] [--check]
        [--home DIR]  (kept; reused when it already holds --events events)
 """
 
@@ -20,7 +29,6 @@ import argparse
 import multiprocessing
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +46,10 @@ from evidence_store.db.tables import audit_checkpoints, audit_events
 from evidence_store.domain.audit_chain import build_checkpoint, build_event
 from evidence_store.keys import load_station_key
 from evidence_store.settings import load_settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import method  # bench/method.py: the method every benchmark shares
 
 TARGET_EVENTS_PER_S = 100_000
 BATCH = 20_000
@@ -188,29 +200,6 @@ def _insert(engine: Engine, event_rows: list[dict[str, Any]], checkpoint_rows: l
     checkpoint_rows.clear()
 
 
-def _resident_bytes(path: Path) -> int | None:
-    """How much of `path` is in the page cache (util-linux fincore), or None if unknown."""
-    if shutil.which("fincore") is None:
-        return None
-    out = subprocess.run(
-        ["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    try:
-        return int(out.stdout.strip())
-    except ValueError:
-        return None
-
-
-def _load_average() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "unknown"
-
-
 def sanity_check(station: Station, victim: int) -> None:
     """Not timed: an altered row is caught and named (then put back, so a kept home stays valid)."""
     engine = station.engine
@@ -231,14 +220,12 @@ def main() -> int:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
     parser.add_argument("--events", type=int, default=1_000_000, help="events in the log (default 1000000)")
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs per mode, best kept (default 3)")
     parser.add_argument(
         "--all-signatures-repeat", type=int, default=1, help="timed runs with all_signatures (default 1)"
     )
     parser.add_argument("--tail", type=int, default=5, help="last events appended by AuditLog.record")
     parser.add_argument("--dir", type=Path, default=Path("/work"), help="where the temp home goes")
-    parser.add_argument("--check", action="store_true", help="exit 1 if the target is missed")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary EVIDENCE_HOME")
+    method.add_method_options(parser, caches=(method.COLD, method.WARM))
     parser.add_argument(
         "--home",
         type=Path,
@@ -258,7 +245,7 @@ def main() -> int:
             shutil.rmtree(home)
 
 
-def _bench(args: argparse.Namespace, home: Path) -> int:
+def _bench(args: argparse.Namespace, home: Path) -> int:  # noqa: PLR0915
     environ = {"EVIDENCE_HOME": str(home), "EVIDENCE_STATION_NAME": "bench-station"}
     settings = load_settings(environ)
     station, _created = initialise(settings)
@@ -281,48 +268,93 @@ def _bench(args: argparse.Namespace, home: Path) -> int:
                 f"AuditLog.record) and {checkpoints:,} checkpoints in {generation_s:.1f} s "
                 f"({bulk / generation_s:,.0f} events/s)"
             )
-        resident = _resident_bytes(settings.home / "evidence.db")
-        cached = "unknown" if resident is None else f"{100 * resident / db_size:.0f}%"
-        print(f"database {db_size / 1e6:.0f} MB ({checkpoints:,} checkpoints), {cached} in the page cache")
+        database = settings.home / "evidence.db"
+        print(f"database {db_size / 1e6:.0f} MB ({checkpoints:,} checkpoints)")
         assert stored == args.events
 
-        load_before = _load_average()
-        rows = []
-        for label, all_signatures, repeat in (
-            ("default (re-hash all; signatures of checkpoints + tail)", False, args.repeat),
-            ("all_signatures=True", True, args.all_signatures_repeat),
-        ):
-            times = []
-            for _ in range(repeat):
-                started = time.perf_counter()
-                verdict = verify_audit_log(engine, station.key, all_signatures=all_signatures)
-                times.append(time.perf_counter() - started)
-                assert verdict.ok, verdict.problems[:3]
-                assert verdict.events_checked == args.events
-            rows.append((label, verdict, times))
+        caches = method.caches_of(args)
+        method.header(f"audit verify: {args.events:,} events on SQLite", args.rounds, caches)
+        wal = database.with_name(database.name + "-wal")
+        residency: set[str] = set()
 
-        print(f"load average (1, 5, 15 min) before timing: {load_before}; after: {_load_average()}")
+        def verify(all_signatures: bool) -> Any:
+            verdict = verify_audit_log(engine, station.key, all_signatures=all_signatures)
+            assert verdict.ok, verdict.problems[:3]
+            assert verdict.events_checked == args.events
+            return verdict
+
+        def before(name: str) -> None:
+            if name.endswith(method.COLD):
+                for path in (database, wal):
+                    if path.exists():
+                        method.drop_cached(path)
+                residency.add(method.resident_share(database))
+
+        verify(False)  # warm: the first warm run does not read a cold file
+        runs = method.run_rounds(
+            {f"default, {cache}": (lambda: verify(False)) for cache in caches},
+            args.rounds,
+            before=before,
+            quiet_below=args.quiet_below,
+            quiet_max_wait=args.quiet_max_wait,
+        )
+        runs |= method.run_rounds(
+            {"all_signatures=True, warm": lambda: verify(True)}, args.all_signatures_repeat
+        )
+        method.footer()
         print()
-        print(f"verify_audit_log on SQLite, {args.events:,} events, best of the runs listed:")
-        print()
-        print("| mode | events | signatures checked | seconds (best) | all runs | events/s | vs 100k/s |")
-        print("|---|---:|---:|---:|---|---:|---:|")
-        for label, verdict, times in rows:
-            best = min(times)
-            rate = verdict.events_checked / best
+        print(
+            f"verify_audit_log on SQLite, {args.events:,} events; default mode {args.rounds} alternating "
+            "rounds (cold: database dropped from the page cache before each run, "
+            f"{', '.join(sorted(residency)) or '-'} after it; warm: what the previous run left), "
+            "all_signatures for reference:"
+        )
+        rows = []
+        medians = {}
+        for name, values in runs.items():
+            s = method.spread(r.wall for r in values)
+            verdict = values[0].result
+            medians[name] = verdict.events_checked / s.median
             signatures = verdict.signatures_checked + verdict.checkpoints_checked
-            print(
-                f"| {label} | {verdict.events_checked:,} | {signatures:,} "
-                f"| {best:.2f} | {' '.join(f'{t:.2f}' for t in times)} | {rate:,.0f} | "
-                f"{rate / TARGET_EVENTS_PER_S:.2f}x |"
+            rows.append(
+                [
+                    name,
+                    f"{verdict.events_checked:,}",
+                    f"{signatures:,}",
+                    *s.cells(digits=2),
+                    f"{medians[name]:,.0f}",
+                    f"{medians[name] / TARGET_EVENTS_PER_S:.2f}x",
+                ]
             )
+        method.table(
+            [
+                "mode, cache",
+                "events",
+                "signatures checked",
+                "median s",
+                "min-max s",
+                "best s",
+                "events/s (median)",
+                "vs 100k/s",
+            ],
+            rows,
+            [False, *[True] * 7],
+        )
 
         sanity_check(station, args.events // 2)
 
-        default_rate = rows[0][1].events_checked / min(rows[0][2])
-        met = default_rate >= TARGET_EVENTS_PER_S
-        print(f"target >= {TARGET_EVENTS_PER_S:,} events/s (default mode): {'met' if met else 'NOT met'}")
-        return 1 if args.check and not met else 0
+        targets = [
+            method.Target(
+                f">= {TARGET_EVENTS_PER_S:,} events/s, default mode, {cache}",
+                medians[f"default, {cache}"],
+                TARGET_EVENTS_PER_S,
+                unit=" events/s",
+                judged=method.judged(args),
+            )
+            for cache in caches
+        ]
+        method.print_targets(targets)
+        return 1 if args.check and not method.targets_ok(targets) else 0
     finally:
         station.close()
 

@@ -1,8 +1,10 @@
 """Benchmark: building a certified export package of one large clip against hashing and copying it.
 
 In one run, on the same stored original (random bytes stored as a clip in a fresh local store, SQLite),
-every variant is timed the same way (round-robin with the order rotated each round, best of N; between
-runs, not timed, the outputs are deleted and `os.sync()` called):
+every variant is timed the same way, by the method of bench/method.py (``--rounds``, default 5,
+alternating rounds with the order rotated each round; median and spread (min-max) of each, the best as
+an extra column; targets judged by the median; between runs, not timed, the outputs are deleted and
+`os.sync()` called):
 
 * ``hashlib``           hashlib.sha256 of the stored blob alone, 4 MiB reads (the floor for one read)
 * ``sha256sum``         coreutils sha256sum of the blob alone
@@ -26,9 +28,12 @@ signature and SHA256SUMS, fsyncs everything and records the request as built. Ea
 approved request (a request is built once). The target is a build within 1.2x of hashing the original
 alone (``hashlib``): one read, hash inline, no second pass.
 
-The source is warm in the page cache for every variant (it is read once before timing).
+``--cache cold|warm|both`` (default both): **cold** drops the stored original's pages before every run
+(fsync, ``posix_fadvise(DONTNEED)``, checked with ``fincore``), as an export of footage stored weeks
+ago meets it; **warm** reads it once before the rounds.
 
-Usage: .venv/bin/python bench/bench_export.py [--size-mib 2048] [--repeat 3] [--dir /work] [--json]
+Usage: .venv/bin/python bench/bench_export.py [--size-mib 2048] [--rounds 5] [--cache both] [--dir /work]
+       [--json] [--check]
 """
 
 from __future__ import annotations
@@ -37,12 +42,10 @@ import argparse
 import json
 import mmap
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -54,26 +57,14 @@ from zlib_ng import zlib_ng
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+sys.path.insert(0, str(REPO / "bench"))
+
+import method  # noqa: E402  (bench/method.py: the method every benchmark shares)
 from bench_store_write import hashlib_file, make_random_file  # noqa: E402  (shared with the store benchmark)
 
 MIB = 1024 * 1024
 CHUNK = 4 * MIB
 TARGET_VS_HASH = 1.2
-
-
-def machine() -> dict[str, str]:
-    cpu = "?"
-    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-    }
 
 
 def setup_station(work: Path, size: int, builds: int) -> tuple[object, Path, list[int]]:
@@ -141,7 +132,6 @@ Variant = Callable[[Path], object]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=2048)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per variant, best kept (default 3)")
     parser.add_argument("--dir", type=Path, default=Path("/work"), help="where to work (one filesystem)")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
     parser.add_argument(
@@ -150,6 +140,7 @@ def main() -> int:
         help="run everything on a scratch XFS (reflink) in an image under --dir, on a loop device with "
         "direct I/O (root): where the zip shares the original's blocks with the directory",
     )
+    method.add_method_options(parser, caches=(method.COLD, method.WARM))
     args = parser.parse_args()
     size = args.size_mib * MIB
     need = size * (3 + 2 * 2) + 512 * MIB
@@ -231,9 +222,10 @@ def deep_direct(blob: Path, size: int, out: Path, copies: int, depth: int = 8) -
 def _bench(args: argparse.Namespace, work: Path, size: int) -> int:
     from evidence_store.export.package import build_package
 
+    caches = method.caches_of(args)
     work.mkdir(exist_ok=True)
     print(f"setting up a station with a {size / MIB:.0f} MiB clip in {work} ...", flush=True)
-    station, blob, requests = setup_station(work, size, 2 * args.repeat)
+    station, blob, requests = setup_station(work, size, 2 * args.rounds * len(caches))
     pending = list(requests)
     scratch = work / "scratch"
 
@@ -275,23 +267,49 @@ def _bench(args: argparse.Namespace, work: Path, size: int) -> int:
         "build (dir)": make_build(False),
         "build (dir+zip)": make_build(True),
     }
-    hashlib_file(blob)  # warm the page cache
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    names = list(variants)
-    for round_number in range(args.repeat):
-        order = names[round_number % len(names) :] + names[: round_number % len(names)]
-        for name in order:
+    method.header(f"certified export of a {size / MIB:.0f} MiB clip", args.rounds, caches)
+    targets: list[method.Target] = []
+    for cache in caches:
+        if cache == method.WARM:
+            hashlib_file(blob)  # warm the page cache
+        residency: set[str] = set()
+
+        def before(_name: str, cache: str = cache, residency: set[str] = residency) -> None:
             scratch.mkdir()
             os.sync()
-            started = time.perf_counter()
-            variants[name](scratch)
-            times[name].append(time.perf_counter() - started)
+            if cache == method.COLD:
+                method.drop_cached(blob)
+                residency.add(method.resident_share(blob))
+
+        def after(_name: str, _run: object) -> None:
             shutil.rmtree(scratch)
             os.sync()
-            print(f"  {name:<16} {times[name][-1]:7.2f} s", flush=True)
-    ratio = _report(args, size, times, details, where=filesystem_of(scratch.parent), shared=shared)
+
+        runs = method.run_rounds(
+            {name: (lambda v=variant: v(scratch)) for name, variant in variants.items()},
+            args.rounds,
+            before=before,
+            after=after,
+            label=f"{cache} ",
+            quiet_below=args.quiet_below,
+            quiet_max_wait=args.quiet_max_wait,
+        )
+        times = {name: [r.wall for r in values] for name, values in runs.items()}
+        state = (
+            f"cold: the original dropped before each run ({', '.join(sorted(residency))} after it)"
+            if cache == method.COLD
+            else "warm: the original in the page cache"
+        )
+        targets += _report(
+            args, size, times, details, where=filesystem_of(scratch.parent), shared=shared, state=state
+        )
+        for timings in details.values():
+            timings.clear()
+        shared.clear()
+    method.footer()
+    method.print_targets(targets)
     station.close()  # type: ignore[attr-defined]
-    return 0 if ratio <= TARGET_VS_HASH else 1
+    return 1 if args.check and not method.targets_ok(targets) else 0
 
 
 def _report(
@@ -302,62 +320,72 @@ def _report(
     *,
     where: str,
     shared: list[int],
-) -> float:
-    """Print the table and the verdicts; the ratio of the directory + zip build to hashing alone."""
-    best = {name: min(values) for name, values in times.items()}
+    state: str,
+) -> list[method.Target]:
+    """Print the table and the floors; the targets, judged by the medians."""
+    spreads = {name: method.spread(values) for name, values in times.items()}
+    median = {name: s.median for name, s in spreads.items()}
     mb = size / 1e6
     print()
-    print(f"machine: {machine()}")
     sharing = all(n == size for n in shared) and bool(shared)
     print(
         f"filesystem: {where}; the zip shares the original's blocks with the directory: "
-        + ("yes, in every dir+zip build" if sharing else f"no ({shared} bytes shared per build)")
+        + ("yes, in every dir+zip build" if sharing else f"no ({sorted(set(shared))} bytes shared per build)")
     )
-    print(
-        f"clip: {size / MIB:.0f} MiB random bytes; best of {args.repeat}; "
-        f"target build <= {TARGET_VS_HASH}x hashlib"
+    print(f"clip: {size / MIB:.0f} MiB random bytes; {args.rounds} alternating rounds; {state}:")
+    rows = [
+        [
+            name,
+            *s.cells(digits=2),
+            f"{mb / s.median:.0f}",
+            f"{s.median / median['hashlib']:.2f}x",
+            f"{s.median / median['sha256sum']:.2f}x",
+        ]
+        for name, s in spreads.items()
+    ]
+    method.table(
+        [
+            "variant",
+            "median s",
+            "min-max s",
+            "best s",
+            "MB/s (median)",
+            "time vs hashlib alone",
+            "vs sha256sum alone",
+        ],
+        rows,
+        [False, *[True] * 6],
     )
-    print()
-    print("| variant | seconds (best) | all runs | MB/s | vs hashlib alone | vs sha256sum alone |")
-    print("| --- | ---: | --- | ---: | ---: | ---: |")
-    for name, seconds in best.items():
-        runs = ", ".join(f"{t:.2f}" for t in times[name])
-        print(
-            f"| {name} | {seconds:.2f} | {runs} | {mb / seconds:.0f} | {seconds / best['hashlib']:.2f}x "
-            f"| {seconds / best['sha256sum']:.2f}x |"
-        )
-    ratio = best["build (dir+zip)"] / best["hashlib"]
-    ratio_dir = best["build (dir)"] / best["hashlib"]
-    print()
     for name, timings in details.items():
-        fastest = min(timings, key=lambda timing: sum(timing.values()))
-        print(f"{name} phases (fastest run): " + ", ".join(f"{k} {v:.2f} s" for k, v in fastest.items()))
-    verdict = "MET" if ratio <= TARGET_VS_HASH else "NOT MET"
-    print(
-        f"\nbuild (dir+zip) / hashlib = {ratio:.2f}x, build (dir) / hashlib = {ratio_dir:.2f}x: "
-        f"target <= {TARGET_VS_HASH}x {verdict}"
-    )
+        middle = sorted(timings, key=lambda timing: sum(timing.values()))[(len(timings) - 1) // 2]
+        print(f"{name} phases (median run): " + ", ".join(f"{k} {v:.2f} s" for k, v in middle.items()))
     # no build can beat hashing the original or writing its copies, whichever is slower
-    two_copies = min(best["disk: 2 copies"], best["disk: 2 copies, 8 deep"])
+    two_copies = min(median["disk: 2 copies"], median["disk: 2 copies, 8 deep"])
     zip_writes = (
-        ("disk: 1 copy", best["disk: 1 copy"]) if sharing else ("the faster disk: 2 copies", two_copies)
+        ("disk: 1 copy", median["disk: 1 copy"]) if sharing else ("the faster disk: 2 copies", two_copies)
     )
     for name, disk, written in (
-        ("build (dir)", "disk: 1 copy", best["disk: 1 copy"]),
+        ("build (dir)", "disk: 1 copy", median["disk: 1 copy"]),
         ("build (dir+zip)", *zip_writes),
     ):
-        floor = max(best["hashlib"], written)
+        floor = max(median["hashlib"], written)
         print(
-            f"{name}: floor max(hashlib, {disk}) = {floor:.2f} s ({floor / best['hashlib']:.2f}x hashlib); "
-            f"the build is {best[name] / floor:.2f}x of its floor"
+            f"{name}: floor max(hashlib, {disk}) = {floor:.2f} s ({floor / median['hashlib']:.2f}x hashlib); "
+            f"the build is {median[name] / floor:.2f}x of its floor (medians)"
         )
     if args.json:
-        print(
-            json.dumps(
-                {"times": times, "best": best, "ratio": ratio, "ratio_dir": ratio_dir, "details": details}
-            )
+        print(json.dumps({"times": times, "median": median, "details": details}))
+    cache = state.split(":", maxsplit=1)[0]
+    return [
+        method.Target(
+            f"{name} <= {TARGET_VS_HASH}x of hashing alone ({cache})",
+            median[name] / median["hashlib"],
+            TARGET_VS_HASH,
+            higher_is_better=False,
+            judged=method.judged(args),
         )
-    return ratio
+        for name in ("build (dir)", "build (dir+zip)")
+    ]
 
 
 if __name__ == "__main__":

@@ -4,22 +4,29 @@ The real path, as on a station: a fresh station (SQLite, local store) and a fres
 port, own directory) per run; `evidence import FOLDER` of `--clips` short clips with
 `EVIDENCE_PROCESSING_QUEUE=redis` (the import offers them over Redis; not timed); then
 `evidence worker --processes N --threads T` is started and timed from its start until every clip is
-settled (ready, unplayable or failed) and the queue is empty: dramatiq start-up, probe (PyAV), proxy
-(ffmpeg, libx264 veryfast, 2 encoder threads), poster and contact sheet (ffmpeg), station-signed
-time-stamp, the database and audit writes and the hand-off to case linking, for every clip. The worker
-is then stopped with SIGTERM (not timed) and the result checked: every clip ready, three derivatives
-and one time-stamp each, no failed job.
+settled (ready, unplayable or failed) and every processing job finished (done or failed) in the
+database; messages still queued then are redundant deliveries and delayed re-checks of jobs already
+finished (not waited for: one re-check is delayed 150 s; how many were left is printed): dramatiq
+start-up, probe
+(PyAV), proxy (ffmpeg, libx264 veryfast, 2 encoder threads), poster and contact sheet (ffmpeg),
+station-signed time-stamp, the database and audit writes and the hand-off to case linking, for every
+clip. The worker is then stopped with SIGTERM (not timed) and the result checked: every clip ready,
+three derivatives and one time-stamp each, no failed job.
 
 The clips are made once with ffmpeg (testsrc2 + sine, libx264 veryfast CRF 23, AAC; `--seconds` at
 `--size`, 30 fps) and cached in `--media-cache`; the copies differ only by a metadata tag (`-c copy`),
-so each is a distinct original. The variants (`--processes 1,2`) alternate, the order rotated every
-round (`--rounds`); the table gives the best run of each (the least disturbed by other load) and the
-median. CPU seconds are those of the worker and everything it started (RUSAGE_CHILDREN,
-read after it has exited); "CPU use" is CPU seconds / (wall seconds x CPUs). The load average is
-printed before and after.
+so each is a distinct original. By the method of bench/method.py: the variants (`--processes 1,2`)
+alternate, the order rotated every round (`--rounds`, default 5; about 10 minutes per round at the
+default size on 2 cores); the table gives the median and the spread (min-max) of each, the best as an
+extra column, and the speed-up by medians. Cache: as the import leaves the originals and the database
+(the store writes whole chunks with O_DIRECT; small files, partial chunks and SQLite go through the page
+cache; the share of the station's home resident when the worker starts is printed), which is what a
+worker meets. CPU seconds are those of the worker and everything it started
+(RUSAGE_CHILDREN, read after it has exited); "CPU use" is CPU seconds / (wall seconds x CPUs). The
+load average and CPU pressure are printed before and after.
 
 Usage: flock /tmp/evidence-bench.lock .venv/bin/python bench/bench_pipeline_workers.py
-       [--clips 100] [--seconds 6] [--size 1280x720] [--processes 1,2] [--threads 1] [--rounds 1]
+       [--clips 100] [--seconds 6] [--size 1280x720] [--processes 1,2] [--threads 1] [--rounds 5]
        [--dir /work] [--media-cache DIR] [--keep]
 """
 
@@ -33,7 +40,6 @@ import shutil
 import signal
 import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,6 +48,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+
+import method  # noqa: E402  (bench/method.py: the method every benchmark shares)
+
 SETTLED = ("ready", "unplayable", "failed")
 NAMESPACE, QUEUE = "evidence", "processing"  # workers.broker, workers.actors
 
@@ -52,6 +62,8 @@ class Run:
     wall_s: float
     cpu_s: float
     clips: int
+    resident: str = ""  # how much of the station's home was in the page cache when the worker started
+    messages_left: int = 0  # redundant messages still queued when every job had finished (not waited for)
 
 
 def parse_options() -> argparse.Namespace:
@@ -63,11 +75,10 @@ def parse_options() -> argparse.Namespace:
     parser.add_argument("--size", default="1280x720", help="frame size of each clip")
     parser.add_argument("--processes", default="1,2", help="worker process counts to compare")
     parser.add_argument("--threads", type=int, default=1, help="threads per worker process")
-    parser.add_argument("--rounds", type=int, default=1, help="runs of each variant, order rotated")
     parser.add_argument("--dir", default="/work", help="where the temporary directory goes")
     parser.add_argument("--media-cache", default="/tmp/evidence-bench-media", help="where clips are cached")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed per run")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    method.add_method_options(parser)
     return parser.parse_args()
 
 
@@ -170,22 +181,27 @@ def evidence(args: list[str], env: dict[str, str]) -> str:
     return done.stdout
 
 
-def settled_clips(database: Path) -> tuple[int, int]:
-    """(clips settled, clips on record), read straight from SQLite."""
+def settled_clips(database: Path) -> tuple[int, int, int]:
+    """(clips settled, clips on record, processing jobs not finished), read straight from SQLite."""
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as connection:
         row = connection.execute(
             "SELECT sum(lower(status) IN (?, ?, ?)), count(*) FROM clips", SETTLED
         ).fetchone()
-    return int(row[0] or 0), int(row[1])
+        open_jobs = connection.execute(
+            "SELECT count(*) FROM processing_jobs WHERE lower(status) NOT IN ('done', 'failed')"
+        ).fetchone()[0]
+    return int(row[0] or 0), int(row[1]), int(open_jobs)
 
 
-def queue_empty(redis_url: str) -> bool:
+def queue_state(redis_url: str) -> tuple[int, int]:
+    """(messages ready or in a worker's hands, messages delayed) in the processing queue."""
     import redis
 
     client = redis.Redis.from_url(redis_url)
-    waiting = client.hlen(f"{NAMESPACE}:{QUEUE}.msgs") + client.hlen(f"{NAMESPACE}:{QUEUE}.DQ.msgs")
+    ready = client.hlen(f"{NAMESPACE}:{QUEUE}.msgs")
+    delayed = client.hlen(f"{NAMESPACE}:{QUEUE}.DQ.msgs")
     unacked = sum(client.scard(key) for key in client.scan_iter(f"{NAMESPACE}:__acks__.*"))
-    return waiting + unacked == 0
+    return ready + unacked, delayed
 
 
 def check_result(database: Path, clips: int) -> None:
@@ -226,6 +242,7 @@ def one_run(work: Path, clips: list[Path], processes: int, threads: int, timeout
         if summary["files_ingested"] != len(clips):
             raise RuntimeError(f"imported {summary['files_ingested']} of {len(clips)} clips")
         database = home / "evidence.db"
+        resident = method.resident_share(home)
         log = (work / "worker.log").open("w")
         cpu_before = children_cpu_s()
         started = time.perf_counter()
@@ -240,9 +257,15 @@ def one_run(work: Path, clips: list[Path], processes: int, threads: int, timeout
         )
         try:
             deadline = started + timeout
+            left = 0
             while True:
-                settled, total = settled_clips(database)
-                if settled == total == len(clips) and queue_empty(redis_url):
+                settled, total, open_jobs = settled_clips(database)
+                # Done when every clip is settled and every job finished. Messages left then are
+                # redundant: a re-check of a job whose lease another process held is delayed 150 s
+                # ("looking again in 150 s") and a worker holds it unacknowledged until then; waiting
+                # for the queue to empty added 150 s of nothing to 2 of 3 two-process runs of 4 clips.
+                if settled == total == len(clips) and open_jobs == 0:
+                    left = sum(queue_state(redis_url))
                     break
                 if worker.poll() is not None:
                     raise RuntimeError(f"the worker exited {worker.returncode}; see {work / 'worker.log'}")
@@ -258,36 +281,56 @@ def one_run(work: Path, clips: list[Path], processes: int, threads: int, timeout
         if code != 0:
             raise RuntimeError(f"the worker exited {code} on SIGTERM; see {work / 'worker.log'}")
         check_result(database, len(clips))
-        return Run(processes, wall, cpu, len(clips))
+        return Run(processes, wall, cpu, len(clips), resident, left)
     finally:
         redis_process.terminate()
         redis_process.wait(timeout=30)
 
 
-def report(runs: list[Run], cpus: int, threads: int) -> None:
-    """Best run of each variant (the least disturbed by other load on a shared machine), and the median."""
+def report(runs: list[Run], cpus: int, threads: int, rounds: int) -> None:
+    """Median and spread of each variant, the best as an extra column; the speed-up by medians."""
     by_processes: dict[int, list[Run]] = {}
     for run in runs:
         by_processes.setdefault(run.processes, []).append(run)
     first = min(by_processes)
-    baseline = min(r.wall_s for r in by_processes[first])
-    baseline_median = statistics.median(r.wall_s for r in by_processes[first])
-    print()
+    baseline = method.spread(r.wall_s for r in by_processes[first])
+    resident = sorted({r.resident for r in runs})
     print(
-        f"| worker processes x threads | clips | wall s (best) | all runs | clips/s (best) "
-        f"| speed-up vs {first} (best) | speed-up (median) | CPU s (best run) | CPU use of {cpus} cores |"
+        f"\n{rounds} alternating rounds; originals as the import left them ({', '.join(resident)} of the "
+        "station's home in the page cache when the worker started):"
     )
-    print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
+    rows = []
     for processes, group in sorted(by_processes.items()):
-        best = min(group, key=lambda r: r.wall_s)
-        median = statistics.median(r.wall_s for r in group)
-        print(
-            f"| {processes} x {threads} | {best.clips} | {best.wall_s:.1f} | "
-            f"{' '.join(f'{r.wall_s:.1f}' for r in group)} | {best.clips / best.wall_s:.2f} | "
-            f"{baseline / best.wall_s:.2f}x | {baseline_median / median:.2f}x | {best.cpu_s:.1f} | "
-            f"{best.cpu_s / (best.wall_s * cpus) * 100:.0f}% |"
+        s = method.spread(r.wall_s for r in group)
+        cpu = method.spread(r.cpu_s for r in group).median
+        rows.append(
+            [
+                f"{processes} x {threads}",
+                str(group[0].clips),
+                *s.cells(digits=1),
+                f"{group[0].clips / s.median:.2f}",
+                f"{baseline.median / s.median:.2f}x",
+                f"{baseline.best / s.best:.2f}x",
+                f"{cpu:.1f}",
+                f"{cpu / (s.median * cpus) * 100:.0f}%",
+            ]
         )
-    print()
+    method.table(
+        [
+            "worker processes x threads",
+            "clips",
+            "wall median s",
+            "min-max s",
+            "best s",
+            "clips/s (median)",
+            f"speed-up vs {first} (medians)",
+            "speed-up (best)",
+            "CPU s (median)",
+            f"CPU use of {cpus} cores",
+        ],
+        rows,
+        [False, *[True] * 9],
+    )
 
 
 def main() -> int:
@@ -312,24 +355,24 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-pipeline-", dir=options.dir))
     runs: list[Run] = []
     try:
-        print(f"load average before: {os.getloadavg()}", flush=True)
+        method.header("processing pipeline, evidence worker", options.rounds, ["as the import leaves it"])
         for round_number in range(options.rounds):
-            shift = round_number % len(variants)
-            for processes in variants[shift:] + variants[:shift]:
+            for processes in method.round_order(variants, round_number):
                 run_dir = work / f"round{round_number + 1}-p{processes}"
                 run_dir.mkdir()
                 run = one_run(run_dir, clips, processes, options.threads, options.timeout)
                 runs.append(run)
                 print(
                     f"  round {round_number + 1}: {processes} process(es) x {options.threads} thread(s): "
-                    f"{run.wall_s:7.1f} s wall, {run.cpu_s:7.1f} s CPU, {run.clips / run.wall_s:.2f} clips/s "
+                    f"{run.wall_s:7.1f} s wall, {run.cpu_s:7.1f} s CPU, "
+                    f"{run.clips / run.wall_s:.2f} clips/s, {run.messages_left} redundant message(s) left "
                     f"(load average {os.getloadavg()[0]:.2f})",
                     flush=True,
                 )
                 if not options.keep:
                     shutil.rmtree(run_dir, ignore_errors=True)
-        print(f"load average after:  {os.getloadavg()}")
-        report(runs, cpus, options.threads)
+        method.footer()
+        report(runs, cpus, options.threads, options.rounds)
         return 0
     finally:
         if options.keep:

@@ -8,18 +8,22 @@ In one run, on the same source and the same filesystem:
   the `ToolRun`. The `ffmpeg -version` line is cached per process; it is fetched once before timing,
   as in the long-running worker (its cold cost is printed separately).
 
-The variants alternate (the order rotated every round) and the best of `--repeat` runs of each is kept;
-the output is deleted between runs (not timed). Both outputs must be byte-identical (x264 with a fixed
+By the method of bench/method.py: the variants alternate in ``--rounds`` (default 5) rounds, the order
+rotated every round; the median and the spread (min-max) of each are reported, the best as an extra
+column, and the target is judged by the medians; the output is deleted between runs (not timed).
+``--cache cold|warm|both`` (default both): cold drops the source's pages before each run (fsync,
+``posix_fadvise(DONTNEED)``), as a worker meets a clip the store wrote with O_DIRECT; warm leaves it in
+the page cache. Both outputs must be byte-identical (x264 with a fixed
 thread count is deterministic), which also shows that the arguments really were the same.
 
 The source is made first with ffmpeg (testsrc2 + sine, libx264 veryfast CRF 23, AAC), not timed.
-Real-time factor = clip duration / seconds. Overhead = make_proxy / CLI - 1 (wall clock, best of N).
+Real-time factor = clip duration / seconds. Overhead = make_proxy / CLI - 1 (wall clock, medians).
 The CPU seconds of the ffmpeg child (RUSAGE_CHILDREN) are printed too: on a machine that is not idle
 they show whether a wall-clock difference came from the variant or from other load. Before that, the
 fixed cost make_proxy adds per call is measured on a 1 s 320x240 clip (`--fixed-cost-runs`
 interleaved runs of each, medians), where encoding does not drown it.
 
-Usage: .venv/bin/python bench/bench_proxy.py [--seconds 60] [--repeat 3] [--fixed-cost-runs 20]
+Usage: .venv/bin/python bench/bench_proxy.py [--seconds 60] [--rounds 5] [--cache both] [--fixed-cost-runs 20]
        [--dir /work] [--keep] [--check]
 """
 
@@ -28,7 +32,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -39,6 +42,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import method  # bench/method.py: the method every benchmark shares
 
 TARGET_OVERHEAD = 0.05
 
@@ -69,70 +75,74 @@ def parse_options() -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=int, default=60, help="length of the 1080p30 source clip")
-    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dir", default="/work", help="where the temporary directory goes")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    parser.add_argument("--check", action="store_true", help="exit 1 when the overhead target is missed")
+    method.add_method_options(parser, caches=(method.COLD, method.WARM))
     parser.add_argument(
         "--fixed-cost-runs", type=int, default=20, help="interleaved runs on a 1 s clip (0: skip)"
     )
     return parser.parse_args()
 
 
-def children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def time_variants(
-    variants: list[tuple[str, Callable[[], Path]]], repeat: int, *, verbose: bool = True
-) -> tuple[dict[str, list[tuple[float, float]]], dict[str, str]]:
+    variants: list[tuple[str, Callable[[], Path]]],
+    rounds: int,
+    source: Path,
+    cache: str,
+    args: argparse.Namespace | None = None,
+) -> tuple[dict[str, list[method.Run[Path]]], dict[str, str]]:
     """Alternate the variants (order rotated each round); the output is hashed and deleted, not timed.
-    Each run gives (wall seconds, CPU seconds of the ffmpeg child)."""
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in variants}
+    Each run's CPU seconds are those of the ffmpeg child (and this process)."""
     digests: dict[str, str] = {}
-    if verbose:
-        print(f"load average before: {os.getloadavg()}", flush=True)
-    for round_number in range(repeat):
-        shift = round_number % len(variants)
-        for name, run in variants[shift:] + variants[:shift]:
-            cpu_before = children_cpu_s()
-            started = time.perf_counter()
-            output = run()
-            elapsed = time.perf_counter() - started
-            cpu = children_cpu_s() - cpu_before
-            times[name].append((elapsed, cpu))
-            digests[name] = sha256_of(output)
-            output.unlink()
-            if verbose:
-                print(
-                    f"  round {round_number + 1}: {name:<11} {elapsed:7.2f} s wall {cpu:7.2f} s CPU",
-                    flush=True,
-                )
-    if verbose:
-        print(f"load average after:  {os.getloadavg()}")
-    return times, digests
+
+    def before(_name: str) -> None:
+        if cache == method.COLD:
+            method.drop_cached(source)
+
+    def after(name: str, run: method.Run[Path]) -> None:
+        digests[name] = sha256_of(run.result)
+        run.result.unlink()
+
+    runs = method.run_rounds(
+        dict(variants),
+        rounds,
+        before=before,
+        after=after,
+        label=f"{cache} ",
+        quiet_below=args.quiet_below if args else 0,
+        quiet_max_wait=args.quiet_max_wait if args else 0,
+    )
+    return runs, digests
 
 
-def report(times: dict[str, list[tuple[float, float]]], duration: float, repeat: int) -> float:
-    best = {name: min(wall for wall, _ in runs) for name, runs in times.items()}
-    cpu = {name: min(spent for _, spent in runs) for name, runs in times.items()}
-    overhead = best["make_proxy"] / best["ffmpeg CLI"] - 1
+def report(runs: dict[str, list[method.Run[Path]]], duration: float, state: str) -> float:
+    spreads = method.spreads(runs)
+    median = {name: s.median for name, s in spreads.items()}
+    cpu = {name: statistics.median(r.cpu for r in values) for name, values in runs.items()}
+    overhead = median["make_proxy"] / median["ffmpeg CLI"] - 1
     cpu_overhead = cpu["make_proxy"] / cpu["ffmpeg CLI"] - 1
     print()
-    print(
-        f"| variant | seconds (best of {repeat}) | real-time factor | overhead vs CLI "
-        "| ffmpeg CPU s (best) | CPU overhead |"
-    )
-    print("|---|---:|---:|---:|---:|---:|")
-    for name in times:
+    print(f"{state}:")
+    rows = []
+    for name, s in spreads.items():
         extra = f"{overhead * 100:+.1f} %" if name == "make_proxy" else "-"
         extra_cpu = f"{cpu_overhead * 100:+.1f} %" if name == "make_proxy" else "-"
-        print(
-            f"| {name} | {best[name]:.2f} | {duration / best[name]:.2f}x | {extra} "
-            f"| {cpu[name]:.2f} | {extra_cpu} |"
+        rows.append(
+            [name, *s.cells(digits=2), f"{duration / s.median:.2f}x", extra, f"{cpu[name]:.2f}", extra_cpu]
         )
-    print()
+    method.table(
+        [
+            "variant",
+            "median s",
+            "min-max s",
+            "best s",
+            "real-time factor (median)",
+            "overhead vs CLI (medians)",
+            "CPU s (median)",
+            "CPU overhead",
+        ],
+        rows,
+        [False, *[True] * 7],
+    )
     return overhead
 
 
@@ -165,8 +175,8 @@ def fixed_cost(work: Path, runs: int) -> None:
     source = work / "small.mp4"
     make_source(source, 1, size="320x240")
     variants = variants_for(source, work / "small-out")
-    times, _ = time_variants(variants, runs, verbose=False)
-    median = {name: statistics.median(wall for wall, _ in values) for name, values in times.items()}
+    times, _ = time_variants(variants, runs, source, method.WARM)
+    median = {name: method.spread(r.wall for r in values).median for name, values in times.items()}
     added_ms = (median["make_proxy"] - median["ffmpeg CLI"]) * 1000
     print(
         f"fixed cost per call (1 s 320x240 clip, median of {runs} interleaved runs): "
@@ -202,13 +212,30 @@ def main() -> int:
 
         if options.fixed_cost_runs:
             fixed_cost(work, options.fixed_cost_runs)
-        times, digests = time_variants(variants_for(source, work / "out"), options.repeat)
-        identical = len(set(digests.values())) == 1
-        print(f"outputs byte-identical: {identical}")
-        overhead = report(times, probe.duration_s, options.repeat)
-        met = overhead <= TARGET_OVERHEAD and identical
-        print(f"target overhead <= {TARGET_OVERHEAD * 100:.0f} %: {'met' if met else 'MISSED'}")
-        return 1 if options.check and not met else 0
+        caches = method.caches_of(options)
+        method.header(f"browser proxy of a {options.seconds} s 1080p30 clip", options.rounds, caches)
+        targets = []
+        for cache in caches:
+            times, digests = time_variants(
+                variants_for(source, work / "out"), options.rounds, source, cache, options
+            )
+            identical = len(set(digests.values())) == 1
+            print(f"\noutputs byte-identical ({cache}): {identical}")
+            state = f"{options.rounds} alternating rounds, {cache} source"
+            overhead = report(times, probe.duration_s, state)
+            targets.append(
+                method.Target(
+                    f"make_proxy overhead vs the bare CLI ({cache}; outputs identical: {identical})",
+                    overhead * 100,
+                    TARGET_OVERHEAD * 100,
+                    higher_is_better=False,
+                    unit=" %",
+                    judged=method.judged(options) and identical,
+                )
+            )
+        method.footer()
+        method.print_targets(targets)
+        return 1 if options.check and not method.targets_ok(targets) else 0
     finally:
         if options.keep:
             print(f"kept {work}")

@@ -24,18 +24,26 @@ Timed, each in a fresh child process (its VmHWM, the whole process's peak reside
    (`EVIDENCE_RETENTION_MAX_DELETE_SHARE` set tiny, so it asks for `--confirm`): nothing is deleted;
 3. ``plan, again``: the next night's plan phase (floors already there, decisions already planned).
 
-The target is planning <= 60 s for 1,000,000 clips on SQLite, with memory bounded: the peak must not
-grow with the number of clips (the run streams clips in keyset-paginated batches).
+Method (bench/method.py): ``--rounds`` (default 5) rounds per size; the database is copied after the
+fill and put back before each round (not timed), so every round's "plan, first" is a first plan again;
+within a round the three runs go in their order (each needs the state the one before left).
+``--cache cold|warm|both`` (default both): cold drops the database file's pages (fsync,
+``posix_fadvise(DONTNEED)``) before each run, as a nightly run on a station whose page cache went to
+the day's footage meets it; the cold and warm rounds alternate. Median and spread (min-max) per run,
+the best as an extra column.
 
-Usage: .venv/bin/python bench/bench_retention_plan.py [--sizes 250000,500000,1000000] [--dir /work]
-                                                      [--check] [--keep]
+The target is planning <= 60 s for 1,000,000 clips on SQLite by the median of the slowest run, with
+memory bounded: the peak must not grow with the number of clips (the run streams clips in
+keyset-paginated batches).
+
+Usage: .venv/bin/python bench/bench_retention_plan.py [--sizes 250000,500000,1000000] [--rounds 5]
+                                                      [--cache both] [--dir /work] [--check] [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import subprocess
@@ -61,6 +69,10 @@ from evidence_store.db.tables import (
 )
 from evidence_store.domain.model import CaseCategory
 from evidence_store.settings import load_settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import method  # bench/method.py: the method every benchmark shares
 
 TARGET_PLAN_S = 60.0
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
@@ -365,14 +377,56 @@ def timed(home: Path, mode: str) -> dict[str, Any]:
 # -- main -------------------------------------------------------------------------------------------------
 
 
-def main() -> int:  # noqa: PLR0915
+RUNS = ("dry run", "plan, first", "plan, again")
+
+
+def _restore(home: Path, snapshot: Path) -> None:
+    database = home / "evidence.db"
+    for suffix in ("-wal", "-shm"):
+        database.with_name(database.name + suffix).unlink(missing_ok=True)
+    shutil.copyfile(snapshot, database)
+
+
+def _rounds(home: Path, n: int, args: argparse.Namespace) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Every round of the three runs on the station in `home` (filled, closed), by cache state."""
+    database = home / "evidence.db"
+    snapshot = home.parent / f"{home.name}.snapshot.db"
+    shutil.copyfile(database, snapshot)
+    caches = method.caches_of(args)
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {(c, r): [] for c in caches for r in RUNS}
+    try:
+        for round_ in range(args.rounds):
+            for cache in method.round_order(caches, round_):
+                _restore(home, snapshot)
+                done = []
+                for label, mode in zip(RUNS, ("dry", "plan", "plan"), strict=True):
+                    if cache == method.COLD:
+                        method.drop_cached(home)
+                    result = timed(home, mode)
+                    results[(cache, label)].append(result)
+                    done.append(f"{label} {result['seconds']:.1f} s")
+                print(
+                    f"  {n:,} clips, {cache} round {round_ + 1}/{args.rounds}: {', '.join(done)}",
+                    file=sys.stderr,
+                )
+                dry, first, again = (results[(cache, r)][-1] for r in RUNS)
+                assert dry["considered"] == first["considered"] == again["considered"] == n, (
+                    "clips were missed"
+                )
+                assert first["stopped_for_confirmation"] and first["deleted"] == 0 and again["deleted"] == 0
+                assert dry["planned_delete"] == first["planned_delete"] == again["planned_delete"]
+    finally:
+        snapshot.unlink(missing_ok=True)
+    return results
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", default="250000,500000,1000000", help="clip counts, comma-separated")
     parser.add_argument("--dir", type=Path, default=Path("/work"), help="where the temp homes go")
-    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary EVIDENCE_HOMEs")
+    method.add_method_options(parser, caches=(method.COLD, method.WARM))
     parser.add_argument("--child", choices=["dry", "plan"], help=argparse.SUPPRESS)
     parser.add_argument("--child-home", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -380,10 +434,12 @@ def main() -> int:  # noqa: PLR0915
         child(args.child_home, args.child)
         return 0
     sizes = [int(s) for s in args.sizes.split(",")]
-    load = os.getloadavg()
-    print(f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the start")
-    rows: list[tuple[int, str, dict[str, Any]]] = []
+    caches = method.caches_of(args)
+    method.header("retention planning on SQLite, each run in a fresh child process", args.rounds, caches)
+    rows: list[list[str]] = []
     details: list[str] = []
+    worst: dict[str, float] = {}
+    peaks: list[int] = []
     for n in sizes:
         home = Path(tempfile.mkdtemp(prefix="evidence-bench-retention-", dir=args.dir))
         try:
@@ -396,14 +452,27 @@ def main() -> int:  # noqa: PLR0915
                 + ", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "clips"),
                 file=sys.stderr,
             )
-            dry = timed(home, "dry")
-            first = timed(home, "plan")
-            again = timed(home, "plan")
-            assert dry["considered"] == first["considered"] == again["considered"] == n, "clips were missed"
-            assert first["stopped_for_confirmation"] and first["deleted"] == 0 and again["deleted"] == 0
-            assert dry["planned_delete"] == first["planned_delete"] == again["planned_delete"]
-            for label, result in (("dry run", dry), ("plan, first", first), ("plan, again", again)):
-                rows.append((n, label, result))
+            results = _rounds(home, n, args)
+            for (cache, label), values in results.items():
+                s = method.spread(r["seconds"] for r in values)
+                cpu = method.spread(r["cpu"] for r in values).median
+                peak = max(r["hwm_after_kib"] for r in values)
+                peaks.append(peak)
+                if n == max(sizes):
+                    worst[cache] = max(worst.get(cache, 0.0), s.median)
+                rows.append(
+                    [
+                        f"{n:,}",
+                        label,
+                        cache,
+                        *s.cells(digits=1),
+                        f"{cpu:.1f}",
+                        f"{n / s.median:,.0f}",
+                        f"{peak / 1024:.0f}",
+                        f"{values[0]['hwm_before_kib'] / 1024:.0f}",
+                    ]
+                )
+            dry = next(iter(results.values()))[0]
             details.append(
                 f"{n:,} clips: {dry['planned_delete']:,} may go "
                 + json.dumps(dry["delete_by_rule"], ensure_ascii=False)
@@ -415,29 +484,40 @@ def main() -> int:  # noqa: PLR0915
                 print(f"kept {home}", file=sys.stderr)
             else:
                 shutil.rmtree(home)
-    print("\nRetention planning (SQLite), each run in a fresh child process\n")
-    print("| clips     | run          | seconds | CPU s | clips/s | peak MiB | after open |")
-    print("| --------- | ------------ | ------- | ----- | ------- | -------- | ---------- |")
-    for n, label, r in rows:
-        print(
-            f"| {n:>9,} | {label:<12} | {r['seconds']:>7.1f} | {r['cpu']:>5.1f} | "
-            f"{n / r['seconds']:>7,.0f} | {r['hwm_after_kib'] / 1024:>8.0f} | "
-            f"{r['hwm_before_kib'] / 1024:>10.0f} |"
-        )
-    print()
+    method.footer()
+    print(f"\nRetention planning (SQLite), each run in a fresh child process, {args.rounds} rounds:")
+    method.table(
+        [
+            "clips",
+            "run",
+            "cache",
+            "median s",
+            "min-max s",
+            "best s",
+            "CPU s (median)",
+            "clips/s (median)",
+            "peak MiB (max)",
+            "after open MiB",
+        ],
+        rows,
+        [True, False, False, *[True] * 7],
+    )
     for line in details:
         print(line)
-    load = os.getloadavg()
-    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the end")
-    largest = max(sizes)
-    worst = max(r["seconds"] for n, _, r in rows if n == largest)
-    peaks = [r["hwm_after_kib"] for _, _, r in rows]
-    ok = largest < 1_000_000 or worst <= TARGET_PLAN_S
-    if args.check and not ok:
-        print(f"TARGET MISSED: planning {worst:.1f} s > {TARGET_PLAN_S:.0f} s", file=sys.stderr)
-        return 1
     print(f"peak memory over all runs: {max(peaks) / 1024:.0f} MiB")
-    return 0
+    targets = [
+        method.Target(
+            f"planning 1,000,000 clips <= {TARGET_PLAN_S:.0f} s, slowest run, {cache}",
+            seconds,
+            TARGET_PLAN_S,
+            higher_is_better=False,
+            unit=" s",
+            judged=method.judged(args) and max(sizes) >= 1_000_000,
+        )
+        for cache, seconds in worst.items()
+    ]
+    method.print_targets(targets)
+    return 1 if args.check and not method.targets_ok(targets) else 0
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """Start-up of the `evidence` command: whole-process wall time of `--help` and of a light command.
 
 Every command pays its start-up before it does anything, and the dock pays it per recorder (issue 21
-sets `--help` <= 0.15 s and a light command <= 0.3 s). Rounds alternate between the variants, so a
-busy moment of the machine spreads over all of them; the table gives the median, the spread (min-max)
-and the best of >= 5 rounds. Warm: the Python files are in the page cache after the first round, as
-they are on a station that runs commands all day.
+sets `--help` <= 0.15 s and a light command <= 0.3 s). By the method of bench/method.py: rounds
+alternate between the variants (order rotated each round), so a busy moment of the machine spreads over
+all of them; the table gives the median, the spread (min-max) and the best of >= 5 rounds, and the
+targets are judged by the median. Warm: the Python files are in the page cache after one unmeasured
+round, as they are on a station that runs commands all day (a cold start, the first command after a
+boot, is not measured).
 
 Variants:
 * ``python -c pass``      the interpreter alone: the floor any Python command pays
@@ -13,14 +15,13 @@ Variants:
 * with ``--against DIR`` (another checkout, e.g. a `git worktree` of an older commit): the same two
   commands there (`-m evidence_store` where that tree has no `entrypoints`)
 
-    .venv/bin/python bench/bench_startup.py [--rounds 11] [--against /tmp/old-checkout]
+    .venv/bin/python bench/bench_startup.py [--rounds 11] [--against /tmp/old-checkout] [--check]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+
+import method  # noqa: E402  (bench/method.py: the method every benchmark shares)
+
+TARGET_HELP_S = 0.15
+TARGET_LIGHT_S = 0.3
 
 
 def module_of(tree: Path) -> str:
@@ -43,15 +50,15 @@ def timed(argv: list[str], env: dict[str, str], cwd: Path) -> float:
     return elapsed
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--against", type=Path, default=None, help="another checkout to compare with")
+    method.add_method_options(parser)
+    parser.set_defaults(rounds=11)
     args = parser.parse_args()
-    if args.rounds < 5:
-        raise SystemExit("--rounds: at least 5 (the median of fewer says little)")
+    method.header("start-up of the evidence command", args.rounds, [method.WARM])
 
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
@@ -81,22 +88,48 @@ def main() -> None:
                 tree_env,
                 tree,
             )
-        times: dict[str, list[float]] = {name: [] for name in variants}
         for argv, run_env, cwd in variants.values():  # one unmeasured round: the warm state
             timed(argv, run_env, cwd)
-        for _ in range(args.rounds):
-            for name, (argv, run_env, cwd) in variants.items():
-                times[name].append(timed(argv, run_env, cwd))
+        calls = {
+            name: (lambda a=argv, e=run_env, c=cwd: timed(a, e, c))
+            for name, (argv, run_env, cwd) in variants.items()
+        }
+        runs = method.run_rounds(
+            calls, args.rounds, quiet_below=args.quiet_below, quiet_max_wait=args.quiet_max_wait
+        )
 
-    load = os.getloadavg()
-    rounds = f"{args.rounds} alternating rounds, warm"
-    print(f"{os.cpu_count()} CPUs, load average {load[0]:.2f} at the end; {rounds}")
-    print("| variant | median ms | min-max ms | best ms |")
-    print("|---|---:|---|---:|")
-    for name, values in times.items():
-        ms = [v * 1000 for v in values]
-        print(f"| {name} | {statistics.median(ms):.0f} | {min(ms):.0f}-{max(ms):.0f} | {min(ms):.0f} |")
+    method.footer()
+    spreads = method.spreads(runs)
+    print(
+        f"\n{args.rounds} alternating rounds, warm (Python files in the page cache), whole-process wall time:"
+    )
+    method.table(
+        ["variant", "median ms", "min-max ms", "best ms"],
+        [[name, *s.cells(digits=0, scale=1000)] for name, s in spreads.items()],
+        [False, True, True, True],
+    )
+    judged = method.judged(args)
+    targets = [
+        method.Target(
+            "`--help` (this checkout), whole process",
+            spreads["--help (this checkout)"].median * 1000,
+            TARGET_HELP_S * 1000,
+            higher_is_better=False,
+            unit=" ms",
+            judged=judged,
+        ),
+        method.Target(
+            "`status --json` (this checkout), a light command, whole process",
+            spreads["status (this checkout)"].median * 1000,
+            TARGET_LIGHT_S * 1000,
+            higher_is_better=False,
+            unit=" ms",
+            judged=judged,
+        ),
+    ]
+    method.print_targets(targets)
+    return 1 if args.check and not method.targets_ok(targets) else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,27 +1,33 @@
 """Benchmark: writing one large file into the local blob store with inline SHA-256.
 
-In one run, on the same source file and the same filesystem, every variant is timed the same way
-(round-robin with the order rotated each round, best of N; between runs, not timed, the output is
-deleted and `os.sync()` called):
+In one run, on the same source file and the same filesystem, every variant is timed the same way, by
+the method of bench/method.py: ``--rounds`` (default 5) alternating rounds with the order rotated every
+round, the median and the spread (min-max) of each variant reported, the best as an extra column only,
+targets judged by the median. Between runs, not timed, the output is deleted and ``os.sync()`` called.
 
 * ``hashlib``            hashlib.sha256 alone, reading the file in 4 MiB chunks (the physical floor)
-* ``sha256sum``          coreutils sha256sum alone (for reference)
+* ``openssl dgst``       ``openssl dgst -sha256`` alone (the fastest hasher a user can script)
+* ``sha256sum``          coreutils sha256sum alone (for reference: no SHA-NI in coreutils 9.1)
 * ``cp``                 cp to a new file (ends in the page cache, nothing forced to disk)
 * ``cp + sync``          cp, then ``sync FILE`` (fsync of the copy: the fair comparison with the store)
-* ``cp; sha256sum``      the two-pass baseline: cp, then sha256sum of the copy
-* ``cp; sync; sha256sum`` the two-pass baseline made durable
+* ``cp; sha256sum``      the coreutils two-pass baseline: cp, then sha256sum of the copy
+* ``cp; sync; sha256sum`` the coreutils two-pass baseline made durable
+* ``cp; sync; openssl``  the fast durable two-pass baseline: ``cp --reflink=never SRC DST; sync DST;
+  openssl dgst -sha256 DST`` (issue 21)
 * ``store.put``          LocalBlobStore.put into a fresh store (creates the blob; fsyncs the file and
   the directories, links, makes it read-only)
 
-The page cache cannot be dropped here, so the source is read once before timing and is warm in the
-page cache for every variant (`fincore` reports how much of it is resident). Throughput is in MB/s
-(10^6 bytes per second).
+Cache (``--cache cold|warm|both``, default both): **cold** drops the source's pages before every run
+(fsync, ``posix_fadvise(DONTNEED)``; ``fincore`` shows how much stayed resident), as a file just
+written by a recorder's transfer or read off another disk is; **warm** reads it once before the rounds
+so it stays in the page cache. Throughput is in MB/s (10^6 bytes per second).
 
 Peak memory of a store write is measured in a separate child process per size: VmHWM from
 /proc/self/status in the child, after imports and after the put (the whole process, interpreter
 included).
 
-Usage: .venv/bin/python bench/bench_store_write.py [--size-mib 1024] [--repeat 3] [--dir /work] [--check]
+Usage: .venv/bin/python bench/bench_store_write.py [--size-mib 1024] [--rounds 5] [--cache both]
+       [--dir /work] [--check]
 """
 
 from __future__ import annotations
@@ -30,7 +36,6 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -38,7 +43,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import method  # bench/method.py: the method every benchmark shares
 
 MIB = 1024 * 1024
 HASH_CHUNK = 4 * MIB
@@ -75,22 +83,6 @@ def hashlib_file(path: Path, buffer: bytearray | None = None) -> str:
     return digest.hexdigest()
 
 
-def resident_bytes(path: Path) -> int | None:
-    """How much of `path` is in the page cache (util-linux fincore), or None if unknown."""
-    if shutil.which("fincore") is None:
-        return None
-    out = subprocess.run(
-        ["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    try:
-        return int(out.stdout.strip())
-    except ValueError:
-        return None
-
-
 def run(*argv: str) -> str:
     return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
 
@@ -99,28 +91,18 @@ def sha256sum(path: Path) -> str:
     return run("sha256sum", str(path)).split()[0]
 
 
+def openssl_sha256(*paths: Path) -> dict[str, str]:
+    """`openssl dgst -sha256 FILE...`: {path: hex digest}."""
+    digests = {}
+    for line in run("openssl", "dgst", "-sha256", *map(str, paths)).splitlines():
+        name, _, digest = line.rpartition("= ")
+        digests[name[name.index("(") + 1 : -1]] = digest.strip()
+    return digests
+
+
 def free_bytes(path: Path) -> int:
     stats = os.statvfs(path)
     return stats.f_bavail * stats.f_frsize
-
-
-def machine() -> dict[str, str]:
-    model = ""
-    flags: set[str] = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and not model:
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return {
-        "cpus": str(os.cpu_count()),
-        "cpu": model,
-        "sha_ni": "yes" if "sha_ni" in flags else "no",
-        "python": sys.version.split()[0],
-    }
 
 
 # --- variants ---------------------------------------------------------------------------------------
@@ -130,6 +112,10 @@ Variant = Callable[[Path, Path], str | None]  # (source, scratch dir) -> sha256 
 
 def v_hashlib(src: Path, scratch: Path) -> str:
     return hashlib_file(src)
+
+
+def v_openssl(src: Path, scratch: Path) -> str:
+    return openssl_sha256(src)[str(src)]
 
 
 def v_sha256sum(src: Path, scratch: Path) -> str:
@@ -156,6 +142,13 @@ def v_cp_sync_sha256sum(src: Path, scratch: Path) -> str:
     return sha256sum(scratch / "copy")
 
 
+def v_cp_sync_openssl(src: Path, scratch: Path) -> str:
+    copy = scratch / "copy"
+    run("cp", "--reflink=never", str(src), str(copy))
+    run("sync", str(copy))
+    return openssl_sha256(copy)[str(copy)]
+
+
 def make_store_put() -> Variant:
     from evidence_store.blobs.local import LocalBlobStore
 
@@ -170,101 +163,52 @@ def make_store_put() -> Variant:
 
 
 TWO_PASS = "cp; sha256sum"
+TWO_PASS_FAST = "cp; sync; openssl"
 HASH_ONLY = "hashlib"
 STORE = "store.put"
 
 
-def cpu_seconds() -> float:
-    """CPU time (user + system) of this process (all threads) and of its finished children."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def load_average() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "unknown"
-
-
-def cpu_pressure() -> tuple[float, int] | None:
-    """/proc/pressure/cpu "some": (avg10 in %, total stall in microseconds), or None without PSI."""
-    try:
-        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
-    except (OSError, IndexError):
-        return None
-    fields = dict(item.split("=") for item in line.split()[1:])
-    return float(fields["avg10"]), int(fields["total"])
-
-
-def wait_until_quiet(limit: float, max_wait: float) -> None:
-    """Wait (up to `max_wait` s) until CPU pressure over the last 10 s is below `limit` %."""
-    deadline = time.monotonic() + max_wait
-    while (pressure := cpu_pressure()) is not None and pressure[0] >= limit and time.monotonic() < deadline:
-        time.sleep(1)
-
-
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """The options every file benchmark shares: waiting for a quiet machine, --check, --keep."""
-    parser.add_argument(
-        "--quiet-below",
-        type=float,
-        default=0,
-        help="before each run, wait until CPU pressure (PSI avg10) is below this %% (default: do not wait)",
-    )
-    parser.add_argument("--quiet-max-wait", type=float, default=120, help="longest wait per run, s")
-    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
-
-
-class Run(NamedTuple):
-    wall: float  # seconds
-    cpu: float  # CPU seconds of this process and its children
-    pressure: float | None  # % of the run during which some task waited for a CPU (PSI), if known
-
-
-def time_variants(src: Path, work: Path, args: argparse.Namespace, expected: str) -> dict[str, list[Run]]:
-    """Every run of every variant."""
-    repeat = args.repeat
+def time_variants(
+    src: Path, work: Path, args: argparse.Namespace, expected: str, cache: str
+) -> tuple[dict[str, list[method.Run[str | None]]], list[str]]:
+    """Every run of every variant, and the source's residency measured just before each cold run."""
     variants: dict[str, Variant] = {
         HASH_ONLY: v_hashlib,
+        "openssl dgst": v_openssl,
         "sha256sum": v_sha256sum,
         "cp": v_cp,
         "cp + sync": v_cp_sync,
         TWO_PASS: v_cp_sha256sum,
         "cp; sync; sha256sum": v_cp_sync_sha256sum,
+        TWO_PASS_FAST: v_cp_sync_openssl,
         STORE: make_store_put(),
     }
-    runs: dict[str, list[Run]] = {name: [] for name in variants}
-    names = list(variants)
-    for round_ in range(repeat):
-        # Rotate the order every round: on this VM a run's speed depends on its place in the sequence
-        # (how recently the previous run freed its page cache), so no variant always gets the good slot.
-        shift = round_ % len(names)
-        for name in names[shift:] + names[:shift]:
-            variant = variants[name]
-            scratch = work / f"scratch-{round_}"
-            scratch.mkdir()
-            os.sync()  # no dirty pages from the previous run are written back on this run's clock
-            if args.quiet_below:
-                wait_until_quiet(args.quiet_below, args.quiet_max_wait)
-            pressure_started = cpu_pressure()
-            cpu_started = cpu_seconds()
-            started = time.perf_counter()
-            digest = variant(src, scratch)
-            elapsed = time.perf_counter() - started
-            cpu = cpu_seconds() - cpu_started
-            pressure_ended = cpu_pressure()
-            pressure = None
-            if pressure_started is not None and pressure_ended is not None:
-                pressure = (pressure_ended[1] - pressure_started[1]) / 1e4 / elapsed
-            if digest is not None and digest != expected:
-                raise SystemExit(f"{name} produced sha256 {digest}, expected {expected}")
-            runs[name].append(Run(elapsed, cpu, pressure))
-            print(f"  round {round_ + 1}/{repeat} {name:<22} {elapsed:7.3f} s", file=sys.stderr)
-            _rmtree(scratch)
-    return runs
+    scratch = work / "scratch"
+    residency: list[str] = []
+
+    def before(_name: str) -> None:
+        scratch.mkdir()
+        os.sync()  # no dirty pages from the previous run are written back on this run's clock
+        if cache == method.COLD:
+            method.drop_cached(src)
+            residency.append(method.resident_share(src))
+
+    def after(name: str, done: method.Run[str | None]) -> None:
+        if done.result is not None and done.result != expected:
+            raise SystemExit(f"{name} produced sha256 {done.result}, expected {expected}")
+        _rmtree(scratch)
+
+    calls = {name: (lambda v=variant: v(src, scratch)) for name, variant in variants.items()}
+    runs = method.run_rounds(
+        calls,
+        args.rounds,
+        before=before,
+        after=after,
+        label=f"{cache} ",
+        quiet_below=args.quiet_below,
+        quiet_max_wait=args.quiet_max_wait,
+    )
+    return runs, residency
 
 
 def _rmtree(path: Path) -> None:
@@ -334,14 +278,13 @@ def main() -> int:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
     parser.add_argument("--size-mib", type=int, default=1024, help="source file size (default 1024)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per variant, best kept (default 3)")
     parser.add_argument("--dir", type=Path, default=Path("/work"), help="temp dir goes here (default /work)")
     parser.add_argument(
         "--memory-sizes-mib",
         default="",
         help="comma-separated sizes for the peak-memory child (default: SIZE and 4*SIZE if disk allows)",
     )
-    add_run_options(parser)
+    method.add_method_options(parser, caches=(method.COLD, method.WARM))
     parser.add_argument("--child-put", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-store", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -366,8 +309,8 @@ def main() -> int:
 def _bench(args: argparse.Namespace, work: Path, size: int) -> int:
     from evidence_store.blobs import hashing_copy
 
-    info = machine()
-    print(f"machine: {info['cpus']} CPUs, {info['cpu']}, sha_ni={info['sha_ni']}, Python {info['python']}")
+    caches = method.caches_of(args)
+    method.header(f"store write: {args.size_mib} MiB into the local store", args.rounds, caches)
     print(f"work dir: {work} (free {free_bytes(work) / 1e9:.1f} GB)")
     print(
         f"store pipeline: chunk {hashing_copy.CHUNK_SIZE // MIB} MiB, queue depth {hashing_copy.QUEUE_DEPTH}"
@@ -376,18 +319,20 @@ def _bench(args: argparse.Namespace, work: Path, size: int) -> int:
     src = work / "source.bin"
     print(f"making {args.size_mib} MiB of random data ...", file=sys.stderr)
     make_random_file(src, size)
-    expected = hashlib_file(src)  # also warms the page cache
-    resident = resident_bytes(src)
-    warm = "unknown" if resident is None else f"{100 * resident / size:.0f}% resident"
-    print(f"source: {size} bytes, sha256 {expected}; page cache before timing: {warm} (warm)")
+    expected = hashlib_file(src)
+    print(f"source: {size} bytes, sha256 {expected}")
 
-    load_before = load_average()
-    runs = time_variants(src, work, args, expected)
-    print(f"load average (1, 5, 15 min) before timing: {load_before}; after: {load_average()}")
-    resident = resident_bytes(src)
-    if resident is not None:
-        print(f"source page cache after timing: {100 * resident / size:.0f}% resident")
-    best = print_times(runs, size, args)
+    medians: dict[str, dict[str, float]] = {}
+    for cache in caches:
+        if cache == method.WARM:
+            hashlib_file(src)  # read once: in the page cache for every run
+        runs, residency = time_variants(src, work, args, expected, cache)
+        if cache == method.COLD:
+            state = f"cold: source dropped before each run ({', '.join(sorted(set(residency)))} after it)"
+        else:
+            state = f"warm: source in the page cache ({method.resident_share(src)} after timing)"
+        medians[cache] = print_times(runs, size, args, state)
+    method.footer()
 
     if args.memory_sizes_mib:
         sizes = [int(s) for s in args.memory_sizes_mib.split(",") if s]
@@ -395,56 +340,90 @@ def _bench(args: argparse.Namespace, work: Path, size: int) -> int:
         sizes = [args.size_mib, 4 * args.size_mib]
     peak_max = print_peaks(measure_peaks(sizes, src, work, args.size_mib))
 
-    vs_hash = best[HASH_ONLY] / best[STORE]
-    vs_two_pass = best[TWO_PASS] / best[STORE]
-    checks = [
-        (f"store.put >= {TARGET_VS_HASH}x hashlib alone", vs_hash >= TARGET_VS_HASH, f"{vs_hash:.2f}x"),
-        (
-            f"store.put >= {TARGET_VS_TWO_PASS}x faster than cp; sha256sum",
-            vs_two_pass >= TARGET_VS_TWO_PASS,
-            f"{vs_two_pass:.2f}x",
-        ),
-        (
+    judged = method.judged(args)
+    targets = []
+    for cache, median in medians.items():
+        targets += [
+            method.Target(
+                f"store.put >= {TARGET_VS_HASH}x hashlib alone, {cache} source",
+                median[HASH_ONLY] / median[STORE],
+                TARGET_VS_HASH,
+                judged=judged,
+            ),
+            method.Target(
+                f"store.put >= {TARGET_VS_TWO_PASS}x faster than cp; sha256sum, {cache} source",
+                median[TWO_PASS] / median[STORE],
+                TARGET_VS_TWO_PASS,
+                judged=judged,
+            ),
+        ]
+    targets.append(
+        method.Target(
             f"peak memory of a store write < {TARGET_PEAK_MIB:.0f} MiB",
-            peak_max < TARGET_PEAK_MIB,
-            f"{peak_max:.1f} MiB",
-        ),
-    ]
-    print()
-    print("| target | measured | met |")
-    print("|---|---:|---|")
-    for label, met, measured in checks:
-        print(f"| {label} | {measured} | {'yes' if met else 'NO'} |")
-    if args.check and not all(met for _label, met, _measured in checks):
+            peak_max,
+            TARGET_PEAK_MIB,
+            higher_is_better=False,
+            unit=" MiB",
+            strict=True,
+        )
+    )
+    method.print_targets(targets)
+    for cache, median in medians.items():
+        print(
+            f"for reference ({cache}): store.put is {median[TWO_PASS_FAST] / median[STORE]:.2f}x faster "
+            "than the durable two-pass with openssl (`cp --reflink=never; sync; openssl dgst -sha256`), "
+            "by medians"
+        )
+    if args.check and not method.targets_ok(targets):
         return 1
     return 0
 
 
-def print_times(runs: dict[str, list[Run]], size: int, args: argparse.Namespace) -> dict[str, float]:
-    best_runs = {name: min(values) for name, values in runs.items()}
-    best = {name: run.wall for name, run in best_runs.items()}
+def print_times(
+    runs: dict[str, list[method.Run[str | None]]], size: int, args: argparse.Namespace, state: str
+) -> dict[str, float]:
+    spreads = method.spreads(runs)
+    median = {name: s.median for name, s in spreads.items()}
     print()
-    print(f"Best of {args.repeat}, {args.size_mib} MiB file, source warm in page cache:")
-    print()
-    print(
-        "| variant | seconds (best) | all runs | MB/s | vs hashlib alone | speed-up vs cp; sha256sum "
-        "| CPU s | CPU pressure |"
-    )
-    print("|---|---:|---|---:|---:|---:|---:|---:|")
-    for name, run in best_runs.items():
-        every = " ".join(f"{r.wall:.2f}" for r in runs[name])
-        pressure = "n/a" if run.pressure is None else f"{run.pressure:.0f}%"
-        print(
-            f"| {name} | {run.wall:.3f} | {every} | {size / run.wall / 1e6:.0f} | "
-            f"{best[HASH_ONLY] / run.wall:.2f}x | {best[TWO_PASS] / run.wall:.2f}x | {run.cpu:.2f} "
-            f"| {pressure} |"
+    print(f"{args.size_mib} MiB file, {args.rounds} alternating rounds, {state}:")
+    rows = []
+    for name, s in spreads.items():
+        mid = method.median_run(runs[name])
+        pressure = "n/a" if mid.pressure is None else f"{mid.pressure:.0f}%"
+        rows.append(
+            [
+                name,
+                *s.cells(),
+                f"{size / s.median / 1e6:.0f}",
+                f"{median[HASH_ONLY] / s.median:.2f}x",
+                f"{median[TWO_PASS_FAST] / s.median:.2f}x",
+                f"{median[TWO_PASS] / s.median:.2f}x",
+                f"{mid.cpu:.2f}",
+                pressure,
+            ]
         )
-    print()
-    print(
-        "CPU s and CPU pressure are those of the best run: CPU time of the benchmark and its children, "
-        "and the share of the run during which some task on the machine waited for a CPU (PSI)."
+    method.table(
+        [
+            "variant",
+            "median s",
+            "min-max s",
+            "best s",
+            "MB/s (median)",
+            "vs hashlib alone",
+            "vs cp; sync; openssl",
+            "vs cp; sha256sum",
+            "CPU s",
+            "CPU pressure",
+        ],
+        rows,
+        [False, *[True] * 9],
     )
-    return best
+    print(
+        "Ratios are of medians (higher is faster). CPU s and CPU pressure are those of the median run: "
+        "CPU time of the benchmark and its children, and the share of the run during which some task on "
+        "the machine waited for a CPU (PSI)."
+    )
+    return median
 
 
 def measure_peaks(
