@@ -210,7 +210,9 @@ def _audit_actions_in_the_source() -> set[str]:
     found: set[str] = set()
     for package in _SOURCE_PACKAGES:
         for path in (REPO / package).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            module_level = set(map(id, tree.body))  # an enum member (`STATION_VIEW = ...`) is no action
+            for node in ast.walk(tree):
                 if isinstance(node, ast.Call):
                     func = node.func
                     name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
@@ -220,7 +222,7 @@ def _audit_actions_in_the_source() -> set[str]:
                     if "audit" in name and name != "audit_browse":
                         for arg in node.args:
                             found.update(_action_texts(arg))
-                elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+                elif isinstance(node, ast.Assign) and len(node.targets) == 1 and id(node) in module_level:
                     target = node.targets[0]
                     if isinstance(target, ast.Name) and (
                         target.id.endswith("ACTION") or target.id.startswith("STATION_")
