@@ -91,8 +91,17 @@ def import_command(
     # lazy: SQLAlchemy and PyAV; keeps `--help` fast
     from ingest.pull import PullRequest, pull
     from ingest.service import choose_profile
+    from ingest.spool import open_for_docking
 
-    station = open_station_from(ctx)
+    # the backend, or (unreachable) the station's spool, which is forwarded later (issue 18)
+    target = open_for_docking(settings_from(ctx))
+    station = target.station
+    if target.spooled:
+        click.echo(
+            f"evidence: backend unreachable ({target.reason}): pulling into the spool at "
+            f"{station.settings.home}; 'evidence spool forward' delivers it when the backend is back",
+            err=True,
+        )
     close_interrupted(station)
     profile, facts = choose_profile(station, path, profile_name)
     request = PullRequest(
@@ -107,11 +116,13 @@ def import_command(
         dock_station=station.settings.station_name,
         progress=_progress_printer(not as_json and sys.stderr.isatty()),
     )
-    summary = pull(station, request, processing_queue_for(station.settings))
+    queue = None if target.spooled else processing_queue_for(station.settings)
+    summary = pull(station, request, queue)
     station.close()
     if request.progress:
         click.echo("", err=True)
     data = summary.as_dict()
+    data["spooled"] = target.spooled
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
     else:
