@@ -43,6 +43,8 @@ class Station:
     key: StationKey
     audit: AuditLog
     clock: Clock
+    # the station's store-and-forward spool (`open_spool`), not its backend (issue 18)
+    spool: bool = False
 
     # Every way into the database below raises an error that may pass (a restart, a cut connection,
     # a busy database) as TransientError, so that callers retry instead of failing the work for good.
@@ -274,6 +276,7 @@ def open_spool(settings: Settings, *, clock: Clock = system_clock) -> Station:
     engine = make_engine(conf.effective_database_url)
     upgrade_to_head(engine)
     station = _assemble(conf, engine, key, clock)
+    station.spool = True
     if _no_station_enrolled(station):
         with station.transaction() as session:
             first = enrol_first_station(

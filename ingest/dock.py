@@ -52,6 +52,7 @@ from ingest.devices.udev import (
 from ingest.mount import ReadOnlyMount, ReadWriteMount
 from ingest.pull import PullProgress, PullRequest, TransferSummary, pull
 from ingest.service import choose_profile
+from ingest.spool import may_clear_recorders
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +337,10 @@ class Dock:
                 result.problems.append(str(exc))
                 may_delete = False
         if profile is not None and profile.delete_after_verify and result.summary is not None:
-            if may_delete:
+            allowed, why = may_clear_recorders(self.station)
+            if may_delete and not allowed:  # a filling spool keeps what it pulled, clears nothing
+                result.problems.append(f"nothing deleted from the recorder: {why}")
+            elif may_delete:
                 self._delete_verified(job, volume, profile, result)
             else:
                 result.problems.append("the volume was mounted by someone else: nothing deleted from it")

@@ -220,20 +220,16 @@ def spool_status(spool: Station, settings: Settings) -> SpoolStatus:
     return status
 
 
-def may_clear_recorders(station: Station, settings: Settings) -> tuple[bool, str]:
+def may_clear_recorders(station: Station) -> tuple[bool, str]:
     """Whether a docking into `station` may delete verified files from the recorder: always into the
     backend; into the spool only below its high-water mark (R10: the spool is then the only copy)."""
-    if not is_spool(station, settings):
+    if not station.spool:
         return True, ""
-    level = spool_level(held_bytes(station), settings.spool_high_water_bytes)
+    level = spool_level(held_bytes(station), station.settings.spool_high_water_bytes)
     if level.may_clear_recorders:
         return True, ""
     log.warning("%s", level.describe())
     return False, level.describe()
-
-
-def is_spool(station: Station, settings: Settings) -> bool:
-    return station.settings.home == settings.effective_spool_dir
 
 
 # -- forwarding -------------------------------------------------------------------------------------

@@ -18,11 +18,11 @@ from entrypoints.cli.support import (
     EXIT_INTEGRITY,
     cli_actor,
     close_interrupted,
-    open_station_from,
     settings_from,
 )
 from entrypoints.wiring import processing_queue_for
 from evidence_store.domain.model import TransferOutcome, TransferSource
+from evidence_store.ports import NoProcessingQueue
 
 
 def _progress_printer(enabled: bool) -> Any:
@@ -223,7 +223,11 @@ def dock_command(
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
-    station = open_station_from(ctx)
+    from ingest.spool import open_for_docking
+
+    # the backend, or (unreachable at start) the station's spool, forwarded later (issue 18)
+    target = open_for_docking(settings)
+    station = target.station
     close_interrupted(station)
     progress = _DockProgress() if not as_json and sys.stderr.isatty() else None
     output_lock = threading.Lock()
@@ -244,7 +248,7 @@ def dock_command(
 
     dock = Dock(
         station,
-        queue=processing_queue_for(settings),
+        queue=NoProcessingQueue() if target.spooled else processing_queue_for(settings),
         accept_loop=accept_loop_devices,
         on_result=report,
         on_progress=progress.update if progress is not None else None,
