@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import signal
+import sys
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -55,35 +59,75 @@ def spool_status_command(ctx: click.Context, as_json: bool) -> None:
 
 
 @spool_group.command("forward", help="Forward the spool into the backend now, then free what may be freed.")
+@click.option(
+    "--every",
+    type=float,
+    default=None,
+    help="Keep running: try again every this many seconds (what `evidence station` runs).",
+)
 @json_option
 @click.pass_context
-def spool_forward_command(ctx: click.Context, as_json: bool) -> None:
+def spool_forward_command(ctx: click.Context, every: float | None, as_json: bool) -> None:
+    settings = settings_from(ctx)
+    if every is None:
+        data = _forward_once(settings)
+        emit(data, as_json, _print_forward)
+        if data["problems"]:
+            raise SystemExit(EXIT_FAILED)
+        return
+    _forward_every(settings, every, as_json)
+
+
+def _forward_once(settings: Any) -> dict[str, Any]:
     from evidence_store.bootstrap import open_spool  # lazy: SQLAlchemy; keeps `--help` fast
     from ingest.spool import forward_spool, open_backend, spool_exists
 
-    settings = settings_from(ctx)
     if not spool_exists(settings):
-        emit({"forwarded": [], "freed": [], "running": 0, "problems": []}, as_json, lambda _d: None)
-        if not as_json:
-            click.echo("spool: nothing to forward")
-        return
+        return {"forwarded": [], "freed": [], "running": 0, "problems": []}
     backend = open_backend(settings)
-    spool = open_spool(settings)
     try:
-        report = forward_spool(
-            spool,
-            backend,
-            actor=cli_actor(),
-            keep=timedelta(hours=settings.spool_keep_hours),
-            queue=processing_queue_for(settings),
-        )
+        spool = open_spool(settings)
+        try:
+            report = forward_spool(
+                spool,
+                backend,
+                actor=cli_actor(),
+                keep=timedelta(hours=settings.spool_keep_hours),
+                queue=processing_queue_for(settings),
+            )
+        finally:
+            spool.close()
     finally:
-        spool.close()
         backend.close()
-    data = report.as_dict()
-    emit(data, as_json, _print_forward)
-    if report.problems:
-        raise SystemExit(EXIT_FAILED)
+    return report.as_dict()
+
+
+def _forward_every(settings: Any, every: float, as_json: bool) -> None:
+    """The station's forwarding role: a round every `every` seconds until SIGTERM or SIGINT; a backend
+    still out of reach is logged and tried again next round."""
+    from evidence_store.errors import EvidenceError
+    from ingest.spool import UNREACHABLE
+
+    log = logging.getLogger("ingest.spool")
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=settings.log_level,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda _s, _f: stop.set())
+    while not stop.is_set():
+        try:
+            data = _forward_once(settings)
+            if data["forwarded"] or data["freed"]:
+                emit(data, as_json, _print_forward)
+        except UNREACHABLE as exc:
+            log.info("spool not forwarded: the backend is still unreachable (%s)", exc)
+        except EvidenceError as exc:  # e.g. this station's key not approved: said, and tried again
+            log.error("spool not forwarded: %s", exc)
+        stop.wait(every)
 
 
 def _print_forward(data: dict[str, Any]) -> None:
