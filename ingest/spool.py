@@ -49,13 +49,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session
 
 from evidence_store.attachments import link_to_clips, record_attachments
 from evidence_store.blobs.local import LocalBlobStore
-from evidence_store.bootstrap import Station, open_spool, open_station, system_clock
+from evidence_store.bootstrap import Station, open_spool, open_station, spool_settings, system_clock
+from evidence_store.db.engine import make_engine
 from evidence_store.db.tables import (
     attachments,
     audit_events,
@@ -92,7 +93,7 @@ from evidence_store.errors import (
 )
 from evidence_store.interrupted_work import close_interrupted_work
 from evidence_store.originals import record_originals
-from evidence_store.ports import Clock, NoProcessingQueue, ProcessingQueue, StoredBlob
+from evidence_store.ports import BlobStore, Clock, NoProcessingQueue, ProcessingQueue, StoredBlob
 from evidence_store.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -189,24 +190,45 @@ def held_bytes(spool: Station) -> int:
 
 
 def spool_status(spool: Station, settings: Settings) -> SpoolStatus:
-    level = spool_level(held_bytes(spool), settings.spool_high_water_bytes)
+    """How full the spool is and what waits in it; over the high-water mark it is also logged."""
     with spool.connect() as connection:
-        forwarded = {
-            row.spool_transfer_id: row.freed_at
-            for row in connection.execute(
-                select(spool_forwards.c.spool_transfer_id, spool_forwards.c.freed_at)
+        status = _read_status(connection, spool.blobs, settings)
+    if status.level.over_high_water:
+        log.warning("%s", status.level.describe())
+    return status
+
+
+def local_spool_status(settings: Settings) -> SpoolStatus | None:
+    """This host's spool, read without migrating or writing it (the web dashboard); None if there is
+    none."""
+    if not spool_exists(settings):
+        return None
+    conf = spool_settings(settings)
+    engine = make_engine(conf.effective_database_url)
+    try:
+        with engine.connect() as connection:
+            return _read_status(connection, LocalBlobStore(conf.effective_store_path), settings)
+    finally:
+        engine.dispose()
+
+
+def _read_status(connection: Connection, blobs: BlobStore, settings: Settings) -> SpoolStatus:
+    level = spool_level(sum(blob.size for blob in blobs.iter_blobs()), settings.spool_high_water_bytes)
+    forwarded = {
+        row.spool_transfer_id: row.freed_at
+        for row in connection.execute(select(spool_forwards.c.spool_transfer_id, spool_forwards.c.freed_at))
+    }
+    rows = connection.execute(select(transfers.c.id, transfers.c.outcome)).all()
+    waiting_ids = [r.id for r in rows if r.outcome is not TransferOutcome.RUNNING and r.id not in forwarded]
+    clips_waiting = 0
+    if waiting_ids:
+        clips_waiting = int(
+            connection.scalar(
+                select(func.count()).select_from(clips).where(clips.c.transfer_id.in_(waiting_ids))
             )
-        }
-        rows = connection.execute(select(transfers.c.id, transfers.c.outcome)).all()
-        waiting_ids = [
-            r.id for r in rows if r.outcome is not TransferOutcome.RUNNING and r.id not in forwarded
-        ]
-        clips_waiting = 0
-        if waiting_ids:
-            clips_waiting = len(
-                connection.execute(select(clips.c.id).where(clips.c.transfer_id.in_(waiting_ids))).all()
-            )
-    status = SpoolStatus(
+            or 0
+        )
+    return SpoolStatus(
         path=str(settings.effective_spool_dir),
         level=level,
         transfers_waiting=len(waiting_ids),
@@ -215,9 +237,6 @@ def spool_status(spool: Station, settings: Settings) -> SpoolStatus:
         transfers_forwarded=len(forwarded),
         transfers_kept=sum(1 for freed in forwarded.values() if freed is None),
     )
-    if level.over_high_water:
-        log.warning("%s", level.describe())
-    return status
 
 
 def may_clear_recorders(station: Station) -> tuple[bool, str]:

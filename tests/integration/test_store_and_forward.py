@@ -17,14 +17,17 @@ import uuid
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from evidence_store.accounts import create_user
 from evidence_store.bootstrap import Station, open_spool, open_station
 from evidence_store.db.tables import audit_events, clips, spool_forwards, transfers
 from evidence_store.settings import load_settings
 from ingest.spool import held_bytes, may_clear_recorders
 from tests.conftest import REPO, CliResult, run_cli
 from tests.fixtures.media import make_video, sha256_of
+from web.app import create_app
 
 CLIPS = 3
 
@@ -285,6 +288,15 @@ def test_a_spool_over_its_high_water_mark_keeps_what_it_pulled_and_clears_no_rec
     station = backend(full)
     try:
         assert may_clear_recorders(station) == (True, "")  # the backend is never "full" this way
+        # the web dashboard (page and API) shows this host's filling spool
+        create_user(station, username="chief", password="a long station password", role="admin", actor="t")
+        client = TestClient(create_app(station))
+        token = client.get("/api/csrf").json()["csrf_token"]
+        login = {"username": "chief", "password": "a long station password"}
+        assert client.post("/api/login", json=login, headers={"X-CSRF-Token": token}).status_code == 200
+        shown = client.get("/api/dashboard").json()["spool"]
+        assert shown["over_high_water"] and shown["clips_waiting"] == CLIPS
+        assert 'id="spool" data-over-high-water="true"' in client.get("/dashboard").text
     finally:
         station.close()
     # once forwarded and freed the spool is below the mark again
