@@ -27,6 +27,7 @@ from evidence_store.settings import load_settings
 from ingest.spool import held_bytes, may_clear_recorders
 from tests.conftest import REPO, CliResult, run_cli
 from tests.fixtures.media import make_video, sha256_of
+from tests.fixtures.radosgw import RadosgwInfo
 from web.app import create_app
 
 CLIPS = 3
@@ -331,3 +332,41 @@ def test_a_revoked_station_cannot_forward_and_its_spool_keeps_everything(
     finally:
         station.close()
     assert run_cli(["audit", "verify"], env_a).code == 0
+
+
+def test_an_object_store_that_refuses_spools_and_the_forward_lands_under_object_lock(
+    station_env: dict[str, str], tmp_path: Path, radosgw: RadosgwInfo, ffmpeg_available: None
+) -> None:
+    """The other half of the backend: the database answers, the S3 endpoint refuses (a closed port).
+    The station spools; with radosgw back the forward puts each clip into the bucket (Object Lock),
+    re-hashed there, once; verify and scrub exit 0."""
+    env = {
+        **station_env,
+        "EVIDENCE_BLOB_STORE": "s3",
+        "EVIDENCE_S3_ENDPOINT_URL": radosgw.endpoint_url,
+        "EVIDENCE_S3_BUCKET": f"spool-{uuid.uuid4().hex[:12]}",
+        "EVIDENCE_S3_ACCESS_KEY_ID": radosgw.access_key_id,
+        "EVIDENCE_S3_SECRET_ACCESS_KEY": radosgw.secret_access_key,
+        "EVIDENCE_S3_REGION": radosgw.region,
+    }
+    cli_ok(["init"], env)
+    made = recorder(tmp_path / "rec", "ZF0000106")
+    refused = {**env, "EVIDENCE_S3_ENDPOINT_URL": f"http://127.0.0.1:{closed_port()}"}
+    result = run_cli(["import", str(tmp_path / "rec"), "--json"], refused, timeout=600)
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["spooled"] is True and "S3 at" in result.stderr
+
+    report = json.loads(
+        cli_ok(["spool", "forward", "--json"], {**env, "EVIDENCE_SPOOL_KEEP_HOURS": "0"}).stdout
+    )
+    assert [f["clips"] for f in report["forwarded"]] == [CLIPS] and report["freed"] == [1]
+    assert_delivered_once(env, made)
+    station = backend(env)
+    try:
+        for sha256 in made.values():
+            assert station.blobs.rehash(sha256) == sha256
+            assert station.blobs.retain_until(sha256) is not None  # type: ignore[attr-defined]
+    finally:
+        station.close()
+    assert spool_status(env)["empty"]
+    assert_verified_and_scrubbed(env)
