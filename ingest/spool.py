@@ -44,6 +44,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -56,7 +57,7 @@ from sqlalchemy.orm import Session
 from evidence_store.attachments import link_to_clips, record_attachments
 from evidence_store.blobs.local import LocalBlobStore
 from evidence_store.bootstrap import Station, open_spool, open_station, spool_settings, system_clock
-from evidence_store.db.engine import make_engine
+from evidence_store.db.engine import check_connection, make_engine
 from evidence_store.db.tables import (
     attachments,
     audit_events,
@@ -146,6 +147,56 @@ def open_for_docking(settings: Settings, *, clock: Clock = system_clock) -> Dock
             settings.spool_forward_interval_s,
         )
         return DockTarget(open_spool(settings, clock=clock), spooled=True, reason=str(exc))
+
+
+class DockTargets:
+    """For the dock daemon: per docking, the backend if it answers now, else the spool, so a dock that
+    lost its backend spools the next recorder and one whose backend came back writes to it again. Each
+    switch is logged. Thread-safe (several bays pull at once); the stations are opened once."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        queue: ProcessingQueue,
+        backend: Station | None = None,
+        spool: Station | None = None,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.clock = clock
+        self._backend = backend
+        self._spool = spool
+        self._lock = threading.Lock()
+        self._spooling = backend is None
+
+    def choose(self) -> tuple[Station, ProcessingQueue]:
+        with self._lock:
+            try:
+                if self._backend is None:
+                    self._backend = open_backend(self.settings, clock=self.clock)
+                else:
+                    check_connection(self._backend.engine)
+                    self._backend.blobs.exists("0" * 64)
+            except UNREACHABLE as exc:
+                if not self.settings.spool_enabled:
+                    raise
+                if not self._spooling:
+                    log.warning("backend unreachable (%s): the dock docks into the spool", exc)
+                self._spooling = True
+                if self._spool is None:
+                    self._spool = open_spool(self.settings, clock=self.clock)
+                return self._spool, NoProcessingQueue()
+            if self._spooling:
+                log.warning("backend reachable again: the dock docks into it")
+            self._spooling = False
+            return self._backend, self.queue
+
+    def close(self) -> None:
+        for station in (self._backend, self._spool):
+            if station is not None:
+                station.close()
 
 
 def spool_exists(settings: Settings) -> bool:

@@ -223,7 +223,7 @@ def dock_command(
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
-    from ingest.spool import open_for_docking
+    from ingest.spool import DockTargets, open_for_docking
 
     # the backend, or (unreachable at start) the station's spool, forwarded later (issue 18)
     target = open_for_docking(settings)
@@ -246,9 +246,18 @@ def dock_command(
                 click.echo(f"{result.key}: no transfer: {result.error}", err=True)
             sys.stdout.flush()
 
+    queue = processing_queue_for(settings)
+    # each docking goes to the backend if it answers then, else to the spool (issue 18)
+    targets = DockTargets(
+        settings,
+        queue=queue,
+        backend=None if target.spooled else station,
+        spool=station if target.spooled else None,
+    )
     dock = Dock(
         station,
-        queue=NoProcessingQueue() if target.spooled else processing_queue_for(settings),
+        targets=targets,
+        queue=NoProcessingQueue() if target.spooled else queue,
         accept_loop=accept_loop_devices,
         on_result=report,
         on_progress=progress.update if progress is not None else None,
@@ -272,6 +281,6 @@ def dock_command(
         dock.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        station.close()
+        targets.close()
     if once and dock.not_complete:
         raise SystemExit(EXIT_FAILED)

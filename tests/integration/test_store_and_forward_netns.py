@@ -215,3 +215,25 @@ def test_a_link_cut_mid_forward_then_restored_delivers_everything_once(
     status = spool_status(env)
     assert status["empty"] and status["held_bytes"] == 0, status
     assert_verified_and_scrubbed(env)
+
+
+def test_the_dock_chooses_for_each_docking_the_backend_or_the_spool(
+    backend_host: BackendHost, station_on_the_link: dict[str, str]
+) -> None:
+    """The dock daemon decides per docking: the link cut, the next recorder goes into the spool; the
+    link back, the next one goes to the backend again (each switch logged)."""
+    from evidence_store.ports import NoProcessingQueue
+    from evidence_store.settings import load_settings
+    from ingest.spool import DockTargets, open_backend
+
+    settings = load_settings(station_on_the_link)
+    targets = DockTargets(settings, queue=NoProcessingQueue(), backend=open_backend(settings))
+    try:
+        assert not targets.choose()[0].spool
+        backend_host.cut()
+        assert targets.choose()[0].spool
+        backend_host.restore()
+        assert not targets.choose()[0].spool
+    finally:
+        backend_host.restore()
+        targets.close()
