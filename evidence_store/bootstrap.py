@@ -274,7 +274,8 @@ def open_spool(settings: Settings, *, clock: Clock = system_clock) -> Station:
     except OSError as exc:
         raise ConfigurationError(f"cannot create the spool at {conf.home}: {exc.strerror or exc}") from exc
     engine = make_engine(conf.effective_database_url)
-    upgrade_to_head(engine)
+    if current_revision(engine) != head_revision():
+        upgrade_to_head(engine)
     station = _assemble(conf, engine, key, clock)
     station.spool = True
     if _no_station_enrolled(station):

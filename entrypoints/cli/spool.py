@@ -80,9 +80,13 @@ def spool_forward_command(ctx: click.Context, every: float | None, as_json: bool
 
 def _forward_once(settings: Any) -> dict[str, Any]:
     from evidence_store.bootstrap import open_spool  # lazy: SQLAlchemy; keeps `--help` fast
-    from ingest.spool import forward_spool, open_backend, spool_exists
+    from ingest.spool import forward_spool, local_spool_status, open_backend
 
-    if not spool_exists(settings):
+    waiting = local_spool_status(settings)
+    if waiting is None or not (
+        waiting.transfers_waiting or waiting.transfers_running or waiting.transfers_kept
+    ):
+        # nothing spooled waits or is kept: neither the spool nor the backend is opened
         return {"forwarded": [], "freed": [], "running": 0, "problems": []}
     backend = open_backend(settings)
     try:
