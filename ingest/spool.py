@@ -89,6 +89,7 @@ from evidence_store.domain.spool import (
 from evidence_store.errors import (
     BlobMismatchError,
     DatabaseUnavailableError,
+    IntegrityError,
     StoreError,
     TransientError,
 )
@@ -360,7 +361,14 @@ def forward_spool(
         if row.outcome is TransferOutcome.RUNNING:
             report.running += 1
             continue
-        forwarded = _forward_transfer(spool, backend, row.id, actor=actor, step=step)
+        try:
+            forwarded = _forward_transfer(spool, backend, row.id, actor=actor, step=step)
+        except IntegrityError as exc:
+            # a spooled copy missing or no longer hashing to its name: nothing of this transfer is
+            # recorded in the backend, the spool keeps it, it is reported, and the others go on
+            report.problems.append(f"spooled transfer {row.id} not forwarded: {exc}")
+            log.error("spooled transfer %d not forwarded: %s", row.id, exc)
+            continue
         report.forwarded.append(forwarded)
         if forwarded.new_clip_ids:
             queue.clips_stored(forwarded.new_clip_ids)

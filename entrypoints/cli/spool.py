@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from entrypoints.cli.support import EXIT_FAILED, cli_actor, emit, json_option, settings_from
+from entrypoints.cli.support import EXIT_INTEGRITY, cli_actor, emit, json_option, settings_from
 from entrypoints.wiring import processing_queue_for
 
 
@@ -72,8 +72,8 @@ def spool_forward_command(ctx: click.Context, every: float | None, as_json: bool
     if every is None:
         data = _forward_once(settings)
         emit(data, as_json, _print_forward)
-        if data["problems"]:
-            raise SystemExit(EXIT_FAILED)
+        if data["problems"]:  # a spooled copy missing or altered: kept in the spool, reported
+            raise SystemExit(EXIT_INTEGRITY)
         return
     _forward_every(settings, every, as_json)
 
@@ -146,5 +146,7 @@ def _print_forward(data: dict[str, Any]) -> None:
         click.echo(f"freed from the spool: transfer(s) {', '.join(map(str, data['freed']))}")
     if data["running"]:
         click.echo(f"{data['running']} spooled transfer(s) still being pulled: forwarded once closed")
-    if not data["forwarded"] and not data["freed"]:
+    for problem in data["problems"]:
+        click.echo(f"  problem: {problem}", err=True)
+    if not data["forwarded"] and not data["freed"] and not data["problems"]:
         click.echo("spool: nothing to forward")

@@ -218,6 +218,31 @@ def test_an_altered_quote_of_a_spooled_entry_fails_verification(env: dict[str, s
         station.close()
 
 
+def test_a_spooled_copy_altered_in_the_spool_is_not_forwarded_and_stays(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The receiving store re-hashes what it is sent: a spooled copy whose bytes changed in the spool
+    is refused (nothing of its transfer is recorded), reported (exit 1) and kept in the spool."""
+    made = recorder(tmp_path / "rec", "ZF0000107", count=1)
+    spooled_import(env, tmp_path / "rec")
+    spool = open_spool(load_settings(env))
+    path = spool.blobs.path_for(next(iter(made.values())))  # type: ignore[attr-defined]
+    spool.close()
+    with open(path, "r+b") as handle:
+        handle.write(b"X")
+    result = run_cli(["spool", "forward", "--json"], env)
+    assert result.code == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["forwarded"] == [] and "spooled transfer 1 not forwarded" in report["problems"][0]
+    station = backend(env)
+    try:
+        assert count(station, clips) == 0 and count(station, spool_forwards) == 0
+    finally:
+        station.close()
+    status = spool_status(env)
+    assert status["clips_waiting"] == 1 and status["held_bytes"] > 0
+
+
 # A forward that SIGKILLs itself when it reaches the named step (tests/… cut points of ingest.spool).
 CUT = """
 import os, signal, sys
