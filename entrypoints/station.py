@@ -21,19 +21,25 @@ from web.station import close_streams
 
 log = logging.getLogger(__name__)
 
-ROLES = ("dock", "worker", "web")
+ROLES = ("dock", "worker", "web", "forward")
 
 
 def station_roles(settings: Settings, *, host: str, port: int, without: Collection[str] = ()) -> list[Role]:
     """The roles of a docking station, each the `evidence` command that runs it alone: the dock daemon
     (udev events, read-only mounts), the processing workers (not when `EVIDENCE_PROCESSING_QUEUE=none`:
-    clips then wait for `evidence process`) and the web UI."""
+    clips then wait for `evidence process`), the web UI, and with a shared backend (a database URL or
+    S3) the forwarding of the spool every `spool_forward_interval_s`."""
     command = (sys.executable, "-m", "entrypoints")
     roles = [
         Role("dock", (*command, "dock")),
         Role("worker", (*command, "worker")),
         Role("web", (*command, "web", "--host", host, "--port", str(port))),
     ]
+    if settings.spool_enabled and (settings.database_url or settings.blob_store == "s3"):
+        # a shared backend may be out of reach: what the dock spooled meanwhile is forwarded (issue 18);
+        # the embedded default (SQLite and store in the station's home) has nothing to forward to
+        every = f"{settings.spool_forward_interval_s:g}"
+        roles.append(Role("forward", (*command, "spool", "forward", "--every", every)))
     skipped = set(without)
     if settings.processing_queue == "none":
         skipped.add("worker")

@@ -3,6 +3,7 @@ the stored log (R3, R10, R17). The chain rules themselves live in `domain.audit_
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from itertools import chain
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -16,11 +17,14 @@ from evidence_store.domain.audit_chain import (
     STORED_FIELDS,
     AuditCheckpoint,
     AuditEvent,
+    ChainProblem,
     ChainVerdict,
+    KeyLookup,
     build_checkpoint,
     build_event,
     verify_stored_chain,
 )
+from evidence_store.domain.spool import FORWARDED_ACTION, quoted_entry_problems
 from evidence_store.errors import StationNotTrustedError
 from evidence_store.keys import PublicKey, StationKey
 from evidence_store.ports import Clock
@@ -215,5 +219,28 @@ def verify_audit_log(engine: Engine, public_key: PublicKey, *, all_signatures: b
             keys=keyring.lookup,
             all_signatures=all_signatures,
         )
+        verdict.problems.extend(_spooled_entry_problems(connection, keyring.lookup))
     verdict.problems.extend(keyring.problems)
     return verdict
+
+
+def _spooled_entry_problems(connection: Connection, keys: KeyLookup) -> list[ChainProblem]:
+    """Store-and-forward (issue 18): every journal entry a `spool.forwarded` event quotes must be
+    genuine, signed at its original time by the forwarding station's enrolled key (`domain.spool`)."""
+    problems: list[ChainProblem] = []
+    rows = connection.execute(
+        select(audit_events.c.seq, audit_events.c.details, audit_events.c.key_fingerprint)
+        .where(audit_events.c.action == FORWARDED_ACTION)
+        .order_by(audit_events.c.seq)
+    )
+    for row in rows:
+        try:
+            entries = json.loads(row.details).get("entries", [])
+        except (ValueError, AttributeError):
+            problems.append(ChainProblem(row.seq, f"event {row.seq} quotes no readable spooled entries"))
+            continue
+        found = quoted_entry_problems(
+            entries, forward_seq=row.seq, forwarder_fingerprint=row.key_fingerprint, keys=keys
+        )
+        problems.extend(ChainProblem(row.seq, why) for why in found)
+    return problems

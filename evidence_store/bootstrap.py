@@ -43,6 +43,8 @@ class Station:
     key: StationKey
     audit: AuditLog
     clock: Clock
+    # the station's store-and-forward spool (`open_spool`), not its backend (issue 18)
+    spool: bool = False
 
     # Every way into the database below raises an error that may pass (a restart, a cut connection,
     # a busy database) as TransientError, so that callers retry instead of failing the work for good.
@@ -240,3 +242,67 @@ def _assemble(settings: Settings, engine: Engine, key: StationKey, clock: Clock)
         audit=audit,
         clock=clock,
     )
+
+
+# -- the spool: a station's local journal and store while its backend is unreachable (issue 18) -------
+
+
+def spool_settings(settings: Settings) -> Settings:
+    """The settings of the station's spool: an embedded SQLite journal and a local store under
+    `spool_dir`, anchors in its own file there, no TSA (it is for when the network is down)."""
+    spool = settings.effective_spool_dir
+    return settings.model_copy(
+        update={
+            "home": spool,
+            "database_url": f"sqlite:///{spool / 'journal.db'}",
+            "blob_store": "local",
+            "local_store_path": spool / "blobs",
+            "tsa_url": "",
+        }
+    )
+
+
+def open_spool(settings: Settings, *, clock: Clock = system_clock) -> Station:
+    """The station's spool as a Station of its own: its journal is the audit chain of a local SQLite
+    database of the same schema, each entry signed with this station's own key (`keys/` of the
+    station's home, which `evidence init` made), so the pull writes into it by the same code as into
+    the backend. Created on first use; its first entry, `station.initialised`, states the key."""
+    key = load_station_key(settings.keys_dir)
+    conf = spool_settings(settings)
+    try:
+        conf.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot create the spool at {conf.home}: {exc.strerror or exc}") from exc
+    engine = make_engine(conf.effective_database_url)
+    if current_revision(engine) != head_revision():
+        upgrade_to_head(engine)
+    station = _assemble(conf, engine, key, clock)
+    station.spool = True
+    if _no_station_enrolled(station):
+        with station.transaction() as session:
+            first = enrol_first_station(
+                session,
+                station.audit,
+                name=settings.station_name,
+                unit=settings.unit_name,
+                actor="system",
+                now=clock(),
+            )
+            details: dict[str, object] = {
+                "created": ["spool"],
+                "store": station.blobs.name,
+                "key": key.fingerprint,
+            }
+            details.update(first or {})
+            baseline = records_baseline_needed(session)
+            if baseline is not None:
+                details[BASELINE_KEY] = baseline
+            station.audit.record(
+                session,
+                actor="system",
+                action="station.initialised",
+                object_type="station",
+                object_id=settings.station_name,
+                details=details,
+            )
+    return station

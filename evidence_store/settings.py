@@ -73,6 +73,16 @@ class Settings(BaseModel):
     link_tolerance_minutes: float = Field(default=5, ge=0)
     dock_mount_dir: Path | None = None  # default: home/mnt
     dock_max_concurrent: int = Field(default=25, ge=1)
+    # Store-and-forward (issue 18): where the backend (database or object store) cannot be reached, a
+    # station docks into its spool (a local journal and store under `spool_dir`) and forwards later
+    spool_enabled: bool = True
+    spool_dir: Path | None = None  # default: home/spool
+    # a forwarded clip's spooled copy is kept this long after the backend holds it durably
+    spool_keep_hours: float = Field(default=24, ge=0)
+    # above this many bytes held in the spool the station stops clearing recorders (it keeps pulling)
+    spool_high_water_bytes: int = Field(default=200 * 1024**3, ge=0)
+    # `evidence station` tries to forward the spool this often (seconds)
+    spool_forward_interval_s: float = Field(default=60, gt=0)
     # Retention (R9): never below 6 months; per-category periods may only raise it
     retention_non_evidence_months: int = 6
     retention_months_by_category: dict[str, int] = Field(default_factory=dict)
@@ -100,6 +110,7 @@ class Settings(BaseModel):
         "holiday_calendar",
         "profiles_dir",
         "dock_mount_dir",
+        "spool_dir",
         "tsa_ca_file",
         "tsa_cert_file",
     )
@@ -163,6 +174,10 @@ class Settings(BaseModel):
     @property
     def effective_mount_dir(self) -> Path:
         return self.dock_mount_dir or self.home / "mnt"
+
+    @property
+    def effective_spool_dir(self) -> Path:
+        return self.spool_dir or self.home / "spool"
 
     @property
     def keys_dir(self) -> Path:

@@ -52,6 +52,7 @@ from ingest.devices.udev import (
 from ingest.mount import ReadOnlyMount, ReadWriteMount
 from ingest.pull import PullProgress, PullRequest, TransferSummary, pull
 from ingest.service import choose_profile
+from ingest.spool import DockTargets, may_clear_recorders
 from ingest.transfer_record import release_transfer
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ class DockJob:
     thread: threading.Thread | None = None
     progress: PullProgress | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    station: Station | None = None  # where this docking writes (the backend or the spool, issue 18)
 
 
 ResultCallback = Callable[[DockResult], None]
@@ -153,8 +155,11 @@ class Dock:
         max_concurrent: int | None = None,
         on_result: ResultCallback | None = None,
         on_progress: ProgressCallback | None = None,
+        targets: DockTargets | None = None,
     ) -> None:
         self.station = station
+        # per docking, the backend or (unreachable) the spool; without it every docking uses `station`
+        self.targets = targets
         self.settings = station.settings
         self.queue = queue  # chosen by the entry layer (entrypoints.wiring)
         self.accept_loop = accept_loop
@@ -288,7 +293,9 @@ class Dock:
     def _pull(
         self, job: DockJob, root: Path, facts: VolumeFacts, result: DockResult, *, may_delete: bool = False
     ) -> RecorderProfile:
-        profile, facts = choose_profile(self.station, root, None, facts)
+        station, queue = self.targets.choose() if self.targets is not None else (self.station, self.queue)
+        job.station = station
+        profile, facts = choose_profile(station, root, None, facts)
 
         def progress(state: PullProgress) -> None:
             job.progress = state
@@ -306,7 +313,7 @@ class Dock:
             cancelled=job.cancelled,
             hash_every_file=may_delete and profile.delete_after_verify,
         )
-        result.summary = pull(self.station, request, self.queue)
+        result.summary = pull(station, request, queue)
         return profile
 
     def _run_device(self, job: DockJob) -> DockResult:
@@ -338,7 +345,10 @@ class Dock:
                 result.problems.append(str(exc))
                 may_delete = unmounted = False
         if profile is not None and profile.delete_after_verify and result.summary is not None:
-            if may_delete:
+            allowed, why = may_clear_recorders(job.station or self.station)
+            if may_delete and not allowed:  # a filling spool keeps what it pulled, clears nothing
+                result.problems.append(f"nothing deleted from the recorder: {why}")
+            elif may_delete:
                 unmounted = self._delete_verified(job, volume, profile, result)
             else:
                 result.problems.append("the volume was mounted by someone else: nothing deleted from it")
@@ -388,7 +398,7 @@ class Dock:
         unmounted = True
         try:
             report = delete_verified(
-                self.station,
+                job.station or self.station,
                 root,
                 decisions,
                 transfer_id=summary.transfer_id,

@@ -25,6 +25,7 @@ from evidence_store.queries.statistics import annual_statistics
 from evidence_store.queries.supervision import get_draw, list_draws, redraw
 from evidence_store.status import describe
 from evidence_store.supervision import create_draw, review
+from ingest.spool import local_spool_status
 from web import auth, exports, station, text_rules
 from web.bulk import run_bulk
 from web.context import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Ctx
@@ -560,12 +561,15 @@ def api_station_events(ctx: StationCtx, kiosk: bool = False) -> Response:
 @router.get("/dashboard")
 def api_dashboard(ctx: DashboardCtx) -> dict[str, Any]:
     with ctx.station.connect() as connection:
-        return dashboard(
+        data = dashboard(
             connection,
             ctx.now(),
             ctx.user,
             filing_window_days=ctx.station.settings.retention_filing_window_days,
         )
+    spool = local_spool_status(ctx.station.settings)  # this host's spool (issue 18), if it has one
+    data["spool"] = spool.as_dict() if spool is not None else None
+    return data
 
 
 @router.get("/supervision/draws")

@@ -230,6 +230,10 @@ ZH: dict[str, str] = {
     "dashboard.last_seen": "最近写入",
     "dashboard.version": "版本",
     "dashboard.refused": "最近被拒写入",
+    "dashboard.spool": "本站缓存（后端不可达时的存储转发）",
+    "dashboard.spool_held": "缓存占用 {held} 字节，高水位线 {mark} 字节",
+    "dashboard.spool_waiting": "待转发：移交 {transfers} 次、文件 {clips} 个；已转发待释放：{kept} 次",
+    "dashboard.spool_over": "缓存已超过高水位线：继续采集并保留，但不再清除执法记录仪上的文件。",
     "station_state.approved": "已批准",
     "station_state.waiting": "待管理员批准",
     "station_state.revoked": "已撤销，自",
@@ -857,6 +861,15 @@ EN: dict[str, str] = {
     "dashboard.late_count": "{n} files handed over late in the last 30 days",
     "dashboard.retention": "Retention runs",
     "dashboard.stations": "Stations",
+    "dashboard.spool": "This station's spool (store-and-forward while the backend is unreachable)",
+    "dashboard.spool_held": "{held} bytes held; high-water mark {mark} bytes",
+    "dashboard.spool_waiting": (
+        "waiting to be forwarded: {transfers} transfer(s), {clips} file(s); forwarded, kept until the "
+        "local keep passes: {kept}"
+    ),
+    "dashboard.spool_over": (
+        "Over the high-water mark: recorders are still pulled and kept, but no longer cleared."
+    ),
     "dashboard.station": "Station",
     "dashboard.key": "Key fingerprint",
     "dashboard.last_seen": "Last write",

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from entrypoints.cli.support import (
+    EXIT_FAILED,
     EXIT_INTEGRITY,
     UNIT_NAME_MISSING,
     cli_actor,
@@ -55,9 +56,20 @@ def _print_init(data: dict[str, Any]) -> None:
 @json_option
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
+    from entrypoints.cli.spool import spool_status_data
+    from evidence_store.errors import DatabaseUnavailableError, StoreError, TransientError
     from evidence_store.status import station_status  # lazy: SQLAlchemy; keeps `--help` fast
 
-    data = station_status(settings_from(ctx))
+    settings = settings_from(ctx)
+    try:
+        data = station_status(settings)
+    except (DatabaseUnavailableError, StoreError, TransientError) as exc:
+        # the backend is unreachable: what the station still has is its spool (issue 18)
+        data = {"station": settings.station_name, "backend": f"UNREACHABLE: {exc}"}
+        data["spool"] = spool_status_data(settings)
+        emit(data, as_json, _print_status)
+        raise SystemExit(EXIT_FAILED) from None
+    data["spool"] = spool_status_data(settings)
     emit(data, as_json, _print_status)
 
 

@@ -17,11 +17,11 @@ from entrypoints.cli.support import (
     EXIT_INTEGRITY,
     cli_actor,
     close_interrupted,
-    open_station_from,
     settings_from,
 )
 from entrypoints.wiring import processing_queue_for
 from evidence_store.domain.model import TransferOutcome, TransferSource
+from evidence_store.ports import NoProcessingQueue
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -76,8 +76,17 @@ def import_command(
     from entrypoints.cli.progress import wanted as progress_wanted
     from ingest.pull import PullRequest, pull
     from ingest.service import choose_profile
+    from ingest.spool import open_for_docking
 
-    station = open_station_from(ctx)
+    # the backend, or (unreachable) the station's spool, which is forwarded later (issue 18)
+    target = open_for_docking(settings_from(ctx))
+    station = target.station
+    if target.spooled:
+        click.echo(
+            f"evidence: backend unreachable ({target.reason}): pulling into the spool at "
+            f"{station.settings.home}; 'evidence spool forward' delivers it when the backend is back",
+            err=True,
+        )
     close_interrupted(station)
     profile, facts = choose_profile(station, path, profile_name)
     bars = Bars() if progress_wanted(as_json) else None
@@ -93,13 +102,15 @@ def import_command(
         dock_station=station.settings.station_name,
         progress=(lambda state: bars.update(path.name or str(path), state)) if bars is not None else None,
     )
+    queue = None if target.spooled else processing_queue_for(station.settings)
     try:
-        summary = pull(station, request, processing_queue_for(station.settings))
+        summary = pull(station, request, queue)
     finally:
         if bars is not None:
             bars.stop()
         station.close()
     data = summary.as_dict()
+    data["spooled"] = target.spooled
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
     else:
@@ -166,7 +177,11 @@ def dock_command(
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
-    station = open_station_from(ctx)
+    from ingest.spool import DockTargets, open_for_docking
+
+    # the backend, or (unreachable at start) the station's spool, forwarded later (issue 18)
+    target = open_for_docking(settings)
+    station = target.station
     close_interrupted(station)
     bars = Bars() if progress_wanted(as_json) else None
     output_lock = threading.Lock()
@@ -185,9 +200,18 @@ def dock_command(
                 click.echo(f"{result.key}: no transfer: {result.error}", err=True)
             sys.stdout.flush()
 
+    queue = processing_queue_for(settings)
+    # each docking goes to the backend if it answers then, else to the spool (issue 18)
+    targets = DockTargets(
+        settings,
+        queue=queue,
+        backend=None if target.spooled else station,
+        spool=station if target.spooled else None,
+    )
     dock = Dock(
         station,
-        queue=processing_queue_for(settings),
+        targets=targets,
+        queue=NoProcessingQueue() if target.spooled else queue,
         accept_loop=accept_loop_devices,
         on_result=report,
         on_progress=(lambda job, state: bars.update(Path(job.key).name, state)) if bars is not None else None,
@@ -213,6 +237,6 @@ def dock_command(
             bars.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        station.close()
+        targets.close()
     if once and dock.not_complete:
         raise SystemExit(EXIT_FAILED)

@@ -524,6 +524,24 @@ stations = Table(
     Column("refused_action", String(100), nullable=True),
 )
 
+# Store-and-forward (issue 18): a spooled transfer forwarded into the backend. In the backend the unique
+# hash of the spooled `transfer.started` journal entry makes a forward happen once; the station's spool
+# journal (same schema) keeps the same row as its note of what went where, and when its copy was freed.
+spool_forwards = Table(
+    "spool_forwards",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("journal_entry_hash", String(64), nullable=False, unique=True),
+    Column("station_fingerprint", String(64), nullable=False),
+    Column("spool_transfer_id", Integer, nullable=False),
+    Column("transfer_id", Integer, nullable=True),  # the transfer in the backend
+    Column("forwarded_at", UTCDateTime, nullable=False),
+    Column("clips", Integer, nullable=False, default=0),
+    Column("attachments", Integer, nullable=False, default=0),
+    Column("bytes", BigInteger, nullable=False, default=0),
+    Column("freed_at", UTCDateTime, nullable=True),  # spool only: its copies were freed
+)
+
 # -- web UI and API (issue 8): accounts, sessions, login attempts, settings, supervision ----------------
 # Users are the people who sign in to the web UI; `role` is one of evidence_store.domain.access.Role.
 # An officer's account names the officer record whose footage it may see (`officer_id`).

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from evidence_store.bootstrap import Station, initialise
+from evidence_store.bootstrap import Station, initialise, open_spool
 from evidence_store.domain.model import Clip, Device, Transfer, TransferOutcome, TransferSource
 from evidence_store.settings import load_settings
 from ingest.deletion import copied_file, delete_verified, plan_deletions, protected_paths
@@ -403,3 +403,37 @@ def test_a_recorder_someone_else_has_mounted_is_never_mounted_read_write(
         assert not (mount_dir / devnode.rsplit("/", 1)[-1]).is_mount()
     assert volume_files(image) == {p.lower() for p in image.files}
     assert_filesystem_clean(image)
+
+
+# -- store-and-forward: a spool over its high-water mark (issue 18) ---------------------------------
+
+
+def test_a_spool_over_its_high_water_mark_pulls_a_docked_recorder_but_clears_nothing(
+    station: Station, env: dict[str, str], profiles_dir: Path, tmp_path: Path
+) -> None:
+    """The dock docking into the station's spool (the backend unreachable) with the profile asking for
+    deletion: over the high-water mark every file is pulled and kept, none is deleted from the recorder
+    (R1, R10); below it the spool clears the recorder as the backend would."""
+    image = build_recorder_image(tmp_path, RecorderSpec("DSJ0501", "310501", "vfat", clips=2))
+    enable_deletion(profiles_dir)
+    before = volume_files(image)
+    full = open_spool(load_settings({**env, "EVIDENCE_SPOOL_HIGH_WATER_BYTES": "1"}))
+    try:
+        result = dock_once(full, image.path)
+        summary = result.summary  # type: ignore[attr-defined]
+        assert summary.outcome is TransferOutcome.COMPLETE, summary.as_dict()
+        assert summary.files_ingested == 2 and summary.files_deleted == 0
+        problems = result.problems  # type: ignore[attr-defined]
+        assert any("nothing deleted from the recorder" in p and "high-water" in p for p in problems), problems
+        assert all(full.blobs.exists(sha256) for sha256 in image.files.values())
+    finally:
+        full.close()
+    assert volume_files(image) == before
+
+    roomy = open_spool(load_settings(env))
+    try:
+        second = dock_once(roomy, image.path).summary  # type: ignore[attr-defined]
+        assert second.files_deleted == 2, second.as_dict()
+    finally:
+        roomy.close()
+    assert volume_files(image) == {"deviceinfo.txt"}

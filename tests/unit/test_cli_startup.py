@@ -48,6 +48,7 @@ def test_every_command_is_registered_on_the_root() -> None:
         "process",
         "report",
         "retention",
+        "spool",
         "scrub",
         "station",
         "stations",

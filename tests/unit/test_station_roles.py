@@ -44,3 +44,12 @@ def test_a_role_that_keeps_dying_waits_longer_each_time_up_to_a_minute() -> None
 def test_exits_are_named_in_words() -> None:
     assert describe_exit(3) == "exited with code 3"
     assert describe_exit(-signal.SIGKILL) == "killed by SIGKILL"
+
+
+def test_with_a_shared_backend_the_station_forwards_its_spool_periodically() -> None:
+    shared = settings(database_url="postgresql://evidence@db.internal/evidence", spool_forward_interval_s=30)
+    roles = {role.name: role.argv for role in station_roles(shared, host="h", port=1)}
+    assert roles["forward"] == (sys.executable, "-m", "entrypoints", "spool", "forward", "--every", "30")
+    off = settings(database_url="postgresql://evidence@db.internal/evidence", spool_enabled=False)
+    assert "forward" not in {role.name for role in station_roles(off, host="h", port=1)}
+    assert "forward" not in {r.name for r in station_roles(shared, host="h", port=1, without=["forward"])}

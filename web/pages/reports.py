@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from evidence_store.queries.audit_browse import AuditQuery, browse
 from evidence_store.queries.dashboard import dashboard
 from evidence_store.queries.statistics import annual_statistics, as_csv
+from ingest.spool import local_spool_status
 from web import exports
 from web.context import Ctx
 from web.deps import MAX_SEQ, AuditCtx, DashboardCtx, StatsCtx
@@ -28,6 +29,9 @@ def dashboard_page(ctx: DashboardCtx) -> Response:
             ctx.user,
             filing_window_days=ctx.station.settings.retention_filing_window_days,
         )
+    # this host's store-and-forward spool, when it has one (issue 18): how full, what waits
+    spool = local_spool_status(ctx.station.settings)
+    data["spool"] = spool.as_dict() if spool is not None else None
     # an approver is told what waits for a decision (R12)
     return render(ctx, "dashboard.html", data=data, waiting=exports.waiting_for(ctx))
 
