@@ -144,23 +144,37 @@ class MarkerBody(ApiBody):
     note: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
 
 
+# a tag as `domain.annotations.normalise_tag` takes it: no comma (nor a full-width one), no control
+# character, something that is not blank, at most 40 characters as typed
+TAG_TEXT = r"^[^,\uff0c\x00-\x1f\x7f-\x9f]*[^\s,\uff0c\x00-\x1f\x7f-\x9f][^,\uff0c\x00-\x1f\x7f-\x9f]*$"
+TagText = Annotated[str, Field(min_length=1, max_length=40, pattern=TAG_TEXT)]
+ClipId = Annotated[int, Ge(1), Le(MAX_ID), BeforeValidator(_json_integer)]
+
+
 class TagBody(ApiBody):
-    tag: str = Field(min_length=1, max_length=200, pattern=NOT_BLANK)
+    tag: TagText
 
 
-class BulkBody(ApiBody):
-    action: Literal["link", "hold", "release", "export", "tag"]
-    clip_ids: list[JsonInt] = Field(min_length=1, max_length=200)
+class _Bulk(ApiBody):
+    clip_ids: list[ClipId] = Field(min_length=1, max_length=200)
     reason: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
-    case_number: str = Field("", max_length=200, description="the case to link to (action link)")
-    tag: str = Field("", max_length=200, description="the tag to add (action tag)")
 
-    @field_validator("clip_ids")
-    @classmethod
-    def _ids(cls, value: list[int]) -> list[int]:
-        if any(not 1 <= clip_id <= MAX_ID for clip_id in value):
-            raise ValueError(f"clip ids are between 1 and {MAX_ID}")
-        return value
+
+class BulkLink(_Bulk):
+    action: Literal["link"]
+    case_number: str = Field(min_length=1, max_length=200, pattern=NOT_BLANK)
+
+
+class BulkPlain(_Bulk):
+    action: Literal["hold", "release", "export"]
+
+
+class BulkTag(_Bulk):
+    action: Literal["tag"]
+    tag: TagText
+
+
+BulkBody = Annotated[BulkLink | BulkPlain | BulkTag, Field(discriminator="action")]
 
 
 class DrawBody(ApiBody):
@@ -375,7 +389,12 @@ def api_verify(ctx: VerifyCtx, clip_id: Id) -> dict[str, Any]:
 )
 def api_bulk(ctx: UserCtx, body: BulkBody) -> dict[str, Any]:
     return run_bulk(
-        ctx, body.action, list(body.clip_ids), reason=body.reason, case_number=body.case_number, tag=body.tag
+        ctx,
+        body.action,
+        list(body.clip_ids),
+        reason=body.reason,
+        case_number=body.case_number if isinstance(body, BulkLink) else "",
+        tag=body.tag if isinstance(body, BulkTag) else "",
     )
 
 

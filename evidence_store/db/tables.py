@@ -284,7 +284,7 @@ clip_tags = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("clip_id", ForeignKey("clips.id"), nullable=False),
-    Column("tag", String(64), nullable=False),
+    Column("tag", String(200), nullable=False),
     Column("added_by", String(200), nullable=False),
     Column("added_at", UTCDateTime, nullable=False),
     UniqueConstraint("clip_id", "tag", name="uq_clip_tags_clip_tag"),

@@ -7,10 +7,9 @@ Pure rules: what a tag or a marker may be. Storage and audit are in `evidence_st
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 
-from evidence_store.errors import InputError
+from evidence_store.errors import ConflictError, InputError
 
 MAX_TAG_CHARS = 40
 MAX_NOTE_CHARS = 2000
@@ -18,19 +17,32 @@ MAX_NOTE_CHARS = 2000
 END_SLACK_S = 0.5
 
 
+# Full-width ASCII (as a Chinese input method types it) and the ideographic space, to their plain forms.
+_FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+
+def tag_key(text: str) -> str:
+    """A tag in its one spelling (R17: a search finds every clip carrying it): full-width letters,
+    digits and punctuation made plain, surrounding blanks dropped, inner runs of blanks one space,
+    letters lower-cased. Does not judge whether it may be a tag (see `normalise_tag`)."""
+    return " ".join(text.translate(_FULL_WIDTH).split()).lower()
+
+
 def normalise_tag(text: str) -> str:
-    """A tag as stored (R17: one spelling per label, so a search finds every clip carrying it):
-    Unicode NFKC (full-width letters and digits become plain ones), surrounding blanks dropped, inner
-    runs of blanks one space, letters lower-cased. Refuses an empty tag, control characters, commas
-    (the lists of tags are written with them) and tags longer than `MAX_TAG_CHARS`."""
-    tag = " ".join(unicodedata.normalize("NFKC", text).split()).lower()
+    """A tag as stored (`tag_key`). Refuses an empty tag, one longer than `MAX_TAG_CHARS` as typed,
+    control characters and commas (full-width ones too: lists of tags are written with commas)."""
+    if len(text.strip()) > MAX_TAG_CHARS:
+        raise InputError(f"a tag is at most {MAX_TAG_CHARS} characters")
+    tag = tag_key(text)
     if not tag:
         raise InputError("a tag cannot be empty")
-    if len(tag) > MAX_TAG_CHARS:
-        raise InputError(f"a tag is at most {MAX_TAG_CHARS} characters")
-    if any(unicodedata.category(ch).startswith("C") for ch in tag) or "," in tag:
+    if "," in tag or any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in tag):
         raise InputError("a tag cannot hold commas or control characters")
     return tag
+
+
+class MarkerOutsideClip(ConflictError):
+    """A marker's time after the end of the clip it is put on (the clip's length decides, R3)."""
 
 
 @dataclass(frozen=True)
@@ -50,5 +62,7 @@ def check_marker(offset_s: float, note: str, duration_s: float | None) -> Marker
     if not offset_s >= 0:  # also refuses NaN
         raise InputError("a marker's time is a moment of the clip, from 0 s on")
     if duration_s is not None and offset_s > duration_s + END_SLACK_S:
-        raise InputError(f"the clip lasts {duration_s:.1f} s: a marker at {offset_s:.1f} s is after its end")
+        raise MarkerOutsideClip(
+            f"the clip lasts {duration_s:.1f} s: a marker at {offset_s:.1f} s is after its end"
+        )
     return MarkerInput(round(float(offset_s), 3), text)

@@ -44,7 +44,7 @@ from evidence_store.db.tables import (
     officers,
 )
 from evidence_store.domain.access import User
-from evidence_store.domain.annotations import MAX_NOTE_CHARS, normalise_tag
+from evidence_store.domain.annotations import MAX_NOTE_CHARS, tag_key
 from evidence_store.domain.model import ClipStatus, DerivativeKind, MediaType
 from evidence_store.errors import InputError
 from evidence_store.queries.visibility import visible_case_clause, visible_clip_clause
@@ -88,7 +88,8 @@ class ClipQuery:
             if not _HEX_PREFIX.match(self.sha256_prefix):
                 raise SearchError("a sha256 prefix is 1 to 64 hexadecimal digits")
         if self.tag is not None:
-            self.tag = normalise_tag(self.tag)
+            # a tag nobody could have put finds nothing, like any other value that names nothing
+            self.tag = tag_key(self.tag) or None
         if self.note is not None:
             self.note = self.note.strip() or None
             if self.note is not None and len(self.note) > MAX_NOTE_CHARS:

@@ -98,8 +98,13 @@ def test_bad_markers_and_tags_are_refused_and_write_nothing(world: World) -> Non
         duration = connection.scalar(select(clips.c.duration_s).where(clips.c.id == world.clip_a))
     assert duration is not None
     before = (_count(world, clip_markers), _count(world, clip_tags))
+    late = investigator.post(
+        f"/api/clips/{world.clip_a}/markers",
+        json={"at": str(int(duration) + 60), "note": "late"},
+        headers=headers,
+    )
+    assert late.status_code == 409 and "after its end" in late.json()["error"]  # the clip's length decides
     for body in (
-        {"at": str(int(duration) + 60), "note": "after the end"},
         {"at": "-1", "note": "before the start"},
         {"at": "ten", "note": "no time"},
         {"at": "1", "note": "   "},
@@ -107,7 +112,7 @@ def test_bad_markers_and_tags_are_refused_and_write_nothing(world: World) -> Non
     ):
         response = investigator.post(f"/api/clips/{world.clip_a}/markers", json=body, headers=headers)
         assert response.status_code in (400, 422), (body, response.status_code)
-    for tag in ("a,b", "x" * 41, "   "):
+    for tag in ("a,b", "a，b", "x" * 41, "   ", "bell\x07"):
         response = investigator.post(f"/api/clips/{world.clip_a}/tags", json={"tag": tag}, headers=headers)
         assert response.status_code in (400, 422), tag
     page = investigator.post(

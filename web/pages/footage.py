@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
+from evidence_store.domain.annotations import MarkerOutsideClip
 from evidence_store.domain.model import ClipStatus, MediaType
 from evidence_store.queries.search import SearchPage
 from web.bulk import actions_for, run_bulk
@@ -104,7 +105,10 @@ def clip_add_marker(
     ctx: AnnotateCtx, clip_id: Id, at: Annotated[str, Form()] = "", note: Annotated[str, Form()] = ""
 ) -> Response:
     ctx.on_input_error(lambda message: _annotation_refused(ctx, clip_id, message))
-    annotate(ctx, clip_id, "add_marker", at=at, note=note)
+    try:
+        annotate(ctx, clip_id, "add_marker", at=at, note=note)
+    except MarkerOutsideClip as exc:  # the form shown again, like any other refused marker
+        return _annotation_refused(ctx, clip_id, str(exc))
     return redirect(f"/clips/{clip_id}?message=marker_added#markers")
 
 

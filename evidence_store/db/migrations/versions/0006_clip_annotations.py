@@ -38,7 +38,7 @@ def upgrade() -> None:
         "clip_tags",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("clip_id", sa.Integer(), nullable=False),
-        sa.Column("tag", sa.String(length=64), nullable=False),
+        sa.Column("tag", sa.String(length=200), nullable=False),
         sa.Column("added_by", sa.String(length=200), nullable=False),
         sa.Column("added_at", evidence_store.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["clip_id"], ["clips.id"], name=op.f("fk_clip_tags_clip_id_clips")),
