@@ -10,8 +10,9 @@ and signed with the station key (`build_event`, a checkpoint every `audit_checkp
 to both databases. Then, per database, `verify_records` (replay + compare) and `verify_audit_log`
 (re-hash + checkpoint signatures) are timed in alternating rounds; the table gives the median and the
 spread (min-max) of each. Warm: every round after the first reads a database the previous rounds just
-read (the page cache holds it; the first round of each is listed too). Finally (not timed) one clip's
-size is changed and the records check must name it.
+read (the page cache holds it; the first round of each is listed too); the load average before and
+after the rounds is printed with the table. Finally (not timed) one clip's size is changed and the
+records check must name it.
 
 Usage: PYTHONPATH=$PWD .venv/bin/python bench/bench_audit_replay.py [--clips 1000000] [--rounds 5]
        [--databases sqlite,postgresql] [--dir /work] [--check]
