@@ -117,7 +117,7 @@ def _read_ahead(batches: Generator[list[Sequence[Any]]]) -> Iterator[list[Sequen
 
     The drivers let go of the interpreter while the database works (psycopg while it waits for the
     server, sqlite3 while it steps), so the next batch is read while the caller folds or compares this
-    one: on 2 cores the reading is mostly hidden (measured below in bench/RESULTS.md). Only that thread
+    one: on 2 cores much of the reading is hidden (measured: bench/RESULTS.md). Only that thread
     uses the connection until the batches end."""
     ahead: queue.Queue[Any] = queue.Queue(maxsize=2)
     stop = threading.Event()
