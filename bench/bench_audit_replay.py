@@ -10,8 +10,9 @@ and signed with the station key (`build_event`, a checkpoint every `audit_checkp
 to both databases. Then, per database, `verify_records` (replay + compare) and `verify_audit_log`
 (re-hash + checkpoint signatures) are timed in alternating rounds; the table gives the median and the
 spread (min-max) of each. Warm: every round after the first reads a database the previous rounds just
-read (the page cache holds it; the first round of each is listed too). Finally (not timed) one clip's
-size is changed and the records check must name it.
+read (the page cache holds it; the first round of each is listed too); the load average before and
+after the rounds is printed with the table. Finally (not timed) one clip's size is changed and the
+records check must name it.
 
 Usage: PYTHONPATH=$PWD .venv/bin/python bench/bench_audit_replay.py [--clips 1000000] [--rounds 5]
        [--databases sqlite,postgresql] [--dir /work] [--check]
@@ -20,6 +21,7 @@ Usage: PYTHONPATH=$PWD .venv/bin/python bench/bench_audit_replay.py [--clips 100
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -279,12 +281,13 @@ def main() -> int:
                 f"in {fill_s:.0f} s"
             )
             results = []
+            load_before = os.getloadavg()
             for name, station in stations.items():
                 with station.engine.connect() as connection:
                     events = int(connection.scalar(select(func.count()).select_from(audit_events)) or 0)
                 times = measure(station, args.rounds)
                 results.append((name, events, times, sanity(station, args.clips // 2)))
-            _report(args, results)
+            _report(args, results, (load_before, os.getloadavg()))
             met = all(
                 events / statistics.median(t["replay"]) >= TARGET_EVENTS_PER_S for _, events, t, _ in results
             )
@@ -300,22 +303,33 @@ def main() -> int:
                 cluster.stop()
 
 
-def _report(args: argparse.Namespace, results: list[tuple[str, int, dict[str, list[float]], str]]) -> None:
+def _report(
+    args: argparse.Namespace,
+    results: list[tuple[str, int, dict[str, list[float]], str]],
+    loads: tuple[tuple[float, float, float], tuple[float, float, float]],
+) -> None:
     print()
     print(
         f"{args.clips:,} clips, {args.rounds} alternating rounds per database; median (min-max) seconds; "
-        "warm (the first round of each follows the build, which leaves the data in the page cache)"
+        "warm (the first round of each follows the build, which leaves the data in the page cache); "
+        f"load average (1/5/15 min) {' '.join(f'{x:.2f}' for x in loads[0])} before the rounds, "
+        f"{' '.join(f'{x:.2f}' for x in loads[1])} after, on {os.cpu_count()} CPUs"
     )
     print()
-    print("| database | events | check | median s | min-max s | events/s (median) | first round s |")
-    print("|---|---:|---|---:|---|---:|---:|")
+    print(
+        "| database | events | check | median s | min-max s | events/s (median) | vs chain verification "
+        "| first round s |"
+    )
+    print("|---|---:|---|---:|---|---:|---:|---:|")
     for name, events, times, _ in results:
+        chain_median = statistics.median(times["chain"])
         for label, key in (("replay + compare rows", "replay"), ("chain verification", "chain")):
             runs = times[key]
             median = statistics.median(runs)
+            ratio = f"{median / chain_median:.2f}x its time" if key == "replay" else "—"
             print(
                 f"| {name} | {events:,} | {label} | {median:.2f} | {min(runs):.2f}-{max(runs):.2f} "
-                f"| {events / median:,.0f} | {runs[0]:.2f} |"
+                f"| {events / median:,.0f} | {ratio} | {runs[0]:.2f} |"
             )
     print()
     for name, _, _, text in results:

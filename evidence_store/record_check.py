@@ -7,12 +7,17 @@ Memory grows with the number of tracked rows on record, not with the number of e
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import contextlib
+import gc
+import json
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, String, case, func, select, type_coerce
+from sqlalchemy import JSON, Boolean, Connection, Engine, Select, String, case, func, select, type_coerce
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import Session
 
@@ -20,7 +25,7 @@ from evidence_store.db import tables
 from evidence_store.db.engine import read_only
 from evidence_store.db.types import NaiveDateTime, UTCDateTime
 from evidence_store.domain.record_facts import BASELINE_ACTIONS, BASELINE_KEY, TRACKED
-from evidence_store.domain.record_replay import RecordState, TableComparison, compare_table, fold_events
+from evidence_store.domain.record_replay import RecordState, TableComparison, compare_table_rows, fold_events
 
 BATCH = 20_000
 
@@ -83,18 +88,76 @@ class RecordsVerdict:
         }
 
 
-def _stream(connection: Connection, statement: Any) -> Iterator[Any]:
-    result = connection.execution_options(stream_results=True, yield_per=BATCH).execute(statement)
-    return chain.from_iterable(result.partitions())
+def _stream(connection: Connection, statement: Select[Any]) -> Iterator[Sequence[Any]]:
+    """The statement's rows as the driver's own tuples, fetched in batches.
+
+    Not through SQLAlchemy's result: building its row objects cost more than the driver's fetch and as
+    much as the fold itself (measured: 0.59 s against 0.21 s for 200,000 events). The statement holds
+    only constants of this module, so it is rendered with them inline. PostgreSQL reads through a
+    server-side cursor, so memory stays flat however long the log; SQLite's cursor steps as it is read.
+    The connection's transaction (begun by the caller) gives every statement one snapshot."""
+    sql = str(statement.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    cursor = raw.cursor(name="evidence_records") if connection.dialect.name == "postgresql" else raw.cursor()
+    return chain.from_iterable(_read_ahead(_batches(cursor, sql)))
+
+
+def _batches(cursor: Any, sql: str) -> Generator[list[Sequence[Any]]]:
+    try:
+        cursor.execute(sql)
+        while batch := cursor.fetchmany(BATCH):
+            yield batch
+    finally:
+        cursor.close()
+
+
+def _read_ahead(batches: Generator[list[Sequence[Any]]]) -> Iterator[list[Sequence[Any]]]:
+    """The batches, read by a thread one or two ahead of the caller.
+
+    The drivers let go of the interpreter while the database works (psycopg while it waits for the
+    server, sqlite3 while it steps), so the next batch is read while the caller folds or compares this
+    one: on 2 cores much of the reading is hidden (measured: bench/RESULTS.md). Only that thread
+    uses the connection until the batches end."""
+    ahead: queue.Queue[Any] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                if stop.is_set():
+                    break
+                ahead.put(batch)
+            ahead.put(_END)
+        except BaseException as exc:  # handed to the caller, raised there
+            ahead.put(exc)
+        finally:
+            batches.close()
+
+    reader = threading.Thread(target=read, name="records-check-reader", daemon=True)
+    reader.start()
+    try:
+        while (item := ahead.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # a reader blocked on a full queue: make room so that it can stop
+            with contextlib.suppress(queue.Empty):
+                ahead.get(timeout=0.05)
+        reader.join()
+
+
+_END = object()
 
 
 def replay_events(connection: Connection, state: RecordState | None = None) -> RecordState:
     """Fold every stored event, in seq order, into the recorded state."""
     events = tables.audit_events
-    return fold_events(
-        _stream(connection, select(events.c.seq, events.c.action, events.c.details).order_by(events.c.seq)),
-        state,
-    )
+    rows = _stream(connection, select(events.c.seq, events.c.action, events.c.details).order_by(events.c.seq))
+    # the driver's tuples of (BIGINT, VARCHAR, TEXT)
+    return fold_events(cast("Iterator[tuple[int, str, str]]", rows), state)
 
 
 def _as_fact_text(column: Any, dialect: str) -> Any:
@@ -119,27 +182,69 @@ def _as_fact_text(column: Any, dialect: str) -> Any:
     return column
 
 
-def _stored_rows(connection: Connection, table: str) -> Iterator[tuple[int, Mapping[str, Any]]]:
+def _driver_value(column: Any, dialect: str) -> Callable[[Any], Any] | None:
+    """How a value of the column, as the driver returns it, becomes the value SQLAlchemy would give:
+    SQLite keeps booleans as 0/1 and JSON as its text (psycopg returns both decoded)."""
+    if dialect != "sqlite":
+        return None
+    if isinstance(column.type, Boolean):
+        return bool
+    if isinstance(column.type, JSON):
+        return json.loads
+    return None
+
+
+def _stored_rows(connection: Connection, table: str) -> Iterator[Sequence[Any]]:
+    """The table's rows as (id, then its tracked fields in `TRACKED` order), in id order."""
     stored = tables.metadata.tables[table]
     dialect = connection.dialect.name
     names = TRACKED[table]
     columns = [stored.c.id, *(_as_fact_text(stored.c[name], dialect).label(name) for name in names)]
-    for row in _stream(connection, select(*columns).order_by(stored.c.id)):
-        yield row[0], row._mapping
+    rows = _stream(connection, select(*columns).order_by(stored.c.id))
+    converters = [
+        (at, convert)
+        for at, name in enumerate(names, start=1)
+        if (convert := _driver_value(stored.c[name], dialect)) is not None
+    ]
+    if not converters:
+        return rows
+    return _converted(rows, converters)
+
+
+def _converted(
+    rows: Iterator[Sequence[Any]], converters: list[tuple[int, Callable[[Any], Any]]]
+) -> Iterator[Sequence[Any]]:
+    for row in rows:
+        values = list(row)
+        for at, convert in converters:
+            if values[at] is not None:
+                values[at] = convert(values[at])
+        yield tuple(values)
 
 
 def verify_records(engine: Engine) -> RecordsVerdict:
     """Replay the chain and compare every tracked table with it."""
-    with engine.connect() as plain:
-        connection = read_only(plain)
-        state = replay_events(connection)
-        verdict = RecordsVerdict(
-            events_replayed=state.events_folded,
-            events_with_facts=state.events_with_facts,
-            baseline_seq=state.baseline_seq,
-        )
-        for table in TRACKED:
-            verdict.tables.append(compare_table(state, table, _stored_rows(connection, table)))
+    # The check builds an object or two per event and per row and frees none until the end: with the
+    # collector on, its full collections walk all of them again and again (about 10% of the check at
+    # 100,000 clips, measured, and more as the state grows). Nothing here makes a reference cycle.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        with engine.connect() as plain:
+            connection = read_only(plain)
+            # begun here, not on a first statement: the driver's own cursors read the rows (`_stream`)
+            with connection.begin():
+                state = replay_events(connection)
+                verdict = RecordsVerdict(
+                    events_replayed=state.events_folded,
+                    events_with_facts=state.events_with_facts,
+                    baseline_seq=state.baseline_seq,
+                )
+                for table in TRACKED:
+                    verdict.tables.append(compare_table_rows(state, table, _stored_rows(connection, table)))
+    finally:
+        if collecting:
+            gc.enable()
     return verdict
 
 

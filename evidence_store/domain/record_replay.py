@@ -15,9 +15,11 @@ Without a baseline every row without facts is counted as not covered.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from evidence_store.domain.record_facts import (
     BASELINE_ACTIONS,
@@ -32,8 +34,26 @@ from evidence_store.domain.record_facts import (
 
 REPORT_LIMIT = 1000  # differences listed; the count is always complete
 _FACTS_MARK = f'"{FACTS_KEY}":'
-_DECODER = json.JSONDecoder()
 _BASELINE_MARK = f'"{BASELINE_KEY}":'
+
+
+# The form of one fact (`record_facts.row_fact`, `gone_fact`), for msgspec to decode the `facts` of
+# an event straight into: it skips the rest of the details without building it, and builds no dict
+# per fact. gc=False: decoded from JSON they can hold no cycle, and millions of tracked objects would
+# make each full collection of the garbage collector walk them all.
+class _Fact(msgspec.Struct, gc=False):
+    t: str
+    id: int
+    new: bool = False
+    gone: bool = False
+    set: dict[str, Any] = {}
+
+
+class _Details(msgspec.Struct, gc=False):
+    facts: list[_Fact] | None = None
+
+
+_FACTS_DECODER = msgspec.json.Decoder(_Details)
 
 
 @dataclass(slots=True)
@@ -107,41 +127,42 @@ def fold_events(events: Iterable[tuple[int, str, str]], state: RecordState | Non
     details text) in chain order.
 
     One loop with its names bound locally: it runs once per event of the chain (millions), so the
-    per-event cost is kept to a string search and a partial JSON parse of the `facts` alone."""
+    per-event cost is kept to a string search and one typed decode of the `facts` alone (msgspec skips
+    the other keys of the details without building them)."""
     state = state or RecordState()
     rows = state.rows
-    decode = _DECODER.raw_decode
-    mark, skip = _FACTS_MARK, len(_FACTS_MARK)
+    decode = _FACTS_DECODER.decode
+    mark = _FACTS_MARK
     folded = with_facts = 0
     for seq, action, details in events:
         folded += 1
         if action in BASELINE_ACTIONS and _BASELINE_MARK in details:
-            if state.baseline is None:
-                state.baseline = {t: int(n) for t, n in json.loads(details)[BASELINE_KEY].items()}
-                state.baseline_seq = seq
+            _take_baseline(state, seq, details)
             continue
-        at = details.find(mark)
-        if at < 0:  # most events state no facts: no JSON parse at all
+        if mark not in details:  # most events state no facts: no JSON parse at all
             continue
-        facts = _facts_at(details, decode, at + skip)
+        try:
+            facts = decode(details).facts
+        except msgspec.ValidationError:
+            facts = _loose_facts(details)
         if not facts:
             continue
         with_facts += 1
         for fact in facts:
-            table_rows = rows.get(fact["t"])
+            table_rows = rows.get(fact.t)
             if table_rows is None:
                 continue
-            row_id = int(fact["id"])
+            row_id = fact.id
             known = table_rows.get(row_id)
-            if fact.get("gone"):
+            if fact.gone:
                 if known is None:
                     table_rows[row_id] = RecordedRow({}, seq, complete=False, gone=True)
                 else:
                     known.gone, known.seq = True, seq
-            elif known is None or fact.get("new"):
-                table_rows[row_id] = RecordedRow(fact["set"], seq, complete=bool(fact.get("new")))
+            elif known is None or fact.new:
+                table_rows[row_id] = RecordedRow(fact.set, seq, complete=fact.new)
             else:
-                known.fields.update(fact["set"])
+                known.fields.update(fact.set)
                 known.seq = seq
                 known.gone = False
     state.events_folded += folded
@@ -149,24 +170,30 @@ def fold_events(events: Iterable[tuple[int, str, str]], state: RecordState | Non
     return state
 
 
-def _facts_at(details: str, decode: Any, at: int) -> list[dict[str, Any]] | None:
-    """The `facts` of an event's canonical details text, parsing only that part when it can.
+def _take_baseline(state: RecordState, seq: int, details: str) -> None:
+    """The first records baseline of the chain is the one that counts."""
+    if state.baseline is None:
+        state.baseline = {t: int(n) for t, n in json.loads(details)[BASELINE_KEY].items()}
+        state.baseline_seq = seq
 
-    In canonical JSON a quote inside a string is escaped, so `"facts":` can only be a key; the value
-    found there is taken when it has the form of facts (it could be a nested object's key), else the
-    whole text is parsed."""
-    try:
-        facts, _ = decode(details, at)
-    except ValueError:
-        facts = None
-    if type(facts) is list:
-        for fact in facts:
-            if type(fact) is not dict or "t" not in fact:
-                break
-        else:
-            return facts
+
+def _loose_facts(details: str) -> list[_Fact]:
+    """The `facts` of details not in the form `row_fact` writes (an id as text, a flag as 0/1, ...):
+    read as the JSON they are, and taken by the same rules."""
     found = json.loads(details).get(FACTS_KEY)
-    return found if isinstance(found, list) else None
+    if not isinstance(found, list):
+        return []
+    return [
+        _Fact(
+            t=fact["t"],
+            id=int(fact["id"]),
+            new=bool(fact.get("new")),
+            gone=bool(fact.get("gone")),
+            set=fact.get("set") or {},
+        )
+        for fact in found
+        if isinstance(fact, dict) and "t" in fact
+    ]
 
 
 def compare_table(
@@ -181,29 +208,77 @@ def compare_table(
     result = TableComparison(table)
     for row_id, stored in stored_rows:
         result.rows_checked += 1
-        recorded = recorded_rows.pop(row_id, None)
-        if recorded is not None and recorded.gone:
-            result.add(RecordDifference(table, row_id, "", None, None, "deleted row back", recorded.seq))
-            continue
-        if recorded is None or not recorded.complete:
-            _unrecorded_row(state, result, row_id, stored, recorded)
-        if recorded is None:
-            continue
-        for name, value in recorded.fields.items():
-            actual = stored[name]
-            # the caller reads values in their JSON form (times as text): equal is the common case
-            if actual != value and not same_fact(name, value, actual):
-                result.add(
-                    RecordDifference(table, row_id, name, value, fact_value(actual), "changed", recorded.seq)
-                )
+        _compare_row(state, result, row_id, stored, recorded_rows.pop(row_id, None))
+    _missing_rows(recorded_rows, result)
+    return result
+
+
+def compare_table_rows(
+    state: RecordState, table: str, stored_rows: Iterable[Sequence[Any]]
+) -> TableComparison:
+    """R3/R10: `compare_table` over rows given as (id, then the table's `TRACKED` fields in that order),
+    as a database returns them: the same checks and findings.
+
+    A row the chain made with every field is compared as one tuple (one comparison in C instead of one
+    per field, and no mapping built per row); only a row that differs is walked field by field, so each
+    difference is still named by field with its recorded and stored values."""
+    names = TRACKED[table]
+    width = len(names)
+    recorded_rows = state.rows[table]
+    pop = recorded_rows.pop
+    result = TableComparison(table)
+    checked = 0
+    for row in stored_rows:
+        checked += 1
+        row_id = row[0]
+        recorded = pop(row_id, None)
+        if recorded is not None and recorded.complete and not recorded.gone:
+            fields = recorded.fields
+            if len(fields) == width:
+                try:
+                    if tuple(map(fields.__getitem__, names)) == tuple(row[1:]):
+                        continue
+                except KeyError:  # stated under other names: walked below
+                    pass
+        _compare_row(state, result, row_id, dict(zip(names, row[1:], strict=True)), recorded)
+    result.rows_checked += checked
+    _missing_rows(recorded_rows, result)
+    return result
+
+
+def _compare_row(
+    state: RecordState,
+    result: TableComparison,
+    row_id: int,
+    stored: Mapping[str, Any],
+    recorded: RecordedRow | None,
+) -> None:
+    table = result.table
+    if recorded is not None and recorded.gone:
+        result.add(RecordDifference(table, row_id, "", None, None, "deleted row back", recorded.seq))
+        return
+    if recorded is None or not recorded.complete:
+        _unrecorded_row(state, result, row_id, stored, recorded)
+    if recorded is None:
+        return
+    for name, value in recorded.fields.items():
+        actual = stored[name]
+        # the caller reads values in their JSON form (times as text): equal is the common case
+        if actual != value and not same_fact(name, value, actual):
+            result.add(
+                RecordDifference(table, row_id, name, value, fact_value(actual), "changed", recorded.seq)
+            )
+
+
+def _missing_rows(recorded_rows: dict[int, RecordedRow], result: TableComparison) -> None:
+    """What is left of the recorded rows once the table is read: on the record, no longer stored."""
     for row_id in sorted(recorded_rows):
         recorded = recorded_rows[row_id]
         if not recorded.gone:
             result.add(
-                RecordDifference(table, row_id, "", recorded.fields, None, "missing row", recorded.seq)
+                RecordDifference(result.table, row_id, "", recorded.fields, None, "missing row", recorded.seq)
             )
     recorded_rows.clear()
-    return result
 
 
 def _unrecorded_row(

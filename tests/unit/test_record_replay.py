@@ -8,8 +8,16 @@ from datetime import timedelta
 from sqlalchemy import delete, update
 
 from evidence_store.db.tables import clips
-from evidence_store.domain.record_facts import BASELINE_KEY, FACTS_KEY, gone_fact, row_fact, same_fact
-from evidence_store.domain.record_replay import RecordState, compare_table, fold_events
+from evidence_store.domain.record_facts import (
+    BASELINE_KEY,
+    FACTS_KEY,
+    TRACKED,
+    fact_value,
+    gone_fact,
+    row_fact,
+    same_fact,
+)
+from evidence_store.domain.record_replay import RecordState, compare_table, compare_table_rows, fold_events
 from evidence_store.record_check import verify_records
 from tests import factories
 from tests.fakes import T0, fake_station
@@ -177,3 +185,45 @@ def test_a_stored_time_is_the_recorded_one_when_it_is_the_same_instant_in_anothe
     # a field that is not a time is compared as text: the same date written otherwise is a change
     assert not same_fact("reason", "2026-03-02T01:00:00+00:00", "2026-03-02 01:00:00")
     assert same_fact("size", 10, 10) and not same_fact("size", 10, 11)
+
+
+def test_rows_as_the_database_returns_them_give_the_same_findings() -> None:
+    """`compare_table_rows` (tuples in `TRACKED` order, compared whole first) names exactly what
+    `compare_table` names: a changed field with both values, a missing, an extra and a clean row."""
+    events = [
+        baseline(1, clips=0),
+        event(2, row_fact("clips", 1, CLIP, new=True)),
+        event(3, row_fact("clips", 2, {**CLIP, "sha256": "b" * 64}, new=True)),
+        event(4, row_fact("clips", 4, CLIP, new=True)),
+        event(5, row_fact("clips", 4, {"status": "ready"}, new=False, fields=("status",))),
+    ]
+    rows = [
+        (1, fact_value_row(stored())),
+        (3, fact_value_row(stored())),
+        (4, fact_value_row(stored(size=11, status="ready"))),
+    ]
+    by_mapping = compare_table(fold_events(events), "clips", rows)
+    by_tuple = compare_table_rows(
+        fold_events(events), "clips", [(row_id, *(row[n] for n in TRACKED["clips"])) for row_id, row in rows]
+    )
+    assert by_tuple.listed == by_mapping.listed
+    assert {(d.object, d.field, d.problem) for d in by_tuple.listed} == {
+        ("clip 2", "", "missing row"),
+        ("clip 3", "", "extra row"),
+        ("clip 4", "size", "changed"),
+    }
+    assert (by_tuple.rows_checked, by_tuple.differences) == (3, 3)
+
+
+def fact_value_row(row: dict) -> dict:
+    """A row as the database renders it for the check (times as the chain's text)."""
+    return {name: fact_value(value) for name, value in row.items()}
+
+
+def test_facts_in_another_form_than_row_fact_writes_are_folded_by_the_same_rules() -> None:
+    loose = {"t": "clips", "id": "1", "new": 1, "set": row_fact("clips", 1, CLIP, new=True)["set"]}
+    state = fold_events([baseline(1, clips=0), event(2, loose)])
+    assert state.events_with_facts == 1
+    assert compare_table(state, "clips", [(1, stored())]).differences == 0
+    state = fold_events([baseline(1, clips=0), event(2, loose)])
+    assert compare_table(state, "clips", [(1, stored(size=11))]).listed[0].field == "size"
