@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import Connection, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from evidence_store.db.tables import stations
+from evidence_store.db.tables import dock_stations, stations, transfers
 from evidence_store.domain.audit_chain import format_time
+from evidence_store.domain.model import TransferOutcome
 from evidence_store.domain.stations import (
     FIRST_STATION_KEY,
     STATION_APPROVED,
@@ -196,9 +197,22 @@ def find(session: Session, station: str) -> dict[str, Any]:
     return dict(rows[0]._mapping)
 
 
+def bays_in_use(connection: Connection | Session) -> dict[str, int]:
+    """How many recorders each station is pulling now (its transfers still running), by station name:
+    a station docks under its own name (`EVIDENCE_STATION_NAME`, the transfer's dock station)."""
+    rows = connection.execute(
+        select(dock_stations.c.name, func.count())
+        .join(transfers, transfers.c.dock_station_id == dock_stations.c.id)
+        .where(transfers.c.outcome == TransferOutcome.RUNNING)
+        .group_by(dock_stations.c.name)
+    )
+    return {str(name): int(count) for name, count in rows}
+
+
 def list_stations(connection: Connection | Session) -> list[dict[str, Any]]:
     """Every enrolled station, as `evidence stations list` and `evidence status` show it."""
     rows = connection.execute(select(stations).order_by(stations.c.id)).all()
+    busy = bays_in_use(connection)
     return [
         {
             "name": row.name,
@@ -215,6 +229,7 @@ def list_stations(connection: Connection | Session) -> list[dict[str, Any]]:
             "version": row.version,
             "refused_at": _time(row.refused_at),
             "refused_action": row.refused_action,
+            "bays_in_use": busy.get(row.name, 0),
         }
         for row in rows
     ]

@@ -76,7 +76,8 @@ def describe(station: Any) -> dict[str, Any]:
             "last_checkpoint_seq": last_checkpoint or 0,
         },
         "last_scrub": scrub_info,
-        # every station sharing this database (issue 18): approved or revoked, last seen, version
+        # every station sharing this database (issue 18): approved or revoked, last seen, version, and
+        # how many recorders it is pulling now
         "stations": [
             {
                 "name": s["name"],
@@ -87,6 +88,7 @@ def describe(station: Any) -> dict[str, Any]:
                 "last_seen": s["last_seen"],
                 "version": s["version"],
                 "refused_at": s["refused_at"],
+                "bays_in_use": s["bays_in_use"],
             }
             for s in enrolled
         ],

@@ -81,7 +81,8 @@ def _print_status(data: dict[str, Any]) -> None:
                 state = station_state_text(s)
                 click.echo(
                     f"  {s['name']} ({s['unit'] or 'no unit'}) {s['fingerprint'][:16]} {state}, "
-                    f"last seen {s['last_seen'] or 'never'}, version {s['version'] or '?'}"
+                    f"last seen {s['last_seen'] or 'never'}, version {s['version'] or '?'}, "
+                    f"bays in use {s.get('bays_in_use', 0)}"
                 )
         elif isinstance(value, dict):
             click.echo(f"{key}:")

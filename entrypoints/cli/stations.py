@@ -171,7 +171,7 @@ def _print_list(data: dict[str, Any]) -> None:
         state = station_state_text(s)
         click.echo(
             f"{s['name']:<20} {s['unit']:<20} {s['fingerprint'][:16]}  {state:<28} "
-            f"last seen {s['last_seen'] or 'never'}  {s['version']}"
+            f"last seen {s['last_seen'] or 'never'}  {s['version']}  bays in use {s.get('bays_in_use', 0)}"
         )
 
 

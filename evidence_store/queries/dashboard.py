@@ -28,6 +28,7 @@ from evidence_store.domain.compliance import FlagKind
 from evidence_store.domain.model import JobStatus
 from evidence_store.domain.stations import station_state
 from evidence_store.queries.visibility import cleared_clip_clause, visible_case_clause
+from evidence_store.stations import bays_in_use
 
 RECENT = timedelta(days=30)
 PER_DOCK = 10
@@ -263,8 +264,9 @@ def dashboard(
 
 def station_states(connection: Connection) -> list[dict[str, Any]]:
     """Every enrolled station and where it stands (issue 18): trusted, waiting for an admin's approval,
-    or revoked; when it last wrote, which version it ran, and its last refused write. Stations are
-    equipment, not footage: every dashboard reader sees them."""
+    or revoked; when it last wrote, which version it ran, its last refused write and how many
+    recorders it is pulling now. Stations are equipment, not footage: every dashboard reader sees them."""
+    busy = bays_in_use(connection)
     return [
         {
             "name": row.name,
@@ -276,6 +278,7 @@ def station_states(connection: Connection) -> list[dict[str, Any]]:
             "version": row.version,
             "refused_at": row.refused_at,
             "refused_action": row.refused_action,
+            "bays_in_use": busy.get(row.name, 0),
         }
         for row in connection.execute(select(stations).order_by(stations.c.name))
     ]

@@ -298,3 +298,53 @@ def test_concurrent_appends_from_two_stations_keep_one_chain(two_stations) -> No
     for env in (env_a, env_b):
         code, report = verify(env)
         assert code == 0, report["problems"]
+
+
+def test_bays_in_use_show_per_station_in_status_and_on_the_dashboard(two_stations) -> None:
+    """Issue 18: each station's recorders being pulled now, counted from its running transfers."""
+    from evidence_store.db.tables import dock_stations, transfers
+    from evidence_store.domain.model import TransferOutcome, TransferSource
+
+    a, env_a, _b, _env_b = two_stations
+    approve(env_a, "dock-b")
+    with a.transaction() as session:
+        dock_ids = {
+            name: session.execute(
+                dock_stations.insert().values(name=name, unit="", location="")
+            ).inserted_primary_key[0]
+            for name in ("dock-a", "dock-b")
+        }
+        for name, outcome in (
+            ("dock-b", TransferOutcome.RUNNING),
+            ("dock-b", TransferOutcome.RUNNING),
+            ("dock-b", TransferOutcome.COMPLETE),
+            ("dock-a", TransferOutcome.INTERRUPTED),
+        ):
+            session.execute(
+                transfers.insert().values(
+                    source=TransferSource.DOCK,
+                    dock_station_id=dock_ids[name],
+                    started_at=a.clock(),
+                    outcome=outcome,
+                    problems=[],
+                )
+            )
+    status = run_cli(["status", "--json"], env_a)
+    assert status.code == 0, status.stderr
+    bays = {s["name"]: s["bays_in_use"] for s in json.loads(status.stdout)["stations"]}
+    assert bays == {"dock-a": 0, "dock-b": 2}
+    listed = run_cli(["stations", "list"], env_a)
+    assert "bays in use 2" in listed.stdout
+    create_user(a, username="admin1", password="a long admin password", role="admin", unit="U1", actor="test")
+    client = TestClient(create_app(a))
+    token = client.get("/api/csrf").json()["csrf_token"]
+    assert (
+        client.post(
+            "/api/login",
+            json={"username": "admin1", "password": "a long admin password"},
+            headers={"X-CSRF-Token": token},
+        ).status_code
+        == 200
+    )
+    shown = {s["name"]: s["bays_in_use"] for s in client.get("/api/dashboard").json()["stations"]}
+    assert shown == {"dock-a": 0, "dock-b": 2}
