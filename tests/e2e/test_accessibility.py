@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO
-from tests.e2e.test_browser import ARTIFACTS, UNIT, chromium_page, served_station
+from tests.e2e.test_browser import ARTIFACTS, UNIT, chromium_page, served_station, sign_in
 from tests.fixtures.services import require
 
 __all__ = ["served_station"]
@@ -41,14 +41,6 @@ def _pages(clip_id: int, case_path: str) -> dict[str, list[str]]:
         "auditor": ["/audit"],
         "admin": ["/admin/users", "/admin/settings"],
     }
-
-
-def _sign_in(page: Any, base: str, username: str, password: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("#login-submit")
-    page.wait_for_url(lambda url: "/login" not in url)
 
 
 def _serious(page: Any) -> list[dict[str, Any]]:
@@ -83,9 +75,8 @@ def test_every_page_has_no_serious_accessibility_violation(served_station: dict[
                 page.context.clear_cookies()
                 page.context.add_cookies([{"name": "lang", "value": lang, "url": base}])
                 if username:
-                    _sign_in(
-                        page, base, username, CUSTODIAN_PASSWORD if username == "custodian1" else PASSWORD
-                    )
+                    password = CUSTODIAN_PASSWORD if username == "custodian1" else PASSWORD
+                    sign_in(page, base, username, password, lands_on=None)
                 if username == "custodian1" and not case_path:
                     page.goto(f"{base}/cases")
                     case_path = page.get_attribute("table a[href^='/cases/']", "href") or ""

@@ -161,6 +161,20 @@ def _make_case(env: dict[str, str]) -> int:
         station.close()
 
 
+def sign_in(
+    page: Any, base: str, username: str, password: str, *, lands_on: str | None = "/dashboard"
+) -> None:
+    """Sign in through the login page as a user would; wait for the page the role lands on."""
+    page.goto(f"{base}/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("#login-submit")
+    if lands_on is None:
+        page.wait_for_url(lambda url: "/login" not in url)
+    else:
+        page.wait_for_url(f"{base}{lands_on}")
+
+
 @pytest.fixture
 def page(served_station: dict[str, Any]) -> Iterator[Any]:
     with chromium_page() as browser_page:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_cli
-from tests.e2e.test_browser import ARTIFACTS, CHROMIUM, UNIT, chromium_page, serving
+from tests.e2e.test_browser import ARTIFACTS, CHROMIUM, UNIT, chromium_page, serving, sign_in
 from tests.fixtures.media import make_video
 from tests.fixtures.services import require
 
@@ -144,11 +144,7 @@ def test_seeking_the_case_player_to_a_document_puts_each_clip_at_its_moment(
     base, ids = case_station["base"], case_station["clip_ids"]
     with chromium_page() as page:
         try:
-            page.goto(f"{base}/login")
-            page.fill("#username", "custodian2")
-            page.fill("#password", PASSWORD)
-            page.click("#login-submit")
-            page.wait_for_url(f"{base}/dashboard")
+            sign_in(page, base, "custodian2", PASSWORD)
             page.click("#nav-cases")
             page.click(f"text={CASE}")
             player = page.locator("#case-player")

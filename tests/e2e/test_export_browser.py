@@ -15,7 +15,7 @@ from typing import Any
 
 from evidence_store.export.verify import verify_package
 from tests.conftest import REPO, run_cli
-from tests.e2e.test_browser import ARTIFACTS, UNIT, page, served_station
+from tests.e2e.test_browser import ARTIFACTS, UNIT, page, served_station, sign_in
 
 __all__ = ["page", "served_station"]  # the browser session's fixtures, shared
 
@@ -32,14 +32,6 @@ def _add_user(env: dict[str, str], username: str, role: str, name: str) -> None:
     assert added.returncode == 0, added.stderr
 
 
-def _sign_in(page: Any, base: str, username: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("#login-submit")
-    page.wait_for_url(re.compile(re.escape(base) + r"/(search|dashboard)$"))
-
-
 def _sign_out(page: Any) -> None:
     page.click("#logout")
     page.wait_for_url(re.compile(r".*/login"))
@@ -54,7 +46,7 @@ def test_an_export_requested_approved_and_downloaded_in_the_browser_verifies_off
     try:
         # the investigator marks a moment of the clip (the player's own time), finds it by the note's
         # words, and asks for the clip from its page (issue 19 item 3)
-        _sign_in(page, base, "inv1")
+        sign_in(page, base, "inv1", PASSWORD, lands_on=None)
         page.goto(f"{base}/clips/{clip_id}")
         page.wait_for_function("() => document.getElementById('player').readyState >= 1")
         page.evaluate("() => { document.getElementById('player').currentTime = 1.5; }")
@@ -84,7 +76,7 @@ def test_an_export_requested_approved_and_downloaded_in_the_browser_verifies_off
         _sign_out(page)
 
         # the approver is told on the dashboard that it waits, and approves it
-        _sign_in(page, base, "appr1")
+        sign_in(page, base, "appr1", PASSWORD, lands_on=None)
         page.goto(f"{base}/dashboard")
         assert page.locator("#exports-waiting-count").inner_text().strip() == "1"
         page.click(f"#exports-waiting a[href='/exports/{export_id}']")
@@ -97,7 +89,7 @@ def test_an_export_requested_approved_and_downloaded_in_the_browser_verifies_off
         _sign_out(page)
 
         # the investigator builds the package and downloads it
-        _sign_in(page, base, "inv1")
+        sign_in(page, base, "inv1", PASSWORD, lands_on=None)
         page.click("#nav-exports")
         page.click(f"tr[data-export-id='{export_id}'] a")
         page.wait_for_url(f"{base}/exports/{export_id}")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_browser import ARTIFACTS, PASSWORD, page, served_station
+from tests.e2e.test_browser import ARTIFACTS, PASSWORD, page, served_station, sign_in
 
 __all__ = ["page", "served_station"]
 
@@ -34,11 +34,7 @@ def test_speed_frame_steps_shortcuts_and_the_thumbnail_strip(
 ) -> None:
     base, clip_id = served_station["base"], served_station["clip_id"]
     try:
-        page.goto(f"{base}/login")
-        page.fill("#username", "custodian1")
-        page.fill("#password", PASSWORD)
-        page.click("#login-submit")
-        page.wait_for_url(f"{base}/dashboard")
+        sign_in(page, base, "custodian1", PASSWORD)
         page.goto(f"{base}/clips/{clip_id}")
         page.wait_for_function("() => document.getElementById('player').readyState >= 1")
         fps = float(page.get_attribute("#player", "data-fps") or 0)

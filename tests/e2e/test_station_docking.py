@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, select
 from evidence_store.db.tables import clips, derivatives, devices
 from evidence_store.domain.model import ClipStatus, DerivativeKind
 from tests.conftest import REPO, run_cli
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, sign_in
 from tests.fixtures.recorders import (  # noqa: F401  (fixtures)
     LoopDevice,
     RecorderImage,
@@ -188,11 +188,7 @@ def plays_in_chromium(base: str, clip_id: int) -> float:
             context.set_default_timeout(20_000)
             page = context.pages[0] if context.pages else context.new_page()
             try:
-                page.goto(f"{base}/login")
-                page.fill("#username", "custodian1")
-                page.fill("#password", PASSWORD)
-                page.click("#login-submit")
-                page.wait_for_url(f"{base}/dashboard")
+                sign_in(page, base, "custodian1", PASSWORD)
                 page.goto(f"{base}/clips/{clip_id}")
                 page.locator("#player").wait_for()
                 page.wait_for_function(

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, sign_in
 from tests.e2e.test_station_docking import Station, processes_of
 from tests.fixtures.faulty_fuse import FaultyImage
 from tests.fixtures.recorders import (  # noqa: F401  (fixtures)
@@ -89,11 +89,7 @@ def test_the_station_page_shows_a_slow_docking_rise_to_safe_to_unplug_without_a_
             context.set_default_timeout(20_000)
             page = context.pages[0] if context.pages else context.new_page()
             try:
-                page.goto(f"{station.base}/login")
-                page.fill("#username", "custodian1")
-                page.fill("#password", PASSWORD)
-                page.click("#login-submit")
-                page.wait_for_url(f"{station.base}/dashboard")
+                sign_in(page, station.base, "custodian1", PASSWORD)
                 page.click("#nav-station")
                 page.wait_for_url(f"{station.base}/station")
                 page.locator("#bays-empty").wait_for()
