@@ -30,7 +30,8 @@ MUTED = (1.0, 2.0)
 
 
 @pytest.fixture
-def face_clip(tmp_path: Path, station_env: dict[str, str]) -> FaceClip:
+def face_clip(tmp_path: Path, station_env: dict[str, str], station: Station) -> FaceClip:
+    # `station` initialises the data directory and database the commands below use
     volume = tmp_path / "volume"
     volume.mkdir()
     made = make_face_clip(volume / "face.mp4")
@@ -208,3 +209,38 @@ def _trust_anchor(station: Station) -> bytes:
     from evidence_store.export.c2pa_signing import CA_CERT_NAME
 
     return (station.settings.keys_dir / CA_CERT_NAME).read_bytes()
+
+
+def test_the_cli_detects_stores_renders_and_refuses(
+    station_env: dict[str, str], face_clip: FaceClip, tmp_path: Path
+) -> None:
+    detected = run_cli(["redact", "detect", "1", "--json"], station_env, timeout=300)
+    assert detected.code == 0, detected.stderr
+    assert json.loads(detected.stdout)["version"] == 1 and json.loads(detected.stdout)["tracks"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps({"width": 320, "height": 240, "duration_s": 3, "frames": [{"start_s": 2, "end_s": 1}]})
+    )
+    refused = run_cli(["redact", "spec", "1", "--file", str(bad)], station_env)
+    assert refused.code == 2 and "must come after its start" in refused.stderr
+    good = tmp_path / "good.json"
+    good.write_text(
+        json.dumps(
+            {
+                "width": 320,
+                "height": 240,
+                "duration_s": 3,
+                "frames": [{"start_s": 1, "end_s": 2, "effect": "black"}],
+            }
+        )
+    )
+    stored = run_cli(["redact", "spec", "1", "--file", str(good)], station_env)
+    assert stored.code == 0, stored.stderr
+    assert json.loads(stored.stdout)["version"] == 2
+    rendered = run_cli(["redact", "render", "1", "--version", "1", "--json"], station_env, timeout=300)
+    assert rendered.code == 0, rendered.stderr
+    assert json.loads(rendered.stdout)["version"] == 1
+    shown = json.loads(run_cli(["redact", "show", "1", "--json"], station_env).stdout)
+    assert [len(v["renders"]) for v in shown["versions"]] == [1, 0]
+    missing = run_cli(["redact", "render", "1", "--version", "9"], station_env)
+    assert missing.code == 3 and "no redaction version 9" in missing.stderr
