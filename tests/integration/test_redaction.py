@@ -244,3 +244,36 @@ def test_the_cli_detects_stores_renders_and_refuses(
     assert [len(v["renders"]) for v in shown["versions"]] == [1, 0]
     missing = run_cli(["redact", "render", "1", "--version", "9"], station_env)
     assert missing.code == 3 and "no redaction version 9" in missing.stderr
+
+
+class _Resources:
+    def __init__(self, station: Station) -> None:
+        self._station = station
+
+    def station(self) -> Station:
+        return self._station
+
+    def toolkit(self) -> object:
+        raise AssertionError("redaction jobs use no processing toolkit")
+
+
+def test_detection_and_rendering_run_as_worker_jobs(station: Station, face_clip: FaceClip) -> None:
+    from dramatiq import Worker
+    from dramatiq.brokers.stub import StubBroker
+
+    from workers.actors import QUEUE, ProcessingActors
+
+    broker = StubBroker()
+    actors = ProcessingActors(broker, _Resources(station))  # type: ignore[arg-type]
+    clip_id = _clip_id(station)
+    actors.detect_faces.send(clip_id, "redactor")
+    worker = Worker(broker, worker_threads=1)
+    worker.start()
+    try:
+        broker.join(QUEUE, fail_fast=True)
+        assert load_spec(station, clip_id).version == 1
+        actors.render_redaction.send(clip_id, 1, "redactor")
+        broker.join(QUEUE, fail_fast=True)
+    finally:
+        worker.stop()
+    assert [len(v["renders"]) for v in spec_versions(station, clip_id)] == [1]
