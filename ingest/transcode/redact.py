@@ -79,12 +79,14 @@ def _between(start: float, end: float) -> str:
     return f"between(t,{_num(start)},{_num(end)})"
 
 
-def _area_effect(effect: str, w: int, h: int) -> str:
+def _area_effect(effect: str, w: int, h: int, enable: str) -> str:
+    # `enable` here too, not only on the overlay: a filter chain runs on every frame, and a disabled
+    # boxblur passes the frame through untouched, so an area costs (almost) nothing outside its span
     if effect == "black":
-        return "drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill"
+        return f"drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='{enable}'"
     luma = max(1, min(w, h) // 5)
     chroma = max(1, min(w, h) // 10)
-    return f"boxblur=luma_radius={luma}:luma_power=3:chroma_radius={chroma}:chroma_power=3"
+    return f"boxblur=luma_radius={luma}:luma_power=3:chroma_radius={chroma}:chroma_power=3:enable='{enable}'"
 
 
 def video_filtergraph(spec: RedactionSpec, settings: RenderSettings) -> str:
@@ -104,10 +106,9 @@ def video_filtergraph(spec: RedactionSpec, settings: RenderSettings) -> str:
         y = _position(
             piece.start_s, piece.end_s, min(piece.y0, spec.height - h), min(piece.y1, spec.height - h)
         )
-        chains.append(
-            f"[c{index}]crop=w={w}:h={h}:x='{x}':y='{y}',{_area_effect(spec.box_effect, w, h)}[h{index}]"
-        )
         enable = _between(piece.start_s, piece.end_s)
+        effect = _area_effect(spec.box_effect, w, h, enable)
+        chains.append(f"[c{index}]crop=w={w}:h={h}:x='{x}':y='{y}',{effect}[h{index}]")
         chains.append(f"{current}[h{index}]overlay=x='{x}':y='{y}':enable='{enable}'[o{index}]")
         current = f"[o{index}]"
     frame_filters = [_frame_filter(r, spec) for r in spec.frames]

@@ -155,6 +155,7 @@ def test_the_filtergraph_hides_boxes_frames_and_audio() -> None:
     video = video_filtergraph(spec, RenderSettings())
     assert video.startswith("[0:v:0]split=2[base][c0];")
     assert "crop=w=50:h=50:x='floor(100+200*clip((t-1)/2,0,1))':y='100',boxblur=" in video
+    assert "chroma_power=3:enable='between(t,1,3)'[h0]" in video  # the blur runs only over its span
     assert "overlay=x='floor(100+200*clip((t-1)/2,0,1))':y='100':enable='between(t,1,3)'[o0]" in video
     assert "drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='between(t,5,6)'" in video
     assert (
