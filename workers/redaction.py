@@ -22,7 +22,7 @@ from evidence_store.domain.redaction import (
     scale_box,
     spec_sha256,
 )
-from evidence_store.errors import ConflictError, NotFoundError
+from evidence_store.errors import ConflictError, IntegrityError, NotFoundError
 from evidence_store.export.c2pa_signing import derivative_manifest, ensure_c2pa_credentials, sign_file
 from evidence_store.export.package import MIME_BY_EXT, extension_of
 from evidence_store.redactions import (
@@ -125,9 +125,11 @@ def render(
 
     media = clip_media(station, clip_id)
     stored = load_spec(station, clip_id, version)
-    assert spec_sha256(stored.spec) == stored.spec_sha256, (
-        "a stored specification no longer hashes to its sha256"
-    )
+    if spec_sha256(stored.spec) != stored.spec_sha256:
+        # never render what the audit log does not name: a stored version must hash as it was recorded
+        raise IntegrityError(
+            f"clip {clip_id} redaction version {stored.version} no longer hashes to its recorded sha256"
+        )
     settings = station.settings
     credentials, _created = ensure_c2pa_credentials(
         settings.keys_dir,

@@ -19,7 +19,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
@@ -82,7 +82,6 @@ class RedactionSpec:
     frames: tuple[TimeRange, ...] = ()
     audio: tuple[TimeRange, ...] = ()
     notes: str = ""
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 # ------------------------------------------------------------------ reading and checking
