@@ -9,6 +9,7 @@ its audit event (`evidence_store.redactions`).
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 from evidence_store.bootstrap import Station
 from evidence_store.domain.redaction import (
+    TIME_SLACK_S,
     RedactionSpec,
     canonical_json,
     link_tracks,
@@ -74,10 +76,11 @@ def detect(station: Station, clip_id: int, *, actor: str, source: str | None = N
         base: RedactionSpec = load_spec(station, clip_id).spec
     except NotFoundError:
         base = RedactionSpec(media.width, media.height, media.duration_s)
-    # a track's last box may sit a frame past the probed duration: keep times inside the clip
-    tracks = tuple(
-        replace(t, boxes=tuple(replace(b, t=min(b.t, base.duration_s)) for b in t.boxes)) for t in tracks
-    )
+    # a proxy's last frame may sit past the original's probed duration: such boxes are dropped, not
+    # moved (moved, two boxes of a track could share a time)
+    limit = base.duration_s + TIME_SLACK_S
+    kept = (replace(t, boxes=tuple(b for b in t.boxes if b.t <= limit)) for t in tracks)
+    tracks = tuple(t for t in kept if t.boxes)
     spec = replace(base, tracks=tracks)
     stored = save_spec(station, clip_id, _plain(spec), actor=actor, source=source, reason="faces detected")
     with station.transaction() as session:
@@ -102,8 +105,6 @@ def detect(station: Station, clip_id: int, *, actor: str, source: str | None = N
 
 
 def _plain(spec: RedactionSpec) -> dict[str, Any]:
-    import json
-
     loaded: dict[str, Any] = json.loads(canonical_json(spec))
     return loaded
 

@@ -257,9 +257,10 @@ def scale_box(box: Keyframe, source: tuple[int, int], target: tuple[int, int]) -
     """A box found on a `source` (w, h) frame, e.g. the proxy, in `target` (w, h) pixels, e.g. the
     original's (issue 20: detection runs on the proxy, the specification speaks the original's pixels)."""
     sx, sy = target[0] / source[0], target[1] / source[1]
-    x, y = max(0.0, box.x * sx), max(0.0, box.y * sy)
-    w, h = min(box.w * sx, target[0] - x), min(box.h * sy, target[1] - y)
-    return Keyframe(box.t, round(x, 2), round(y, 2), round(w, 2), round(h, 2))
+    # rounded first, then the size cut to the frame: a rounded size must not push a box over the edge
+    x, y = round(max(0.0, box.x * sx), 2), round(max(0.0, box.y * sy), 2)
+    w, h = min(round(box.w * sx, 2), target[0] - x), min(round(box.h * sy, 2), target[1] - y)
+    return Keyframe(box.t, x, y, w, h)
 
 
 def iou(a: Keyframe, b: Keyframe) -> float:

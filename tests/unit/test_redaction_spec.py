@@ -101,6 +101,8 @@ def test_interpolation_is_linear_between_keyframes_and_absent_outside() -> None:
 
 def test_boxes_found_on_the_proxy_scale_to_the_original() -> None:
     assert scale_box(Keyframe(0, 64, 36, 128, 72), (1280, 720), (1920, 1080)) == Keyframe(0, 96, 54, 192, 108)
+    edge = scale_box(Keyframe(0, 300.003, 200.003, 19.997, 39.997), (320, 240), (1000, 700))
+    assert edge.x + edge.w <= 1000 and edge.y + edge.h <= 700
 
 
 def test_tracks_link_overlapping_boxes_and_split_apart_ones() -> None:
