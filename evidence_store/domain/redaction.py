@@ -408,12 +408,14 @@ def track_pieces(
     return pieces
 
 
+def hidden_areas(spec: RedactionSpec, *, frame_s: float = 0.04) -> list[list[Piece]]:
+    """Every area the rendered copy hides, each as its pieces in time order: the accepted tracks, then
+    all hand-drawn boxes (R15). Rejected tracks hide nothing."""
+    areas = [track_pieces(t, spec.width, spec.height, frame_s=frame_s) for t in spec.tracks if t.accepted]
+    areas.extend(keyframe_pieces(box.keyframes, spec.width, spec.height) for box in spec.boxes)
+    return [area for area in areas if area]
+
+
 def hidden_pieces(spec: RedactionSpec, *, frame_s: float = 0.04) -> list[Piece]:
-    """Every area the rendered copy hides: accepted tracks and all hand-drawn boxes (R15)."""
-    pieces: list[Piece] = []
-    for track in spec.tracks:
-        if track.accepted:
-            pieces.extend(track_pieces(track, spec.width, spec.height, frame_s=frame_s))
-    for box in spec.boxes:
-        pieces.extend(keyframe_pieces(box.keyframes, spec.width, spec.height))
-    return pieces
+    """All pieces of all hidden areas."""
+    return [piece for area in hidden_areas(spec, frame_s=frame_s) for piece in area]

@@ -170,6 +170,30 @@ def test_the_filtergraph_hides_boxes_frames_and_audio() -> None:
     assert audio.endswith("amix=inputs=2:duration=first:normalize=0[a]")
 
 
+def test_a_track_is_one_chain_with_a_piecewise_position() -> None:
+    boxes = [{"t": i / 25, "x": 100 + 4 * i, "y": 100, "w": 50, "h": 50} for i in range(50)]
+    spec = spec_from_dict(_raw(tracks=[{"boxes": boxes}]))
+    video = video_filtergraph(spec, RenderSettings())
+    assert video.startswith("[0:v:0]split=2[base][c0];")  # 4 pieces, one crop and one overlay
+    assert video.count("overlay=") == 1 and video.count("crop=") == 1
+    assert "x='if(lt(t,0.52),85,if(lt(t,1.04),137,if(lt(t,1.56),189,237)))'" in video
+    assert "enable='between(t,0,2)'" in video
+    long_track = [{"t": i / 25, "x": 100, "y": 100, "w": 50, "h": 50} for i in range(25 * 9)]
+    longer = video_filtergraph(spec_from_dict(_raw(tracks=[{"boxes": long_track}])), RenderSettings())
+    assert longer.count("overlay=") == 1
+    very_long = spec_from_dict(
+        {
+            "width": 640,
+            "height": 480,
+            "duration_s": 100.0,
+            "tracks": [{"boxes": [{"t": i / 5, "x": 1, "y": 1, "w": 9, "h": 9} for i in range(450)]}],
+        }
+    )
+    # 90 s at 5 boxes a second: 150 windows of 0.5 s, at most 60 to a chain (nesting stays bounded)
+    assert len(track_pieces(very_long.tracks[0], 640, 480)) == 150
+    assert video_filtergraph(very_long, RenderSettings()).count("overlay=") == 3
+
+
 def test_the_argv_is_reproducible_and_never_scales() -> None:
     spec = spec_from_dict(_raw(boxes=[_box((0, 10, 10, 100, 100))]))
     argv = redaction_arguments(Path("in.mp4"), Path("out.mp4"), spec, has_audio=False)
