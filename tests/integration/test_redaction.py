@@ -169,6 +169,11 @@ def test_faces_are_found_hidden_and_the_rest_kept(
     assert rendered[0]["tool_version"].startswith("ffmpeg version")
     assert rendered[0]["detector"].startswith("opencv-python-headless 4.")
     assert any(a == "redaction.faces_detected" for a, _ in events)
+    # the integrity scrub knows the redacted copies: none is an orphan blob, and a lost one would be missing
+    from evidence_store.scrub import scrub
+
+    scrubbed = scrub(station, actor="test")
+    assert scrubbed.ok and scrubbed.orphans == []
 
 
 def test_a_spec_for_another_frame_size_is_refused(station: Station, face_clip: FaceClip) -> None:
