@@ -282,3 +282,62 @@ def test_detection_and_rendering_run_as_worker_jobs(station: Station, face_clip:
     finally:
         worker.stop()
     assert [len(v["renders"]) for v in spec_versions(station, clip_id)] == [1]
+
+
+def test_retention_purges_a_clips_redacted_copies_with_it(
+    station: Station, station_env: dict[str, str]
+) -> None:
+    import io
+    import os
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert
+
+    from retention.policy import add_months
+    from tests.integration.retention_helpers import add_clip
+
+    now = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+    old = add_clip(station, add_months(now, -7))
+    young = add_clip(station, add_months(now, -1))
+    copies = {}
+    for clip_id in (old, young):
+        blob = station.blobs.put(io.BytesIO(os.urandom(512)))
+        with station.transaction() as session:
+            connection = session.connection()
+            spec_id = connection.execute(
+                insert(redaction_specs).values(
+                    clip_id=clip_id,
+                    version=1,
+                    spec="{}",
+                    spec_sha256="0" * 64,
+                    created_by="t",
+                    created_at=now,
+                )
+            ).inserted_primary_key[0]
+            connection.execute(
+                insert(redaction_renders).values(
+                    clip_id=clip_id,
+                    spec_id=spec_id,
+                    kind="redacted",
+                    sha256=blob.sha256,
+                    size=blob.size,
+                    rendered_sha256="1" * 64,
+                    mime_type="video/mp4",
+                    derived_from_sha256="2" * 64,
+                    tool="ffmpeg",
+                    tool_version="test",
+                    arguments=[],
+                    created_by="t",
+                    created_at=now,
+                )
+            )
+        copies[clip_id] = blob.sha256
+    env = {**station_env, "EVIDENCE_RETENTION_MAX_DELETE_SHARE": "1.0"}
+    ran = run_cli(["retention", "run", "--now", now.isoformat(), "--json"], env)
+    assert ran.code == 0, ran.stdout + ran.stderr
+    assert json.loads(ran.stdout)["deleted"] == 1
+    assert not station.blobs.exists(copies[old])
+    assert station.blobs.exists(copies[young])
+    with station.connect() as connection:
+        assert set(connection.scalars(select(redaction_renders.c.clip_id))) == {young}
+        assert set(connection.scalars(select(redaction_specs.c.clip_id))) == {old, young}
