@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from evidence_store.bootstrap import Station
-from evidence_store.db.tables import attachments, audit_events, clips, derivatives
+from evidence_store.db.tables import attachments, audit_events, clips, derivatives, redaction_renders
 from evidence_store.domain.model import ClipStatus
 from evidence_store.errors import BlobNotFoundError
 
@@ -56,6 +56,11 @@ def scrub(station: Station, *, actor: str = "system") -> ScrubReport:
             referenced[sha256] = f"clip {clip_id}"
         for sha256, derivative_id in connection.execute(select(derivatives.c.sha256, derivatives.c.id)):
             referenced.setdefault(sha256, f"derivative {derivative_id}")
+        # redacted copies (issue 20) are derivatives kept apart, every version's: referenced as well
+        for sha256, render_id in connection.execute(
+            select(redaction_renders.c.sha256, redaction_renders.c.id)
+        ):
+            referenced.setdefault(sha256, f"redacted copy {render_id}")
         for sha256, attachment_id in connection.execute(
             select(attachments.c.sha256, attachments.c.id).where(attachments.c.deleted_at.is_(None))
         ):

@@ -22,6 +22,7 @@ from evidence_store.db.tables import (
     clip_links,
     clips,
     derivatives,
+    redaction_renders,
     retention_decisions,
     retention_runs,
 )
@@ -141,6 +142,12 @@ def _set_state(station: Station, decision_id: int, state: DecisionState) -> None
 def _purge_derivatives(station: Station, purger: Any, clip_id: int, run_id: int) -> None:
     with station.connect() as connection:
         hashes = set(connection.scalars(select(derivatives.c.sha256).where(derivatives.c.clip_id == clip_id)))
+        # the clip's redacted copies (issue 20) go with it: a copy must not outlive its original (R9)
+        redacted = set(
+            connection.scalars(
+                select(redaction_renders.c.sha256).where(redaction_renders.c.clip_id == clip_id)
+            )
+        )
         shared = (
             set(
                 connection.scalars(
@@ -156,7 +163,7 @@ def _purge_derivatives(station: Station, purger: Any, clip_id: int, run_id: int)
             if hashes
             else set()
         )
-    for sha256 in sorted(hashes - shared):
+    for sha256 in sorted((hashes - shared) | redacted):
         purger.purge(sha256, run_id=run_id)
 
 
@@ -202,6 +209,8 @@ def _tombstone(station: Station, decision_id: int, clip_id: int, report: RunRepo
             select(derivatives.c.id).where(derivatives.c.clip_id == clip_id)
         ).all()
         session.execute(derivatives.delete().where(derivatives.c.clip_id == clip_id))
+        # their bytes were purged in the step before; the specifications (positions, times) stay on record
+        session.execute(redaction_renders.delete().where(redaction_renders.c.clip_id == clip_id))
         session.execute(
             update(retention_decisions)
             .where(retention_decisions.c.id == decision_id)

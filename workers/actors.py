@@ -82,6 +82,25 @@ class ProcessingActors:
             min_backoff=1_000,
             retry_when=_retry_transient,
         )(self._plan_new_clips)
+        # redaction jobs (issue 20): asked for by a person, not planned per clip, so not processing steps
+        self.detect_faces: dramatiq.Actor[[int, str], None] = dramatiq.actor(
+            actor_name="detect_faces",
+            broker=broker,
+            queue_name=QUEUE,
+            max_retries=5,
+            min_backoff=5_000,
+            retry_when=_retry_transient,
+            time_limit=SIX_HOURS_MS,
+        )(self._detect_faces)
+        self.render_redaction: dramatiq.Actor[[int, int, str], None] = dramatiq.actor(
+            actor_name="render_redaction",
+            broker=broker,
+            queue_name=QUEUE,
+            max_retries=5,
+            min_backoff=5_000,
+            retry_when=_retry_transient,
+            time_limit=SIX_HOURS_MS,
+        )(self._render_redaction)
 
     def _run_processing_job(self, job_id: int) -> None:
         """Run one job, then send what it unlocked, or itself again if another worker holds its lease
@@ -113,6 +132,20 @@ class ProcessingActors:
         log.info("planned %d jobs for %d clips; %d can start", len(created), len(clip_ids), len(runnable))
         for job_id in runnable:
             self.run_processing_job.send(job_id)
+
+    def _detect_faces(self, clip_id: int, actor: str) -> None:
+        """Faces on the clip's proxy into the next version of its redaction specification (R15)."""
+        from workers.redaction import detect  # lazy: OpenCV loads only in a worker that detects
+
+        stored = detect(self._resources.station(), clip_id, actor=actor)
+        log.info("faces of clip %s: version %s, %d tracks", clip_id, stored.version, len(stored.spec.tracks))
+
+    def _render_redaction(self, clip_id: int, version: int, actor: str) -> None:
+        """Render a version of the clip's redaction (a named version: the newest may change meanwhile)."""
+        from workers.redaction import render  # lazy: as above
+
+        done = render(self._resources.station(), clip_id, version=version, actor=actor)
+        log.info("clip %s redaction version %s rendered: %s", clip_id, version, done.sha256)
 
     def ping(self) -> None:
         """Raise if the broker's Redis does not answer."""

@@ -291,6 +291,42 @@ clip_tags = Table(
     Index("ix_clip_tags_tag", "tag", "clip_id"),
 )
 
+# redaction (issue 20, R15): a clip's specifications, each version stored once and never changed
+redaction_specs = Table(
+    "redaction_specs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("clip_id", ForeignKey("clips.id"), nullable=False, index=True),
+    Column("version", Integer, nullable=False),
+    Column("spec", Text, nullable=False),  # the canonical JSON, exactly the text spec_sha256 hashes
+    Column("spec_sha256", HASH, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("clip_id", "version", name="uq_redaction_specs_clip_version"),
+    CheckConstraint("version >= 1", name="version_positive"),
+)
+
+# the redacted copies rendered from a version; every render is kept (a changed spec is a new version,
+# its copy a new row); not in `derivatives`, whose (clip, kind, source) key allows one per kind
+redaction_renders = Table(
+    "redaction_renders",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("clip_id", ForeignKey("clips.id"), nullable=False, index=True),
+    Column("spec_id", ForeignKey("redaction_specs.id"), nullable=False, index=True),
+    Column("kind", enum_column(DerivativeKind), nullable=False),
+    Column("sha256", HASH, nullable=False, index=True),  # of the stored file, C2PA manifest embedded
+    Column("size", BigInteger, nullable=False),
+    Column("rendered_sha256", HASH, nullable=False),  # of ffmpeg's output before signing: reproducible
+    Column("mime_type", String(100), nullable=False),
+    Column("derived_from_sha256", HASH, nullable=False),
+    Column("tool", String(100), nullable=False),
+    Column("tool_version", Text, nullable=False),
+    Column("arguments", JSON, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
 clip_links = Table(
     "clip_links",
     metadata,

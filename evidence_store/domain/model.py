@@ -56,6 +56,7 @@ class DerivativeKind(enum.StrEnum):
     CONTACT_SHEET = "contact_sheet"
     SEGMENT = "segment"
     DISCLOSURE = "disclosure"
+    REDACTED = "redacted"  # a copy with faces, areas and sounds hidden (issue 20, R15)
 
 
 class CaseCategory(enum.StrEnum):

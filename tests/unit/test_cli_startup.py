@@ -46,6 +46,7 @@ def test_every_command_is_registered_on_the_root() -> None:
         "init",
         "jobs",
         "process",
+        "redact",
         "report",
         "retention",
         "spool",

@@ -96,7 +96,7 @@ def test_the_actors_send_through_the_broker_they_were_declared_on() -> None:
 
     sent = queued(broker)
     assert [(m.actor_name, m.queue_name) for m in sent] == [("run_processing_job", QUEUE)]
-    assert set(broker.actors) == {"run_processing_job", "plan_new_clips"}
+    assert set(broker.actors) == {"run_processing_job", "plan_new_clips", "detect_faces", "render_redaction"}
     assert NAMESPACE == "evidence"
 
 

@@ -1,0 +1,343 @@
+"""Redaction end to end (issue 20 items 2 and 3, R15, R3): a clip with a real face (scikit-image's
+astronaut moved across the frame) is imported and processed; faces are detected on its proxy into a
+specification; the rendered copy hides the face, leaves the rest of the frame as it was, silences the
+muted range, carries a C2PA manifest naming the original, re-renders to the same bytes, and a changed
+specification is a new version whose copy is kept beside the first."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from evidence_store.bootstrap import Station
+from evidence_store.db.tables import audit_events, clips, redaction_renders, redaction_specs
+from evidence_store.domain.redaction import spec_to_dict
+from evidence_store.errors import InputError
+from evidence_store.export.c2pa_signing import check_credential
+from evidence_store.redactions import load_spec, save_spec, spec_versions
+from tests.conftest import run_cli
+from tests.integration.redaction_media import FaceClip, make_face_clip
+from workers import redaction
+
+pytestmark = pytest.mark.usefixtures("ffmpeg_available")
+
+MUTED = (1.0, 2.0)
+
+
+@pytest.fixture
+def face_clip(tmp_path: Path, station_env: dict[str, str], station: Station) -> FaceClip:
+    # `station` initialises the data directory and database the commands below use
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    made = make_face_clip(volume / "face.mp4")
+    imported = run_cli(
+        ["import", str(volume), "--device", "DSJ7", "--officer", "310777", "--json"], station_env
+    )
+    assert imported.code == 0, imported.stderr
+    processed = run_cli(["process", "--json"], station_env, timeout=600)
+    assert processed.code == 0, processed.stderr
+    return made
+
+
+def _clip_id(station: Station) -> int:
+    with station.connect() as connection:
+        return int(connection.execute(select(clips.c.id)).scalar_one())
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24").astype(np.int16) for f in container.decode(video=0)]
+
+
+def _audio(path: Path) -> tuple[np.ndarray, int]:
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        rate = stream.rate
+        samples = [f.to_ndarray()[0] for f in container.decode(stream)]  # first channel
+    return np.concatenate(samples).astype(np.float64), rate
+
+
+def _rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(samples**2)))
+
+
+def test_faces_are_found_hidden_and_the_rest_kept(
+    station: Station, face_clip: FaceClip, tmp_path: Path
+) -> None:
+    made = face_clip
+    clip_id = _clip_id(station)
+
+    detected = redaction.detect(station, clip_id, actor="redactor")
+    spec = detected.spec
+    assert detected.version == 1 and (spec.width, spec.height) == (made.width, made.height)
+    # detection finds the face in >= 95 % of the frames: a track box overlapping the true face
+    found = 0
+    for index, (x, y, w, h) in enumerate(made.faces):
+        t = index / made.fps
+        for track in spec.tracks:
+            near = [b for b in track.boxes if abs(b.t - t) < 0.5 / made.fps]
+            if any(b.x < x + w and x < b.x + b.w and b.y < y + h and y < b.y + b.h for b in near):
+                found += 1
+                break
+    assert found / made.frames >= 0.95, f"face found in {found} of {made.frames} frames"
+    assert len(spec.tracks) == 1, "one face moving smoothly is one track"
+
+    raw = spec_to_dict(spec)
+    raw["audio"] = [{"start_s": MUTED[0], "end_s": MUTED[1], "effect": "mute"}]
+    with_mute = save_spec(station, clip_id, raw, actor="redactor")
+    assert with_mute.version == 2 and with_mute.created
+    assert save_spec(station, clip_id, raw, actor="redactor").version == 2  # same spec: no new version
+
+    first = redaction.render(station, clip_id, actor="redactor")
+    assert first.version == 2
+    copy = tmp_path / "redacted.mp4"
+    with station.blobs.open(first.sha256) as source:
+        copy.write_bytes(source.read())
+    with station.connect() as connection:
+        original_sha = connection.execute(select(clips.c.sha256)).scalar_one()
+    original = station.blobs.path_for(original_sha)  # type: ignore[attr-defined]
+
+    before, after = _frames(original), _frames(copy)
+    assert len(before) == len(after) == made.frames
+    assert after[0].shape == (made.height, made.width, 3)  # the original's resolution
+    face_diff, rest_diff = [], []
+    for index, (x, y, w, h) in enumerate(made.faces):
+        face_diff.append(
+            float(np.abs(before[index][y : y + h, x : x + w] - after[index][y : y + h, x : x + w]).mean())
+        )
+        rest = np.ones((made.height, made.width), dtype=bool)
+        # outside the face and a margin around it (the hidden area is the track window's union, grown)
+        rest[max(0, y - 60) : y + h + 60, max(0, x - 60) : x + w + 60] = False
+        rest_diff.append(float(np.abs(before[index] - after[index])[rest].mean()))
+    print(
+        f"found {found}/{made.frames}; face MAD min {min(face_diff):.1f}; rest MAD max {max(rest_diff):.2f}"
+    )
+    assert min(face_diff) > 20, f"the face region must differ strongly: {min(face_diff):.1f}"
+    assert max(rest_diff) < 3, f"the rest of the frame must stay as it was: {max(rest_diff):.2f}"
+
+    samples, rate = _audio(copy)
+    muted = samples[int((MUTED[0] + 0.05) * rate) : int((MUTED[1] - 0.05) * rate)]
+    heard = samples[int(0.2 * rate) : int(0.8 * rate)]
+    assert _rms(muted) < 1e-4 and _rms(heard) > 0.05
+
+    # C2PA: the original as ingredient, the redaction's lineage
+    check = check_credential(copy, _trust_anchor(station))
+    assert check.ok, check.problems
+    assert check.lineage["original_sha256"] == original_sha
+    assert check.lineage["spec_sha256"] == with_mute.spec_sha256 and check.lineage["spec_version"] == 2
+
+    # the same spec renders to the same bytes (before signing: the C2PA claim has its own identifier)
+    again = redaction.render(station, clip_id, actor="redactor")
+    assert again.rendered_sha256 == first.rendered_sha256
+
+    # a changed spec is a new version; both copies are kept
+    raw["audio"] = [{"start_s": 0.5, "end_s": 2.5, "effect": "bleep"}]
+    changed = save_spec(station, clip_id, raw, actor="redactor")
+    assert changed.version == 3
+    third = redaction.render(station, clip_id, actor="redactor")
+    assert third.version == 3 and third.rendered_sha256 != first.rendered_sha256
+    assert station.blobs.exists(first.sha256) and station.blobs.exists(third.sha256)
+    versions = spec_versions(station, clip_id)
+    assert [v["version"] for v in versions] == [1, 2, 3]
+    assert [len(v["renders"]) for v in versions] == [0, 2, 1]
+    assert load_spec(station, clip_id, 2).spec_sha256 == with_mute.spec_sha256  # never changed
+    bleeped, _ = _audio(_blob_copy(station, third.sha256, tmp_path / "bleeped.mp4"))
+    assert _rms(bleeped[int(1.0 * rate) : int(2.0 * rate)]) > 0.1  # the tone, not the voice
+
+    # the original is never touched (R3) and the lineage is in the audit log
+    assert _sha256_of(original) == original_sha
+    with station.connect() as connection:
+        events = connection.execute(
+            select(audit_events.c.action, audit_events.c.details).where(
+                audit_events.c.action.like("redaction.%")
+            )
+        ).all()
+        assert (
+            connection.execute(select(redaction_renders.c.derived_from_sha256)).scalars().all()
+            == [original_sha] * 3
+        )
+        assert connection.execute(select(redaction_specs.c.version)).scalars().all() == [1, 2, 3]
+    rendered = [_details(d) for a, d in events if a == "redaction.rendered"]
+    assert len(rendered) == 3
+    assert rendered[0]["original_sha256"] == original_sha
+    assert rendered[0]["spec_sha256"] == with_mute.spec_sha256 and rendered[0]["spec_version"] == 2
+    assert rendered[0]["tool_version"].startswith("ffmpeg version")
+    assert rendered[0]["detector"].startswith("opencv-python-headless 4.")
+    assert any(a == "redaction.faces_detected" for a, _ in events)
+    # the integrity scrub knows the redacted copies: none is an orphan blob, and a lost one would be missing
+    from evidence_store.scrub import scrub
+
+    scrubbed = scrub(station, actor="test")
+    assert scrubbed.ok and scrubbed.orphans == []
+
+
+def test_a_spec_for_another_frame_size_is_refused(station: Station, face_clip: FaceClip) -> None:
+    clip_id = _clip_id(station)
+    with pytest.raises(InputError, match=r"1920x1080 frame; clip \d+'s original is 320x240"):
+        save_spec(station, clip_id, {"width": 1920, "height": 1080, "duration_s": 3.0}, actor="redactor")
+    with pytest.raises(InputError, match="not inside the 320x240 frame"):
+        save_spec(
+            station,
+            clip_id,
+            {
+                "width": 320,
+                "height": 240,
+                "duration_s": 3.0,
+                "boxes": [{"keyframes": [{"t": 0, "x": 300, "y": 0, "w": 40, "h": 40}]}],
+            },
+            actor="redactor",
+        )
+
+
+def _sha256_of(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _details(raw: object) -> dict:
+    return raw if isinstance(raw, dict) else json.loads(str(raw))
+
+
+def _blob_copy(station: Station, sha256: str, target: Path) -> Path:
+    with station.blobs.open(sha256) as source:
+        target.write_bytes(source.read())
+    return target
+
+
+def _trust_anchor(station: Station) -> bytes:
+    from evidence_store.export.c2pa_signing import CA_CERT_NAME
+
+    return (station.settings.keys_dir / CA_CERT_NAME).read_bytes()
+
+
+def test_the_cli_detects_stores_renders_and_refuses(
+    station_env: dict[str, str], face_clip: FaceClip, tmp_path: Path
+) -> None:
+    detected = run_cli(["redact", "detect", "1", "--json"], station_env, timeout=300)
+    assert detected.code == 0, detected.stderr
+    assert json.loads(detected.stdout)["version"] == 1 and json.loads(detected.stdout)["tracks"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps({"width": 320, "height": 240, "duration_s": 3, "frames": [{"start_s": 2, "end_s": 1}]})
+    )
+    refused = run_cli(["redact", "spec", "1", "--file", str(bad)], station_env)
+    assert refused.code == 2 and "must come after its start" in refused.stderr
+    good = tmp_path / "good.json"
+    good.write_text(
+        json.dumps(
+            {
+                "width": 320,
+                "height": 240,
+                "duration_s": 3,
+                "frames": [{"start_s": 1, "end_s": 2, "effect": "black"}],
+            }
+        )
+    )
+    stored = run_cli(["redact", "spec", "1", "--file", str(good)], station_env)
+    assert stored.code == 0, stored.stderr
+    assert json.loads(stored.stdout)["version"] == 2
+    rendered = run_cli(["redact", "render", "1", "--version", "1", "--json"], station_env, timeout=300)
+    assert rendered.code == 0, rendered.stderr
+    assert json.loads(rendered.stdout)["version"] == 1
+    shown = json.loads(run_cli(["redact", "show", "1", "--json"], station_env).stdout)
+    assert [len(v["renders"]) for v in shown["versions"]] == [1, 0]
+    missing = run_cli(["redact", "render", "1", "--version", "9"], station_env)
+    assert missing.code == 3 and "no redaction version 9" in missing.stderr
+
+
+class _Resources:
+    def __init__(self, station: Station) -> None:
+        self._station = station
+
+    def station(self) -> Station:
+        return self._station
+
+    def toolkit(self) -> object:
+        raise AssertionError("redaction jobs use no processing toolkit")
+
+
+def test_detection_and_rendering_run_as_worker_jobs(station: Station, face_clip: FaceClip) -> None:
+    from dramatiq import Worker
+    from dramatiq.brokers.stub import StubBroker
+
+    from workers.actors import QUEUE, ProcessingActors
+
+    broker = StubBroker()
+    actors = ProcessingActors(broker, _Resources(station))  # type: ignore[arg-type]
+    clip_id = _clip_id(station)
+    actors.detect_faces.send(clip_id, "redactor")
+    worker = Worker(broker, worker_threads=1)
+    worker.start()
+    try:
+        broker.join(QUEUE, fail_fast=True)
+        assert load_spec(station, clip_id).version == 1
+        actors.render_redaction.send(clip_id, 1, "redactor")
+        broker.join(QUEUE, fail_fast=True)
+    finally:
+        worker.stop()
+    assert [len(v["renders"]) for v in spec_versions(station, clip_id)] == [1]
+
+
+def test_retention_purges_a_clips_redacted_copies_with_it(
+    station: Station, station_env: dict[str, str]
+) -> None:
+    import io
+    import os
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert
+
+    from retention.policy import add_months
+    from tests.integration.retention_helpers import add_clip
+
+    now = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+    old = add_clip(station, add_months(now, -7))
+    young = add_clip(station, add_months(now, -1))
+    copies = {}
+    for clip_id in (old, young):
+        blob = station.blobs.put(io.BytesIO(os.urandom(512)))
+        with station.transaction() as session:
+            connection = session.connection()
+            spec_id = connection.execute(
+                insert(redaction_specs).values(
+                    clip_id=clip_id,
+                    version=1,
+                    spec="{}",
+                    spec_sha256="0" * 64,
+                    created_by="t",
+                    created_at=now,
+                )
+            ).inserted_primary_key[0]
+            connection.execute(
+                insert(redaction_renders).values(
+                    clip_id=clip_id,
+                    spec_id=spec_id,
+                    kind="redacted",
+                    sha256=blob.sha256,
+                    size=blob.size,
+                    rendered_sha256="1" * 64,
+                    mime_type="video/mp4",
+                    derived_from_sha256="2" * 64,
+                    tool="ffmpeg",
+                    tool_version="test",
+                    arguments=[],
+                    created_by="t",
+                    created_at=now,
+                )
+            )
+        copies[clip_id] = blob.sha256
+    env = {**station_env, "EVIDENCE_RETENTION_MAX_DELETE_SHARE": "1.0"}
+    ran = run_cli(["retention", "run", "--now", now.isoformat(), "--json"], env)
+    assert ran.code == 0, ran.stdout + ran.stderr
+    assert json.loads(ran.stdout)["deleted"] == 1
+    assert not station.blobs.exists(copies[old])
+    assert station.blobs.exists(copies[young])
+    with station.connect() as connection:
+        assert set(connection.scalars(select(redaction_renders.c.clip_id))) == {young}
+        assert set(connection.scalars(select(redaction_specs.c.clip_id))) == {old, young}
