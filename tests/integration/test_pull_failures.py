@@ -7,7 +7,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -212,7 +212,11 @@ def test_a_file_time_fusefat_gets_wrong_is_never_kept_silently_after_a_change(
     grown: list[bool] = []
 
     def grows_once_before_the_copy(
-        blobs: BlobStore, dirfd: int, raw_name: bytes, before: os.stat_result
+        blobs: BlobStore,
+        dirfd: int,
+        raw_name: bytes,
+        before: os.stat_result,
+        on_bytes: Callable[[int], None] | None = None,
     ) -> object:
         if not grown:  # the recorder writes a little more after the listing, then stays still
             grown.append(True)
@@ -220,7 +224,7 @@ def test_a_file_time_fusefat_gets_wrong_is_never_kept_silently_after_a_change(
                 handle.write(b"more")
             later = before.st_mtime + 60
             os.utime(clip_file, (later, later))
-        return real_copy(blobs, dirfd, raw_name, before)
+        return real_copy(blobs, dirfd, raw_name, before, on_bytes)
 
     monkeypatch.setattr(ingest.copying, "copy_once", grows_once_before_the_copy)
     profile, facts = choose_profile(station, volume, "generic")
