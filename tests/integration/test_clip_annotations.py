@@ -143,7 +143,7 @@ def test_a_removed_marker_stays_on_record_and_leaves_the_page(world: World) -> N
     page = custodian.get(f"/clips/{world.clip_a}").text
     markers = re.search(r'<section id="markers">.*?</section>', page, re.S)
     assert markers is not None and "to be removed" not in markers.group(0)
-    assert 'id="no-markers"' in markers.group(0) or "marker-list" not in markers.group(0)
+    assert 'id="no-markers"' in markers.group(0) and "marker-list" not in markers.group(0)
     with world.station.engine.connect() as connection:
         row = connection.execute(select(clip_markers).where(clip_markers.c.id == marker_id)).one()
     assert row.removed_by == "web:custodian" and row.note == "to be removed"
