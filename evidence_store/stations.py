@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from evidence_store.db.tables import dock_stations, stations, transfers
 from evidence_store.domain.audit_chain import format_time
 from evidence_store.domain.model import TransferOutcome
+from evidence_store.domain.spool import SpoolLevel, spool_level
 from evidence_store.domain.stations import (
     FIRST_STATION_KEY,
     STATION_APPROVED,
@@ -230,9 +231,49 @@ def list_stations(connection: Connection | Session) -> list[dict[str, Any]]:
             "refused_at": _time(row.refused_at),
             "refused_action": row.refused_action,
             "bays_in_use": busy.get(row.name, 0),
+            "spool": reported_spool(row),
         }
         for row in rows
     ]
+
+
+def reported_spool(row: Any) -> dict[str, Any] | None:
+    """A station's spool depth as it last reported it (its `stations` row), None if it never did."""
+    if row.spool_reported_at is None:
+        return None
+    level = spool_level(int(row.spool_held_bytes or 0), int(row.spool_high_water_bytes or 0))
+    return {
+        "held_bytes": level.held_bytes,
+        "high_water_bytes": level.high_water_bytes,
+        "over_high_water": level.over_high_water,
+        "transfers_waiting": int(row.spool_transfers_waiting or 0),
+        "clips_waiting": int(row.spool_clips_waiting or 0),
+        "reported_at": _time(row.spool_reported_at),
+    }
+
+
+def report_spool_depth(
+    connection: Connection,
+    fingerprint: str,
+    level: SpoolLevel,
+    *,
+    transfers_waiting: int,
+    clips_waiting: int,
+    now: datetime,
+) -> None:
+    """Note on the station's own row how full its spool is (issue 18: a filling spool is visible from
+    every host, not only its own). A working-list note like `last_seen`: not an audit event."""
+    connection.execute(
+        update(stations)
+        .where(stations.c.fingerprint == fingerprint)
+        .values(
+            spool_held_bytes=level.held_bytes,
+            spool_high_water_bytes=level.high_water_bytes,
+            spool_transfers_waiting=transfers_waiting,
+            spool_clips_waiting=clips_waiting,
+            spool_reported_at=now,
+        )
+    )
 
 
 def _time(value: datetime | None) -> str | None:

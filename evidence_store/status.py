@@ -89,6 +89,7 @@ def describe(station: Any) -> dict[str, Any]:
                 "version": s["version"],
                 "refused_at": s["refused_at"],
                 "bays_in_use": s["bays_in_use"],
+                "spool": s["spool"],  # its spool's depth as it last reported it (None: never)
             }
             for s in enrolled
         ],

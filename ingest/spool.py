@@ -97,6 +97,7 @@ from evidence_store.interrupted_work import close_interrupted_work
 from evidence_store.originals import record_originals
 from evidence_store.ports import BlobStore, Clock, NoProcessingQueue, ProcessingQueue, StoredBlob
 from evidence_store.settings import Settings
+from evidence_store.stations import report_spool_depth
 
 log = logging.getLogger(__name__)
 
@@ -289,6 +290,22 @@ def _read_status(connection: Connection, blobs: BlobStore, settings: Settings) -
         transfers_forwarded=len(forwarded),
         transfers_kept=sum(1 for freed in forwarded.values() if freed is None),
     )
+
+
+def report_depth(spool: Station, backend: Station) -> SpoolStatus:
+    """Tell the backend how full this station's spool is now (its `stations` row), so that every host's
+    status and dashboard show a filling spool; returns what was reported."""
+    status = spool_status(spool, backend.settings)
+    with backend.engine.begin() as connection:
+        report_spool_depth(
+            connection,
+            backend.key.fingerprint,
+            status.level,
+            transfers_waiting=status.transfers_waiting + status.transfers_running,
+            clips_waiting=status.clips_waiting,
+            now=backend.clock(),
+        )
+    return status
 
 
 def may_clear_recorders(station: Station) -> tuple[bool, str]:

@@ -17,6 +17,7 @@ from entrypoints.cli.support import (
     json_option,
     open_station_from,
     settings_from,
+    station_spool_text,
     station_state_text,
 )
 
@@ -82,7 +83,7 @@ def _print_status(data: dict[str, Any]) -> None:
                 click.echo(
                     f"  {s['name']} ({s['unit'] or 'no unit'}) {s['fingerprint'][:16]} {state}, "
                     f"last seen {s['last_seen'] or 'never'}, version {s['version'] or '?'}, "
-                    f"bays in use {s.get('bays_in_use', 0)}"
+                    f"bays in use {s.get('bays_in_use', 0)}, {station_spool_text(s)}"
                 )
         elif isinstance(value, dict):
             click.echo(f"{key}:")

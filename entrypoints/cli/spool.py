@@ -80,7 +80,7 @@ def spool_forward_command(ctx: click.Context, every: float | None, as_json: bool
 
 def _forward_once(settings: Any) -> dict[str, Any]:
     from evidence_store.bootstrap import open_spool  # lazy: SQLAlchemy; keeps `--help` fast
-    from ingest.spool import forward_spool, local_spool_status, open_backend
+    from ingest.spool import forward_spool, local_spool_status, open_backend, report_depth
 
     waiting = local_spool_status(settings)
     if waiting is None or not (
@@ -99,6 +99,7 @@ def _forward_once(settings: Any) -> dict[str, Any]:
                 keep=timedelta(hours=settings.spool_keep_hours),
                 queue=processing_queue_for(settings),
             )
+            report_depth(spool, backend)  # after the round: what still waits or is kept
         finally:
             spool.close()
     finally:

@@ -17,6 +17,7 @@ from entrypoints.cli.support import (
     emit,
     json_option,
     open_station_from,
+    station_spool_text,
     station_state_text,
     station_time,
 )
@@ -171,7 +172,8 @@ def _print_list(data: dict[str, Any]) -> None:
         state = station_state_text(s)
         click.echo(
             f"{s['name']:<20} {s['unit']:<20} {s['fingerprint'][:16]}  {state:<28} "
-            f"last seen {s['last_seen'] or 'never'}  {s['version']}  bays in use {s.get('bays_in_use', 0)}"
+            f"last seen {s['last_seen'] or 'never'}  {s['version']}  bays in use {s.get('bays_in_use', 0)}  "
+            f"{station_spool_text(s)}"
         )
 
 

@@ -58,6 +58,18 @@ def station_state_text(station: dict[str, Any]) -> str:
     return "approved" if state == "approved" else "awaiting approval"
 
 
+def station_spool_text(station: dict[str, Any]) -> str:
+    """A listed station's spool as it last reported it, as `status` and `stations list` print it."""
+    spool = station.get("spool")
+    if not spool:
+        return "spool never reported"
+    text = (
+        f"spool {spool['held_bytes']:,} of {spool['high_water_bytes']:,} bytes, "
+        f"{spool['transfers_waiting']} transfer(s) waiting (reported {spool['reported_at']})"
+    )
+    return text + (", OVER ITS HIGH-WATER MARK" if spool["over_high_water"] else "")
+
+
 def fail(message: str, code: int) -> NoReturn:
     click.echo(f"evidence: error: {message}", err=True)
     raise SystemExit(code)

@@ -558,6 +558,13 @@ stations = Table(
     Column("version", String(64), nullable=False, default=""),  # of the software it last ran
     Column("refused_at", UTCDateTime, nullable=True),  # its last write refused (not approved, revoked)
     Column("refused_action", String(100), nullable=True),
+    # its store-and-forward spool as it last reported it (after each forwarding round): a spool lives on
+    # the station's own host, and every host must see one filling (NULL: never reported)
+    Column("spool_held_bytes", BigInteger, nullable=True),
+    Column("spool_high_water_bytes", BigInteger, nullable=True),
+    Column("spool_transfers_waiting", Integer, nullable=True),
+    Column("spool_clips_waiting", Integer, nullable=True),
+    Column("spool_reported_at", UTCDateTime, nullable=True),
 )
 
 # Store-and-forward (issue 18): a spooled transfer forwarded into the backend. In the backend the unique

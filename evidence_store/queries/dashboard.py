@@ -28,7 +28,7 @@ from evidence_store.domain.compliance import FlagKind
 from evidence_store.domain.model import JobStatus
 from evidence_store.domain.stations import station_state
 from evidence_store.queries.visibility import cleared_clip_clause, visible_case_clause
-from evidence_store.stations import bays_in_use
+from evidence_store.stations import bays_in_use, reported_spool
 
 RECENT = timedelta(days=30)
 PER_DOCK = 10
@@ -279,6 +279,7 @@ def station_states(connection: Connection) -> list[dict[str, Any]]:
             "refused_at": row.refused_at,
             "refused_action": row.refused_action,
             "bays_in_use": busy.get(row.name, 0),
+            "spool": reported_spool(row),
         }
         for row in connection.execute(select(stations).order_by(stations.c.name))
     ]

@@ -76,6 +76,12 @@ def spool_status(env: dict[str, str]) -> dict:
     return json.loads(cli_ok(["spool", "status", "--json"], env).stdout)
 
 
+def central_spool(env: dict[str, str]) -> dict:
+    """This station's spool depth as the backend holds it (what other hosts see)."""
+    (row,) = json.loads(cli_ok(["stations", "list", "--json"], env).stdout)["stations"]
+    return dict(row["spool"])
+
+
 def backend(env: dict[str, str]) -> Station:
     return open_station(load_settings(env))
 
@@ -325,9 +331,27 @@ def test_a_spool_over_its_high_water_mark_keeps_what_it_pulled_and_clears_no_rec
         assert 'id="spool" data-over-high-water="true"' in client.get("/dashboard").text
     finally:
         station.close()
-    # once forwarded and freed the spool is below the mark again
+    # forwarded but kept (the local keep): the station reports its depth to the backend, so every host's
+    # `stations list`, `status` and dashboard show this station's filling spool, not only its own host
+    cli_ok(["spool", "forward"], full)
+    central = central_spool(full)
+    assert central["held_bytes"] >= sum(os.path.getsize(tmp_path / "rec" / p) for p in made)
+    assert central["over_high_water"] and central["transfers_waiting"] == 0 and central["reported_at"]
+    station = backend(full)
+    try:
+        client = TestClient(create_app(station))
+        token = client.get("/api/csrf").json()["csrf_token"]
+        login = {"username": "chief", "password": "a long station password"}
+        assert client.post("/api/login", json=login, headers={"X-CSRF-Token": token}).status_code == 200
+        (row,) = client.get("/api/dashboard").json()["stations"]
+        assert row["spool"]["over_high_water"] and row["spool"]["held_bytes"] == central["held_bytes"]
+        assert 'class="spool" data-over-high-water="true"' in client.get("/dashboard").text
+    finally:
+        station.close()
+    # once freed the spool is below the mark again, here and as the backend was told
     cli_ok(["spool", "forward"], {**full, "EVIDENCE_SPOOL_KEEP_HOURS": "0"})
     assert not spool_status(full)["over_high_water"]
+    assert central_spool(full)["held_bytes"] == 0
     assert_delivered_once(full, made)
 
 
