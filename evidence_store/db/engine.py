@@ -22,6 +22,19 @@ def read_only(connection: Connection) -> Connection:
     return connection.execution_options(**{READ_ONLY: True})
 
 
+# A station over a WAN link (issue 18): a link that dies while a query waits must fail that query in
+# about a minute (then the dock spools, the worker retries), not after TCP's defaults (two hours of
+# keepalive when idle, ~15 minutes of retransmissions with data in flight).
+POSTGRES_LINK_DEFAULTS: dict[str, int] = {
+    "connect_timeout": 5,  # seconds to reach the server at all
+    "keepalives": 1,
+    "keepalives_idle": 30,  # seconds of silence before the first probe
+    "keepalives_interval": 10,
+    "keepalives_count": 3,  # unanswered probes: the link is dead after ~60 s of silence
+    "tcp_user_timeout": 60_000,  # ms that sent data may stay unacknowledged
+}
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     try:
         parsed = make_url(url)
@@ -34,7 +47,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
-        kwargs["connect_args"] = {"connect_timeout": 5}
+        # defaults the URL's own query may override (`?keepalives_idle=120`)
+        kwargs["connect_args"] = {k: v for k, v in POSTGRES_LINK_DEFAULTS.items() if k not in parsed.query}
     try:
         engine = create_engine(parsed, **kwargs)
     except (ArgumentError, ImportError) as exc:

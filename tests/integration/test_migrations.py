@@ -29,3 +29,18 @@ def test_sqlite_runs_with_wal_and_foreign_keys(tmp_path) -> None:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
     engine.dispose()
+
+
+def test_postgres_connections_probe_a_dead_link_within_a_minute_unless_the_url_says_otherwise(
+    postgres_database,  # type: ignore[no-untyped-def]
+) -> None:
+    """A station over a WAN (issue 18): its connections carry TCP keepalives and a user timeout, so a
+    link that dies mid-query fails in about a minute; the URL's own query overrides each of them."""
+    url = postgres_database()
+    for query, idle in (("", "30"), ("?keepalives_idle=120", "120")):
+        engine = make_engine(url + query)
+        with engine.connect() as connection:
+            params = connection.connection.dbapi_connection.info.get_parameters()  # type: ignore[union-attr]
+        engine.dispose()
+        assert params["keepalives"] == "1" and params["keepalives_idle"] == idle
+        assert params["keepalives_count"] == "3" and params["tcp_user_timeout"] == "60000"
