@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.orm import Session
 
 from evidence_store.accounts import user_from_row
@@ -421,44 +421,48 @@ def redacted_copies(station: Station, clip_ids: list[int]) -> list[RedactedCopy]
     """For each clip, the newest render of its newest redaction specification (R13, R15).
     `ConflictError` naming every clip that has no specification, or whose newest specification has
     not been rendered (its newest copy would hide less, or other things, than the specification says)."""
+    with station.connect() as connection:
+        return _redacted_copies(connection, clip_ids)
+
+
+def _redacted_copies(connection: Connection, clip_ids: list[int]) -> list[RedactedCopy]:
     copies: list[RedactedCopy] = []
     problems: list[str] = []
-    with station.connect() as connection:
-        for clip_id in clip_ids:
-            spec = connection.execute(
-                select(redaction_specs.c.id, redaction_specs.c.version, redaction_specs.c.spec_sha256)
-                .where(redaction_specs.c.clip_id == clip_id)
-                .order_by(redaction_specs.c.version.desc())
-                .limit(1)
-            ).first()
-            if spec is None:
-                problems.append(f"clip {clip_id} has no redaction (run `evidence redact detect {clip_id}`)")
-                continue
-            render = connection.execute(
-                select(redaction_renders, clips.c.original_name)
-                .join(clips, clips.c.id == redaction_renders.c.clip_id)
-                .where(redaction_renders.c.clip_id == clip_id)
-                .order_by(redaction_renders.c.id.desc())
-                .limit(1)
-            ).first()
-            if render is None or render.spec_id != spec.id:
-                problems.append(
-                    f"clip {clip_id}'s redaction version {spec.version} is not rendered yet "
-                    f"(run `evidence redact render {clip_id}`)"
-                )
-                continue
-            copies.append(
-                RedactedCopy(
-                    clip_id=clip_id,
-                    render_id=render.id,
-                    sha256=render.sha256,
-                    size=int(render.size),
-                    original_sha256=render.derived_from_sha256,
-                    spec_version=int(spec.version),
-                    spec_sha256=spec.spec_sha256,
-                    original_name=render.original_name,
-                )
+    for clip_id in clip_ids:
+        spec = connection.execute(
+            select(redaction_specs.c.id, redaction_specs.c.version, redaction_specs.c.spec_sha256)
+            .where(redaction_specs.c.clip_id == clip_id)
+            .order_by(redaction_specs.c.version.desc())
+            .limit(1)
+        ).first()
+        if spec is None:
+            problems.append(f"clip {clip_id} has no redaction (run `evidence redact detect {clip_id}`)")
+            continue
+        render = connection.execute(
+            select(redaction_renders, clips.c.original_name)
+            .join(clips, clips.c.id == redaction_renders.c.clip_id)
+            .where(redaction_renders.c.clip_id == clip_id)
+            .order_by(redaction_renders.c.id.desc())
+            .limit(1)
+        ).first()
+        if render is None or render.spec_id != spec.id:
+            problems.append(
+                f"clip {clip_id}'s redaction version {spec.version} is not rendered yet "
+                f"(run `evidence redact render {clip_id}`)"
             )
+            continue
+        copies.append(
+            RedactedCopy(
+                clip_id=clip_id,
+                render_id=render.id,
+                sha256=render.sha256,
+                size=int(render.size),
+                original_sha256=render.derived_from_sha256,
+                spec_version=int(spec.version),
+                spec_sha256=spec.spec_sha256,
+                original_name=render.original_name,
+            )
+        )
     if problems:
         raise ConflictError("no redacted copy to disclose: " + "; ".join(problems))
     return copies
@@ -479,7 +483,7 @@ def record_viewing(
     shown: list[RedactedCopy] = []
 
     def apply(session: Session, application: Application, target: ApplicationState) -> None:
-        shown.extend(redacted_copies(station, list(application.clip_ids)))
+        shown.extend(_redacted_copies(session.connection(), list(application.clip_ids)))
         _handover(station, session, application, target, VIEWING, user, _copies_detail(shown), source)
 
     data = _advance(
