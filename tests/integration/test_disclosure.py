@@ -58,7 +58,9 @@ def _people(station: Station) -> None:
 def _clip(station: Station, label: str) -> tuple[int, str]:
     stored = factories.store_clip(station, label.encode() + os.urandom(4096), media_type=MediaType.VIDEO)
     with station.connect() as connection:
-        row = connection.execute(select(clips.c.id, clips.c.sha256).where(clips.c.sha256 == stored.sha256)).one()
+        row = connection.execute(
+            select(clips.c.id, clips.c.sha256).where(clips.c.sha256 == stored.sha256)
+        ).one()
     return int(row.id), str(row.sha256)
 
 
@@ -123,7 +125,10 @@ def _actions(station: Station, application_id: int) -> list[str]:
         return list(
             connection.scalars(
                 select(audit_events.c.action)
-                .where(audit_events.c.object_type == "disclosure", audit_events.c.object_id == str(application_id))
+                .where(
+                    audit_events.c.object_type == "disclosure",
+                    audit_events.c.object_id == str(application_id),
+                )
                 .order_by(audit_events.c.seq)
             )
         )
@@ -141,7 +146,7 @@ def test_a_copy_is_recorded_decided_by_another_and_delivered_without_any_origina
     redacted = _render(station, clip_id, _spec(station, clip_id, 1), original)
 
     # only a custodian records an application; the refusal is on record
-    with pytest.raises(DisclosureRefusedError, match="may not disclosure.record"):
+    with pytest.raises(DisclosureRefusedError, match=r"may not disclosure\.record"):
         _apply(station, "copy", [clip_id], user="inv")
     with pytest.raises(InputError, match="read or to copy"):
         _apply(station, "lend", [clip_id])
@@ -156,7 +161,7 @@ def test_a_copy_is_recorded_decided_by_another_and_delivered_without_any_origina
     # nothing is handed over before a decision; only an approver decides, never the recorder
     with pytest.raises(DisclosureRefusedError, match="received"):
         build_disclosure_package(station, number, user="cust", out_dir=tmp_path)
-    with pytest.raises(DisclosureRefusedError, match="may not disclosure.decide"):
+    with pytest.raises(DisclosureRefusedError, match=r"may not disclosure\.decide"):
         decide_application(station, number, user="cust2", approve=True)
     with station.engine.begin() as connection:  # the recorder becomes an approver: still not theirs
         connection.execute(update(users).where(users.c.username == "cust").values(role="approver"))
@@ -172,7 +177,7 @@ def test_a_copy_is_recorded_decided_by_another_and_delivered_without_any_origina
         decide_application(station, number, user="appr", approve=False, reason="changed my mind")
 
     # only a custodian delivers; the package holds the redacted copy and nothing of the original
-    with pytest.raises(DisclosureRefusedError, match="may not disclosure.deliver"):
+    with pytest.raises(DisclosureRefusedError, match=r"may not disclosure\.deliver"):
         build_disclosure_package(station, number, user="appr", out_dir=tmp_path)
     result = build_disclosure_package(station, number, user="cust", out_dir=tmp_path / "out")
     files = [p for p in result.directory.rglob("*") if p.is_file()]
@@ -232,7 +237,7 @@ def test_a_read_is_a_supervised_viewing_and_is_never_delivered(station: Station,
     decide_application(station, number, user="appr", approve=True)
     with pytest.raises(DisclosureRefusedError, match="not to copy"):
         build_disclosure_package(station, number, user="cust", out_dir=tmp_path)
-    with pytest.raises(DisclosureRefusedError, match="may not disclosure.deliver"):
+    with pytest.raises(DisclosureRefusedError, match=r"may not disclosure\.deliver"):
         record_viewing(station, number, user="sup")
     shown, copies = record_viewing(station, number, user="cust2")
     assert shown["state"] == "viewed"
@@ -241,7 +246,9 @@ def test_a_read_is_a_supervised_viewing_and_is_never_delivered(station: Station,
     with station.connect() as connection:
         rows = connection.execute(select(disclosure_handovers).order_by(disclosure_handovers.c.id)).all()
         viewed = connection.execute(
-            select(audit_events.c.actor, audit_events.c.details).where(audit_events.c.action == "disclosure.viewed")
+            select(audit_events.c.actor, audit_events.c.details).where(
+                audit_events.c.action == "disclosure.viewed"
+            )
         ).all()
     assert [(r.kind, r.by_user) for r in rows] == [("viewing", "cust2"), ("viewing", "cust")]
     details = viewed[0].details if isinstance(viewed[0].details, dict) else json.loads(viewed[0].details)
@@ -277,7 +284,9 @@ def test_a_disclosure_package_of_a_rendered_redaction_verifies_offline_and_holds
     volume = tmp_path / "volume"
     volume.mkdir()
     make_face_clip(volume / "face.mp4", seconds=1.0)
-    imported = run_cli(["import", str(volume), "--device", "DSJ7", "--officer", "310777", "--json"], station_env)
+    imported = run_cli(
+        ["import", str(volume), "--device", "DSJ7", "--officer", "310777", "--json"], station_env
+    )
     assert imported.code == 0, imported.stderr
     processed = run_cli(["process", "--json"], station_env, timeout=600)
     assert processed.code == 0, processed.stderr
@@ -327,7 +336,9 @@ def test_a_disclosure_package_of_a_rendered_redaction_verifies_offline_and_holds
         verified = run_cli(["verify", package], station_env, timeout=300)
         assert verified.code == 0, verified.stdout + verified.stderr
         assert "VALID DISCLOSURE package" in verified.stdout
-    as_json = json.loads(run_cli(["verify", delivered["directory"], "--json"], station_env, timeout=300).stdout)
+    as_json = json.loads(
+        run_cli(["verify", delivered["directory"], "--json"], station_env, timeout=300).stdout
+    )
     assert as_json["valid"] and as_json["disclosure"]
     # no file of the package is byte-identical to an original of the station
     with station.connect() as connection:
