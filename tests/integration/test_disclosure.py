@@ -10,10 +10,12 @@ import hashlib
 import io
 import json
 import os
+import zipfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import insert, select, update
 
 from evidence_store.accounts import create_user
@@ -38,8 +40,10 @@ from evidence_store.domain.disclosure import DisclosureRefusedError, Segregation
 from evidence_store.domain.model import MediaType
 from evidence_store.errors import ConflictError, InputError, NotFoundError
 from evidence_store.export.disclosure_package import build_disclosure_package
+from evidence_store.status import describe as station_status
 from tests import factories
 from tests.conftest import run_cli
+from web.app import create_app
 
 PASSWORD = "correct horse battery"
 
@@ -270,6 +274,9 @@ def test_an_unanswered_application_is_overdue_after_the_configured_days(station:
         fresh: False,
         answered: False,
     }
+    status = station_status(station)["disclosures_overdue"]
+    assert status["count"] == 1 and status["applications"][0].startswith(f"{late} (")
+    assert status["answer_days"] == 20
     decided = show_application(station, answered)
     assert decided["state"] == "refused" and decided["decision_reason"] == "not a party to the case"
 
@@ -348,3 +355,88 @@ def test_a_disclosure_package_of_a_rendered_redaction_verifies_offline_and_holds
     assert original in originals
     shown = cli("show", str(made["id"]), user="appr")
     assert shown["state"] == "delivered"
+
+
+def _signed_in(station: Station, username: str) -> tuple[TestClient, str]:
+    client = TestClient(create_app(station))
+    token = client.get("/api/csrf").json()["csrf_token"]
+    response = client.post(
+        "/api/login", json={"username": username, "password": PASSWORD}, headers={"X-CSRF-Token": token}
+    )
+    assert response.status_code == 200, response.text
+    return client, str(response.json()["csrf_token"])
+
+
+def test_the_web_records_decides_shows_a_supervised_viewing_and_delivers_only_redacted_copies(
+    station: Station,
+) -> None:
+    for name, role in (("cust", "custodian"), ("appr", "approver"), ("inv", "investigator")):
+        create_user(station, username=name, password=PASSWORD, role=role, actor="test")
+    clip_id, original = _clip(station, "web")
+    redacted = _render(station, clip_id, _spec(station, clip_id, 1), original)
+    late = _apply(station, "copy", [clip_id], received_at=station.clock() - timedelta(days=30))["id"]
+    cust, cust_csrf = _signed_in(station, "cust")
+    appr, appr_csrf = _signed_in(station, "appr")
+    inv, inv_csrf = _signed_in(station, "inv")
+
+    recorded = cust.post(
+        "/disclosures",
+        data={
+            "csrf_token": cust_csrf,
+            "party_name": "王五",
+            "id_document_type": "resident_id",
+            "id_document_number": "110101199001010011",
+            "kind": "read",
+            "purpose": "了解处罚依据",
+            "clip_id": str(clip_id),
+        },
+        follow_redirects=False,
+    )
+    assert recorded.status_code == 303, recorded.text
+    number = int(recorded.headers["location"].rsplit("/", 1)[1])
+    assert inv.get("/disclosures").status_code == 403  # an investigator has no part in it
+    assert inv.post(f"/disclosures/{number}/approve", data={"csrf_token": inv_csrf}).status_code == 403
+    assert cust.post(f"/disclosures/{number}/approve", data={"csrf_token": cust_csrf}).status_code == 403
+    listed = appr.get("/disclosures")
+    assert listed.status_code == 200 and "王五" in listed.text
+    assert f'data-application-id="{late}"' in listed.text and "overdue" in listed.text
+    dashboard = appr.get("/dashboard")
+    assert 'id="disclosures-overdue-count">1<' in dashboard.text
+    approved = appr.post(
+        f"/disclosures/{number}/approve",
+        data={"csrf_token": appr_csrf, "reason": "ok"},
+        follow_redirects=False,
+    )
+    assert approved.status_code == 303
+    assert appr.post(f"/disclosures/{number}/view", data={"csrf_token": appr_csrf}).status_code == 403
+
+    # the supervised viewing: the page plays the redacted copy, the viewing is on record
+    page = cust.post(f"/disclosures/{number}/view", data={"csrf_token": cust_csrf})
+    assert page.status_code == 200 and f'src="/disclosures/{number}/copies/1"' in page.text
+    played = cust.get(f"/disclosures/{number}/copies/1")
+    assert played.status_code == 200
+    assert hashlib.sha256(played.content).hexdigest() == redacted != original
+    assert cust.get(f"/disclosures/{number}/copies/2").status_code == 404
+    assert inv.get(f"/disclosures/{number}/copies/1").status_code == 403
+    with station.connect() as connection:
+        viewed = connection.execute(
+            select(audit_events.c.actor, audit_events.c.source).where(
+                audit_events.c.action == "disclosure.viewed"
+            )
+        ).one()
+    assert viewed.actor == "cust" and viewed.source == "testclient"
+    assert cust.post(f"/disclosures/{number}/deliver", data={"csrf_token": cust_csrf}).status_code == 409
+
+    # a copy: delivered as a package, downloaded by the custodian, no original in it
+    decide_application(station, late, user="appr", approve=True)
+    delivered = cust.post(
+        f"/disclosures/{late}/deliver", data={"csrf_token": cust_csrf}, follow_redirects=False
+    )
+    assert delivered.status_code == 303, delivered.text
+    zipped = cust.get(f"/disclosures/{late}/package")
+    assert zipped.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(zipped.content)) as archive:
+        inside = {hashlib.sha256(archive.read(name)).hexdigest() for name in archive.namelist()}
+        assert not any("/originals/" in name for name in archive.namelist())
+    assert redacted in inside and original not in inside
+    assert appr.get(f"/disclosures/{late}/package").status_code == 403
