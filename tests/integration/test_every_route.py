@@ -360,8 +360,9 @@ def body_for(path: str, method: str, csrf: str, clip_value: str) -> dict[str, An
         "party_name": "route party",
         "id_document_type": "passport",
         "id_document_number": "E0000",
-        "kind": "copy",
     }
+    if path.startswith("/disclosures"):
+        form["kind"] = "copy"  # a party's application (the draws' "kind" is "clip")
     if ("{case_id}/links" in path and "{link_id}" not in path) or path in BODY_CLIP_ROUTES:
         form["clip_id"] = clip_value
     return {"data": form}
