@@ -501,13 +501,15 @@ def record_viewing(
 def record_delivery(
     station: Station,
     session: Session,
-    application: Application,
+    application_id: int,
     *,
     user: str,
     details: dict[str, Any],
     source: str | None,
 ) -> None:
-    """The disclosure package of an approved COPY application was built and handed over (R15)."""
+    """The disclosure package of an approved COPY application was built and handed over (R15); read
+    again under a lock in `session`: it may have been withdrawn while the package was built."""
+    application = _as_application(_load_row(session, application_id, lock=True))
     target = next_state(application, Step.DELIVER)
     _handover(station, session, application, target, DELIVERY, user, details, source)
 

@@ -33,7 +33,6 @@ from evidence_store.bootstrap import Station
 from evidence_store.disclosure import (
     OBJECT_TYPE,
     RedactedCopy,
-    application_of,
     authorise_delivery,
     record_delivery,
 )
@@ -122,11 +121,10 @@ def build_disclosure_package(
         raise
     try:
         with station.transaction() as session:
-            fresh = application_of(station, application_id)  # not withdrawn meanwhile
             record_delivery(
                 station,
                 session,
-                fresh,
+                application_id,
                 user=user,
                 details={
                     "package": name,
