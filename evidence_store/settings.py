@@ -103,6 +103,10 @@ class Settings(BaseModel):
     worker_lease_seconds: float = Field(default=120, gt=0)
     # Certified export (R12): an approval lets the requester build the package within this many days
     export_validity_days: int = Field(default=7, ge=1)
+    # A party's application to read or copy records (R15) is answered within this many CALENDAR days of
+    # its receipt; later, it is overdue (dashboard, `evidence status`). 20: the working days the
+    # open-government-information regulations allow, counted here as calendar days (stricter)
+    disclosure_answer_days: int = Field(default=20, ge=1)
 
     @field_validator(
         "home",

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from evidence_store.bootstrap import open_station
 from evidence_store.db.migrate import current_revision
 from evidence_store.db.tables import audit_checkpoints, audit_events, cases, clips, transfers
+from evidence_store.disclosure import list_applications
 from evidence_store.settings import Settings
 from evidence_store.stations import list_stations
 
@@ -52,6 +53,8 @@ def describe(station: Any) -> dict[str, Any]:
     if last_scrub is not None:
         details = json.loads(last_scrub.details)
         scrub_info = {"at": last_scrub.at, "ok": details.get("ok"), "counts": details.get("counts")}
+    # parties' applications not answered within `disclosure_answer_days` (R15)
+    overdue = list_applications(station, only_overdue=True)
     return {
         "station": settings.station_name,
         "unit": settings.unit_name,
@@ -70,6 +73,11 @@ def describe(station: Any) -> dict[str, Any]:
         },
         "transfers": n_transfers,
         "cases": n_cases,
+        "disclosures_overdue": {
+            "count": len(overdue),
+            "applications": [f"{a['id']} ({a['party_name']}, due {a['answer_due']})" for a in overdue],
+            "answer_days": settings.disclosure_answer_days,
+        },
         "audit": {
             "head_seq": head.seq if head else 0,
             "head_hash": head.hash if head else None,

@@ -1,8 +1,8 @@
 """The `evidence` command line: the root command and the registration of every command.
 
 Exit codes: 0 ok, 1 integrity problem found, 2 usage, configuration or a refused step, 3 any other
-failure. The command modules (`core`, `cases`, `export`, `ingest`, `redact`, `retention`, `spool`,
-`stations`, `web`, `workers`) share
+failure. The command modules (`core`, `cases`, `disclosure`, `export`, `ingest`, `redact`, `retention`,
+`spool`, `stations`, `web`, `workers`) share
 `support` and never import this module.
 """
 
@@ -12,7 +12,19 @@ import sys
 
 import click
 
-from entrypoints.cli import cases, core, export, ingest, redact, retention, spool, stations, web, workers
+from entrypoints.cli import (
+    cases,
+    core,
+    disclosure,
+    export,
+    ingest,
+    redact,
+    retention,
+    spool,
+    stations,
+    web,
+    workers,
+)
 from entrypoints.cli.support import EXIT_FAILED, EXIT_INTEGRITY, EXIT_OK, EXIT_USAGE, fail
 from evidence_store.errors import (
     ConfigurationError,
@@ -53,6 +65,7 @@ COMMANDS: tuple[click.Command, ...] = (
     export.export_group,
     export.verify_command,
     redact.redact_group,
+    disclosure.disclosure_group,
 )
 for _command in COMMANDS:
     cli.add_command(_command)

@@ -297,8 +297,11 @@ def _print_verdict(data: dict[str, Any]) -> None:
     for finding in data["findings"]:
         mark = "OK  " if finding["ok"] else "FAIL"
         click.echo(f"{mark} {finding['file']}: {finding['check']}: {finding['detail']}")
+    kind = (
+        "DISCLOSURE package (a party's redacted copies, no original; R15)" if data.get("disclosure") else ""
+    )
     if data["valid"]:
-        click.echo(f"VALID: {data['package']} ({data['checks']} checks passed)")
+        click.echo(f"VALID{' ' + kind if kind else ''}: {data['package']} ({data['checks']} checks passed)")
     else:
         click.echo(f"INVALID: {data['package']}: {len(data['problems'])} problem(s):", err=True)
         for problem in data["problems"]:

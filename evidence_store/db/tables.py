@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 
 from evidence_store.db.types import HASH, NaiveDateTime, UTCDateTime, WarningList, enum_column
+from evidence_store.domain.disclosure import ApplicationKind, ApplicationState
 from evidence_store.domain.model import (
     CaseCategory,
     ClipStatus,
@@ -388,6 +389,40 @@ export_requests = Table(
     Column("built_at", UTCDateTime, nullable=True),
     Column("package_sha256", String(64), nullable=False, default=""),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# a party's application to read or copy records (R15, issue 20); its clips as resolved when recorded
+disclosure_applications = Table(
+    "disclosure_applications",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("party_name", Text, nullable=False),
+    Column("id_document_type", String(40), nullable=False),
+    Column("id_document_number", String(100), nullable=False),
+    Column("contact", Text, nullable=False, default=""),
+    Column("kind", enum_column(ApplicationKind), nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("case_id", ForeignKey("cases.id"), nullable=True, index=True),
+    Column("clip_ids", JSON, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("recorded_by", String(200), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("state", enum_column(ApplicationState), nullable=False, index=True),
+    Column("decided_by", String(200), nullable=False, default=""),
+    Column("decided_at", UTCDateTime, nullable=True),
+    Column("decision_reason", Text, nullable=False, default=""),
+)
+
+# each supervised viewing (read) and each delivered package (copy) of an approved application
+disclosure_handovers = Table(
+    "disclosure_handovers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("application_id", ForeignKey("disclosure_applications.id"), nullable=False, index=True),
+    Column("kind", String(20), nullable=False),  # "viewing" or "delivery"
+    Column("by_user", String(200), nullable=False),  # who supervised the viewing, or built the package
+    Column("at", UTCDateTime, nullable=False),
+    Column("details", JSON, nullable=False),  # the redacted copies shown or packed, the package's sha256
 )
 
 retention_runs = Table(

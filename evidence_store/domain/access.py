@@ -4,12 +4,15 @@ permission matrix and the confidentiality rule, as plain data and pure predicate
 Roles and permissions
     officer       search, view and play back the footage they recorded themselves, nothing else
     custodian     footage (search, view, play, verify now, download the ORIGINAL), cases (view, link,
-                  unlink, mark as evidence), dashboard
+                  unlink, mark as evidence), dashboard; parties' applications to read or copy (R15):
+                  records them, supervises an approved reading of the redacted copy and delivers an
+                  approved copy's disclosure package (`disclosure.record`, `disclosure.deliver`)
     investigator  footage (search, view, play), cases (view, link, unlink, mark as evidence); downloads
                   an original only while an approved export request of theirs covers that clip (R12);
                   requests exports and builds their own approved ones
     approver      footage and cases (view), dashboard, supervision results, annual statistics; approves
-                  or rejects export requests (never their own, R12)
+                  or rejects export requests (never their own, R12); approves or refuses a party's
+                  application (`disclosure.decide`; never one they recorded, R15)
     supervisor    footage and cases (view, verify now), dashboard, supervision (draw, assign, review),
                   annual statistics, the audit log
     auditor       the audit log and annual statistics; no footage
@@ -89,6 +92,10 @@ class Permission(enum.StrEnum):
     EXPORT_REQUEST = "export.request"
     EXPORT_DECIDE = "export.decide"
     STATION_VIEW = "station.view"  # the live dock status (which recorder, how far, safe to unplug)
+    # a party's application to read or copy records (R15): record it, decide it, hand it over
+    DISCLOSURE_RECORD = "disclosure.record"
+    DISCLOSURE_DECIDE = "disclosure.decide"
+    DISCLOSURE_DELIVER = "disclosure.deliver"  # build the copy's package, supervise a viewing
 
 
 P = Permission
@@ -109,6 +116,8 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
         P.CASE_VIEW,
         P.CASE_LINK,
         P.DASHBOARD_VIEW,
+        P.DISCLOSURE_RECORD,
+        P.DISCLOSURE_DELIVER,
     },
     # the investigator's original download is further conditioned on an approved export request
     Role.INVESTIGATOR: _FOOTAGE
@@ -123,7 +132,15 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
     },
     Role.APPROVER: _FOOTAGE
     | _STATION
-    | {P.CASE_VIEW, P.DASHBOARD_VIEW, P.SUPERVISION_VIEW, P.STATS_VIEW, P.EXPORT_VIEW, P.EXPORT_DECIDE},
+    | {
+        P.CASE_VIEW,
+        P.DASHBOARD_VIEW,
+        P.SUPERVISION_VIEW,
+        P.STATS_VIEW,
+        P.EXPORT_VIEW,
+        P.EXPORT_DECIDE,
+        P.DISCLOSURE_DECIDE,
+    },
     Role.SUPERVISOR: _FOOTAGE
     | _STATION
     | {

@@ -33,6 +33,9 @@ EMBEDDED_FONT_CANDIDATES = (
 CID_FALLBACK = "STSong-Light"
 TITLE_ZH = "执法记录仪视音频资料提取说明"
 TITLE_EN = "Provenance note for extracted body-worn camera footage"
+# a disclosure package (R15): a party's redacted copy, never an original
+DISCLOSURE_TITLE_ZH = "当事人申请复制执法记录信息（已遮蔽副本）说明"
+DISCLOSURE_TITLE_EN = "Disclosure to a party: redacted copies of enforcement records (no originals)"
 
 DERIVATIVE_LABELS = {
     ("segment", "exact"): ("片段（精确剪辑，重新编码）", "Segment (exact cut, re-encoded)"),
@@ -48,7 +51,18 @@ DERIVATIVE_LABELS = {
         "公开副本（叠加水印，重新编码）",
         "Disclosure copy (burnt-in overlay, re-encoded)",
     ),
+    ("redacted", "exact"): (
+        "遮蔽副本（人脸、区域、声音已遮蔽，重新编码）",
+        "Redacted copy (faces, areas, voices hidden; re-encoded)",
+    ),
 }
+
+
+def titles(body: dict[str, Any]) -> tuple[str, str]:
+    """The note's title: a disclosure package says it is one (R15)."""
+    if body.get("disclosure"):
+        return DISCLOSURE_TITLE_ZH, DISCLOSURE_TITLE_EN
+    return TITLE_ZH, TITLE_EN
 
 
 @dataclass
@@ -178,16 +192,29 @@ def note_model(body: dict[str, Any]) -> tuple[list[Section], dict[str, str]]:
 
 def _item_section(number: int, item: dict[str, Any], zone: str) -> Section:
     clip = item["clip"]
-    original = item["original"]
+    original = item.get("original")
     recording = clip.get("recording") or {}
     device = clip.get("device") or {}
     handover = clip.get("handover") or {}
     dock = handover.get("dock_station") or {}
+    if original:
+        about_original = [
+            Row("包内路径", "File in this package", original["path"], mono=True),
+            Row("SHA-256", "SHA-256 of the original", original["sha256"], mono=True),
+            Row("大小", "Size", _size(original.get("size"))),
+        ]
+    else:  # a disclosure: the original is named, not included
+        about_original = [
+            Row(
+                "原始文件SHA-256（未包含）",
+                "SHA-256 of the original (not included)",
+                str(item.get("original_sha256") or "—"),
+                mono=True,
+            )
+        ]
     rows = [
         Row("原始文件名", "Original file name", clip.get("original_name") or "—"),
-        Row("包内路径", "File in this package", original["path"], mono=True),
-        Row("SHA-256", "SHA-256 of the original", original["sha256"], mono=True),
-        Row("大小", "Size", _size(original.get("size"))),
+        *about_original,
         Row("制作人（拍摄民警）", "Producer (recording officer)", _person(clip.get("producer"))),
         Row(
             "执法记录仪",
@@ -347,12 +374,13 @@ pre { white-space: pre-wrap; font-size: 0.85em; background: #f7f7f7; padding: 0.
 def render_html(body: dict[str, Any]) -> bytes:
     sections, header = note_model(body)
     esc = html.escape
+    title_zh, title_en = titles(body)
     out = [
         "<!DOCTYPE html>",
         '<html lang="zh-CN"><head><meta charset="utf-8">',
-        f"<title>{esc(TITLE_ZH)} / {esc(TITLE_EN)} #{esc(header['export_id'])}</title>",
+        f"<title>{esc(title_zh)} / {esc(title_en)} #{esc(header['export_id'])}</title>",
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>{esc(TITLE_ZH)}<small>{esc(TITLE_EN)}</small></h1>",
+        f"<h1>{esc(title_zh)}<small>{esc(title_en)}</small></h1>",
         f"<p>导出编号 Export no. {esc(header['export_id'])} · "
         f"制作单位 Producing unit: {esc(header['unit'])}</p>",
     ]
@@ -416,6 +444,7 @@ def render_pdf(body: dict[str, Any]) -> bytes:
 
     font, _embedded = _font()
     sections, header = note_model(body)
+    title_zh, title_en = titles(body)
     base = ParagraphStyle("base", fontName=font, fontSize=8.5, leading=11.5, wordWrap="CJK")
     small = ParagraphStyle(
         "small", parent=base, fontSize=7.5, leading=10, textColor=colors.HexColor("#444444")
@@ -434,7 +463,7 @@ def render_pdf(body: dict[str, Any]) -> bytes:
         rightMargin=16 * mm,
         topMargin=15 * mm,
         bottomMargin=15 * mm,
-        title=f"{TITLE_ZH} / {TITLE_EN} #{header['export_id']}",
+        title=f"{title_zh} / {title_en} #{header['export_id']}",
         author=header["unit"],
         invariant=1,
         # the pages' initial font is the CJK one too, so no unembedded standard font is referenced
@@ -449,8 +478,8 @@ def render_pdf(body: dict[str, Any]) -> bytes:
         ("RIGHTPADDING", (0, 0), (-1, -1), 3),
     ]
     story: list[Any] = [
-        para(TITLE_ZH, title),
-        para(TITLE_EN, heading),
+        para(title_zh, title),
+        para(title_en, heading),
         para(f"导出编号 Export no. {header['export_id']} · 制作单位 Producing unit: {header['unit']}", base),
         Spacer(1, 4 * mm),
     ]

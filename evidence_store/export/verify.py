@@ -45,6 +45,7 @@ from evidence_store.errors import ConfigurationError
 from evidence_store.export.manifest import (
     MANIFEST_FORMAT,
     MANIFEST_NAME,
+    ORIGINALS_DIR,
     PUBLIC_KEY_NAME,
     SIGNATURE_NAME,
     SUMS_NAME,
@@ -78,6 +79,7 @@ class Finding:
 class Verdict:
     package: str
     findings: list[Finding] = field(default_factory=list)
+    disclosure: bool = False  # a party's redacted copy (R15), not a certified export of originals
 
     @property
     def ok(self) -> bool:
@@ -96,6 +98,7 @@ class Verdict:
             "package": self.package,
             "valid": self.ok,
             "checks": len(self.findings),
+            "disclosure": self.disclosure,
             "problems": [f.as_dict() for f in self.problems],
             "findings": [f.as_dict() for f in self.findings],
         }
@@ -375,7 +378,8 @@ def _read_optional(source: _Source, rel: Any, names: set[str]) -> bytes | None:
 
 def _check_credentials(source: _Source, manifest: dict[str, Any], names: set[str], verdict: Verdict) -> None:
     derivatives = [
-        (item.get("original") or {}, derived)
+        # a disclosure's item names its original by sha256 only (it is not in the package, R15)
+        (item.get("original") or {"sha256": item.get("original_sha256")}, derived)
         for item in manifest.get("items") or []
         for derived in item.get("derivatives") or []
     ]
@@ -477,9 +481,33 @@ def _check_events(manifest: dict[str, Any], keys: dict[str, PublicKey], verdict:
         )
 
 
+def _check_disclosure(manifest: dict[str, Any], names: set[str], verdict: Verdict) -> None:
+    """A disclosure package (R15) says so, and holds no original: none listed, none among its files."""
+    disclosure = manifest.get("disclosure")
+    if not disclosure:
+        return
+    verdict.disclosure = True
+    listed = [item.get("number") for item in manifest.get("items") or [] if item.get("original")]
+    stored = sorted(n for n in names if n.startswith(f"{ORIGINALS_DIR}/"))
+    ok = (
+        isinstance(disclosure, dict) and disclosure.get("redacted_only") is True and not listed and not stored
+    )
+    verdict.add(
+        ok,
+        MANIFEST_NAME,
+        "disclosure",
+        f"a DISCLOSURE package for a party (R15, application {disclosure.get('application')}, "
+        f"{disclosure.get('kind')}): redacted copies only, no original"
+        if ok
+        else f"marked as a disclosure but carries originals (items {listed}, files {stored})",
+    )
+
+
 def _check_originals(manifest: dict[str, Any], hashes: dict[str, tuple[str, int]], verdict: Verdict) -> None:
     seen: set[str] = set()
     for item in manifest.get("items") or []:
+        if item.get("original") is None and item.get("original_sha256"):
+            continue  # a disclosure's item: no original in the package
         original = item.get("original") or {}
         rel = str(original.get("path", "?"))
         if rel in seen:
@@ -549,6 +577,7 @@ def verify_package(path: Path, *, expected_fingerprint: str | None = None) -> Ve
             )
         _check_manifest_files(manifest, hashes, verdict)
         _check_originals(manifest, hashes, verdict)
+        _check_disclosure(manifest, names, verdict)
         keys = _station_keys(source, manifest, key, names, verdict)
         _check_timestamps(source, manifest, keys, names, verdict)
         _check_credentials(source, manifest, names, verdict)

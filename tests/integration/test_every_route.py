@@ -25,7 +25,7 @@ from urllib.parse import quote
 import pytest
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from starlette.routing import Mount
 
 from evidence_store.accounts import create_user
@@ -39,6 +39,8 @@ from evidence_store.db.tables import (
     clip_tags,
     clips,
     compliance_flags,
+    disclosure_applications,
+    disclosure_handovers,
     documents,
     export_requests,
     supervision_draws,
@@ -68,6 +70,8 @@ WATCHED = (
     clip_tags,
     clips,
     compliance_flags,
+    disclosure_applications,
+    disclosure_handovers,
     documents,
     export_requests,
     supervision_draws,
@@ -78,7 +82,7 @@ WATCHED = (
 REFUSALS = {"access.denied"}
 PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
 # path parameters that name no confidential object: one fixed value each
-FIXED = {"kind": "poster", "username": SPARE_USER, "code": "en"}
+FIXED = {"kind": "poster", "username": SPARE_USER, "code": "en", "number": "1"}
 # query strings that make a route show what it lists
 QUERIES = {
     "/search": "?go=1",
@@ -89,7 +93,8 @@ QUERIES = {
     "/audit": "?limit=500",
 }
 BODY_CLIP = "body:clip_id"  # the clip named in the body of a link or export request
-BODY_CLIP_ROUTES = {"/exports", "/api/exports"}  # besides the links: export requests name clips
+# besides the links: export requests and parties' applications name clips
+BODY_CLIP_ROUTES = {"/exports", "/api/exports", "/disclosures"}
 LAST = {"/logout", "/api/logout"}  # they end the session: called after everything else
 
 
@@ -117,6 +122,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     built.app = create_app(station)
     create_user(station, username=SPARE_USER, password=PASSWORD, role="auditor", unit="U1", actor="test")
     built.exports = _exports(built)
+    built.applications = _applications(built)
     built.markers = {
         label: add_marker(station, clip_id, offset_s=0.5, note=f"marker {label}", actor="test")
         for label, clip_id in (
@@ -151,6 +157,38 @@ def _exports(world: World) -> dict[str, tuple[int, list[int], int | None]]:
             session.add(request)
             session.flush()
             found[label] = (request.id or 0, [clip_id], case_id)
+    return found
+
+
+def _applications(world: World) -> dict[str, tuple[int, list[int], int | None]]:
+    """Parties' applications (R15) naming the visible clip, the secret clip, and the other unit's
+    private clip and case, recorded before the clips became confidential: label -> (id, clips, case)."""
+    found: dict[str, tuple[int, list[int], int | None]] = {}
+    for label, clip_id, case_id in (
+        ("visible", world.clip_a, None),
+        ("hidden", world.clip_c, None),
+        ("other_unit", world.clip_b, world.case_private_u2),
+    ):
+        with world.station.transaction() as session:
+            application_id = session.execute(
+                insert(disclosure_applications).values(
+                    party_name="route party",
+                    id_document_type="passport",
+                    id_document_number="E0000",
+                    contact="",
+                    kind="copy",
+                    purpose="route",
+                    case_id=case_id,
+                    clip_ids=[clip_id],
+                    received_at=world.station.clock(),
+                    recorded_by="custodian",
+                    recorded_at=world.station.clock(),
+                    state="received",
+                    decided_by="",
+                    decision_reason="",
+                )
+            ).inserted_primary_key[0]
+        found[label] = (int(application_id), [clip_id], case_id)
     return found
 
 
@@ -206,6 +244,15 @@ def variants(world: World) -> dict[str, list[Variant]]:
             seeing &= users_seeing(world, lambda c: case_facts(c, case_id))
         return Variant(label, str(export_id), seeing)
 
+    def application(label: str) -> Variant:
+        application_id, clip_ids, case_id = world.applications[label]
+        seeing = everyone
+        for clip_id in clip_ids:
+            seeing &= users_seeing(world, lambda c, clip_id=clip_id: clip_facts(c, clip_id))
+        if case_id is not None:
+            seeing &= users_seeing(world, lambda c: case_facts(c, case_id))
+        return Variant(label, str(application_id), seeing)
+
     def item(label: str, item_id: int) -> Variant:
         return Variant(label, str(item_id), users_seeing(world, lambda c: item_facts(c, item_id)))
 
@@ -246,6 +293,12 @@ def variants(world: World) -> dict[str, list[Variant]]:
             export("visible"),
             export("hidden"),
             export("other_unit"),
+            Variant("missing", str(MISSING), nobody),
+        ],
+        "application_id": [  # a party's application is seen by who sees every clip and the case it names
+            application("visible"),
+            application("hidden"),
+            application("other_unit"),
             Variant("missing", str(MISSING), nobody),
         ],
         "marker_id": [  # markers are taken off the visible clip: one of another clip is missing there
@@ -304,7 +357,12 @@ def body_for(path: str, method: str, csrf: str, clip_value: str) -> dict[str, An
         "at": "1",
         "note": "route check",
         "tag": "route check",
+        "party_name": "route party",
+        "id_document_type": "passport",
+        "id_document_number": "E0000",
     }
+    if path.startswith("/disclosures"):
+        form["kind"] = "copy"  # a party's application (the draws' "kind" is "clip")
     if ("{case_id}/links" in path and "{link_id}" not in path) or path in BODY_CLIP_ROUTES:
         form["clip_id"] = clip_value
     return {"data": form}
@@ -449,5 +507,8 @@ def test_every_route_answers_a_hidden_object_like_a_missing_one_and_changes_noth
         "/api/exports/{export_id}",
         "/exports/{export_id}",
         "/exports",
+        "/disclosures/{application_id}",
+        "/disclosures/{application_id}/approve",
+        "/disclosures",
     ):
         assert needed in tally.answered, needed

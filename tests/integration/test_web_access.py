@@ -30,6 +30,7 @@ from evidence_store.db.tables import (
     supervision_items,
     users,
 )
+from evidence_store.disclosure import record_application
 from evidence_store.domain.access import (
     PERMISSIONS,
     Permission,
@@ -56,6 +57,7 @@ from web.auth import WebConfig
 
 PASSWORD = "correct horse battery"
 P = Permission
+DISCLOSURE_ANY = {P.DISCLOSURE_RECORD, P.DISCLOSURE_DECIDE, P.DISCLOSURE_DELIVER}
 PROXY_SIZE = 300_000
 
 
@@ -213,6 +215,16 @@ class Endpoint:
 
 def endpoints(w: World) -> list[Endpoint]:
     a, case = w.clip_a, w.case_normal
+    application = record_application(
+        w.station,
+        user="custodian",
+        party_name="party",
+        id_document_type="passport",
+        id_document_number="E1",
+        kind="copy",
+        purpose="court",
+        clip_ids=[a],
+    )["id"]
     return [
         Endpoint("GET", "/search?go=1", P.CLIP_SEARCH),
         Endpoint("GET", "/api/clips", P.CLIP_SEARCH),
@@ -283,6 +295,23 @@ def endpoints(w: World) -> list[Endpoint]:
             P.EXPORT_REQUEST,
             json={"items": [{"clip_id": w.clip_d}], "purpose": "court"},
         ),
+        # a party's applications (R15); list and show: any of the three disclosure permissions
+        Endpoint("GET", "/disclosures", P.DISCLOSURE_RECORD),
+        Endpoint("GET", f"/disclosures/{application}", P.DISCLOSURE_RECORD),
+        Endpoint(
+            "POST",
+            "/disclosures",
+            P.DISCLOSURE_RECORD,
+            form={
+                "party_name": "party",
+                "id_document_type": "resident_id",
+                "id_document_number": "1",
+                "kind": "read",
+                "purpose": "review",
+                "clip_id": str(a),
+            },
+        ),
+        Endpoint("POST", f"/disclosures/{application}/approve", P.DISCLOSURE_DECIDE, form={"reason": ""}),
         Endpoint("GET", "/station", P.STATION_VIEW),
         Endpoint("GET", "/station/kiosk", P.STATION_VIEW),
         Endpoint("GET", "/api/station", P.STATION_VIEW),
@@ -315,6 +344,8 @@ def test_each_role_is_refused_every_endpoint_it_may_not_use_and_the_refusal_is_l
         allowed = endpoint.permission in PERMISSIONS[role]
         if endpoint.permission is P.CLIP_DOWNLOAD_ORIGINAL and role is Role.INVESTIGATOR:
             allowed = False  # only with an approved export request, which this investigator lacks
+        if endpoint.method == "GET" and endpoint.path.startswith("/disclosures"):
+            allowed = bool(DISCLOSURE_ANY & PERMISSIONS[role])
         denials = events(world.station, "access.denied", actor=f"web:{role.value}")
         if allowed:
             assert response.status_code < 400, (

@@ -59,6 +59,7 @@ class World:
     names: dict[str, str] = field(default_factory=dict)  # object key -> a word only that object shows
     app: Any = None  # the web application, where a test shares one
     exports: dict[str, Any] = field(default_factory=dict)  # export requests, where a test adds them
+    applications: dict[str, Any] = field(default_factory=dict)  # parties' applications (R15), likewise
     markers: dict[str, int] = field(default_factory=dict)  # label -> a marker on that clip
 
 

@@ -38,6 +38,7 @@ def test_every_command_is_registered_on_the_root() -> None:
         "audit",
         "cases",
         "clips",
+        "disclosure",
         "dock",
         "export",
         "flags",

@@ -12,7 +12,7 @@ from evidence_store.queries.audit_browse import AuditQuery, browse
 from evidence_store.queries.dashboard import dashboard
 from evidence_store.queries.statistics import annual_statistics, as_csv
 from ingest.spool import local_spool_status
-from web import exports
+from web import disclosures, exports
 from web.context import Ctx
 from web.deps import MAX_SEQ, AuditCtx, DashboardCtx, StatsCtx
 from web.pages.rendering import render
@@ -33,7 +33,14 @@ def dashboard_page(ctx: DashboardCtx) -> Response:
     spool = local_spool_status(ctx.station.settings)
     data["spool"] = spool.as_dict() if spool is not None else None
     # an approver is told what waits for a decision (R12)
-    return render(ctx, "dashboard.html", data=data, waiting=exports.waiting_for(ctx))
+    # and the parties' applications past their answer deadline (R15)
+    return render(
+        ctx,
+        "dashboard.html",
+        data=data,
+        waiting=exports.waiting_for(ctx),
+        overdue_disclosures=disclosures.overdue_for(ctx),
+    )
 
 
 def _year(ctx: Ctx, year: int | None) -> int:
