@@ -18,6 +18,7 @@ from evidence_store.db.tables import (
     cases,
     clip_links,
     clips,
+    disclosure_applications,
     export_requests,
     legal_holds,
     processing_jobs,
@@ -26,6 +27,7 @@ from evidence_store.db.tables import (
     transfers,
 )
 from evidence_store.db.types import UTCDateTime
+from evidence_store.domain.disclosure import UNANSWERED_STATES
 from evidence_store.domain.model import ClipStatus, ExportStatus, JobStatus, MediaType
 from evidence_store.review_holds import clips_under_review, clips_with_flag_under_review
 from retention.policy import (
@@ -95,6 +97,7 @@ class RunContext:
     held_clips: set[int]
     held_cases: set[int]
     exporting: set[int]
+    applied_for: set[int]  # named by a party's application not yet answered (R15)
 
 
 def run_context(station: Station) -> RunContext:
@@ -107,11 +110,17 @@ def run_context(station: Station) -> RunContext:
                 export_requests.c.status.in_([ExportStatus.PENDING, ExportStatus.APPROVED])
             )
         ).all()
+        applications = connection.execute(
+            select(disclosure_applications.c.clip_ids).where(
+                disclosure_applications.c.state.in_(UNANSWERED_STATES)
+            )
+        ).all()
     exporting = {int(item["clip_id"]) for (items,) in requests for item in (items or []) if "clip_id" in item}
     return RunContext(
         held_clips={h.clip_id for h in holds if h.clip_id is not None},
         held_cases={h.case_id for h in holds if h.case_id is not None},
         exporting=exporting,
+        applied_for={int(clip_id) for (clip_ids,) in applications for clip_id in (clip_ids or [])},
     )
 
 
@@ -172,6 +181,7 @@ def batch_facts(
             late_handover=bool(row.late_handover),
             handed_over_at=handed_over.get(row.id),
             export_pending=row.id in context.exporting,
+            disclosure_pending=row.id in context.applied_for,
             legal_hold=row.id in context.held_clips,
             floor=row.not_before,
             floor_rule=row.floor_rule,

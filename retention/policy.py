@@ -45,6 +45,7 @@ class Rule(enum.StrEnum):
     HOLD_LEGAL_CLIP = "hold:legal_hold_clip"
     HOLD_LEGAL_CASE = "hold:legal_hold_case"
     HOLD_EXPORT = "hold:export_request"
+    HOLD_DISCLOSURE = "hold:disclosure_application"
     HOLD_FLAG = "hold:flag_under_review"
     HOLD_REVIEW = "hold:supervisory_review"
     HOLD_PROCESSING = "hold:processing_failed"
@@ -114,6 +115,7 @@ class ClipFacts:
     late_handover: bool = False  # R1, reported only: a fact about the past is no reason to keep
     handed_over_at: datetime | None = None  # when it reached the station: the start of last resort
     export_pending: bool = False  # an export request pending or approved includes it
+    disclosure_pending: bool = False  # a party's application (R15) not yet answered names it
     legal_hold: bool = False
     floor: datetime | None = None  # the latest dated earliest-delete ever decided for it
     floor_rule: str | None = None  # the rule that gave the floor its date
@@ -381,6 +383,9 @@ def _holds(clip: ClipFacts, linked_cases: list[CaseFacts]) -> list[tuple[Rule, s
     )
     if clip.export_pending:
         holds.append((Rule.HOLD_EXPORT, "an export request is pending or approved"))
+    if clip.disclosure_pending:
+        # R15: a party asked to read or copy it; deleting it first would answer the application by default
+        holds.append((Rule.HOLD_DISCLOSURE, "a party's application to read or copy it is not yet answered"))
     if clip.flag_under_review:
         holds.append((Rule.HOLD_FLAG, "a compliance flag about it is under review, until the review closes"))
     if clip.under_review:

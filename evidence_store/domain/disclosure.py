@@ -43,6 +43,11 @@ class ApplicationState(enum.StrEnum):
     WITHDRAWN = "withdrawn"
 
 
+# Not yet answered: the party still waits for a decision, a viewing or a copy. The clips such an
+# application names are kept from deletion until it is answered (R15 with R10; `retention.policy`).
+UNANSWERED_STATES = frozenset({ApplicationState.RECEIVED, ApplicationState.APPROVED})
+
+
 class Step(enum.StrEnum):
     APPROVE = "approve"
     REFUSE = "refuse"

@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
+from sqlalchemy import insert
+
 from evidence_store.bootstrap import Station
 from evidence_store.credentials import hash_password
+from evidence_store.db.tables import disclosure_applications
+from evidence_store.domain.disclosure import ApplicationKind, ApplicationState
 from evidence_store.domain.model import (
     CaseCategory,
     ClipStatus,
@@ -59,6 +63,28 @@ def request_export(station: Station, clip_id: int) -> None:
                 status=ExportStatus.PENDING,
                 created_at=station.clock(),
             )
+        )
+
+
+def apply_for_disclosure(station: Station, clip_id: int, state: ApplicationState) -> int:
+    """A party's application (R15) naming the clip, in `state`; its id."""
+    now = station.clock()
+    with station.transaction() as session:
+        return int(
+            session.execute(
+                insert(disclosure_applications).values(
+                    party_name="张三",
+                    id_document_type="resident_id",
+                    id_document_number="210200199001011234",
+                    kind=ApplicationKind.COPY,
+                    purpose="a copy of the inspection of his shop",
+                    clip_ids=[clip_id],
+                    received_at=now,
+                    recorded_by="custodian",
+                    recorded_at=now,
+                    state=state,
+                )
+            ).inserted_primary_key[0]
         )
 
 

@@ -11,10 +11,17 @@ from sqlalchemy import select
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import clips as clips_table
 from evidence_store.db.tables import derivatives, tombstones
+from evidence_store.domain.disclosure import ApplicationState
 from evidence_store.domain.model import ClipStatus, RetentionPeriod
 from retention.policy import add_months
 from tests.conftest import run_cli
-from tests.integration.retention_helpers import add_case, add_clip, link, request_export
+from tests.integration.retention_helpers import (
+    add_case,
+    add_clip,
+    apply_for_disclosure,
+    link,
+    request_export,
+)
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -90,6 +97,30 @@ def test_what_must_hold(station: Station, station_env: dict[str, str]) -> None:
     assert run_cli(["audit", "verify"], station_env).code == 0
     scrub = run_cli(["scrub", "--json"], station_env)
     assert scrub.code == 0, scrub.stdout
+
+
+def test_a_clip_a_party_applied_for_is_kept_until_the_application_is_answered(
+    station: Station, station_env: dict[str, str]
+) -> None:
+    """R15 with R10: what a party asked to read or copy is not deleted before the application is
+    answered (received, or approved and not yet viewed or delivered); afterwards its own rule decides."""
+    station_env = {**station_env, "EVIDENCE_RETENTION_MAX_DELETE_SHARE": "1.0"}
+    waiting = {state: add_clip(station, months_ago(100)) for state in ApplicationState}
+    for state, clip_id in waiting.items():
+        apply_for_disclosure(station, clip_id, state)
+    code, dry = run(station_env, "--dry-run")
+    assert code == 0, dry
+    answered = {
+        waiting[s]
+        for s in ApplicationState
+        if s not in (ApplicationState.RECEIVED, ApplicationState.APPROVED)
+    }
+    assert {item["clip_id"] for item in dry["would_delete"]} == answered
+    code, report = run(station_env)
+    assert code == 0 and report["deleted"] == len(answered), report
+    with station.engine.connect() as connection:
+        rules = {row.clip_id: row.rule for row in connection.execute(select(tombstones))}
+    assert set(rules) == answered
 
 
 def test_a_large_deletion_asks_for_confirmation(station: Station, station_env: dict[str, str]) -> None:

@@ -98,6 +98,7 @@ def test_a_link_that_is_not_evidence_does_not_extend() -> None:
     [
         (ClipFacts(1, months_before(100), legal_hold=True), Rule.HOLD_LEGAL_CLIP),
         (ClipFacts(1, months_before(100), export_pending=True), Rule.HOLD_EXPORT),
+        (ClipFacts(1, months_before(100), disclosure_pending=True), Rule.HOLD_DISCLOSURE),
         (ClipFacts(1, months_before(100), processing_failed=True), Rule.HOLD_PROCESSING),
         (ClipFacts(1, months_before(100), flag_under_review=True), Rule.HOLD_FLAG),
         (ClipFacts(1, months_before(100), under_review=True), Rule.HOLD_REVIEW),
