@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from evidence_store.accounts import user_from_row
 from evidence_store.bootstrap import Station
 from evidence_store.db.ids import inserted_id
+from evidence_store.db.paging import newest_kept
 from evidence_store.db.tables import (
     cases,
     clip_links,
@@ -625,21 +626,30 @@ def list_applications(
     case or clip hidden from that user (R13)."""
     now = station.clock()
     days = station.settings.disclosure_answer_days
-    query = select(disclosure_applications).order_by(disclosure_applications.c.id.desc()).limit(limit)
+    query = select(disclosure_applications)
     if state:
         query = query.where(disclosure_applications.c.state == ApplicationState(state))
     if only_overdue:
         query = query.where(disclosure_applications.c.state == ApplicationState.RECEIVED)
+
+    def shown(r: Any) -> bool:
+        if only_overdue and not overdue(_as_application(r), now, days):
+            return False
+        return seen_by is None or not hidden_among(
+            session.connection(), seen_by, [int(c) for c in r.clip_ids or ()], r.case_id
+        )
+
     with station.session() as session:
-        rows = [
-            r
-            for r in session.execute(query).all()
-            if seen_by is None
-            or not hidden_among(session.connection(), seen_by, [int(c) for c in r.clip_ids or ()], r.case_id)
-        ]
+        # the filters are applied while reading back, so the oldest (the overdue) are never cut off
+        rows = newest_kept(
+            lambda page: session.execute(page).all(),
+            query,
+            disclosure_applications.c.id,
+            shown,
+            limit=limit,
+        )
         numbers = _case_numbers(session, {r.case_id for r in rows if r.case_id})
-        found = [describe(r, numbers.get(r.case_id or 0), [], now, days) for r in rows]
-    return [a for a in found if a["overdue"]] if only_overdue else found
+        return [describe(r, numbers.get(r.case_id or 0), [], now, days) for r in rows]
 
 
 def show_application(station: Station, application_id: int, *, seen_by: User | None = None) -> dict[str, Any]:

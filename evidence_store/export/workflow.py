@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from evidence_store.accounts import user_from_row
 from evidence_store.bootstrap import Station
+from evidence_store.db.paging import newest_kept
 from evidence_store.db.tables import cases, clips, export_requests, users
 from evidence_store.domain.access import EXPORT_APPROVER, EXPORT_REQUESTER, Role, User, hidden_object
 from evidence_store.domain.model import ClipStatus, ExportRequest, ExportStatus, MediaType
@@ -536,13 +537,19 @@ def list_exports(
     station: Station, *, status: str | None = None, limit: int = 200, seen_by: User | None = None
 ) -> list[dict[str, Any]]:
     """The newest requests; `seen_by`: only those naming no case or clip hidden from that user (R13).
-    Filtered here, one request at a time, with the rule `hidden_from` applies to every step: a list is
-    at most `limit` long, and the clips sit in a JSON column SQL cannot join portably."""
+    Filtered here, one request at a time, with the rule `hidden_from` applies to every step (the clips
+    sit in a JSON column SQL cannot join portably), reading further back until `limit` are shown."""
     with station.session() as session:
-        query = select(ExportRequest).order_by(export_requests.c.id.desc()).limit(limit)
+        query = select(ExportRequest)
         if status:
             query = query.where(export_requests.c.status == ExportStatus(status))
-        found = [r for r in session.scalars(query).all() if seen_by is None or _seen(session, seen_by, r)]
+        found = newest_kept(
+            lambda page: session.scalars(page).all(),
+            query,
+            export_requests.c.id,
+            lambda r: seen_by is None or _seen(session, seen_by, r),
+            limit=limit,
+        )
         numbers = _case_numbers(session, {r.case_id for r in found if r.case_id})
         return [describe(r, numbers.get(r.case_id or 0)) for r in found]
 

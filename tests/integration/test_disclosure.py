@@ -279,6 +279,10 @@ def test_an_unanswered_application_is_overdue_after_the_configured_days(station:
     assert status["answer_days"] == 20
     decided = show_application(station, answered)
     assert decided["state"] == "refused" and decided["decision_reason"] == "not a party to the case"
+    # newer applications still within their days never push the overdue one (the oldest) off a list
+    newer = [_apply(station, "read", [clip_id], received_at=now)["id"] for _ in range(3)]
+    assert [a["id"] for a in list_applications(station, only_overdue=True, limit=2)] == [late]
+    assert [a["id"] for a in list_applications(station, limit=2)] == newer[:0:-1]
 
 
 @pytest.mark.usefixtures("ffmpeg_available")

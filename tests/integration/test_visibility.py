@@ -23,7 +23,7 @@ from evidence_store.db.tables import (
 from evidence_store.domain.access import Kind, Role, User
 from evidence_store.domain.model import ExportStatus
 from evidence_store.errors import NotFoundError
-from evidence_store.export.workflow import ExportRefusedError, approve_export, request_export
+from evidence_store.export.workflow import ExportRefusedError, approve_export, list_exports, request_export
 from evidence_store.queries.visibility import (
     audit_entry_facts,
     case_facts,
@@ -341,3 +341,15 @@ def test_a_documents_coverage_flags_do_not_give_away_the_times_of_hidden_footage
         assert not {"footage_start", "footage_end", "gaps", "uncovered_seconds"} & set(details), details
     assert flags["ends_early"]["withheld"] == "computed with footage you may not see"
     assert flags["ends_early"]["document_end"].startswith("2026-03-02T01:30")
+
+
+def test_a_list_filled_with_hidden_requests_still_shows_the_visible_ones_behind_them(world: World) -> None:
+    """R13: requests hidden from the reader are left out of a list; the list then reaches further back,
+    so hidden requests never push a visible one out of it (they were cut before being filtered)."""
+    station = world.station
+    visible = request_export(station, user="investigator", items=[{"clip_id": world.clip_a}], purpose="court")
+    for _ in range(3):  # newer, naming U2's private clip: hidden from U1's investigator
+        request_export(station, user="investigator-u2", items=[{"clip_id": world.clip_b}], purpose="x")
+    listed = list_exports(station, limit=2, seen_by=user_of(station, "investigator"))
+    assert [row["id"] for row in listed] == [visible.id]
+    assert len(list_exports(station, limit=2)) == 2  # unfiltered, the limit still holds
