@@ -4,10 +4,12 @@ permission matrix and the confidentiality rule, as plain data and pure predicate
 Roles and permissions
     officer       search, view and play back the footage they recorded themselves, nothing else
     custodian     footage (search, view, play, verify now, download the ORIGINAL), cases (view, link,
-                  unlink, mark as evidence), dashboard
+                  unlink, mark as evidence), dashboard; redaction of the clips they see (detect faces,
+                  edit the specification, render a redacted copy, R15)
     investigator  footage (search, view, play), cases (view, link, unlink, mark as evidence); downloads
                   an original only while an approved export request of theirs covers that clip (R12);
-                  requests exports and builds their own approved ones
+                  requests exports and builds their own approved ones; redaction of the clips they see
+                  (detect, edit, render, R15)
     approver      footage and cases (view), dashboard, supervision results, annual statistics; approves
                   or rejects export requests (never their own, R12)
     supervisor    footage and cases (view, verify now), dashboard, supervision (draw, assign, review),
@@ -89,6 +91,7 @@ class Permission(enum.StrEnum):
     EXPORT_REQUEST = "export.request"
     EXPORT_DECIDE = "export.decide"
     STATION_VIEW = "station.view"  # the live dock status (which recorder, how far, safe to unplug)
+    REDACTION_EDIT = "redaction.edit"  # detect faces, edit a redaction specification, render a copy (R15)
 
 
 P = Permission
@@ -109,6 +112,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
         P.CASE_VIEW,
         P.CASE_LINK,
         P.DASHBOARD_VIEW,
+        P.REDACTION_EDIT,
     },
     # the investigator's original download is further conditioned on an approved export request
     Role.INVESTIGATOR: _FOOTAGE
@@ -120,6 +124,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
         P.CASE_LINK,
         P.EXPORT_VIEW,
         P.EXPORT_REQUEST,
+        P.REDACTION_EDIT,
     },
     Role.APPROVER: _FOOTAGE
     | _STATION
