@@ -491,3 +491,105 @@ def test_retention_purges_a_clips_redacted_copies_with_it(
     with station.connect() as connection:
         assert set(connection.scalars(select(redaction_renders.c.clip_id))) == {young}
         assert set(connection.scalars(select(redaction_specs.c.clip_id))) == {old, young}
+
+
+def test_the_web_edits_detects_renders_and_refuses_by_role(
+    station: Station, face_clip: FaceClip, tmp_path: Path
+) -> None:
+    """The JSON API of the redaction page (issue 20 item 4): only `redaction.edit` (custodian,
+    investigator) may read, save, detect and render; a spec the clip's facts refuse answers 409; a
+    hidden or missing clip 404; the rendered copy is served to play and to download (audited)."""
+    from evidence_store.credentials import hash_password
+    from tests.integration.test_web_access import client_for, login
+
+    clip_id = _clip_id(station)
+    secret = hash_password(PASSWORD)
+    for username, role in (
+        ("clerk", "custodian"),
+        ("inv", "investigator"),
+        ("boss", "approver"),
+        ("sup", "supervisor"),
+        ("cop", "officer"),
+        ("aud", "auditor"),
+    ):
+        add_user(station, username, role, password_hash=secret)
+    base = f"/api/clips/{clip_id}/redaction"
+    for username in ("boss", "sup", "cop", "aud"):
+        client = client_for(station)
+        csrf = login(client, username, PASSWORD)
+        headers = {"X-CSRF-Token": csrf}
+        assert client.get(base).status_code == 403, username
+        assert client.get(f"/clips/{clip_id}/redaction").status_code == 403, username
+        assert (
+            client.post(
+                base, json={"width": 320, "height": 240, "duration_s": 3}, headers=headers
+            ).status_code
+            == 403
+        )
+        assert client.post(f"{base}/detect", headers=headers).status_code == 403
+        assert client.post(f"{base}/render", json={}, headers=headers).status_code == 403
+    client = client_for(station)
+    headers = {"X-CSRF-Token": login(client, "inv", PASSWORD)}
+    state = client.get(base).json()
+    assert state["media"]["width"] == 320 and state["version"] is None and state["spec"]["boxes"] == []
+    page = client.get(f"/clips/{clip_id}/redaction")
+    assert page.status_code == 200 and 'id="redact-overlay"' in page.text
+    assert 'id="redaction-link"' in client.get(f"/clips/{clip_id}").text
+    assert client.get("/api/clips/999/redaction").status_code == 404
+    # a schema-valid body the clip refuses: 409 with the rule's words, nothing stored
+    outside = {**_black_box_spec(320, 240, 3.0, (300, 0, 40, 40))}
+    refused = client.post(base, json=outside, headers=headers)
+    assert refused.status_code == 409 and "not inside the 320x240 frame" in refused.json()["error"]
+    assert (
+        client.post(base, json={"width": 1920, "height": 1080, "duration_s": 3}, headers=headers).status_code
+        == 409
+    )
+    assert (
+        client.post(
+            base, json={"width": 320, "height": 240, "duration_s": 3, "x": 1}, headers=headers
+        ).status_code
+        == 422
+    )
+    saved = client.post(base, json=_black_box_spec(320, 240, 3.0, BOX), headers=headers)
+    assert saved.status_code == 200 and saved.json()["version"] == 1 and saved.json()["created"]
+    detected = client.post(f"{base}/detect", headers=headers)
+    assert detected.status_code == 200 and detected.json()["version"] == 2 and detected.json()["tracks"] == 1
+    kept = client.get(base).json()
+    assert kept["version"] == 2 and len(kept["spec"]["boxes"]) == 1 and len(kept["spec"]["tracks"]) == 1
+    bad_segment = client.post(f"{base}/render", json={"start_s": 2.5, "end_s": 9}, headers=headers)
+    assert bad_segment.status_code == 409 and "inside the clip" in bad_segment.json()["error"]
+    rendered = client.post(
+        f"{base}/render", json={"version": 1, "start_s": 0.5, "end_s": 1.5}, headers=headers
+    )
+    assert rendered.status_code == 200, rendered.text
+    done = rendered.json()
+    assert (done["version"], done["start_s"], done["end_s"]) == (1, 0.5, 1.5)
+    listed = client.get(base).json()["versions"]
+    assert [len(v["renders"]) for v in listed] == [1, 0]
+    page = client.get(f"/clips/{clip_id}/redaction?rendered={done['render_id']}")
+    assert done["url"] in page.text
+    played = client.get(done["url"])
+    assert played.status_code == 200 and played.headers["content-type"] == "video/mp4"
+    assert _sha256_bytes(played.content) == done["sha256"]
+    downloaded = client.get(done["url"] + "?download=1")
+    assert downloaded.status_code == 200 and "attachment" in downloaded.headers.get("content-disposition", "")
+    assert client.get(f"/clips/{clip_id}/redaction/copies/999").status_code == 404
+    with station.connect() as connection:
+        actions = list(
+            connection.execute(
+                select(audit_events.c.action, audit_events.c.actor).where(
+                    audit_events.c.action.like("redaction.%")
+                )
+            )
+        )
+    assert ("redaction.spec_saved", "web:inv") in actions and ("redaction.rendered", "web:inv") in actions
+    assert ("redaction.copy_downloaded", "web:inv") in actions and (
+        "redaction.copy_played",
+        "web:inv",
+    ) in actions
+
+
+def _sha256_bytes(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
