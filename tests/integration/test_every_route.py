@@ -41,6 +41,8 @@ from evidence_store.db.tables import (
     compliance_flags,
     documents,
     export_requests,
+    redaction_renders,
+    redaction_specs,
     supervision_draws,
     supervision_items,
     users,
@@ -70,6 +72,8 @@ WATCHED = (
     compliance_flags,
     documents,
     export_requests,
+    redaction_renders,
+    redaction_specs,
     supervision_draws,
     supervision_items,
     users,
@@ -78,7 +82,8 @@ WATCHED = (
 REFUSALS = {"access.denied"}
 PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
 # path parameters that name no confidential object: one fixed value each
-FIXED = {"kind": "poster", "username": SPARE_USER, "code": "en"}
+# (a redacted copy is looked up within the clip of the path, which is varied)
+FIXED = {"kind": "poster", "username": SPARE_USER, "code": "en", "render_id": "1"}
 # query strings that make a route show what it lists
 QUERIES = {
     "/search": "?go=1",
@@ -282,6 +287,8 @@ def body_for(path: str, method: str, csrf: str, clip_value: str) -> dict[str, An
         "/api/clips/{clip_id}/markers": {"at": "1", "note": "route check"},
         "/api/clips/{clip_id}/tags": {"tag": "route check"},
         "/api/clips/{clip_id}/tags/remove": {"tag": "route check"},
+        "/api/clips/{clip_id}/redaction": {"width": 320, "height": 240, "duration_s": 3.0},
+        "/api/clips/{clip_id}/redaction/render": {"start_s": 0.0, "end_s": 1.0},
         "/api/clips/bulk": {
             "action": "tag",
             "clip_ids": [int(clip_value)],
