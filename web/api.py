@@ -304,7 +304,8 @@ class RedactionSpecBody(ApiBody):
 class RenderBody(ApiBody):
     """Which version to render (default: the newest) and, for a copy of one part, the segment."""
 
-    version: JsonInt | None = Field(None, ge=1, le=MAX_ID)
+    # the bounds inside the type: on `JsonInt | None` a Field's bounds leave the schema as unknown words
+    version: Annotated[int, Ge(1), Le(MAX_ID), BeforeValidator(_json_integer)] | None = None
     start_s: Seconds | None = None
     end_s: Seconds | None = None
 

@@ -7,7 +7,8 @@ hidden clip answers 404 like a missing one, audited as a refusal). The steps cal
 calls (`evidence_store.redactions`, `workers.redaction`); detection and rendering run in the request, as
 the export's build does: the page shows "working" until the answer comes. A specification the rules
 refuse (a box outside the frame, a range past the end, a spec for another frame size) answers 409 with
-the rule's words: the body had the API's shape, the clip's facts refused it.
+the rule's words: the body had the API's shape, the clip's facts refused it; so does a proxy or an
+original that does not decode.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy import select
 from evidence_store.db.tables import redaction_renders
 from evidence_store.domain.access import Permission
 from evidence_store.domain.redaction import RedactionSpec, spec_to_dict
-from evidence_store.errors import ConflictError, InputError, NotFoundError
+from evidence_store.errors import ConflictError, InputError, NotFoundError, PermanentError
 from evidence_store.redactions import ClipMedia, clip_media, load_spec, save_spec, spec_versions
 from web.context import Ctx
 from web.footage import visible_clip_row
@@ -95,7 +96,10 @@ def detect(ctx: Ctx, clip_id: int) -> dict[str, Any]:
 
     user = ctx.require(Permission.REDACTION_EDIT)
     _editable(ctx, clip_id)
-    stored = detect_faces(ctx.station, clip_id, actor=user.actor, source=ctx.client)
+    try:
+        stored = detect_faces(ctx.station, clip_id, actor=user.actor, source=ctx.client)
+    except PermanentError as exc:  # a proxy that does not decode is a fact of the clip, not of the request
+        raise RedactionRefused(str(exc)) from exc
     return {
         "version": stored.version,
         "spec_sha256": stored.spec_sha256,
@@ -121,7 +125,7 @@ def render(
             start_s=start_s,
             end_s=end_s,
         )
-    except InputError as exc:
+    except (InputError, PermanentError) as exc:  # a refused segment, an original ffmpeg cannot decode
         raise RedactionRefused(str(exc)) from exc
     return {
         "render_id": done.render_id,
