@@ -233,12 +233,18 @@
     outer.addEventListener("click", function () { video.currentTime = from; });
     return outer;
   }
+  function empty(list) {
+    var li = document.createElement("li");
+    li.className = "note";
+    li.textContent = say("none");
+    list.appendChild(li);
+  }
   function spanText(from, to) { return say("span", { start: round2(from), end: round2(to) }); }
 
   function listBoxes() {
     var list = document.getElementById("redact-boxes");
     list.textContent = "";
-    if (!spec.boxes.length) list.appendChild(span(say("none")));
+    if (!spec.boxes.length) empty(list);
     spec.boxes.forEach(function (b) {
       var li = document.createElement("li");
       var first = b.keyframes[0].t, last = b.keyframes[b.keyframes.length - 1].t;
@@ -270,7 +276,7 @@
   function listTracks() {
     var list = document.getElementById("redact-tracks");
     list.textContent = "";
-    if (!spec.tracks.length) list.appendChild(span(say("none")));
+    if (!spec.tracks.length) empty(list);
     spec.tracks.forEach(function (track) {
       var li = document.createElement("li");
       var first = track.boxes[0].t, last = track.boxes[track.boxes.length - 1].t;
@@ -335,7 +341,7 @@
     var list = document.getElementById("redact-ranges");
     list.textContent = "";
     var all = spec.frames.map(function (r) { return ["frames", r]; }).concat(spec.audio.map(function (r) { return ["audio", r]; }));
-    if (!all.length) list.appendChild(span(say("none")));
+    if (!all.length) empty(list);
     all.forEach(function (pair) {
       var kind = pair[0], r = pair[1], li = document.createElement("li");
       li.appendChild(span(say(kind) + " · " + say(r.effect) + " · " + spanText(r.start_s, r.end_s)));
