@@ -252,6 +252,10 @@ Seconds = Annotated[float, Field(ge=0, le=1e7, allow_inf_nan=False)]
 Pixels = Annotated[float, Field(ge=0, le=100_000, allow_inf_nan=False)]
 Extent = Annotated[float, Field(gt=0, le=100_000, allow_inf_nan=False)]
 ItemId = Annotated[int, Ge(1), Le(MAX_JSON_INT), BeforeValidator(_json_integer)]
+# The lists of a specification have no item bound of their own: a detected track has a box per frame
+# (90,000 in an hour), and the body's size is what bounds them, by the web's body limit (413,
+# `web_max_body_bytes`, 1 MiB by default: about 10,000 boxes; docs/redaction.md). A bound here small
+# enough that its longest body fits under that limit would refuse real specifications.
 
 
 class KeyframeBody(ApiBody):
@@ -265,13 +269,13 @@ class KeyframeBody(ApiBody):
 class TrackBody(ApiBody):
     id: ItemId
     accepted: JsonBool = True
-    boxes: list[KeyframeBody] = Field(min_length=1, max_length=500_000)
+    boxes: list[KeyframeBody] = Field(min_length=1)
 
 
 class DrawnBoxBody(ApiBody):
     id: ItemId
     label: str = Field("", max_length=200)
-    keyframes: list[KeyframeBody] = Field(min_length=1, max_length=10_000)
+    keyframes: list[KeyframeBody] = Field(min_length=1)
 
 
 class FrameRangeBody(ApiBody):
@@ -295,10 +299,10 @@ class RedactionSpecBody(ApiBody):
     duration_s: float = Field(gt=0, le=1e7, allow_inf_nan=False)
     box_effect: Literal["blur", "black"] = "blur"
     notes: str = Field("", max_length=4000)
-    tracks: list[TrackBody] = Field([], max_length=10_000)
-    boxes: list[DrawnBoxBody] = Field([], max_length=10_000)
-    frames: list[FrameRangeBody] = Field([], max_length=10_000)
-    audio: list[AudioRangeBody] = Field([], max_length=10_000)
+    tracks: list[TrackBody] = []
+    boxes: list[DrawnBoxBody] = []
+    frames: list[FrameRangeBody] = []
+    audio: list[AudioRangeBody] = []
 
 
 class RenderBody(ApiBody):
