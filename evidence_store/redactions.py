@@ -4,7 +4,8 @@ A specification version is written once and never changed: saving a changed spec
 next version; saving one equal (same canonical sha256) to the newest version adds nothing and returns
 that version. Each write is audited with the specification's sha256, so the audit log alone says who
 asked to hide what. The rules of what a specification may be are in `evidence_store.domain.redaction`;
-the caller has checked the user's rights (the roles are item 1's, not built yet).
+the caller has checked the user's rights: `check_editor` for a named station user (the command line),
+the web's own checks for a signed-in one (`Permission.REDACTION_EDIT` and the clip's visibility, R11, R13).
 """
 
 from __future__ import annotations
@@ -18,15 +19,44 @@ from sqlalchemy import insert, select
 
 from evidence_store.bootstrap import Station
 from evidence_store.db.ids import inserted_id
-from evidence_store.db.tables import clips, derivatives, redaction_renders, redaction_specs
+from evidence_store.db.tables import clips, derivatives, redaction_renders, redaction_specs, users
+from evidence_store.domain.access import Permission, Role, User
 from evidence_store.domain.model import ClipStatus, DerivativeKind
 from evidence_store.domain.redaction import (
     RedactionSpec,
+    Segment,
     canonical_json,
     spec_from_dict,
     spec_sha256,
 )
-from evidence_store.errors import ConflictError, InputError, NotFoundError
+from evidence_store.errors import ConflictError, InputError, NotFoundError, NotPermittedError
+from evidence_store.queries.visibility import clip_visible
+
+
+def check_editor(station: Station, username: str, clip_id: int) -> User:
+    """The station user `username` if they may edit and render clip `clip_id`'s redaction (R11: the
+    `redaction.edit` permission; R13: a clip they may not see answers like a missing one)."""
+    with station.connect() as connection:
+        row = connection.execute(select(users).where(users.c.username == username)).first()
+        if row is None or not row.active:
+            raise NotPermittedError(f"user {username!r} is not an active station user")
+        user = User(
+            id=row.id,
+            username=row.username,
+            display_name=row.display_name,
+            role=Role(row.role),
+            unit=row.unit or "",
+            officer_id=row.officer_id,
+        )
+        if not user.can(Permission.REDACTION_EDIT):
+            raise NotPermittedError(
+                f"user {username!r} ({user.role}) does not edit redactions "
+                "(R15: a custodian or an investigator does)"
+            )
+        exists = connection.execute(select(clips.c.id).where(clips.c.id == clip_id)).first() is not None
+        if not exists or not clip_visible(connection, user, clip_id):
+            raise NotFoundError(f"no clip {clip_id}")  # a hidden clip reads as a missing one (R13)
+    return user
 
 
 @dataclass(frozen=True)
@@ -222,6 +252,9 @@ def spec_versions(station: Station, clip_id: int) -> list[dict[str, Any]]:
                     "sha256": r.sha256,
                     "rendered_sha256": r.rendered_sha256,
                     "size": r.size,
+                    "start_s": r.start_s,
+                    "end_s": r.end_s,
+                    "created_by": r.created_by,
                     "created_at": r.created_at.isoformat(),
                 }
                 for r in renders
@@ -246,6 +279,7 @@ def record_render(
     lineage: dict[str, Any],
     actor: str,
     source: str | None = None,
+    segment: Segment | None = None,
 ) -> int:
     """Record a rendered copy, already in the blob store, and audit its lineage (R15, R3: the original's
     sha256 it came from, the specification's sha256 and version, the tools)."""
@@ -267,6 +301,8 @@ def record_render(
                     arguments=arguments,
                     created_by=actor,
                     created_at=station.clock(),
+                    start_s=segment.start_s if segment else None,
+                    end_s=segment.end_s if segment else None,
                 )
             )
         )

@@ -26,7 +26,7 @@ from evidence_store.queries.supervision import get_draw, list_draws, redraw
 from evidence_store.status import describe
 from evidence_store.supervision import create_draw, review
 from ingest.spool import local_spool_status
-from web import auth, exports, station, text_rules
+from web import auth, exports, redaction, station, text_rules
 from web.bulk import run_bulk
 from web.context import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Ctx
 from web.deps import (
@@ -44,6 +44,7 @@ from web.deps import (
     LinkCtx,
     OptionalIdQuery,
     OptionalSeqQuery,
+    RedactCtx,
     RequestExportCtx,
     ReviewCtx,
     SearchCtx,
@@ -245,6 +246,74 @@ class ExportRequestBody(ApiBody):
     case_id: JsonInt | None = Field(None, ge=1, le=MAX_ID)
 
 
+# -- a redaction specification (issue 20, R15): the shape here, the rules (inside the frame, inside the clip,
+# keyframes in order) in `evidence_store.domain.redaction`, refused with 409 by the clip's facts
+Seconds = Annotated[float, Field(ge=0, le=1e7, allow_inf_nan=False)]
+Pixels = Annotated[float, Field(ge=0, le=100_000, allow_inf_nan=False)]
+Extent = Annotated[float, Field(gt=0, le=100_000, allow_inf_nan=False)]
+ItemId = Annotated[int, Ge(1), Le(MAX_JSON_INT), BeforeValidator(_json_integer)]
+# The lists of a specification have no item bound of their own: a detected track has a box per frame
+# (90,000 in an hour), and the body's size is what bounds them, by the web's body limit (413,
+# `web_max_body_bytes`, 1 MiB by default: about 10,000 boxes; docs/redaction.md). A bound here small
+# enough that its longest body fits under that limit would refuse real specifications.
+
+
+class KeyframeBody(ApiBody):
+    t: Seconds
+    x: Pixels
+    y: Pixels
+    w: Extent
+    h: Extent
+
+
+class TrackBody(ApiBody):
+    id: ItemId
+    accepted: JsonBool = True
+    boxes: list[KeyframeBody] = Field(min_length=1)
+
+
+class DrawnBoxBody(ApiBody):
+    id: ItemId
+    label: str = Field("", max_length=200)
+    keyframes: list[KeyframeBody] = Field(min_length=1)
+
+
+class FrameRangeBody(ApiBody):
+    start_s: Seconds
+    end_s: Seconds
+    effect: Literal["blur", "black"] = "blur"
+
+
+class AudioRangeBody(ApiBody):
+    start_s: Seconds
+    end_s: Seconds
+    effect: Literal["mute", "bleep"] = "mute"
+
+
+class RedactionSpecBody(ApiBody):
+    """A whole specification, in the ORIGINAL's pixels (as displayed) and seconds from the clip's start."""
+
+    format: Literal[1] = 1
+    width: JsonInt = Field(ge=1, le=100_000)
+    height: JsonInt = Field(ge=1, le=100_000)
+    duration_s: float = Field(gt=0, le=1e7, allow_inf_nan=False)
+    box_effect: Literal["blur", "black"] = "blur"
+    notes: str = Field("", max_length=4000)
+    tracks: list[TrackBody] = []
+    boxes: list[DrawnBoxBody] = []
+    frames: list[FrameRangeBody] = []
+    audio: list[AudioRangeBody] = []
+
+
+class RenderBody(ApiBody):
+    """Which version to render (default: the newest) and, for a copy of one part, the segment."""
+
+    # the bounds inside the type: on `JsonInt | None` a Field's bounds leave the schema as unknown words
+    version: Annotated[int, Ge(1), Le(MAX_ID), BeforeValidator(_json_integer)] | None = None
+    start_s: Seconds | None = None
+    end_s: Seconds | None = None
+
+
 class ApprovalBody(ApiBody):
     reason: str = Field("", max_length=2000)  # an approval's note is optional, a rejection's reason not
 
@@ -424,6 +493,43 @@ def api_add_tag(ctx: AnnotateCtx, clip_id: Id, body: TagBody) -> dict[str, Any]:
 )
 def api_remove_tag(ctx: AnnotateCtx, clip_id: Id, body: TagBody) -> dict[str, Any]:
     return annotate(ctx, clip_id, "remove_tag", tag=body.tag)
+
+
+# -- redaction (issue 20 item 4, R15) ---------------------------------------------------------------------
+
+
+@router.get(
+    "/clips/{clip_id}/redaction", summary="The newest redaction specification and every copy rendered"
+)
+def api_redaction(ctx: RedactCtx, clip_id: Id) -> dict[str, Any]:
+    return redaction.redaction_state(ctx, clip_id)
+
+
+@router.post(
+    "/clips/{clip_id}/redaction",
+    summary="Store an edited specification as the next version (audited; equal to the newest: kept)",
+    responses=documented(409),
+)
+def api_save_redaction(ctx: RedactCtx, clip_id: Id, body: RedactionSpecBody) -> dict[str, Any]:
+    return redaction.save(ctx, clip_id, body.model_dump())
+
+
+@router.post(
+    "/clips/{clip_id}/redaction/detect",
+    summary="Detect faces on the proxy into the next version (audited)",
+    responses=documented(409),
+)
+def api_detect_faces(ctx: RedactCtx, clip_id: Id) -> dict[str, Any]:
+    return redaction.detect(ctx, clip_id)
+
+
+@router.post(
+    "/clips/{clip_id}/redaction/render",
+    summary="Render a version (the whole clip or a segment) into a signed redacted copy (audited)",
+    responses=documented(409),
+)
+def api_render_redaction(ctx: RedactCtx, clip_id: Id, body: RenderBody) -> dict[str, Any]:
+    return redaction.render(ctx, clip_id, version=body.version, start_s=body.start_s, end_s=body.end_s)
 
 
 # -- cases ---------------------------------------------------------------------------------------------

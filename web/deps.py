@@ -33,6 +33,7 @@ ExportCtx = Annotated[Ctx, Depends(need(P.EXPORT_VIEW))]
 RequestExportCtx = Annotated[Ctx, Depends(need(P.EXPORT_REQUEST))]
 DecideExportCtx = Annotated[Ctx, Depends(need(P.EXPORT_DECIDE))]
 StationCtx = Annotated[Ctx, Depends(need(P.STATION_VIEW))]
+RedactCtx = Annotated[Ctx, Depends(need(P.REDACTION_EDIT))]
 
 # Ids are INTEGER columns (PostgreSQL's is 32 bits): a larger or non-positive number names nothing, and
 # is refused at the edge (422) before it reaches a query; audit sequence numbers are BIGINT

@@ -22,6 +22,7 @@ from evidence_store.domain.redaction import (
     canonical_json,
     link_tracks,
     scale_box,
+    segment_of,
     spec_sha256,
 )
 from evidence_store.errors import ConflictError, IntegrityError, NotFoundError
@@ -45,6 +46,8 @@ class Rendered:
     sha256: str  # the stored, signed copy
     rendered_sha256: str  # ffmpeg's output before the C2PA manifest was embedded
     size: int
+    start_s: float | None = None  # the segment of the clip the copy covers; None: the whole clip
+    end_s: float | None = None
 
 
 def _sha256(path: Path) -> str:
@@ -116,11 +119,14 @@ def render(
     version: int | None = None,
     actor: str,
     source: str | None = None,
+    start_s: float | None = None,
+    end_s: float | None = None,
     timeout_s: float | None = 6 * 3600,
 ) -> Rendered:
     """Render a version (the newest by default) of the clip's specification into a redacted copy at
     the original's resolution, embed a C2PA manifest naming the original as ingredient and the
-    redaction as the action, store it and audit its lineage (R15, R3)."""
+    redaction as the action, store it and audit its lineage (R15, R3). With `start_s`/`end_s` the copy
+    covers only that segment of the clip (a party's copy of one part), recorded with its lineage."""
     from ingest.transcode.faces import opencv_version  # lazy: as above
     from ingest.transcode.redact import RenderSettings, render_redaction
 
@@ -131,6 +137,7 @@ def render(
         raise IntegrityError(
             f"clip {clip_id} redaction version {stored.version} no longer hashes to its recorded sha256"
         )
+    segment = segment_of(stored.spec, start_s, end_s)
     settings = station.settings
     credentials, _created = ensure_c2pa_credentials(
         settings.keys_dir,
@@ -138,7 +145,8 @@ def render(
         station_name=settings.station_name,
         now=station.clock(),
     )
-    name = f"clip{clip_id}-redacted-v{stored.version}.mp4"
+    part = f"-{segment.start_s:g}s-{segment.end_s:g}s" if segment else ""
+    name = f"clip{clip_id}-redacted-v{stored.version}{part}.mp4"
     with (
         original_path(station, media.sha256) as original,
         tempfile.TemporaryDirectory(prefix="evidence-redact-") as work,
@@ -151,6 +159,7 @@ def render(
             has_audio=media.has_audio,
             sample_rate=media.sample_rate,
             settings=RenderSettings(fps=media.frame_rate),
+            segment=segment,
             timeout_s=timeout_s,
         )
         rendered_sha256 = _sha256(unsigned)
@@ -162,6 +171,7 @@ def render(
             "tool_version": run.tool_version,
             "detector": opencv_version(),
             "rendered_sha256": rendered_sha256,
+            "segment": {"start_s": segment.start_s, "end_s": segment.end_s} if segment else None,
         }
         sign_file(
             unsigned,
@@ -177,6 +187,7 @@ def render(
                 description=(
                     f"redacted copy (R15): redaction specification version {stored.version}, "
                     f"sha256 {stored.spec_sha256}"
+                    + (f"; segment {segment.start_s:g}s to {segment.end_s:g}s of the clip" if segment else "")
                 ),
                 lineage={"kind": "redacted", **lineage},
                 software=run.tool_version,
@@ -197,5 +208,15 @@ def render(
         lineage=lineage,
         actor=actor,
         source=source,
+        segment=segment,
     )
-    return Rendered(render_id, stored.version, stored.spec_sha256, blob.sha256, rendered_sha256, blob.size)
+    return Rendered(
+        render_id,
+        stored.version,
+        stored.spec_sha256,
+        blob.sha256,
+        rendered_sha256,
+        blob.size,
+        segment.start_s if segment else None,
+        segment.end_s if segment else None,
+    )

@@ -326,6 +326,9 @@ redaction_renders = Table(
     Column("arguments", JSON, nullable=False),
     Column("created_by", String(200), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # the segment of the clip the copy covers (seconds from its start); both NULL: the whole clip
+    Column("start_s", Float, nullable=True),
+    Column("end_s", Float, nullable=True),
 )
 
 clip_links = Table(

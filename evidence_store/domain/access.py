@@ -4,12 +4,14 @@ permission matrix and the confidentiality rule, as plain data and pure predicate
 Roles and permissions
     officer       search, view and play back the footage they recorded themselves, nothing else
     custodian     footage (search, view, play, verify now, download the ORIGINAL), cases (view, link,
-                  unlink, mark as evidence), dashboard; parties' applications to read or copy (R15):
-                  records them, supervises an approved reading of the redacted copy and delivers an
-                  approved copy's disclosure package (`disclosure.record`, `disclosure.deliver`)
+                  unlink, mark as evidence), dashboard; redaction of the clips they see (detect faces,
+                  edit the specification, render a redacted copy, R15); parties' applications to read
+                  or copy (R15): records them, supervises an approved reading of the redacted copy and
+                  delivers an approved copy's disclosure package (`disclosure.record`, `disclosure.deliver`)
     investigator  footage (search, view, play), cases (view, link, unlink, mark as evidence); downloads
                   an original only while an approved export request of theirs covers that clip (R12);
-                  requests exports and builds their own approved ones
+                  requests exports and builds their own approved ones; redaction of the clips they see
+                  (detect, edit, render, R15)
     approver      footage and cases (view), dashboard, supervision results, annual statistics; approves
                   or rejects export requests (never their own, R12); approves or refuses a party's
                   application (`disclosure.decide`; never one they recorded, R15)
@@ -96,6 +98,7 @@ class Permission(enum.StrEnum):
     DISCLOSURE_RECORD = "disclosure.record"
     DISCLOSURE_DECIDE = "disclosure.decide"
     DISCLOSURE_DELIVER = "disclosure.deliver"  # build the copy's package, supervise a viewing
+    REDACTION_EDIT = "redaction.edit"  # detect faces, edit a redaction specification, render a copy (R15)
 
 
 P = Permission
@@ -118,6 +121,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
         P.DASHBOARD_VIEW,
         P.DISCLOSURE_RECORD,
         P.DISCLOSURE_DELIVER,
+        P.REDACTION_EDIT,
     },
     # the investigator's original download is further conditioned on an approved export request
     Role.INVESTIGATOR: _FOOTAGE
@@ -129,6 +133,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
         P.CASE_LINK,
         P.EXPORT_VIEW,
         P.EXPORT_REQUEST,
+        P.REDACTION_EDIT,
     },
     Role.APPROVER: _FOOTAGE
     | _STATION

@@ -419,3 +419,30 @@ def hidden_areas(spec: RedactionSpec, *, frame_s: float = 0.04) -> list[list[Pie
 def hidden_pieces(spec: RedactionSpec, *, frame_s: float = 0.04) -> list[Piece]:
     """All pieces of all hidden areas."""
     return [piece for area in hidden_areas(spec, frame_s=frame_s) for piece in area]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """The part of the clip a rendered copy covers, seconds from the clip's start (a party's copy may be
+    one segment of the clip, as an export item may)."""
+
+    start_s: float
+    end_s: float
+
+
+def segment_of(spec: RedactionSpec, start_s: float | None, end_s: float | None) -> Segment | None:
+    """The segment asked for, checked against the clip (R15): None for the whole clip; `InputError` for a
+    segment that does not lie inside the clip or ends before it starts."""
+    if start_s is None and end_s is None:
+        return None
+    start = 0.0 if start_s is None else _number(start_s, "the segment's start")
+    end = spec.duration_s if end_s is None else _number(end_s, "the segment's end")
+    if start < 0 or end > spec.duration_s + TIME_SLACK_S:
+        raise InputError(
+            f"the segment {start:g}s to {end:g}s must lie inside the clip (0s to {spec.duration_s:g}s)"
+        )
+    if end <= start:
+        raise InputError(f"the segment's end ({end:g}s) must come after its start ({start:g}s)")
+    if start == 0 and end >= spec.duration_s:
+        return None  # the whole clip
+    return Segment(start, min(end, spec.duration_s))

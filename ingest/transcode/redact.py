@@ -14,6 +14,8 @@ The filtergraph, at the original's resolution (no scaling anywhere):
 * whole-frame ranges: `boxblur` or a full-frame `drawbox` with `enable='between(t,a,b)'`.
 * audio: `volume=0` over each muted or bleeped range; a bleep adds a 1 kHz tone over its ranges
   (`aevalsrc`, mixed with `amix` without level normalisation so the rest keeps its level).
+* a segment (a party's copy of one part of the clip): `trim`/`atrim` AFTER the redaction, so every
+  expression above keeps the original's times, then `setpts`/`asetpts` to start the copy at 0.
 
 Encoding is made reproducible: libx264 at fixed preset/crf with ONE thread (x264's multithreaded
 encoder is not bit-exact between runs), `-fflags +bitexact`/`-flags +bitexact` (no version strings or
@@ -27,7 +29,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from evidence_store.domain.redaction import Piece, RedactionSpec, TimeRange, hidden_areas
+from evidence_store.domain.redaction import Piece, RedactionSpec, Segment, TimeRange, hidden_areas
 from ingest.transcode.tools import (
     FFMPEG,
     ToolRun,
@@ -172,12 +174,22 @@ def redaction_arguments(
     has_audio: bool,
     sample_rate: int = 48000,
     settings: RenderSettings | None = None,
+    segment: Segment | None = None,
 ) -> list[str]:
-    """The ffmpeg argv (without the binary name) that renders `spec` from `source` into `target`."""
+    """The ffmpeg argv (without the binary name) that renders `spec` from `source` into `target`: the
+    whole clip, or only `segment` of it (in the original's times)."""
     settings = settings or RenderSettings()
     graph = video_filtergraph(spec, settings)
+    video, audio = "[v]", "[a]"
+    if segment is not None:
+        span = f"start={_num(segment.start_s)}:end={_num(segment.end_s)}"
+        graph += f";[v]trim={span},setpts=PTS-STARTPTS[vs]"
+        video = "[vs]"
     if has_audio:
         graph += ";" + audio_filtergraph(spec, sample_rate)
+        if segment is not None:
+            graph += f";[a]atrim={span},asetpts=PTS-STARTPTS[as]"
+            audio = "[as]"
     argv = [
         "-nostdin",
         "-loglevel",
@@ -188,12 +200,12 @@ def redaction_arguments(
         "-filter_complex",
         graph,
         "-map",
-        "[v]",
+        video,
     ]
     argv += ["-c:v", "libx264", "-preset", settings.preset, "-crf", str(settings.crf), "-pix_fmt", "yuv420p"]
     argv += ["-threads", str(settings.threads), "-flags:v", "+bitexact"]
     if has_audio:
-        argv += ["-map", "[a]", "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-flags:a", "+bitexact"]
+        argv += ["-map", audio, "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-flags:a", "+bitexact"]
     argv += ["-map_metadata", "-1", "-map_chapters", "-1", "-fflags", "+bitexact"]
     argv += ["-movflags", "+faststart", "-f", "mp4", str(target)]
     return argv
@@ -207,12 +219,19 @@ def render_redaction(
     has_audio: bool,
     sample_rate: int = 48000,
     settings: RenderSettings | None = None,
+    segment: Segment | None = None,
     timeout_s: float | None = None,
 ) -> ToolRun:
     """Render into `target` (never over `source`); `PermanentError`/`TransientError` as for proxies."""
     refuse_to_overwrite(source, target)
     arguments = redaction_arguments(
-        source, target, spec, has_audio=has_audio, sample_rate=sample_rate, settings=settings
+        source,
+        target,
+        spec,
+        has_audio=has_audio,
+        sample_rate=sample_rate,
+        settings=settings,
+        segment=segment,
     )
     version = ffmpeg_version()
     try:

@@ -35,7 +35,7 @@ def _pages(clip_id: int, case_path: str) -> dict[str, list[str]]:
     return {
         "": ["/login"],
         "custodian1": ["/dashboard", "/search?go=1", f"/clips/{clip_id}", "/cases", case_path, "/station"],
-        "investigator": ["/exports", f"/clips/{clip_id}", case_path],
+        "investigator": ["/exports", f"/clips/{clip_id}", f"/clips/{clip_id}/redaction", case_path],
         "approver": ["/dashboard", "/exports", "/stats?year=2026", "/station/kiosk"],
         "supervisor": ["/supervision", "/audit"],
         "auditor": ["/audit"],

@@ -26,7 +26,8 @@ def test_every_main_page_fits_a_phone(served_station: dict[str, Any]) -> None:
             page.wait_for_url(f"{base}/dashboard")
             case_href = None
             widths = {}
-            for path in ("/dashboard", "/search?go=1", f"/clips/{clip_id}", "/cases"):
+            redaction = f"/clips/{clip_id}/redaction"
+            for path in ("/dashboard", "/search?go=1", f"/clips/{clip_id}", redaction, "/cases"):
                 page.goto(f"{base}{path}")
                 page.wait_for_load_state("load")
                 widths[path] = page.evaluate(WIDTH_OF_PAGE)
@@ -45,6 +46,13 @@ def test_every_main_page_fits_a_phone(served_station: dict[str, Any]) -> None:
             # the player takes the screen's width, not more
             box = page.locator("#player").bounding_box()
             assert box is not None and box["width"] <= WIDTH
+            # so does the redaction editor's picture, its drawing canvas exactly over it (issue 20)
+            page.goto(f"{base}/clips/{clip_id}/redaction")
+            page.wait_for_function("() => document.getElementById('redact-player').readyState >= 1")
+            video = page.locator("#redact-player").bounding_box()
+            canvas = page.locator("#redact-overlay").bounding_box()
+            assert video is not None and canvas is not None and video["width"] <= WIDTH
+            assert abs(video["width"] - canvas["width"]) < 1 and abs(video["height"] - canvas["height"]) < 1
         except Exception:
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "small-screen-failure.png"), full_page=True)

@@ -85,3 +85,73 @@ def make_face_clip(target: Path, *, seconds: float = 3.0, audio: bool = True) ->
     if process.wait(timeout=120) != 0:
         raise RuntimeError("ffmpeg could not make the face clip")
     return FaceClip(target, WIDTH, HEIGHT, FPS, frames, faces)
+
+
+def decoded_frames(path: Path, *, displayed: bool = False) -> list[np.ndarray]:
+    """Every video frame of `path` as RGB (int16, so differences do not wrap). `displayed`: as a player
+    shows it, after the container's rotation (ffmpeg applies it; PyAV's decoder does not)."""
+    if not displayed:
+        import av
+
+        with av.open(str(path)) as container:
+            return [f.to_ndarray(format="rgb24").astype(np.int16) for f in container.decode(video=0)]
+    probe = subprocess.run(
+        [
+            *("ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height"),
+            *("-show_entries", "stream_side_data=rotation", "-of", "json", str(path)),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    import json
+
+    stream = json.loads(probe.stdout)["streams"][0]
+    rotation = next((int(s.get("rotation", 0)) for s in stream.get("side_data_list", [])), 0)
+    width, height = stream["width"], stream["height"]
+    if rotation % 180:
+        width, height = height, width
+    raw = subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-i",
+            str(path),
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
+    frames = np.frombuffer(raw, dtype=np.uint8).reshape(-1, height, width, 3)
+    return [f.astype(np.int16) for f in frames]
+
+
+def box_and_rest(
+    before: np.ndarray, after: np.ndarray, box: tuple[int, int, int, int], margin: int = 4
+) -> tuple[float, float]:
+    """The mean absolute difference inside the box (x, y, w, h) and outside it (a margin left out: the
+    encoder's blocks at the edge), between two frames of the same size."""
+    x, y, w, h = box
+    inside = float(np.abs(before[y : y + h, x : x + w] - after[y : y + h, x : x + w]).mean())
+    rest = np.ones(before.shape[:2], dtype=bool)
+    rest[max(0, y - margin) : y + h + margin, max(0, x - margin) : x + w + margin] = False
+    return inside, float(np.abs(before - after)[rest].mean())
+
+
+def rotated_copy(source: Path, target: Path, degrees: int) -> Path:
+    """`source` with its streams copied and a display rotation of `degrees` asked by the container
+    (as a phone or a body camera mounted sideways writes it); the pixels are unchanged."""
+    subprocess.run(
+        [
+            *("ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(source), "-c", "copy"),
+            *("-metadata:s:v:0", f"rotate={degrees}", str(target)),
+        ],
+        check=True,
+    )
+    return target

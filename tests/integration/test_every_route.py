@@ -43,6 +43,8 @@ from evidence_store.db.tables import (
     disclosure_handovers,
     documents,
     export_requests,
+    redaction_renders,
+    redaction_specs,
     supervision_draws,
     supervision_items,
     users,
@@ -74,6 +76,8 @@ WATCHED = (
     disclosure_handovers,
     documents,
     export_requests,
+    redaction_renders,
+    redaction_specs,
     supervision_draws,
     supervision_items,
     users,
@@ -82,7 +86,8 @@ WATCHED = (
 REFUSALS = {"access.denied"}
 PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
 # path parameters that name no confidential object: one fixed value each
-FIXED = {"kind": "poster", "username": SPARE_USER, "code": "en", "number": "1"}
+# (a redacted copy is looked up within the clip of the path, which is varied)
+FIXED = {"kind": "poster", "username": SPARE_USER, "code": "en", "number": "1", "render_id": "1"}
 # query strings that make a route show what it lists
 QUERIES = {
     "/search": "?go=1",
@@ -335,6 +340,8 @@ def body_for(path: str, method: str, csrf: str, clip_value: str) -> dict[str, An
         "/api/clips/{clip_id}/markers": {"at": "1", "note": "route check"},
         "/api/clips/{clip_id}/tags": {"tag": "route check"},
         "/api/clips/{clip_id}/tags/remove": {"tag": "route check"},
+        "/api/clips/{clip_id}/redaction": {"width": 320, "height": 240, "duration_s": 3.0},
+        "/api/clips/{clip_id}/redaction/render": {"start_s": 0.0, "end_s": 1.0},
         "/api/clips/bulk": {
             "action": "tag",
             "clip_ids": [int(clip_value)],

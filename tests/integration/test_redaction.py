@@ -19,9 +19,16 @@ from evidence_store.db.tables import audit_events, clips, redaction_renders, red
 from evidence_store.domain.redaction import spec_to_dict
 from evidence_store.errors import InputError
 from evidence_store.export.c2pa_signing import check_credential
-from evidence_store.redactions import load_spec, save_spec, spec_versions
-from tests.conftest import run_cli
-from tests.integration.redaction_media import FaceClip, make_face_clip
+from evidence_store.redactions import clip_media, load_spec, save_spec, spec_versions
+from tests.conftest import CliResult, run_cli
+from tests.factories import add_user
+from tests.integration.redaction_media import (
+    FaceClip,
+    box_and_rest,
+    decoded_frames,
+    make_face_clip,
+    rotated_copy,
+)
 from workers import redaction
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_available")
@@ -216,17 +223,43 @@ def _trust_anchor(station: Station) -> bytes:
     return (station.settings.keys_dir / CA_CERT_NAME).read_bytes()
 
 
+PASSWORD = "correct horse battery staple"
+
+
+def _editor_cli(args: list[str], env: dict[str, str], user: str = "clerk", timeout: float = 120) -> CliResult:
+    """`evidence redact ...` as the named station user, who proves it with the password on stdin."""
+    return run_cli([*args, "--user", user, "--password-stdin"], env, timeout=timeout, input=PASSWORD + "\n")
+
+
 def test_the_cli_detects_stores_renders_and_refuses(
-    station_env: dict[str, str], face_clip: FaceClip, tmp_path: Path
+    station: Station, station_env: dict[str, str], face_clip: FaceClip, tmp_path: Path
 ) -> None:
-    detected = run_cli(["redact", "detect", "1", "--json"], station_env, timeout=300)
+    from evidence_store.credentials import hash_password
+
+    secret = hash_password(PASSWORD)
+    add_user(station, "clerk", "custodian", password_hash=secret)
+    add_user(station, "boss", "approver", password_hash=secret)
+    add_user(station, "cop", "officer", password_hash=secret)
+    # only a custodian or an investigator edits a redaction (R11, R15): the others are refused
+    for role_user in ("boss", "cop"):
+        for args in (["redact", "detect", "1"], ["redact", "render", "1"]):
+            refused_role = _editor_cli(args, station_env, user=role_user)
+            assert refused_role.code == 2 and "does not edit redactions" in refused_role.stderr, refused_role
+    nobody = run_cli(["redact", "detect", "1"], station_env)
+    assert nobody.code == 2 and "--user" in nobody.stderr
+    unsigned = run_cli(["redact", "spec", "1", "--file", str(tmp_path / "x.json")], station_env)
+    assert unsigned.code == 2 and "needs --user" in unsigned.stderr
+    hidden = _editor_cli(["redact", "detect", "99"], station_env)
+    assert hidden.code == 3 and "no clip 99" in hidden.stderr
+
+    detected = _editor_cli(["redact", "detect", "1", "--json"], station_env, timeout=300)
     assert detected.code == 0, detected.stderr
     assert json.loads(detected.stdout)["version"] == 1 and json.loads(detected.stdout)["tracks"]
     bad = tmp_path / "bad.json"
     bad.write_text(
         json.dumps({"width": 320, "height": 240, "duration_s": 3, "frames": [{"start_s": 2, "end_s": 1}]})
     )
-    refused = run_cli(["redact", "spec", "1", "--file", str(bad)], station_env)
+    refused = _editor_cli(["redact", "spec", "1", "--file", str(bad)], station_env)
     assert refused.code == 2 and "must come after its start" in refused.stderr
     good = tmp_path / "good.json"
     good.write_text(
@@ -239,16 +272,133 @@ def test_the_cli_detects_stores_renders_and_refuses(
             }
         )
     )
-    stored = run_cli(["redact", "spec", "1", "--file", str(good)], station_env)
+    stored = _editor_cli(["redact", "spec", "1", "--file", str(good)], station_env)
     assert stored.code == 0, stored.stderr
     assert json.loads(stored.stdout)["version"] == 2
-    rendered = run_cli(["redact", "render", "1", "--version", "1", "--json"], station_env, timeout=300)
+    rendered = _editor_cli(["redact", "render", "1", "--version", "1", "--json"], station_env, timeout=300)
     assert rendered.code == 0, rendered.stderr
     assert json.loads(rendered.stdout)["version"] == 1
     shown = json.loads(run_cli(["redact", "show", "1", "--json"], station_env).stdout)
     assert [len(v["renders"]) for v in shown["versions"]] == [1, 0]
-    missing = run_cli(["redact", "render", "1", "--version", "9"], station_env)
+    missing = _editor_cli(["redact", "render", "1", "--version", "9"], station_env)
     assert missing.code == 3 and "no redaction version 9" in missing.stderr
+    outside = _editor_cli(["redact", "render", "1", "--start", "2", "--end", "9"], station_env)
+    assert outside.code == 2 and "must lie inside the clip" in outside.stderr
+    with station.connect() as connection:
+        actors = set(
+            connection.scalars(select(audit_events.c.actor).where(audit_events.c.action.like("redaction.%")))
+        )
+    assert actors == {"clerk"}
+
+
+BOX = (40, 60, 80, 60)  # x, y, w, h in the original's (displayed) pixels
+
+
+def _black_box_spec(width: int, height: int, duration_s: float, box: tuple[int, int, int, int]) -> dict:
+    x, y, w, h = box
+    return {
+        "width": width,
+        "height": height,
+        "duration_s": duration_s,
+        "box_effect": "black",
+        "boxes": [
+            {
+                "id": 1,
+                "label": "screen",
+                "keyframes": [
+                    {"t": 0.0, "x": x, "y": y, "w": w, "h": h},
+                    {"t": duration_s, "x": x, "y": y, "w": w, "h": h},
+                ],
+            }
+        ],
+    }
+
+
+def test_a_segment_of_the_clip_is_rendered_alone_still_redacted(
+    station: Station, face_clip: FaceClip, tmp_path: Path
+) -> None:
+    clip_id = _clip_id(station)
+    made = face_clip
+    stored = save_spec(station, clip_id, _black_box_spec(made.width, made.height, 3.0, BOX), actor="redactor")
+    done = redaction.render(station, clip_id, actor="redactor", start_s=1.0, end_s=2.0)
+    assert (done.start_s, done.end_s) == (1.0, 2.0)
+    copy = _blob_copy(station, done.sha256, tmp_path / "segment.mp4")
+    with station.connect() as connection:
+        original_sha = connection.execute(select(clips.c.sha256)).scalar_one()
+    before = decoded_frames(station.blobs.path_for(original_sha))  # type: ignore[attr-defined]
+    after = decoded_frames(copy)
+    # one second of a 25 fps clip: frames 25..49 of the original, and only those
+    assert len(after) == made.fps, f"{len(after)} frames in a 1 s segment"
+    with av.open(str(copy)) as container:
+        assert container.duration is not None and abs(container.duration / 1e6 - 1.0) < 0.1
+    measures = [box_and_rest(before[made.fps + i], frame, BOX) for i, frame in enumerate(after)]
+    assert min(m[0] for m in measures) > 40, "the box stays hidden inside the segment"
+    assert max(m[1] for m in measures) < 3, "the segment is the original's frames at the same times"
+    samples, rate = _audio(copy)
+    assert abs(len(samples) / rate - 1.0) < 0.1
+    # stored with the copy and in its lineage (the row, the audit event, the C2PA manifest)
+    with station.connect() as connection:
+        row = connection.execute(
+            select(redaction_renders).where(redaction_renders.c.id == done.render_id)
+        ).one()
+        details = _details(
+            connection.execute(
+                select(audit_events.c.details).where(audit_events.c.action == "redaction.rendered")
+            ).scalar_one()
+        )
+    assert (row.start_s, row.end_s) == (1.0, 2.0)
+    assert details["segment"] == {"start_s": 1.0, "end_s": 2.0}
+    assert details["spec_sha256"] == stored.spec_sha256 and details["original_sha256"] == original_sha
+    check = check_credential(copy, _trust_anchor(station))
+    assert check.ok and check.lineage["segment"] == {"start_s": 1.0, "end_s": 2.0}
+    versions = spec_versions(station, clip_id)
+    assert versions[-1]["renders"][0]["start_s"] == 1.0 and versions[-1]["renders"][0]["end_s"] == 2.0
+    with pytest.raises(InputError, match=r"end .* must come after its start"):
+        redaction.render(station, clip_id, actor="redactor", start_s=2.0, end_s=1.0)
+
+
+@pytest.fixture
+def rotated_clip(tmp_path: Path, station_env: dict[str, str], station: Station) -> FaceClip:
+    """The face clip as a camera mounted sideways writes it: 320x240 pixels, the container asking for
+    a rotation of 90 degrees (a player shows 240x320)."""
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    made = make_face_clip(tmp_path / "upright.mp4", seconds=2.0)
+    rotated_copy(made.path, volume / "sideways.mp4", 90)
+    imported = run_cli(
+        ["import", str(volume), "--device", "DSJ7", "--officer", "310777", "--json"], station_env
+    )
+    assert imported.code == 0, imported.stderr
+    processed = run_cli(["process", "--json"], station_env, timeout=600)
+    assert processed.code == 0, processed.stderr
+    return made
+
+
+def test_a_rotated_clip_hides_the_box_where_it_is_seen(
+    station: Station, rotated_clip: FaceClip, tmp_path: Path
+) -> None:
+    clip_id = _clip_id(station)
+    media = clip_media(station, clip_id)
+    assert (media.width, media.height) == (240, 320), "the displayed frame: width and height swapped"
+    box = (20, 200, 100, 80)  # in displayed pixels: low in the portrait frame, outside a landscape one
+    save_spec(station, clip_id, _black_box_spec(240, 320, media.duration_s, box), actor="redactor")
+    done = redaction.render(station, clip_id, actor="redactor")
+    copy = _blob_copy(station, done.sha256, tmp_path / "rotated-redacted.mp4")
+    original = station.blobs.path_for(media.sha256)  # type: ignore[attr-defined]
+    before = decoded_frames(original, displayed=True)
+    after = decoded_frames(copy, displayed=True)
+    assert before[0].shape == after[0].shape == (320, 240, 3)
+    assert len(after) == len(before)
+    measures = [box_and_rest(b, a, box) for b, a in zip(before, after, strict=True)]
+    hidden, kept = min(m[0] for m in measures), max(m[1] for m in measures)
+    print(f"rotated: box MAD min {hidden:.1f}; rest MAD max {kept:.2f}")
+    assert min(m[0] for m in measures) > 40, "the box region is hidden where a player shows it"
+    assert max(m[1] for m in measures) < 3, "the rest of the displayed frame stays as it was"
+    # and the proxy a browser editor draws on has the displayed orientation too
+    proxy_sha = media.proxy_sha256
+    assert proxy_sha is not None
+    proxy_frame = decoded_frames(station.blobs.path_for(proxy_sha), displayed=True)[0]  # type: ignore[attr-defined]
+    assert proxy_frame.shape[0] > proxy_frame.shape[1], "the proxy is portrait as displayed"
 
 
 class _Resources:
@@ -341,3 +491,105 @@ def test_retention_purges_a_clips_redacted_copies_with_it(
     with station.connect() as connection:
         assert set(connection.scalars(select(redaction_renders.c.clip_id))) == {young}
         assert set(connection.scalars(select(redaction_specs.c.clip_id))) == {old, young}
+
+
+def test_the_web_edits_detects_renders_and_refuses_by_role(
+    station: Station, face_clip: FaceClip, tmp_path: Path
+) -> None:
+    """The JSON API of the redaction page (issue 20 item 4): only `redaction.edit` (custodian,
+    investigator) may read, save, detect and render; a spec the clip's facts refuse answers 409; a
+    hidden or missing clip 404; the rendered copy is served to play and to download (audited)."""
+    from evidence_store.credentials import hash_password
+    from tests.integration.test_web_access import client_for, login
+
+    clip_id = _clip_id(station)
+    secret = hash_password(PASSWORD)
+    for username, role in (
+        ("clerk", "custodian"),
+        ("inv", "investigator"),
+        ("boss", "approver"),
+        ("sup", "supervisor"),
+        ("cop", "officer"),
+        ("aud", "auditor"),
+    ):
+        add_user(station, username, role, password_hash=secret)
+    base = f"/api/clips/{clip_id}/redaction"
+    for username in ("boss", "sup", "cop", "aud"):
+        client = client_for(station)
+        csrf = login(client, username, PASSWORD)
+        headers = {"X-CSRF-Token": csrf}
+        assert client.get(base).status_code == 403, username
+        assert client.get(f"/clips/{clip_id}/redaction").status_code == 403, username
+        assert (
+            client.post(
+                base, json={"width": 320, "height": 240, "duration_s": 3}, headers=headers
+            ).status_code
+            == 403
+        )
+        assert client.post(f"{base}/detect", headers=headers).status_code == 403
+        assert client.post(f"{base}/render", json={}, headers=headers).status_code == 403
+    client = client_for(station)
+    headers = {"X-CSRF-Token": login(client, "inv", PASSWORD)}
+    state = client.get(base).json()
+    assert state["media"]["width"] == 320 and state["version"] is None and state["spec"]["boxes"] == []
+    page = client.get(f"/clips/{clip_id}/redaction")
+    assert page.status_code == 200 and 'id="redact-overlay"' in page.text
+    assert 'id="redaction-link"' in client.get(f"/clips/{clip_id}").text
+    assert client.get("/api/clips/999/redaction").status_code == 404
+    # a schema-valid body the clip refuses: 409 with the rule's words, nothing stored
+    outside = {**_black_box_spec(320, 240, 3.0, (300, 0, 40, 40))}
+    refused = client.post(base, json=outside, headers=headers)
+    assert refused.status_code == 409 and "not inside the 320x240 frame" in refused.json()["error"]
+    assert (
+        client.post(base, json={"width": 1920, "height": 1080, "duration_s": 3}, headers=headers).status_code
+        == 409
+    )
+    assert (
+        client.post(
+            base, json={"width": 320, "height": 240, "duration_s": 3, "x": 1}, headers=headers
+        ).status_code
+        == 422
+    )
+    saved = client.post(base, json=_black_box_spec(320, 240, 3.0, BOX), headers=headers)
+    assert saved.status_code == 200 and saved.json()["version"] == 1 and saved.json()["created"]
+    detected = client.post(f"{base}/detect", headers=headers)
+    assert detected.status_code == 200 and detected.json()["version"] == 2 and detected.json()["tracks"] == 1
+    kept = client.get(base).json()
+    assert kept["version"] == 2 and len(kept["spec"]["boxes"]) == 1 and len(kept["spec"]["tracks"]) == 1
+    bad_segment = client.post(f"{base}/render", json={"start_s": 2.5, "end_s": 9}, headers=headers)
+    assert bad_segment.status_code == 409 and "inside the clip" in bad_segment.json()["error"]
+    rendered = client.post(
+        f"{base}/render", json={"version": 1, "start_s": 0.5, "end_s": 1.5}, headers=headers
+    )
+    assert rendered.status_code == 200, rendered.text
+    done = rendered.json()
+    assert (done["version"], done["start_s"], done["end_s"]) == (1, 0.5, 1.5)
+    listed = client.get(base).json()["versions"]
+    assert [len(v["renders"]) for v in listed] == [1, 0]
+    page = client.get(f"/clips/{clip_id}/redaction?rendered={done['render_id']}")
+    assert done["url"] in page.text
+    played = client.get(done["url"])
+    assert played.status_code == 200 and played.headers["content-type"] == "video/mp4"
+    assert _sha256_bytes(played.content) == done["sha256"]
+    downloaded = client.get(done["url"] + "?download=1")
+    assert downloaded.status_code == 200 and "attachment" in downloaded.headers.get("content-disposition", "")
+    assert client.get(f"/clips/{clip_id}/redaction/copies/999").status_code == 404
+    with station.connect() as connection:
+        actions = list(
+            connection.execute(
+                select(audit_events.c.action, audit_events.c.actor).where(
+                    audit_events.c.action.like("redaction.%")
+                )
+            )
+        )
+    assert ("redaction.spec_saved", "web:inv") in actions and ("redaction.rendered", "web:inv") in actions
+    assert ("redaction.copy_downloaded", "web:inv") in actions and (
+        "redaction.copy_played",
+        "web:inv",
+    ) in actions
+
+
+def _sha256_bytes(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from evidence_store.accounts import create_user
 from evidence_store.bootstrap import Station
@@ -141,6 +141,10 @@ def world(station: Station) -> World:
         requires_video=True,
         indexed=False,  # no linking runs in this world: the officer index stays as it was, empty
     )
+    # clip A's probe as processing writes it: a frame size and a length to redact in (issue 20)
+    probe = {"video_decodable": True, "width": 320, "height": 240, "duration_s": 3.0, "frame_rate": 25.0}
+    with station.engine.begin() as connection:
+        connection.execute(update(clips).where(clips.c.id == clip_a).values(media_info={"probe": probe}))
     _link(station, clip_a, case_normal, document_id)
     _link(station, clip_b, case_private)
     _link(station, clip_c, case_state)
@@ -241,6 +245,14 @@ def endpoints(w: World) -> list[Endpoint]:
         Endpoint("POST", f"/api/clips/{a}/tags", P.CLIP_ANNOTATE, json={"tag": "yard"}),
         Endpoint("POST", f"/api/clips/{a}/tags/remove", P.CLIP_ANNOTATE, json={"tag": "yard"}),
         Endpoint("POST", f"/clips/{a}/tags/remove", P.CLIP_ANNOTATE, form={"tag": "kitchen"}),
+        Endpoint("GET", f"/clips/{a}/redaction", P.REDACTION_EDIT),
+        Endpoint("GET", f"/api/clips/{a}/redaction", P.REDACTION_EDIT),
+        Endpoint(
+            "POST",
+            f"/api/clips/{a}/redaction",
+            P.REDACTION_EDIT,
+            json={"width": 320, "height": 240, "duration_s": 3.0, "frames": [{"start_s": 1, "end_s": 2}]},
+        ),
         Endpoint(
             "POST",
             "/api/clips/bulk",

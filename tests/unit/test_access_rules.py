@@ -145,3 +145,9 @@ def test_a_document_flag_withholds_what_hidden_footage_implies_and_keeps_the_doc
     missing = {"reason": "the act requires video (R7)", "window_start": "2026-03-02T01:00:00+00:00"}
     assert flag_details_shown(missing, footage_hidden=True) == missing
     assert flag_details_shown(None, footage_hidden=True) == {}
+
+
+def test_only_the_custodian_and_the_investigator_edit_redactions() -> None:
+    # issue 20: detect faces, edit a redaction specification and render a copy (R15)
+    assert roles_with(Permission.REDACTION_EDIT) == [Role.CUSTODIAN, Role.INVESTIGATOR]
+    assert Permission.REDACTION_EDIT.value == "redaction.edit"

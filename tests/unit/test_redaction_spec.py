@@ -11,6 +11,7 @@ import pytest
 from evidence_store.domain.redaction import (
     FaceTrack,
     Keyframe,
+    Segment,
     canonical_json,
     hidden_pieces,
     interpolate,
@@ -18,6 +19,7 @@ from evidence_store.domain.redaction import (
     keyframe_pieces,
     link_tracks,
     scale_box,
+    segment_of,
     spec_from_dict,
     spec_sha256,
     track_pieces,
@@ -204,3 +206,29 @@ def test_the_argv_is_reproducible_and_never_scales() -> None:
     assert argv[-1] == "out.mp4" and argv[argv.index("-i") + 1] == "in.mp4"
     plain = redaction_arguments(Path("in.mp4"), Path("out.mp4"), spec_from_dict(_raw()), has_audio=True)
     assert plain[plain.index("-filter_complex") + 1] == "[0:v:0]null[v];[0:a:0]anull[a]"
+
+
+def test_a_segment_is_checked_against_the_clip() -> None:
+    spec = spec_from_dict(_raw())
+    assert segment_of(spec, None, None) is None
+    assert segment_of(spec, 0, 10.0) is None  # the whole clip is no segment
+    assert segment_of(spec, 2, None) == Segment(2.0, 10.0)
+    assert segment_of(spec, None, 4.5) == Segment(0.0, 4.5)
+    with pytest.raises(InputError, match="must lie inside the clip"):
+        segment_of(spec, 2, 11)
+    with pytest.raises(InputError, match="must come after its start"):
+        segment_of(spec, 5, 5)
+
+
+def test_a_segment_is_cut_after_the_redaction_in_the_originals_times() -> None:
+    spec = spec_from_dict(_raw(boxes=[_box((0, 10, 10, 100, 100), (9, 10, 10, 100, 100))]))
+    argv = redaction_arguments(
+        Path("in.mp4"), Path("out.mp4"), spec, has_audio=True, segment=Segment(2.0, 5.5)
+    )
+    graph = argv[argv.index("-filter_complex") + 1]
+    # the boxes' expressions keep the original's times; the trim comes after them
+    assert "between(t,0,9)" in graph
+    assert graph.index("[v]trim=start=2:end=5.5,setpts=PTS-STARTPTS[vs]") > graph.index("overlay")
+    assert "[a]atrim=start=2:end=5.5,asetpts=PTS-STARTPTS[as]" in graph
+    maps = [argv[i + 1] for i, a in enumerate(argv) if a == "-map"]
+    assert maps == ["[vs]", "[as]"]

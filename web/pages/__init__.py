@@ -3,8 +3,19 @@ catalogue (`web.i18n`)."""
 
 from fastapi import APIRouter
 
-from web.pages import admin, cases, disclosures, exports, footage, reports, signin, station, supervision
+from web.pages import (
+    admin,
+    cases,
+    disclosures,
+    exports,
+    footage,
+    redaction,
+    reports,
+    signin,
+    station,
+    supervision,
+)
 
 router = APIRouter(include_in_schema=False)
-for area in (signin, footage, cases, exports, disclosures, reports, station, supervision, admin):
+for area in (signin, footage, redaction, cases, exports, disclosures, reports, station, supervision, admin):
     router.include_router(area.router)
