@@ -197,13 +197,19 @@ async def csrf_rejected(request: Request, exc: Exception) -> Response:
     return answer(request, 403, translate(language(request), "error.csrf"))
 
 
+def _shown(text: str) -> str:
+    """Text of the request echoed in an answer, with a NUL written out as `\\x00`: no text the API
+    describes holds a NUL (`web.text_rules`), its answers included; a misspelt key may hold one."""
+    return text.replace("\x00", "\\x00")
+
+
 async def invalid(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     if wants_json(request):
         errors: list[Any] = [
             {
-                "loc": [part if isinstance(part, int) else str(part) for part in e.get("loc", ())],
-                "msg": e.get("msg", ""),
+                "loc": [part if isinstance(part, int) else _shown(str(part)) for part in e.get("loc", ())],
+                "msg": _shown(e.get("msg", "")),
             }
             for e in exc.errors()
         ]
