@@ -15,7 +15,10 @@ targets judged by the median. Between runs, not timed, the output is deleted and
 * ``cp; sync; openssl``  the fast durable two-pass baseline: ``cp --reflink=never SRC DST; sync DST;
   openssl dgst -sha256 DST`` (issue 21)
 * ``store.put``          LocalBlobStore.put into a fresh store (creates the blob; fsyncs the file and
-  the directories, links, makes it read-only)
+  the directories, links, makes it read-only); a cold source is read with O_DIRECT by a thread
+  ahead of the hashing (issue 21)
+* ``store.put, no read-ahead`` the same as before issue 21 (``LocalBlobStore(read_ahead=False)``: the
+  source read in the hashing thread through the page cache), side by side
 
 Cache (``--cache cold|warm|both``, default both): **cold** drops the source's pages before every run
 (fsync, ``posix_fadvise(DONTNEED)``; ``fincore`` shows how much stayed resident), as a file just
@@ -149,12 +152,15 @@ def v_cp_sync_openssl(src: Path, scratch: Path) -> str:
     return openssl_sha256(copy)[str(copy)]
 
 
-def make_store_put() -> Variant:
+def make_store_put(*, read_ahead: bool = True) -> Variant:
+    """`LocalBlobStore.put`; `read_ahead=False`: as before issue 21 (the source read in the hashing
+    thread, through the page cache), for the side-by-side comparison."""
     from evidence_store.blobs.local import LocalBlobStore
 
     def v_store_put(src: Path, scratch: Path) -> str:
-        store = LocalBlobStore(scratch / "store")  # fresh store: the write creates the blob
-        with src.open("rb") as handle:
+        # a fresh store: the write creates the blob
+        store = LocalBlobStore(scratch / "store", read_ahead=read_ahead)
+        with src.open("rb", buffering=0) as handle:  # as the ingest opens a clip (ingest/copying.py)
             stored = store.put(handle)
         assert stored.created
         return stored.sha256
@@ -166,6 +172,7 @@ TWO_PASS = "cp; sha256sum"
 TWO_PASS_FAST = "cp; sync; openssl"
 HASH_ONLY = "hashlib"
 STORE = "store.put"
+STORE_BEFORE = "store.put, no read-ahead"
 
 
 def time_variants(
@@ -182,6 +189,7 @@ def time_variants(
         "cp; sync; sha256sum": v_cp_sync_sha256sum,
         TWO_PASS_FAST: v_cp_sync_openssl,
         STORE: make_store_put(),
+        STORE_BEFORE: make_store_put(read_ahead=False),
     }
     scratch = work / "scratch"
     residency: list[str] = []

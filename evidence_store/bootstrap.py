@@ -254,7 +254,7 @@ def spool_settings(settings: Settings) -> Settings:
     return settings.model_copy(
         update={
             "home": spool,
-            "database_url": f"sqlite:///{spool / 'journal.db'}",
+            "database_url": f"sqlite:///{settings.spool_journal_path}",
             "blob_store": "local",
             "local_store_path": spool / "blobs",
             "tsa_url": "",

@@ -184,6 +184,11 @@ class Settings(BaseModel):
         return self.spool_dir or self.home / "spool"
 
     @property
+    def spool_journal_path(self) -> Path:
+        """The spool's SQLite journal: the spool exists once this file does (issue 18)."""
+        return self.effective_spool_dir / "journal.db"
+
+    @property
     def keys_dir(self) -> Path:
         return self.home / "keys"
 

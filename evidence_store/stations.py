@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from evidence_store.db.tables import dock_stations, stations, transfers
 from evidence_store.domain.audit_chain import format_time
 from evidence_store.domain.model import TransferOutcome
-from evidence_store.domain.spool import SpoolLevel, spool_level
+from evidence_store.domain.spool import SpoolLevel, reported_depth
 from evidence_store.domain.stations import (
     FIRST_STATION_KEY,
     STATION_APPROVED,
@@ -239,17 +239,13 @@ def list_stations(connection: Connection | Session) -> list[dict[str, Any]]:
 
 def reported_spool(row: Any) -> dict[str, Any] | None:
     """A station's spool depth as it last reported it (its `stations` row), None if it never did."""
-    if row.spool_reported_at is None:
-        return None
-    level = spool_level(int(row.spool_held_bytes or 0), int(row.spool_high_water_bytes or 0))
-    return {
-        "held_bytes": level.held_bytes,
-        "high_water_bytes": level.high_water_bytes,
-        "over_high_water": level.over_high_water,
-        "transfers_waiting": int(row.spool_transfers_waiting or 0),
-        "clips_waiting": int(row.spool_clips_waiting or 0),
-        "reported_at": _time(row.spool_reported_at),
-    }
+    return reported_depth(
+        row.spool_held_bytes,
+        row.spool_high_water_bytes,
+        row.spool_transfers_waiting,
+        row.spool_clips_waiting,
+        _time(row.spool_reported_at),
+    )
 
 
 def report_spool_depth(

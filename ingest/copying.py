@@ -92,10 +92,11 @@ def copy_once(
     return stored, changed, after
 
 
-class _Counting:
+class _Counting(io.RawIOBase):
     """A file read through, telling `on_bytes` how many bytes were read so far (the copy's progress)."""
 
     def __init__(self, raw: io.RawIOBase, on_bytes: Callable[[int], None]) -> None:
+        super().__init__()
         self._raw = raw
         self._on_bytes = on_bytes
         self._count = 0
@@ -117,6 +118,10 @@ class _Counting:
 
     def readable(self) -> bool:
         return True
+
+    def fileno(self) -> int:
+        """The file's descriptor: the store may read a cold file with O_DIRECT through it (issue 21)."""
+        return self._raw.fileno()
 
 
 def _reread_hash(dirfd: int, raw_name: bytes) -> str:

@@ -202,7 +202,7 @@ class DockTargets:
 
 
 def spool_exists(settings: Settings) -> bool:
-    return (settings.effective_spool_dir / "journal.db").is_file()
+    return settings.spool_journal_path.is_file()
 
 
 # -- how full it is ---------------------------------------------------------------------------------

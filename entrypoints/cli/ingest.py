@@ -20,7 +20,6 @@ from entrypoints.cli.support import (
     settings_from,
 )
 from entrypoints.wiring import processing_queue_for
-from evidence_store.domain.model import TransferOutcome, TransferSource
 from evidence_store.ports import NoProcessingQueue
 
 
@@ -74,6 +73,7 @@ def import_command(
     # lazy: SQLAlchemy, PyAV and rich; keeps `--help` fast
     from entrypoints.cli.progress import Bars
     from entrypoints.cli.progress import wanted as progress_wanted
+    from evidence_store.domain.model import TransferOutcome, TransferSource  # lazy: start-up
     from ingest.pull import PullRequest, pull
     from ingest.service import choose_profile
     from ingest.spool import open_for_docking

@@ -8,18 +8,10 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 def wanted(as_json: bool, stdout: TextIO | None = None, stderr: TextIO | None = None) -> bool:
@@ -33,6 +25,17 @@ class Bars:
     """One bar per pull (a dock pulls several recorders at once), on stderr."""
 
     def __init__(self) -> None:
+        # lazy: start-up (rich costs an `import --json` or a piped import ~40 ms it does not draw with)
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),

@@ -12,7 +12,6 @@ from typing import Any
 import click
 
 from entrypoints.cli.support import EXIT_INTEGRITY, cli_actor, emit, json_option, settings_from
-from entrypoints.wiring import processing_queue_for
 
 
 @click.group("spool", help="The local spool a station docks into while its backend is unreachable.")
@@ -39,11 +38,13 @@ def _print_status(data: dict[str, Any]) -> None:
 
 def spool_status_data(settings: Any) -> dict[str, Any]:
     """What `spool status` and `status` say of the spool (opening it only if it exists)."""
-    from evidence_store.bootstrap import open_spool  # lazy: SQLAlchemy; keeps `--help` fast
-    from ingest.spool import spool_exists, spool_status
-
-    if not spool_exists(settings):
+    # `ingest.spool`'s spool_exists, read without importing it: `status` of a station without a spool
+    # stays light (issue 21)
+    if not settings.spool_journal_path.is_file():
         return {"exists": False, "path": str(settings.effective_spool_dir), "empty": True}
+    from evidence_store.bootstrap import open_spool  # lazy: start-up (SQLAlchemy), only for a spool
+    from ingest.spool import spool_status  # lazy: as above
+
     spool = open_spool(settings)
     try:
         return {"exists": True, **spool_status(spool, settings).as_dict()}
@@ -79,6 +80,7 @@ def spool_forward_command(ctx: click.Context, every: float | None, as_json: bool
 
 
 def _forward_once(settings: Any) -> dict[str, Any]:
+    from entrypoints.wiring import processing_queue_for  # lazy: start-up (only a forward uses it)
     from evidence_store.bootstrap import open_spool  # lazy: SQLAlchemy; keeps `--help` fast
     from ingest.spool import forward_spool, local_spool_status, open_backend, report_depth
 

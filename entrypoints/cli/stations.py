@@ -17,6 +17,7 @@ from entrypoints.cli.support import (
     emit,
     json_option,
     open_station_from,
+    settings_from,
     station_spool_text,
     station_state_text,
     station_time,
@@ -156,6 +157,14 @@ def revoke_command(ctx: click.Context, station_ref: str, from_text: str | None, 
 @json_option
 @click.pass_context
 def list_command(ctx: click.Context, as_json: bool) -> None:
+    from evidence_store import sqlite_status  # lazy: start-up (it imports the settings)
+
+    light = sqlite_status.reader_for(settings_from(ctx))
+    if light is not None:  # a SQLite station: read without SQLAlchemy (issue 21)
+        with light.snapshot() as connection:
+            listed = sqlite_status.list_stations(connection)
+        emit({"stations": listed}, as_json, _print_list)
+        return
     from evidence_store.stations import list_stations  # lazy: SQLAlchemy; keeps `--help` fast
 
     station = open_station_from(ctx)

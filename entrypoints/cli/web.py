@@ -18,7 +18,6 @@ from entrypoints.cli.support import (
     parse_time,
     settings_from,
 )
-from evidence_store.domain.model import ClipStatus, MediaType
 
 
 @click.command("web", help="Serve the custodian web UI and API (initialises the station first).")
@@ -267,6 +266,7 @@ def clips_search(
     as_json: bool,
 ) -> None:
     from evidence_store.clip_search import recorded_search  # lazy: SQLAlchemy; keeps `--help` fast
+    from evidence_store.domain.model import ClipStatus, MediaType  # lazy: start-up
     from evidence_store.queries.search import ClipQuery, SearchError  # lazy: as above
 
     settings = settings_from(ctx)

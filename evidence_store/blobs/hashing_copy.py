@@ -17,6 +17,7 @@ import io
 import mmap
 import os
 import queue
+import stat
 import sys
 import threading
 from collections.abc import Callable
@@ -49,6 +50,7 @@ def copy_hashing(
     queue_depth: int = QUEUE_DEPTH,
     on_progress: Callable[[int], None] | None = None,
     reuse_buffers: bool = False,
+    read_ahead: bool = False,
 ) -> CopyResult:
     """Read `source` to its end, hash it, and hand every chunk to `write` (in a writer thread).
 
@@ -58,10 +60,18 @@ def copy_hashing(
     source that has `readinto` is read into at most `queue_depth + 2` buffers, reused as soon as
     `write` returns and kept for the thread's next copy (no allocation and no page faults per chunk
     or per file); `write` must then be done with the view when it returns.
+
+    With `read_ahead` too, a source that is a large regular file not in the page cache (a docked
+    recorder, footage on disk) is read with O_DIRECT, straight into those buffers, by a reader thread
+    that runs ahead of the hashing (`_ReadAhead`): the disk reads the next chunks while this thread
+    hashes and the writer writes, without a copy through the page cache. A file that is cached, small,
+    not a regular file, or on a filesystem without O_DIRECT is read as before. Issue 21 measured it
+    (bench/RESULTS.md). The source's own callbacks (a counting wrapper's) then run in the reader thread.
     """
     if write is None:
         return _hash_only(source, chunk_size, on_progress)
-    chunks = _Chunks(source, chunk_size, queue_depth + 2 if reuse_buffers else 0)
+    pooled = _Chunks(source, chunk_size, queue_depth + 2 if reuse_buffers else 0, direct=read_ahead)
+    chunks: _Chunks | _ReadAhead = _ReadAhead(pooled) if pooled.direct else pooled
     try:
         return _copy_chunks(chunks, write, queue_depth, on_progress)
     finally:
@@ -69,7 +79,7 @@ def copy_hashing(
 
 
 def _copy_chunks(
-    chunks: _Chunks, write: Writer, queue_depth: int, on_progress: Callable[[int], None] | None
+    chunks: _Chunks | _ReadAhead, write: Writer, queue_depth: int, on_progress: Callable[[int], None] | None
 ) -> CopyResult:
     digest = hashlib.sha256()
     total = 0
@@ -103,15 +113,17 @@ def _copy_chunks(
     thread = threading.Thread(target=writer_loop, name="blob-writer", daemon=True)
     thread.start()
     try:
+        # each chunk is hashed before the writer gets it: once written it is released, and the reader
+        # (`_ReadAhead`) may read into its buffer again at once
         for view in (first, second):
-            pending.put(view)
             digest.update(view)
+            pending.put(view)
             total += len(view)
         if on_progress:
             on_progress(total)
         while not failure and (view := chunks.next()):
+            digest.update(view)  # while the writer writes the previous chunk
             pending.put(view)
-            digest.update(view)  # while the writer writes it: both only read it
             total += len(view)
             if on_progress:
                 on_progress(total)
@@ -173,10 +185,13 @@ class _Chunks:
 
     _EMPTY = memoryview(b"")
 
-    def __init__(self, source: BinaryIO, chunk_size: int, pool: int) -> None:
+    def __init__(self, source: BinaryIO, chunk_size: int, pool: int, *, direct: bool = False) -> None:
         self._source = source
         self._chunk_size = chunk_size
         self._readinto = _readinto_of(source) if pool else None
+        # the source's descriptor and its flags before O_DIRECT was set on it (`_read_direct`)
+        self._direct_fd: int | None = None
+        self._flags = 0
         self._free: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
         self._unallocated = pool
         self._owned: list[mmap.mmap] = []
@@ -186,9 +201,49 @@ class _Chunks:
                 self._free.put(buffer)
                 self._owned.append(buffer)
             self._unallocated -= len(self._owned)
+        if direct and self._readinto is not None:
+            self._read_direct()
+
+    @property
+    def direct(self) -> bool:
+        """The source is read with O_DIRECT into the pool's buffers."""
+        return self._direct_fd is not None
+
+    def _read_direct(self) -> None:
+        """O_DIRECT on the source's descriptor when it is a large regular file, at a block offset, and
+        not in the page cache (its next page is not: a cached file is read faster from the cache).
+        Only a raw source: its `readinto` is one read(2), so a read the kernel refuses without the
+        page cache (EINVAL) has read nothing and is tried again through it; a buffered reader may
+        have read part of its chunk before the refusal, and that part would be lost."""
+        if not _O_DIRECT or not isinstance(self._source, io.RawIOBase):
+            return
+        import fcntl  # POSIX only, like O_DIRECT
+
+        try:
+            fd = self._source.fileno()
+            status = os.fstat(fd)
+            if not stat.S_ISREG(status.st_mode) or status.st_size < 2 * self._chunk_size:
+                return
+            offset = os.lseek(fd, 0, os.SEEK_CUR)
+            if offset % _DIRECT_ALIGN or self._chunk_size % _DIRECT_ALIGN or _cached(fd, offset):
+                return
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags | _O_DIRECT)
+        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+            return  # no descriptor, or a filesystem without O_DIRECT: read as before
+        self._direct_fd, self._flags = fd, flags
+
+    def _stop_direct(self) -> None:
+        if self._direct_fd is not None:
+            import fcntl  # POSIX only, like O_DIRECT
+
+            fcntl.fcntl(self._direct_fd, fcntl.F_SETFL, self._flags)
+            self._direct_fd = None
 
     def close(self) -> None:
-        """Every buffer is back (the writer has stopped): keep them for the calling thread's next copy."""
+        """Every buffer is back (the writer has stopped): keep them for the calling thread's next copy;
+        the source's descriptor gets its flags back."""
+        self._stop_direct()
         if self._owned:
             _kept_buffers.by_size[self._chunk_size] = self._owned
             self._owned = []
@@ -198,7 +253,14 @@ class _Chunks:
         if self._readinto is None:
             return memoryview(self._source.read(self._chunk_size) or b"")
         buffer = self._take()
-        n = self._readinto(buffer)
+        try:
+            n = self._readinto(buffer)
+        except OSError as exc:
+            if not (self.direct and exc.errno == errno.EINVAL):
+                self._free.put(buffer)
+                raise
+            self._stop_direct()  # the kernel refused this read without the page cache (e.g. at the end)
+            n = self._readinto(buffer)
         if not n:
             self._free.put(buffer)
             return self._EMPTY
@@ -219,6 +281,85 @@ class _Chunks:
                 self._owned.append(buffer)
                 return buffer
         return self._free.get()  # all in flight: wait for the writer to release one
+
+
+def _cached(fd: int, offset: int) -> bool:
+    """Whether the page at `offset` is in the page cache: a read that may not wait for the disk
+    (RWF_NOWAIT) gets it. Unknown (no RWF_NOWAIT here) counts as cached: nothing changes then."""
+    nowait = getattr(os, "RWF_NOWAIT", 0)
+    if not nowait:
+        return True
+    try:
+        return os.preadv(fd, [bytearray(_DIRECT_ALIGN)], offset, nowait) > 0
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+class _ReadAhead:
+    """`_Chunks` read by a thread of their own, ahead of the hashing: with a cold source the disk
+    reads the next chunks while the calling thread hashes this one (as many as there are free
+    buffers; the pool bounds the memory as before)."""
+
+    _END = object()
+
+    def __init__(self, chunks: _Chunks) -> None:
+        self._chunks = chunks
+        self._ready: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._direct = 2  # the first two chunks are read here: a small file starts no thread
+
+    def _run(self) -> None:
+        try:
+            while not self._stop:
+                view = self._chunks.next()
+                self._ready.put(view)
+                if not view:
+                    return
+        except BaseException as exc:  # handed to the caller: an error reading the source is its own
+            self._ready.put(exc)
+            return
+        finally:
+            self._ready.put(self._END)
+
+    @property
+    def direct(self) -> bool:
+        return self._chunks.direct
+
+    def next(self) -> memoryview:
+        if self._direct:
+            view = self._chunks.next()
+            self._direct = self._direct - 1 if view else 0
+            return view
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="blob-reader", daemon=True)
+            self._thread.start()
+        item = self._ready.get()
+        if item is self._END:
+            self._ready.put(self._END)
+            return _Chunks._EMPTY
+        if isinstance(item, BaseException):
+            raise item
+        return cast(memoryview, item)
+
+    def release(self, view: memoryview) -> None:
+        self._chunks.release(view)
+
+    def close(self) -> None:
+        self._stop = True
+        # the reader may wait for a free buffer: give back what it read and no one took
+        while self._thread is not None and self._thread.is_alive():
+            try:
+                item = self._ready.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if isinstance(item, memoryview) and item:
+                self._chunks.release(item)
+        if self._thread is not None:
+            self._thread.join()
+        self._chunks.close()
 
 
 def write_all(fd: int, *, flush_behind: bool = False, direct: bool = False) -> Writer:

@@ -50,9 +50,11 @@ def _fsync_dir(path: Path) -> None:
 class LocalBlobStore:
     name = "local"
 
-    def __init__(self, root: Path, *, chunk_size: int = CHUNK_SIZE) -> None:
+    def __init__(self, root: Path, *, chunk_size: int = CHUNK_SIZE, read_ahead: bool = True) -> None:
         self.root = root
         self.chunk_size = chunk_size
+        # a cold source read with O_DIRECT by a thread ahead of the hashing (`copy_hashing`; issue 21)
+        self.read_ahead = read_ahead
         self._blobs = root / "sha256"
         self._incoming = root / "incoming"
         try:
@@ -90,7 +92,9 @@ class LocalBlobStore:
         try:
             try:
                 # `write` is done with each chunk when it returns: the buffers can be reused.
-                result = copy_hashing(source, write, chunk_size=self.chunk_size, reuse_buffers=True)
+                result = copy_hashing(
+                    source, write, chunk_size=self.chunk_size, reuse_buffers=True, read_ahead=self.read_ahead
+                )
                 try:
                     if durable:
                         os.fsync(fd)

@@ -10,11 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import DatabaseError
-
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy import Engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # the newest migration in migrations/versions (tests/unit/test_migration_head.py keeps it true)
@@ -41,6 +39,9 @@ def upgrade_to_head(engine: Engine) -> None:
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, as Alembic records it; None for a database it never touched."""
+    from sqlalchemy import text  # lazy: start-up (sqlite_status reads HEAD_REVISION without SQLAlchemy)
+    from sqlalchemy.exc import DatabaseError  # lazy: as above
+
     with engine.connect() as connection:
         if not engine.dialect.has_table(connection, VERSION_TABLE):
             return None

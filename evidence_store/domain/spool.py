@@ -200,5 +200,27 @@ class SpoolLevel:
         )
 
 
+def reported_depth(
+    held_bytes: int | None,
+    high_water_bytes: int | None,
+    transfers_waiting: int | None,
+    clips_waiting: int | None,
+    reported_at: Any,
+) -> dict[str, Any] | None:
+    """A station's spool depth as it last reported it to the backend (issue 18: a filling spool is
+    visible from every host), None if it never did; `reported_at` is passed through as given."""
+    if reported_at is None:
+        return None
+    level = spool_level(int(held_bytes or 0), int(high_water_bytes or 0))
+    return {
+        "held_bytes": level.held_bytes,
+        "high_water_bytes": level.high_water_bytes,
+        "over_high_water": level.over_high_water,
+        "transfers_waiting": int(transfers_waiting or 0),
+        "clips_waiting": int(clips_waiting or 0),
+        "reported_at": reported_at,
+    }
+
+
 def spool_level(held_bytes: int, high_water_bytes: int) -> SpoolLevel:
     return SpoolLevel(max(0, held_bytes), max(0, high_water_bytes))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import os
@@ -177,3 +178,89 @@ def test_a_chunk_the_kernel_refuses_without_the_page_cache_is_written_through_it
     finally:
         os.close(fd)
     assert target.read_bytes() == bytes(backing[1:]) + b"tail bytes"
+
+
+def cold_file(path: Path, data: bytes) -> Path:
+    """`data` in a file on disk, dropped from the page cache (as a docked recorder's clip is)."""
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    return path
+
+
+def spy_direct(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each copy read its source with O_DIRECT (issue 21's read-ahead path)."""
+    from evidence_store.blobs import hashing_copy
+
+    seen: list[bool] = []
+    original = hashing_copy._Chunks._read_direct
+
+    def read_direct(self: hashing_copy._Chunks) -> None:
+        original(self)
+        seen.append(self.direct)
+
+    monkeypatch.setattr(hashing_copy._Chunks, "_read_direct", read_direct)
+    return seen
+
+
+def test_a_cold_file_read_ahead_with_o_direct_is_byte_identical(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 21: a cold source is read with O_DIRECT by a thread ahead of the hashing; every byte must
+    survive, the unaligned tail too (the kernel refuses it without the page cache: read through it),
+    and the source's descriptor gets its flags back."""
+    seen = spy_direct(monkeypatch)
+    data = payload(12 * 1024 * 1024 + 4099, seed=5)
+    source = cold_file(tmp_path / "clip.MP4", data)
+    store = LocalBlobStore(tmp_path / "store", chunk_size=1024 * 1024)
+    with source.open("rb", buffering=0) as handle:
+        flags = fcntl.fcntl(handle.fileno(), fcntl.F_GETFL)
+        stored = store.put(handle)
+        assert fcntl.fcntl(handle.fileno(), fcntl.F_GETFL) == flags
+    assert seen == [True]
+    assert stored.sha256 == hashlib.sha256(data).hexdigest()
+    assert stored.size == len(data)
+    with store.open(stored.sha256) as handle:
+        assert handle.read() == data
+
+
+def test_a_cached_or_small_file_is_read_through_the_page_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = spy_direct(monkeypatch)
+    store = LocalBlobStore(tmp_path / "store", chunk_size=1024 * 1024)
+    warm = tmp_path / "warm.MP4"
+    warm.write_bytes(payload(6 * 1024 * 1024, seed=6))
+    small = cold_file(tmp_path / "small.JPG", payload(1024 * 1024, seed=7))
+    for path in (warm, small):
+        with path.open("rb", buffering=0) as handle:
+            assert store.put(handle).sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert seen == [False, False]
+
+
+def test_a_read_error_ahead_of_the_hashing_stores_nothing_and_is_raised_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recorder pulled mid-copy: the reader thread's error reaches the caller unchanged."""
+    seen = spy_direct(monkeypatch)
+    source = cold_file(tmp_path / "clip.MP4", payload(8 * 1024 * 1024, seed=8))
+
+    class Failing(io.FileIO):
+        reads = 0
+
+        def readinto(self, buffer):  # type: ignore[no-untyped-def,override]
+            Failing.reads += 1
+            if Failing.reads == 4:
+                raise OSError(5, "Input/output error")
+            return super().readinto(buffer)
+
+    store = LocalBlobStore(tmp_path / "store", chunk_size=1024 * 1024)
+    with Failing(source, "rb") as handle, pytest.raises(OSError, match="Input/output"):
+        store.put(handle)  # type: ignore[arg-type]
+    assert seen == [True]
+    assert list(store.iter_blobs()) == []
+    assert store.stale_incoming() == []
