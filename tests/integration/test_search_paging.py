@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from sqlalchemy import insert
 
-import evidence_store.queries.search as search
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import cases, clip_links, clips, compliance_flags
 from evidence_store.domain.access import Role, User
@@ -25,6 +24,7 @@ from evidence_store.domain.model import (
     MediaType,
     RetentionPeriod,
 )
+from evidence_store.queries import search
 from evidence_store.queries.search import ClipQuery, SearchError, search_clips
 
 EPOCH = datetime(2026, 3, 1, tzinfo=UTC)
