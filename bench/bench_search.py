@@ -36,6 +36,7 @@ Usage: .venv/bin/python bench/bench_search.py [--clips 1000000] [--queries 200] 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -265,6 +266,8 @@ def measure_block(
     for i in range(n + warmup):
         for name in method.round_order(list(kinds), first + i):
             query = kinds[name](rngs[name])
+            if query.offset and KEYSET:
+                query = as_keyset(station, query, user)
             if drop is not None:
                 drop()
             started = time.perf_counter()
@@ -275,6 +278,18 @@ def measure_block(
                 times[name].append(elapsed)
                 rows[name].append(len(page.hits))
     return {"times": times, "rows": rows}
+
+
+# code that pages by cursor (ClipQuery.after, issue 21) reaches a later page the way its pages link to it
+KEYSET = "after" in ClipQuery.__dataclass_fields__
+
+
+def as_keyset(station: Station, query: ClipQuery, user: User) -> ClipQuery:
+    """The same page reached by the cursor of the page before it (looked up untimed, before the drop)."""
+    before = dataclasses.replace(query, offset=query.offset - query.limit)
+    with station.engine.connect() as connection:
+        cursor = search_clips(connection, before, user).next_after  # type: ignore[attr-defined]
+    return dataclasses.replace(query, offset=0, after=cursor)  # type: ignore[call-arg]
 
 
 def summary(values: list[float]) -> dict[str, float]:

@@ -13,6 +13,7 @@ next page). The time range selects clips whose recording STARTS in [start_from, 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -26,8 +27,10 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    column,
     exists,
     false,
+    func,
     or_,
     select,
     text,
@@ -246,7 +249,9 @@ def _named(connection: Connection, query: ClipQuery) -> list[ColumnElement[bool]
 
 def _id_list(connection: Connection, ids: list[int]) -> ColumnElement[bool]:
     """`clips.id` among some ids: one array parameter on PostgreSQL (hashed when used as a filter),
-    integers written into the statement on SQLite (no limit on the number of parameters). More than
+    one JSON array parameter read with `json_each` on SQLite (no limit on the number of parameters, and
+    nothing for SQLAlchemy to render or for SQLite to parse per id: 5,000 ids written into the statement
+    cost 15 ms of a cold search). More than
     `FLAG_LOOKUP_MAX` ids are tested as `id + 0`, which hides the primary key from the planner, so the
     query walks the start index in order instead of reading every listed row and sorting them."""
     if not ids:
@@ -254,7 +259,10 @@ def _id_list(connection: Connection, ids: list[int]) -> ColumnElement[bool]:
     tested: ColumnElement[int] = clips.c.id + 0 if len(ids) > FLAG_LOOKUP_MAX else clips.c.id
     if connection.dialect.name == "postgresql":
         return tested == any_(bindparam("flagged_ids", ids, type_=ARRAY(Integer)))
-    return tested.in_(bindparam("flagged_ids", ids, expanding=True, literal_execute=True))
+    listed = select(column("value", Integer)).select_from(
+        func.json_each(bindparam("flagged_ids", json.dumps(ids)))
+    )
+    return tested.in_(listed)
 
 
 def _flag_condition(connection: Connection, flag: str) -> tuple[ColumnElement[bool], bool]:
