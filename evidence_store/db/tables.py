@@ -135,8 +135,10 @@ clips = Table(
     Column("media_info", JSON, nullable=False),
     Column("warnings", WarningList, nullable=False),
     CheckConstraint("size >= 0", name="size_not_negative"),
-    Index("ix_clips_officer_start", "officer_id", "utc_start"),
-    Index("ix_clips_device_start", "device_id", "utc_start"),
+    # with the id, the newest-first walk of an officer's or a recorder's clips (ordered by start, then
+    # id) is an index-only scan on PostgreSQL too (SQLite's index holds the rowid anyway); 0009
+    Index("ix_clips_officer_start_id", "officer_id", "utc_start", "id"),
+    Index("ix_clips_device_start_id", "device_id", "utc_start", "id"),
     Index("ix_clips_utc_start", "utc_start"),
     Index("ix_clips_device_path", "device_id", "device_path"),
 )
