@@ -272,7 +272,8 @@ def _flag_condition(connection: Connection, flag: str) -> tuple[ColumnElement[bo
     flags) and given to the clip query as a list: the database then either looks them up by id and
     sorts them, or walks the `utc_start` index testing each row against the (hashed) list, whichever
     is cheaper. More flagged clips than that are common enough that walking the `utc_start` index and
-    probing the flags of each row finds a page after a few thousand rows."""
+    probing the flags of each row finds a page after a few thousand rows. See `_id_list` for how the
+    list is used."""
     if flag == LATE_HANDOVER:
         return clips.c.late_handover.is_(True), False
     where: list[ColumnElement[bool]] = [
@@ -281,7 +282,16 @@ def _flag_condition(connection: Connection, flag: str) -> tuple[ColumnElement[bo
     ]
     if flag != ANY_FLAG:
         where.append(compliance_flags.c.kind == flag)
-    ids = list(connection.scalars(select(compliance_flags.c.clip_id).where(*where).limit(FLAG_LIST_MAX + 1)))
+    flagged = select(compliance_flags.c.clip_id).where(*where)
+    if connection.dialect.name == "sqlite":
+        count = connection.scalar(
+            select(func.count()).select_from(flagged.limit(FLAG_LIST_MAX + 1).subquery())
+        )
+        if FLAG_LOOKUP_MAX < (count or 0) <= FLAG_LIST_MAX:
+            # the list stays in the database: SQLite reads it once per statement into a temporary
+            # index, with nothing fetched into Python and sent back (the walk as in `_id_list`)
+            return (clips.c.id + 0).in_(flagged), True
+    ids = list(connection.scalars(flagged.limit(FLAG_LIST_MAX + 1)))
     if len(ids) <= FLAG_LIST_MAX:
         return _id_list(connection, sorted(set(ids))), True
     return exists(
