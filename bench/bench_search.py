@@ -412,6 +412,15 @@ def _pg_admin(cluster: Any, statement: str) -> None:
         conn.execute(statement)
 
 
+def _pg_oid(cluster: Any, name: str) -> int:
+    import psycopg
+
+    with psycopg.connect(f"host=127.0.0.1 port={cluster.port} user=evidence dbname=postgres") as conn:
+        row = conn.execute("SELECT oid FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def _built_env(home: Path, url: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
     env.update({"EVIDENCE_HOME": str(home), "EVIDENCE_STATION_NAME": "bench"})
@@ -518,8 +527,11 @@ def run_backend(backend: str, args: argparse.Namespace, data: Path) -> dict[str,
         specs = {}
         for index, (name, code) in enumerate(variants.items()):
             env = working_copy(backend, data, cluster, f"run{index}")
-            if cluster is not None:
-                files = [str(cluster.data / "base")]  # the relation files of every database
+            if cluster is not None:  # the database's own files and the shared catalogs
+                files = [
+                    str(cluster.data / "base" / _pg_oid(cluster, f"run{index}")),
+                    str(cluster.data / "global"),
+                ]
             else:
                 database = Path(env["EVIDENCE_HOME"]) / "evidence.db"
                 files = [str(database), str(database.with_name("evidence.db-wal"))]
