@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
 from sqlalchemy import (
@@ -68,9 +68,12 @@ FLAG_LOOKUP_MAX = 1_000
 SORTS = ("start_desc", "start_asc", "id_desc", "id_asc")
 Sort = Literal["start_desc", "start_asc", "id_desc", "id_asc"]
 _HEX_PREFIX = re.compile(r"^[0-9a-f]{1,64}$")
-CURSOR_PATTERN = r"^(\d{8}T\d{6}\.\d{6})?_\d{1,18}$"
+# a cursor: the last clip's start in microseconds since 1970 (empty when unknown), "_", its id; every
+# string of this form is a valid cursor (16 digits stay within the years 1653-2286; 9 digits of id
+# within a 32-bit integer column), so the API's pattern is the whole rule
+CURSOR_PATTERN = r"^(-?\d{1,16})?_\d{1,9}$"
 _CURSOR = re.compile(CURSOR_PATTERN)
-_CURSOR_TIME = "%Y%m%dT%H%M%S.%f"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class SearchError(InputError):
@@ -85,7 +88,7 @@ class PageCursor:
     id: int
 
     def token(self) -> str:
-        start = self.start.astimezone(UTC).strftime(_CURSOR_TIME) if self.start is not None else ""
+        start = "" if self.start is None else str((self.start - _EPOCH) // timedelta(microseconds=1))
         return f"{start}_{self.id}"
 
     @classmethod
@@ -93,9 +96,7 @@ class PageCursor:
         if not _CURSOR.match(token):
             raise SearchError("a page cursor is the next_after of a page of results")
         start, _, clip_id = token.partition("_")
-        return cls(
-            datetime.strptime(start, _CURSOR_TIME).replace(tzinfo=UTC) if start else None, int(clip_id)
-        )
+        return cls(_EPOCH + timedelta(microseconds=int(start)) if start else None, int(clip_id))
 
 
 @dataclass

@@ -116,6 +116,9 @@ def test_following_next_after_gives_the_pages_offset_paging_gives(
                     assert len(everything) == 70 - (4 if user else 0)
 
 
-def test_a_cursor_that_is_not_one_is_refused(station: Station) -> None:
-    with station.connect() as connection, pytest.raises(SearchError):
-        search_clips(connection, ClipQuery(after="2026-01-01_3"), None)
+def test_a_cursor_that_is_not_one_is_refused_and_every_one_of_its_form_is_a_place(station: Station) -> None:
+    with station.connect() as connection:
+        with pytest.raises(SearchError):
+            search_clips(connection, ClipQuery(after="2026-01-01_3"), None)
+        for extreme in ("-9999999999999999_0", "9999999999999999_999999999", "_999999999"):
+            search_clips(connection, ClipQuery(after=extreme), None)
