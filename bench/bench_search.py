@@ -529,7 +529,7 @@ def run_backend(backend: str, args: argparse.Namespace, data: Path) -> dict[str,
             env = working_copy(backend, data, cluster, f"run{index}")
             if cluster is not None:  # the database's own files and the shared catalogs
                 files = [
-                    str(cluster.data / "base" / _pg_oid(cluster, f"run{index}")),
+                    str(cluster.data / "base" / str(_pg_oid(cluster, f"run{index}"))),
                     str(cluster.data / "global"),
                 ]
             else:
