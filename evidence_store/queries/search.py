@@ -284,20 +284,22 @@ def _flag_condition(connection: Connection, flag: str) -> tuple[ColumnElement[bo
     if flag != ANY_FLAG:
         where.append(compliance_flags.c.kind == flag)
     flagged = select(compliance_flags.c.clip_id).where(*where)
+    probed = exists(select(compliance_flags.c.id).where(compliance_flags.c.clip_id == clips.c.id, *where))
     if connection.dialect.name == "sqlite":
-        count = connection.scalar(
-            select(func.count()).select_from(flagged.limit(FLAG_LIST_MAX + 1).subquery())
+        count = (
+            connection.scalar(select(func.count()).select_from(flagged.limit(FLAG_LIST_MAX + 1).subquery()))
+            or 0
         )
-        if FLAG_LOOKUP_MAX < (count or 0) <= FLAG_LIST_MAX:
+        if count > FLAG_LIST_MAX:
+            return probed, False
+        if count > FLAG_LOOKUP_MAX:
             # the list stays in the database: SQLite reads it once per statement into a temporary
             # index, with nothing fetched into Python and sent back (the walk as in `_id_list`)
             return (clips.c.id + 0).in_(flagged), True
     ids = list(connection.scalars(flagged.limit(FLAG_LIST_MAX + 1)))
     if len(ids) <= FLAG_LIST_MAX:
         return _id_list(connection, sorted(set(ids))), True
-    return exists(
-        select(compliance_flags.c.id).where(compliance_flags.c.clip_id == clips.c.id, *where)
-    ), False
+    return probed, False
 
 
 @dataclass
