@@ -5,6 +5,7 @@ walk of the start index)."""
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from evidence_store.domain.model import (
 )
 from evidence_store.queries import search
 from evidence_store.queries.search import ClipQuery, SearchError, search_clips
+from tests.conftest import run_cli
 
 EPOCH = datetime(2026, 3, 1, tzinfo=UTC)
 CUSTODIAN = User(id=1, username="c", display_name="", role=Role.CUSTODIAN, unit="甲")
@@ -122,3 +124,19 @@ def test_a_cursor_that_is_not_one_is_refused_and_every_one_of_its_form_is_a_plac
             search_clips(connection, ClipQuery(after="2026-01-01_3"), None)
         for extreme in ("-9999999999999999_0", "9999999999999999_999999999", "_999999999"):
             search_clips(connection, ClipQuery(after=extreme), None)
+
+
+def test_the_command_line_pages_by_the_cursor_it_prints(
+    station: Station, station_env: dict[str, str]
+) -> None:
+    _fill(station)
+    first = run_cli(["clips", "search", "--limit", "30"], station_env)
+    assert first.code == 0, first.stderr
+    hint = first.stderr.strip().splitlines()[-1]
+    assert hint.startswith("... more: --after ")
+    after = hint.removeprefix("... more: --after ")
+    second = run_cli(["clips", "search", "--limit", "30", "--after", after, "--json"], station_env)
+    by_offset = run_cli(["clips", "search", "--limit", "30", "--offset", "30", "--json"], station_env)
+    assert second.code == by_offset.code == 0, second.stderr
+    assert json.loads(second.stdout)["items"] == json.loads(by_offset.stdout)["items"]
+    assert run_cli(["clips", "search", "--after", "yesterday"], station_env).code == 2
