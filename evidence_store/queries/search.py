@@ -1,8 +1,8 @@
 """Clip search (R11, R13 applied): one function used by the API, the pages, `evidence clips search` and
 the benchmark.
 
-Every filter is an indexed Core query: officer and device use `(officer_id, utc_start)` and
-`(device_id, utc_start)`, the time range `utc_start`, a case number or document goes through
+Every filter is an indexed Core query: officer and device use `(officer_id, utc_start, id)` and
+`(device_id, utc_start, id)`, the time range `utc_start`, a case number or document goes through
 `clip_links`, a flag through the open-flag indexes of `compliance_flags`, a sha256 prefix is a range on
 the unique `sha256` index. See `build_query` for which rows drive a query. Pages are limit/offset with
 a cap (`MAX_LIMIT` rows, offsets up to `MAX_OFFSET`), or continue after a cursor (`ClipQuery.after`, the
@@ -252,9 +252,9 @@ def _id_list(connection: Connection, ids: list[int]) -> ColumnElement[bool]:
     """`clips.id` among some ids: one array parameter on PostgreSQL (hashed when used as a filter),
     one JSON array parameter read with `json_each` on SQLite (no limit on the number of parameters, and
     nothing for SQLAlchemy to render or for SQLite to parse per id: 5,000 ids written into the statement
-    cost 15 ms of a cold search). More than
-    `FLAG_LOOKUP_MAX` ids are tested as `id + 0`, which hides the primary key from the planner, so the
-    query walks the start index in order instead of reading every listed row and sorting them."""
+    cost 15 ms of a cold search). More than `FLAG_LOOKUP_MAX` ids are tested as `id + 0`, which hides
+    the primary key from the planner, so the query walks the start index in order instead of reading
+    every listed row and sorting them."""
     if not ids:
         return false()
     tested: ColumnElement[int] = clips.c.id + 0 if len(ids) > FLAG_LOOKUP_MAX else clips.c.id
