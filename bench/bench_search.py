@@ -36,9 +36,12 @@ Usage: .venv/bin/python bench/bench_search.py [--clips 1000000] [--queries 200] 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,14 +50,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Engine, insert, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+if os.environ.get("BENCH_SEARCH_CODE"):  # a worker timing another checkout's code (--against)
+    sys.path.insert(0, os.environ["BENCH_SEARCH_CODE"])
 
 import method  # bench/method.py: the method every benchmark shares
 
-from evidence_store.bootstrap import Station, initialise
+from evidence_store.bootstrap import Station, initialise, open_station
 from evidence_store.db.tables import (
     cases,
     clip_links,
@@ -64,7 +69,6 @@ from evidence_store.db.tables import (
     documents,
     officers,
     transfers,
-    users,
 )
 from evidence_store.domain.access import Role, User
 from evidence_store.domain.model import (
@@ -94,7 +98,7 @@ EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 SPAN = timedelta(days=730)
 TARGET_MS = {("sqlite", "warm"): 100.0, ("postgresql", "warm"): 50.0}
 TARGET_COLD_MS = 100.0  # issue 21 item 5, both databases
-NAMED_KINDS = ("officer+time", "case number", "flag")
+NAMED_KINDS = ("officer+time", "case number", "flag", "officer, pages 2-10", "flag, pages 2-10")
 
 
 def batches(rows: Iterator[dict[str, Any]], size: int = BATCH) -> Iterator[list[dict[str, Any]]]:
@@ -244,42 +248,54 @@ def fill(station: Station, n_clips: int, rng: random.Random) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started}
 
 
-def measure(
+def measure_block(
     station: Station,
     user: User,
     kinds: dict[str, Callable[[random.Random], ClipQuery]],
+    first: int,
     n: int,
+    warmup: int,
     drop: Callable[[], None] | None,
-) -> dict[str, dict[str, Any]]:
-    """`n` queries of each kind after 5 warm-up ones, the kinds alternating query by query; `drop` (cold)
-    runs before each query, untimed."""
-    rngs = {name: random.Random(len(name)) for name in kinds}
+) -> dict[str, Any]:
+    """Queries `first` .. `first + n - 1` of each kind (the same instances whatever code runs them),
+    after `warmup` untimed ones, the kinds alternating query by query; `drop` (cold) runs before each
+    query, untimed."""
+    rngs = {name: random.Random(f"{name}:{first}") for name in kinds}
     times: dict[str, list[float]] = {name: [] for name in kinds}
-    rows = dict.fromkeys(kinds, 0)
-    for i in range(n + 5):
-        for name in method.round_order(list(kinds), i):
+    rows: dict[str, list[int]] = {name: [] for name in kinds}
+    for i in range(n + warmup):
+        for name in method.round_order(list(kinds), first + i):
             query = kinds[name](rngs[name])
+            if query.offset and KEYSET:
+                query = as_keyset(station, query, user)
             if drop is not None:
                 drop()
             started = time.perf_counter()
             with station.engine.connect() as connection:
                 page = search_clips(connection, query, user)
             elapsed = (time.perf_counter() - started) * 1000
-            if i >= 5:  # warm-up
+            if i >= warmup:
                 times[name].append(elapsed)
-                rows[name] += len(page.hits)
-    results = {}
-    for name, values in times.items():
-        values.sort()
-        s = method.spread(values)
-        results[name] = {
-            "p50": s.median,
-            "p95": values[max(0, int(len(values) * 0.95) - 1)],
-            "min": s.low,
-            "max": s.high,
-            "mean_rows": rows[name] / n,
-        }
-    return results
+                rows[name].append(len(page.hits))
+    return {"times": times, "rows": rows}
+
+
+# code that pages by cursor (ClipQuery.after, issue 21) reaches a later page the way its pages link to it
+KEYSET = "after" in ClipQuery.__dataclass_fields__
+
+
+def as_keyset(station: Station, query: ClipQuery, user: User) -> ClipQuery:
+    """The same page reached by the cursor of the page before it (looked up untimed, before the drop)."""
+    before = dataclasses.replace(query, offset=query.offset - query.limit)
+    with station.engine.connect() as connection:
+        cursor = search_clips(connection, before, user).next_after  # type: ignore[attr-defined]
+    return dataclasses.replace(query, offset=0, after=cursor)  # type: ignore[call-arg]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    values = sorted(values)
+    s = method.spread(values)
+    return {"p50": s.median, "p95": values[max(0, int(len(values) * 0.95) - 1)], "min": s.low, "max": s.high}
 
 
 def query_kinds(n_clips: int) -> dict[str, Callable[[random.Random], ClipQuery]]:
@@ -304,79 +320,287 @@ def query_kinds(n_clips: int) -> dict[str, Callable[[random.Random], ClipQuery]]
     def newest(rng: random.Random) -> ClipQuery:
         return ClipQuery(offset=rng.randrange(0, 20) * 50)
 
+    def officer_later(rng: random.Random) -> ClipQuery:
+        return ClipQuery(officer=f"{100000 + rng.randrange(OFFICERS)}", offset=rng.randrange(1, 10) * 50)
+
+    def flag_later(rng: random.Random) -> ClipQuery:
+        return ClipQuery(flag=rng.choice(list(FLAG_KINDS)), offset=rng.randrange(1, 10) * 50)
+
     return {
         "officer+time": officer_time,
         "case number": case_number,
         "flag": flag,
+        "officer, pages 2-10": officer_later,
+        "flag, pages 2-10": flag_later,
         "sha256 prefix": sha_prefix,
-        "newest page": newest,
+        "newest, pages 1-20": newest,
     }
 
 
-def run_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    cluster = None
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
-    env.update({"EVIDENCE_HOME": str(workdir / backend), "EVIDENCE_STATION_NAME": "bench"})
-    if backend == "postgresql":
-        from tests.fixtures.postgres import PostgresCluster, _pg_bin
+PRISTINE = "pristine"  # the built station, at the schema it was built with; runs work on copies
 
-        bin_dir = _pg_bin()
-        if bin_dir is None:
-            raise SystemExit("PostgreSQL server binaries are not installed")
-        cluster = PostgresCluster(bin_dir)
+
+def _pg_server(data_dir: Path) -> Any:
+    """A PostgreSQL server over a cluster kept under `data_dir` (made by initdb the first time, started
+    on a free port every time), as tests/fixtures/postgres.py starts one."""
+    from tests.fixtures.postgres import PostgresCluster, _pg_bin
+
+    bin_dir = _pg_bin()
+    if bin_dir is None:
+        raise SystemExit("PostgreSQL server binaries are not installed")
+    cluster = PostgresCluster(bin_dir)
+    shutil.rmtree(cluster.dir, ignore_errors=True)
+    cluster.dir = data_dir
+    cluster.data = data_dir / "data"
+    if not cluster.data.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        for up in (data_dir.parent, data_dir.parent.parent):  # the server's user must reach it
+            up.chmod(up.stat().st_mode | 0o055)
+        shutil.chown(data_dir, "postgres", "postgres") if os.geteuid() == 0 else None
         cluster.start()
-        env["EVIDENCE_DATABASE_URL"] = cluster.new_database()
+        return cluster
+    _pg_start(cluster)
+    return cluster
+
+
+def _pg_start(cluster: Any) -> None:
+    from tests.fixtures.postgres import _as_cluster_owner
+
+    options = f"-p {cluster.port} -k {cluster.dir} -c listen_addresses=127.0.0.1"
+    options += " -c fsync=off -c full_page_writes=off"
+    subprocess.run(
+        _as_cluster_owner(
+            [
+                str(cluster.bin_dir / "pg_ctl"),
+                "-D",
+                str(cluster.data),
+                "-o",
+                options,
+                "-l",
+                str(cluster.dir / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+        timeout=90,
+    )
+
+
+def _pg_stop(cluster: Any) -> None:
+    from tests.fixtures.postgres import _as_cluster_owner
+
+    subprocess.run(
+        _as_cluster_owner(
+            [str(cluster.bin_dir / "pg_ctl"), "-D", str(cluster.data), "-m", "fast", "-w", "stop"]
+        ),
+        capture_output=True,
+        timeout=90,
+        check=False,
+    )
+
+
+def _pg_admin(cluster: Any, statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(
+        f"host=127.0.0.1 port={cluster.port} user=evidence dbname=postgres", autocommit=True
+    ) as conn:
+        conn.execute(statement)
+
+
+def _pg_oid(cluster: Any, name: str) -> int:
+    import psycopg
+
+    with psycopg.connect(f"host=127.0.0.1 port={cluster.port} user=evidence dbname=postgres") as conn:
+        row = conn.execute("SELECT oid FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _built_env(home: Path, url: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
+    env.update({"EVIDENCE_HOME": str(home), "EVIDENCE_STATION_NAME": "bench"})
+    if url:
+        env["EVIDENCE_DATABASE_URL"] = url
+    return env
+
+
+def build(backend: str, args: argparse.Namespace, data: Path, cluster: Any) -> None:
+    """Build the station once into `data` (kept between runs with --data): `PRISTINE` is its home (and,
+    on PostgreSQL, its database)."""
+    marker = data / f"{PRISTINE}.json"
+    if marker.exists() and json.loads(marker.read_text())["clips"] == args.clips:
+        print(f"{backend}: reusing the station of {args.clips:,} clips built in {data}", flush=True)
+        return
+    shutil.rmtree(data / PRISTINE, ignore_errors=True)
+    url = None
+    if cluster is not None:
+        _pg_admin(cluster, f'DROP DATABASE IF EXISTS "{PRISTINE}"')
+        _pg_admin(cluster, f'CREATE DATABASE "{PRISTINE}"')
+        url = cluster.url(PRISTINE)
+    station, _ = initialise(load_settings(_built_env(data / PRISTINE, url)))
+    filled = fill(station, args.clips, random.Random(20261124))
+    station.close()
+    print(f"{backend}: loaded {args.clips:,} clips and the rest in {filled['seconds']:.0f} s", flush=True)
+    marker.write_text(json.dumps({"clips": args.clips, "seconds": filled["seconds"]}))
+
+
+def working_copy(backend: str, data: Path, cluster: Any, name: str) -> dict[str, str]:
+    """A copy of the built station named `name` (the file copied on SQLite; a database made from the
+    built one as its template on PostgreSQL), so a run that migrates or changes it leaves the build."""
+    home = data / name
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.copytree(data / PRISTINE, home)
+    url = None
+    if cluster is not None:
+        _pg_admin(cluster, f'DROP DATABASE IF EXISTS "{name}"')
+        _pg_admin(cluster, f'CREATE DATABASE "{name}" TEMPLATE "{PRISTINE}"')
+        url = cluster.url(name)
+    return _built_env(home, url)
+
+
+def _worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """One block of queries with one variant's code (this process's `evidence_store`), for the parent."""
+    settings = load_settings(spec["env"])
+    if spec.get("init"):
+        initialise(settings)[0].close()  # migrates the copy to this code's schema
+        return {}
+    station = open_station(settings)
+    cluster = None
+    if spec["cluster"]:
+        cluster = argparse.Namespace(**{k: Path(v) if k != "port" else v for k, v in spec["cluster"].items()})
+    files = [Path(f) for f in spec["files"]]
+    user = User(id=1, username="bench", display_name="", role=Role.CUSTODIAN, unit=UNITS[0])
+
+    def drop() -> None:
+        station.engine.dispose()  # a fresh connection: SQLite's page cache is the connection's
+        if cluster is not None and spec["pg_restart"]:
+            _pg_stop(cluster)  # PostgreSQL's shared_buffers are emptied only by a restart
+        for path in files:
+            method.drop_cached(path)
+        if cluster is not None and spec["pg_restart"]:
+            _pg_start(cluster)
+
+    cold = spec["cache"] == method.COLD
+    block = measure_block(
+        station,
+        user,
+        query_kinds(spec["clips"]),
+        spec["first"],
+        spec["n"],
+        0 if cold else 5,
+        drop if cold else None,
+    )
+    station.close()
+    return block
+
+
+def _run_worker(code: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    env = dict(os.environ, PYTHONPATH=str(code), BENCH_SEARCH_CODE=str(code))
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(spec)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"worker ({code}) failed:\n{out.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run_backend(backend: str, args: argparse.Namespace, data: Path) -> dict[str, Any]:  # noqa: PLR0912
+    cluster = _pg_server(data / "cluster") if backend == "postgresql" else None
     try:
-        station, _ = initialise(load_settings(env))
-        rng = random.Random(20261124)
-        filled = fill(station, args.clips, rng)
-        print(f"{backend}: loaded {args.clips:,} clips and the rest in {filled['seconds']:.0f} s", flush=True)
-        with station.engine.connect() as connection:
-            assert connection.scalar(select(users.c.id).limit(1)) is None
-        user = User(id=1, username="bench", display_name="", role=Role.CUSTODIAN, unit=UNITS[0])
-        results = {}
-        if cluster is not None:
-            files = [cluster.data / "base"]  # the relation files of every database
-        else:
-            database = Path(env["EVIDENCE_HOME"]) / "evidence.db"
-            files = [f for f in (database, database.with_name("evidence.db-wal")) if f.exists()]
-
-        def drop() -> None:
-            for path in files:
-                method.drop_cached(path)
-
+        build(backend, args, data, cluster)
+        if args.build_only:
+            return {}
+        here = Path(__file__).resolve().parent.parent
+        variants = {"this code": here}
+        if args.against:
+            variants["baseline"] = args.against.resolve()
+        specs = {}
+        for index, (name, code) in enumerate(variants.items()):
+            env = working_copy(backend, data, cluster, f"run{index}")
+            if cluster is not None:  # the database's own files and the shared catalogs
+                files = [
+                    str(cluster.data / "base" / str(_pg_oid(cluster, f"run{index}"))),
+                    str(cluster.data / "global"),
+                ]
+            else:
+                database = Path(env["EVIDENCE_HOME"]) / "evidence.db"
+                files = [str(database), str(database.with_name("evidence.db-wal"))]
+            specs[name] = {
+                "env": env,
+                "files": files,
+                "clips": args.clips,
+                "pg_restart": args.pg_restart,
+                "cluster": None
+                if cluster is None
+                else {
+                    "bin_dir": str(cluster.bin_dir),
+                    "dir": str(cluster.dir),
+                    "data": str(cluster.data),
+                    "port": cluster.port,
+                },
+            }
+            _run_worker(code, {**specs[name], "init": True})
+        restart = (
+            "the server restarted before each query" if args.pg_restart else "shared_buffers NOT emptied"
+        )
         method.header(
-            f"search, {backend}, {args.clips:,} clips ({args.queries} queries of each kind: the rounds)",
-            args.queries,
+            f"search, {backend}, {args.clips:,} clips, {args.queries} queries of each kind in {args.rounds} "
+            f"alternating rounds ({', '.join(f'{k}: {v}' for k, v in variants.items())})",
+            args.rounds,
             method.caches_of(args),
         )
+        per_round = -(-args.queries // args.rounds)
+        results: dict[str, Any] = {}
         for cache in method.caches_of(args):
-            measured = measure(
-                station, user, query_kinds(args.clips), args.queries, drop if cache == method.COLD else None
-            )
-            left = f", {method.resident_share(files[0])} after a drop" if cache == method.COLD else ""
-            print(f"\n{backend}, {cache}{left}; {args.queries} queries of each kind, alternating:")
-            method.table(
-                ["query (50 rows, newest first)", "p50 ms", "p95 ms", "min-max ms", "rows (mean)"],
-                [
-                    [
-                        name,
-                        f"{r['p50']:.1f}",
-                        f"{r['p95']:.1f}",
-                        f"{r['min']:.1f}-{r['max']:.1f}",
-                        f"{r['mean_rows']:.1f}",
-                    ]
-                    for name, r in measured.items()
-                ],
-                [False, True, True, True, True],
-            )
-            results[cache] = measured
+            times: dict[str, dict[str, list[float]]] = {v: {} for v in variants}
+            rows: dict[str, dict[str, list[int]]] = {v: {} for v in variants}
+            for round_ in range(args.rounds):
+                for name in method.round_order(list(variants), round_):
+                    spec = {**specs[name], "cache": cache, "first": round_ * per_round, "n": per_round}
+                    block = _run_worker(variants[name], spec)
+                    for kind, values in block["times"].items():
+                        times[name].setdefault(kind, []).extend(values)
+                        rows[name].setdefault(kind, []).extend(block["rows"][kind])
+            for name in variants:
+                if rows[name] != rows["this code"]:
+                    print(f"NOTE: {name} returned other row counts than this code", flush=True)
+            how = ""
+            if cache == method.COLD:
+                how = (
+                    " (SQLite: a fresh connection, the file and WAL dropped with fadvise DONTNEED;"
+                    f" PostgreSQL: {restart}, the OS cache dropped)"
+                )
+            print(f"\n{backend}, {cache}{how}; {per_round * args.rounds} queries of each kind:")
+            heads = ["query (50 rows, newest first)"]
+            for name in variants:
+                heads += [f"{name} p50 ms", f"{name} p95 ms", f"{name} min-max ms"]
+            heads.append("rows (mean)")
+            table_rows = []
+            for kind in times["this code"]:
+                cells = [kind]
+                for name in variants:
+                    r = summary(times[name][kind])
+                    cells += [f"{r['p50']:.1f}", f"{r['p95']:.1f}", f"{r['min']:.1f}-{r['max']:.1f}"]
+                found = rows["this code"][kind]
+                cells.append(f"{sum(found) / len(found):.1f}")
+                table_rows.append(cells)
+            method.table(heads, table_rows, [False] + [True] * (len(heads) - 1))
+            results[cache] = {kind: summary(values) for kind, values in times["this code"].items()}
         method.footer()
-        station.close()
         return results
     finally:
         if cluster is not None:
-            cluster.stop()
+            _pg_stop(cluster)
 
 
 def main() -> None:
@@ -387,13 +611,39 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--dir", type=Path, default=Path("/work"))
-    method.add_method_options(parser, caches=(method.COLD, method.WARM), rounds=False)
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="keep the built stations here and reuse them next time (building 1M clips takes minutes)",
+    )
+    parser.add_argument(
+        "--no-pg-restart",
+        dest="pg_restart",
+        action="store_false",
+        help="cold on PostgreSQL drops only the OS cache (by default the server is restarted before every "
+        "cold query, which empties its shared_buffers)",
+    )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        default=None,
+        help="another checkout (e.g. `git archive main | tar -x -C DIR`) timed side by side on a copy",
+    )
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--build-only", action="store_true", help="build (or find) the stations, time nothing"
+    )
+    method.add_method_options(parser, caches=(method.COLD, method.WARM))
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-search-", dir=args.dir))
+    if args.worker:
+        print(json.dumps(_worker(json.loads(args.worker))))
+        return
+    workdir = args.data or Path(tempfile.mkdtemp(prefix="bench-search-", dir=args.dir))
     targets = []
     try:
         for backend in args.backends.split(","):
-            results = run_backend(backend, args, workdir)
+            results = run_backend(backend, args, workdir / backend)
             for cache, measured in results.items():
                 goal = TARGET_COLD_MS if cache == method.COLD else TARGET_MS[(backend, cache)]
                 targets += [
@@ -403,12 +653,12 @@ def main() -> None:
                         goal,
                         higher_is_better=False,
                         unit=" ms",
-                        judged=args.queries >= 100,
+                        judged=args.queries >= 100 and args.rounds >= 5,
                     )
                     for kind in NAMED_KINDS
                 ]
     finally:
-        if not args.keep:
+        if not args.keep and args.data is None:
             shutil.rmtree(workdir, ignore_errors=True)
     print("\nTargets are judged by p95 (of at least 100 queries each):")
     method.print_targets(targets, by="p95")

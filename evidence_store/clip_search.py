@@ -29,6 +29,7 @@ def recorded_search(
                 "filters": query.filters(),
                 "sort": query.sort,
                 "offset": query.offset,
+                "after": query.after,
                 "results": [hit.id for hit in page.hits],
             },
             source=source,

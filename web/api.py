@@ -21,6 +21,7 @@ from evidence_store.domain.sampling import DrawRequest
 from evidence_store.queries.audit_browse import AuditQuery, browse
 from evidence_store.queries.cases import case_detail, case_row, list_cases
 from evidence_store.queries.dashboard import dashboard
+from evidence_store.queries.search import CURSOR_PATTERN
 from evidence_store.queries.statistics import annual_statistics
 from evidence_store.queries.supervision import get_draw, list_draws, redraw
 from evidence_store.status import describe
@@ -415,6 +416,13 @@ def api_search(
     sort: Literal["start_desc", "start_asc", "id_desc", "id_asc"] = "start_desc",
     limit: int = Query(50, ge=1, le=200),
     offset: int = Query(0, ge=0, le=10_000),
+    after: Annotated[
+        str | None,
+        Query(
+            pattern=CURSOR_PATTERN,
+            description="continue after this cursor: the next_after of the page before (keyset paging)",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     values = {
         "officer": officer,
@@ -433,6 +441,7 @@ def api_search(
         "sort": sort,
         "limit": limit,
         "offset": offset,
+        "after": after,
     }
     return run_search(ctx, clip_query(ctx, values)).as_dict()
 

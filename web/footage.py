@@ -54,6 +54,7 @@ SEARCH_FIELDS = (
     "sort",
     "limit",
     "offset",
+    "after",
 )
 
 
@@ -97,6 +98,7 @@ def clip_query(ctx: Ctx, values: Mapping[str, Any]) -> ClipQuery:
         sort=text("sort") or "start_desc",  # type: ignore[arg-type]
         limit=_int(ctx, text("limit"), "limit", 50) or 50,
         offset=_int(ctx, text("offset"), "offset", 0) or 0,
+        after=text("after"),
     )
     query.check()
     return query

@@ -245,6 +245,7 @@ def clips_group() -> None:
 )
 @click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True)
 @click.option("--offset", type=click.IntRange(0, 10_000), default=0)
+@click.option("--after", default=None, help="Continue after this cursor (what the page before printed).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def clips_search(
@@ -263,6 +264,7 @@ def clips_search(
     sort: str,
     limit: int,
     offset: int,
+    after: str | None,
     as_json: bool,
 ) -> None:
     from evidence_store.clip_search import recorded_search  # lazy: SQLAlchemy; keeps `--help` fast
@@ -285,6 +287,7 @@ def clips_search(
         sort=sort,  # type: ignore[arg-type]
         limit=limit,
         offset=offset,
+        after=after,
     )
     station = open_station_from(ctx)
     try:
@@ -308,4 +311,4 @@ def clips_search(
             f"{hit.sha256[:12]} {hit.original_name}"
         )
     if page.has_next:
-        click.echo(f"... more: --offset {offset + limit}", err=True)
+        click.echo(f"... more: --after {page.next_after}", err=True)

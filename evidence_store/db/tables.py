@@ -136,8 +136,10 @@ clips = Table(
     Column("media_info", JSON, nullable=False),
     Column("warnings", WarningList, nullable=False),
     CheckConstraint("size >= 0", name="size_not_negative"),
-    Index("ix_clips_officer_start", "officer_id", "utc_start"),
-    Index("ix_clips_device_start", "device_id", "utc_start"),
+    # with the id, the newest-first walk of an officer's or a recorder's clips (ordered by start, then
+    # id) is an index-only scan on PostgreSQL too (SQLite's index holds the rowid anyway); 0009
+    Index("ix_clips_officer_start_id", "officer_id", "utc_start", "id"),
+    Index("ix_clips_device_start_id", "device_id", "utc_start", "id"),
     Index("ix_clips_utc_start", "utc_start"),
     Index("ix_clips_device_path", "device_id", "device_path"),
 )
@@ -733,4 +735,28 @@ Index("ix_audit_events_at", audit_events.c.at)
 # (against a list of flagged ids, or the flags) reads this index alone on PostgreSQL (index-only scan,
 # no heap visits).
 Index("ix_clips_start_id", clips.c.utc_start, clips.c.id)
+# Cold search (issue 21 item 5): the per-clip probes of a search (a link to a case hidden from the user,
+# an open flag of a kind) and the clips of a case read these small covering indexes alone, never the
+# rows of the link and flag tables (migration 0012_search_indexes).
+Index(
+    "ix_clip_links_open_clip",
+    clip_links.c.clip_id,
+    clip_links.c.case_id,
+    sqlite_where=text("removed_at IS NULL"),
+    postgresql_where=text("removed_at IS NULL"),
+)
+Index(
+    "ix_clip_links_open_case",
+    clip_links.c.case_id,
+    clip_links.c.clip_id,
+    sqlite_where=text("removed_at IS NULL"),
+    postgresql_where=text("removed_at IS NULL"),
+)
+Index(
+    "ix_compliance_flags_open_clip",
+    compliance_flags.c.clip_id,
+    compliance_flags.c.kind,
+    sqlite_where=text("cleared_at IS NULL"),
+    postgresql_where=text("cleared_at IS NULL"),
+)
 # -- end of web UI and API (issue 8) ------------------------------------------------------------------

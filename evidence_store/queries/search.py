@@ -1,19 +1,22 @@
 """Clip search (R11, R13 applied): one function used by the API, the pages, `evidence clips search` and
 the benchmark.
 
-Every filter is an indexed Core query: officer and device use `(officer_id, utc_start)` and
-`(device_id, utc_start)`, the time range `utc_start`, a case number or document goes through
+Every filter is an indexed Core query: officer and device use `(officer_id, utc_start, id)` and
+`(device_id, utc_start, id)`, the time range `utc_start`, a case number or document goes through
 `clip_links`, a flag through the open-flag indexes of `compliance_flags`, a sha256 prefix is a range on
 the unique `sha256` index. See `build_query` for which rows drive a query. Pages are limit/offset with
-a cap (`MAX_LIMIT` rows, offsets up to `MAX_OFFSET`); no total is counted (one extra row says whether
-there is a next page). The time range selects clips whose recording STARTS in [start_from, start_to).
+a cap (`MAX_LIMIT` rows, offsets up to `MAX_OFFSET`), or continue after a cursor (`ClipQuery.after`, the
+`SearchPage.next_after` of the page before: keyset paging, so a later page costs what the first does
+instead of walking every row before it); no total is counted (one extra row says whether there is a
+next page). The time range selects clips whose recording STARTS in [start_from, start_to).
 """
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
 from sqlalchemy import (
@@ -24,8 +27,11 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    column,
     exists,
     false,
+    func,
+    or_,
     select,
     text,
 )
@@ -54,13 +60,43 @@ MAX_OFFSET = 10_000
 LATE_HANDOVER = "late_handover"  # a flag kept on the clip itself, not in compliance_flags
 ANY_FLAG = "any"
 FLAG_LIST_MAX = 20_000  # up to this many flagged clips, their ids drive the search
+# Up to this many flagged clips are fetched by id and sorted; more are found by walking the start index
+# in order and testing each id against the list. On a cold cache a fetch by id is a random read of the
+# clips table per flagged clip (5,000 of them: 0.3-0.5 s at 1M clips), while the walk reads the compact
+# (utc_start, id) index a page at a time and stops after a page of results.
+FLAG_LOOKUP_MAX = 1_000
 SORTS = ("start_desc", "start_asc", "id_desc", "id_asc")
 Sort = Literal["start_desc", "start_asc", "id_desc", "id_asc"]
 _HEX_PREFIX = re.compile(r"^[0-9a-f]{1,64}$")
+# a cursor: the last clip's start in microseconds since 1970 (empty when unknown), "_", its id; every
+# string of this form is a valid cursor (16 digits stay within the years 1653-2286; 9 digits of id
+# within a 32-bit integer column), so the API's pattern is the whole rule
+CURSOR_PATTERN = r"^(-?\d{1,16})?_\d{1,9}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class SearchError(InputError):
     """A search that cannot be run as asked (bad sha256 prefix, page out of range)."""
+
+
+@dataclass(frozen=True)
+class PageCursor:
+    """Where a page ended: the last clip's start (None when unknown) and id, as a URL-safe token."""
+
+    start: datetime | None
+    id: int
+
+    def token(self) -> str:
+        start = "" if self.start is None else str((self.start - _EPOCH) // timedelta(microseconds=1))
+        return f"{start}_{self.id}"
+
+    @classmethod
+    def parse(cls, token: str) -> PageCursor:
+        if not _CURSOR.match(token):
+            raise SearchError("a page cursor is the next_after of a page of results")
+        start, _, clip_id = token.partition("_")
+        return cls(_EPOCH + timedelta(microseconds=int(start)) if start else None, int(clip_id))
 
 
 @dataclass
@@ -80,7 +116,8 @@ class ClipQuery:
     note: str | None = None  # words in one of the clip's markers' notes
     sort: Sort = "start_desc"
     limit: int = 50
-    offset: int = 0
+    offset: int = 0  # rows skipped (after `after`, when it is given)
+    after: str | None = None  # a page cursor: continue after the clip it names (keyset paging)
 
     def check(self) -> None:
         if self.sha256_prefix is not None:
@@ -100,10 +137,12 @@ class ClipQuery:
             raise SearchError(f"offset must be between 0 and {MAX_OFFSET}: narrow the search instead")
         if self.sort not in SORTS:
             raise SearchError(f"sort must be one of {', '.join(SORTS)}")
+        if self.after is not None:
+            PageCursor.parse(self.after)
 
     def filters(self) -> dict[str, Any]:
         """The filters that were set (for the audit record and for links to the next page)."""
-        skip = {"sort", "limit", "offset"}
+        skip = {"sort", "limit", "offset", "after"}
         return {
             k: (v.isoformat() if isinstance(v, datetime) else str(v) if not isinstance(v, int) else v)
             for k, v in asdict(self).items()
@@ -145,6 +184,7 @@ class SearchPage:
     limit: int
     offset: int
     has_next: bool
+    next_after: str | None = None  # the cursor of the next page (`ClipQuery.after`), when there is one
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -152,6 +192,7 @@ class SearchPage:
             "limit": self.limit,
             "offset": self.offset,
             "has_next": self.has_next,
+            "next_after": self.next_after,
         }
 
 
@@ -209,12 +250,20 @@ def _named(connection: Connection, query: ClipQuery) -> list[ColumnElement[bool]
 
 def _id_list(connection: Connection, ids: list[int]) -> ColumnElement[bool]:
     """`clips.id` among some ids: one array parameter on PostgreSQL (hashed when used as a filter),
-    integers written into the statement on SQLite (no limit on the number of parameters)."""
+    one JSON array parameter read with `json_each` on SQLite (no limit on the number of parameters, and
+    nothing for SQLAlchemy to render or for SQLite to parse per id: 5,000 ids written into the statement
+    cost 15 ms of a cold search). More than `FLAG_LOOKUP_MAX` ids are tested as `id + 0`, which hides
+    the primary key from the planner, so the query walks the start index in order instead of reading
+    every listed row and sorting them."""
     if not ids:
         return false()
+    tested: ColumnElement[int] = clips.c.id + 0 if len(ids) > FLAG_LOOKUP_MAX else clips.c.id
     if connection.dialect.name == "postgresql":
-        return clips.c.id == any_(bindparam("flagged_ids", ids, type_=ARRAY(Integer)))
-    return clips.c.id.in_(bindparam("flagged_ids", ids, expanding=True, literal_execute=True))
+        return tested == any_(bindparam("flagged_ids", ids, type_=ARRAY(Integer)))
+    listed = select(column("value", Integer)).select_from(
+        func.json_each(bindparam("flagged_ids", json.dumps(ids)))
+    )
+    return tested.in_(listed)
 
 
 def _flag_condition(connection: Connection, flag: str) -> tuple[ColumnElement[bool], bool]:
@@ -224,7 +273,8 @@ def _flag_condition(connection: Connection, flag: str) -> tuple[ColumnElement[bo
     flags) and given to the clip query as a list: the database then either looks them up by id and
     sorts them, or walks the `utc_start` index testing each row against the (hashed) list, whichever
     is cheaper. More flagged clips than that are common enough that walking the `utc_start` index and
-    probing the flags of each row finds a page after a few thousand rows."""
+    probing the flags of each row finds a page after a few thousand rows. See `_id_list` for how the
+    list is used."""
     if flag == LATE_HANDOVER:
         return clips.c.late_handover.is_(True), False
     where: list[ColumnElement[bool]] = [
@@ -233,21 +283,66 @@ def _flag_condition(connection: Connection, flag: str) -> tuple[ColumnElement[bo
     ]
     if flag != ANY_FLAG:
         where.append(compliance_flags.c.kind == flag)
-    ids = list(connection.scalars(select(compliance_flags.c.clip_id).where(*where).limit(FLAG_LIST_MAX + 1)))
+    flagged = select(compliance_flags.c.clip_id).where(*where)
+    probed = exists(select(compliance_flags.c.id).where(compliance_flags.c.clip_id == clips.c.id, *where))
+    if connection.dialect.name == "sqlite":
+        count = (
+            connection.scalar(select(func.count()).select_from(flagged.limit(FLAG_LIST_MAX + 1).subquery()))
+            or 0
+        )
+        if count > FLAG_LIST_MAX:
+            return probed, False
+        if count > FLAG_LOOKUP_MAX:
+            # the list stays in the database: SQLite reads it once per statement into a temporary
+            # index, with nothing fetched into Python and sent back (the walk as in `_id_list`)
+            return (clips.c.id + 0).in_(flagged), True
+    ids = list(connection.scalars(flagged.limit(FLAG_LIST_MAX + 1)))
     if len(ids) <= FLAG_LIST_MAX:
         return _id_list(connection, sorted(set(ids))), True
-    return exists(
-        select(compliance_flags.c.id).where(compliance_flags.c.clip_id == clips.c.id, *where)
-    ), False
+    return probed, False
 
 
 @dataclass
 class _Plan:
-    statement: Select[Any]  # clip ids in order; with `limit`/`offset` unless `late_visibility`
+    statement: Select[Any]  # clip ids in order (no limit)
     late_visibility: bool  # a driven query: visibility is checked on the ordered candidates afterwards
 
 
-def build_query(connection: Connection, query: ClipQuery, user: User | None) -> _Plan | None:
+def _nulls_high(connection: Connection) -> bool:
+    """Whether the database sorts an unknown start after every known one (PostgreSQL) or before
+    (SQLite): where the clips without a start fall in a page order."""
+    return connection.dialect.name == "postgresql"
+
+
+def _after_cursor(
+    connection: Connection, sort: Sort, cursor: PageCursor
+) -> tuple[list[ColumnElement[bool]], ColumnElement[bool] | None]:
+    """The conditions for the rows after `cursor` in the order `sort` and, when rows of the other kind
+    (start known / unknown) follow them in that order, the condition for those. Each part is a range of
+    an index in the wanted order (`(utc_start, id)`, or `id`), so the database starts the walk at the
+    cursor instead of at the first row; an OR across the two kinds would defeat that."""
+    if sort in ("id_desc", "id_asc"):
+        return [clips.c.id < cursor.id if sort == "id_desc" else clips.c.id > cursor.id], None
+    descending = sort == "start_desc"
+    start, clip_id = clips.c.utc_start, clips.c.id
+    # in a descending order the high values come first: unknown starts first when they sort high
+    unknown_first = _nulls_high(connection) == descending
+    if cursor.start is None:
+        after = [start.is_(None), clip_id < cursor.id if descending else clip_id > cursor.id]
+        return after, (start.is_not(None) if unknown_first else None)
+    if descending:
+        after = [start <= cursor.start, or_(start < cursor.start, clip_id < cursor.id)]
+    else:
+        after = [start >= cursor.start, or_(start > cursor.start, clip_id > cursor.id)]
+    return after, (None if unknown_first else start.is_(None))
+
+
+def build_query(
+    connection: Connection,
+    query: ClipQuery,
+    user: User | None,
+    extra: list[ColumnElement[bool]] | None = None,
+) -> _Plan | None:
     """How to find the clip ids of a query, or None when a named officer/device/case does not exist.
 
     A case, a document or a rare flag names few clips: those drive the query (fetched by id, then
@@ -277,6 +372,7 @@ def build_query(connection: Connection, query: ClipQuery, user: User | None) -> 
         conditions.append(clips.c.transfer_id == query.transfer_id)
     if query.sha256_prefix:
         conditions.append(_sha_range(query.sha256_prefix))
+    conditions.extend(extra or [])
     if user is not None and not driven:
         conditions.append(visible_clip_clause(user))
     if fenced:
@@ -295,9 +391,7 @@ def build_query(connection: Connection, query: ClipQuery, user: User | None) -> 
         "id_asc": (id_column.asc(),),
     }[query.sort]
     ordered = cast(Select[Any], source.order_by(*order))
-    if driven and user is not None:
-        return _Plan(ordered, late_visibility=True)
-    return _Plan(ordered.limit(query.limit + 1).offset(query.offset), late_visibility=False)
+    return _Plan(ordered, late_visibility=driven and user is not None)
 
 
 def _visible_in_order(connection: Connection, plan: _Plan, user: User, wanted: int) -> list[int]:
@@ -323,21 +417,35 @@ def _visible_in_order(connection: Connection, plan: _Plan, user: User, wanted: i
     return found[:wanted]
 
 
+def _first_ids(connection: Connection, plan: _Plan, user: User | None, wanted: int) -> list[int]:
+    if plan.late_visibility and user is not None:
+        return _visible_in_order(connection, plan, user, wanted)
+    return list(connection.scalars(plan.statement.limit(wanted)))
+
+
 def search_clips(connection: Connection, query: ClipQuery, user: User | None) -> SearchPage:
     """Run a search as `user` (None: unrestricted, for the station's own command line)."""
     if connection.dialect.name == "postgresql":
         # one short query wants one core: a parallel index walk only delays the first rows
         connection.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
-    plan = build_query(connection, query, user)
+    query.check()
+    wanted = query.offset + query.limit + 1
+    following: ColumnElement[bool] | None = None
+    extra: list[ColumnElement[bool]] = []
+    if query.after is not None:
+        extra, following = _after_cursor(connection, query.sort, PageCursor.parse(query.after))
+    plan = build_query(connection, query, user, extra)
     if plan is None:
         return SearchPage([], query.limit, query.offset, False)
-    if plan.late_visibility and user is not None:
-        ids = _visible_in_order(connection, plan, user, query.offset + query.limit + 1)[query.offset :]
-    else:
-        ids = list(connection.scalars(plan.statement))
+    ids = _first_ids(connection, plan, user, wanted)
+    if len(ids) < wanted and following is not None:
+        rest = build_query(connection, replace(query, after=None), user, [following])
+        ids += _first_ids(connection, rest, user, wanted - len(ids)) if rest is not None else []
+    ids = ids[query.offset :]
     has_next = len(ids) > query.limit
-    ids = ids[: query.limit]
-    return SearchPage(describe_clips(connection, ids, user), query.limit, query.offset, has_next)
+    hits = describe_clips(connection, ids[: query.limit], user)
+    next_after = PageCursor(hits[-1].utc_start, hits[-1].id).token() if has_next and hits else None
+    return SearchPage(hits, query.limit, query.offset, has_next, next_after)
 
 
 def describe_clips(connection: Connection, ids: list[int], user: User | None) -> list[ClipHit]:

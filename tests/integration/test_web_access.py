@@ -500,6 +500,10 @@ def test_flag_and_case_searches_apply_the_confidentiality_rule_and_page_correctl
     second = u1.get("/api/clips", params={"flag": "coverage_gap", "limit": 1, "offset": 1}).json()
     assert [h["id"] for h in first["items"]] == [world.clip_d] and first["has_next"]
     assert [h["id"] for h in second["items"]] == [world.clip_a] and not second["has_next"]
+    after = {"flag": "coverage_gap", "limit": 1, "after": first["next_after"]}
+    by_cursor = u1.get("/api/clips", params=after).json()  # keyset paging: the same page
+    assert (by_cursor["items"], by_cursor["has_next"]) == (second["items"], second["has_next"])
+    assert u1.get("/api/clips", params={**after, "after": "yesterday"}).status_code == 422
     asc = u1.get("/api/clips", params={"flag": "coverage_gap", "sort": "start_asc"}).json()["items"]
     assert [h["id"] for h in asc] == [world.clip_a, world.clip_d]
     u2 = client_for(world.station)

@@ -43,12 +43,12 @@ def search_page(ctx: SearchCtx) -> Response:
 
 def _search_page(ctx: Ctx, values: dict[str, Any], page: SearchPage | None, error: str = "") -> Response:
     """The search form with its values, and the page of results or the error (400)."""
-    base = {k: v for k, v in values.items() if v and k != "offset"}
+    base = {k: v for k, v in values.items() if v and k not in ("offset", "after")}
     next_link = prev_link = ""
     if page is not None:
-        if page.has_next:
-            next_link = "/search?" + urlencode({**base, "go": 1, "offset": page.offset + page.limit})
-        if page.offset > 0:
+        if page.has_next and page.next_after:  # keyset: the next page costs what this one did
+            next_link = "/search?" + urlencode({**base, "go": 1, "after": page.next_after})
+        if page.offset > 0 and not values.get("after"):
             prev_link = "/search?" + urlencode({**base, "go": 1, "offset": max(0, page.offset - page.limit)})
     return render(
         ctx,

@@ -1,0 +1,142 @@
+"""Keyset paging of the clip search (issue 21 item 5): following `next_after` from page to page gives
+exactly the rows of offset paging, in every sort, on both databases, with clips that share a start,
+clips without a start, clips hidden from the user and flagged clips found either way (by id or by a
+walk of the start index)."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import insert
+
+from evidence_store.bootstrap import Station
+from evidence_store.db.tables import cases, clip_links, clips, compliance_flags
+from evidence_store.domain.access import Role, User
+from evidence_store.domain.model import (
+    CaseCategory,
+    ClipStatus,
+    ClockStatus,
+    Confidentiality,
+    LinkOrigin,
+    MediaType,
+    RetentionPeriod,
+)
+from evidence_store.queries import search
+from evidence_store.queries.search import ClipQuery, SearchError, search_clips
+from tests.conftest import run_cli
+
+EPOCH = datetime(2026, 3, 1, tzinfo=UTC)
+CUSTODIAN = User(id=1, username="c", display_name="", role=Role.CUSTODIAN, unit="甲")
+
+
+def _fill(station: Station) -> None:
+    rng = random.Random(21)
+    starts = [EPOCH + timedelta(minutes=rng.randrange(40)) for _ in range(70)]
+    starts[5:9] = [None] * 4  # clips whose start is unknown
+    rows = [
+        {
+            "sha256": f"{i:064x}",
+            "size": 1000,
+            "media_type": MediaType.VIDEO,
+            "original_name": f"F{i}.MP4",
+            "utc_start": start,
+            "utc_end": start + timedelta(minutes=1) if start else None,
+            "clock_status": ClockStatus.MEASURED,
+            "status": ClipStatus.READY,
+            "ingested_at": EPOCH,
+            "media_info": {},
+            "warnings": [],
+        }
+        for i, start in enumerate(starts)
+    ]
+    now = EPOCH + timedelta(days=1)
+    with station.engine.begin() as connection:
+        connection.execute(insert(clips), rows)
+        connection.execute(
+            insert(cases),
+            [
+                {
+                    "number": "乙-秘-1",
+                    "category": CaseCategory.INSPECTION,
+                    "unit": "乙",
+                    "officer_ids": [],
+                    "retention_period": RetentionPeriod.YEARS_10,
+                    "confidentiality": Confidentiality.PERSONAL_PRIVACY,
+                }
+            ],
+        )
+        link: dict[str, Any] = {"case_id": 1, "origin": LinkOrigin.MANUAL, "created_at": now}
+        connection.execute(insert(clip_links), [{**link, "clip_id": c} for c in (3, 10, 11, 40)])
+        flagged = [c for c in range(1, 71) if c % 3 == 0 or c in (6, 7)]
+        connection.execute(
+            insert(compliance_flags),
+            [
+                {"kind": "starts_late", "clip_id": c, "details": {}, "opened_at": now, "updated_at": now}
+                for c in flagged
+            ],
+        )
+
+
+def _pages(station: Station, query: ClipQuery, user: User | None, keyset: bool) -> list[list[int]]:
+    pages: list[list[int]] = []
+    after: str | None = None
+    for number in range(40):
+        where = {"offset": 0, "after": after} if keyset else {"offset": 7 * number}
+        paged = ClipQuery(**{**query.__dict__, "limit": 7, **where})
+        with station.connect() as connection:
+            page = search_clips(connection, paged, user)
+        pages.append([hit.id for hit in page.hits])
+        if not page.has_next:
+            return pages
+        after = page.next_after
+        assert after is not None
+    raise AssertionError("paging did not end")
+
+
+@pytest.mark.parametrize("lookup_max", [1_000, 0], ids=["flags-by-id", "flags-by-walk"])
+def test_following_next_after_gives_the_pages_offset_paging_gives(
+    station: Station, monkeypatch: pytest.MonkeyPatch, lookup_max: int
+) -> None:
+    monkeypatch.setattr(search, "FLAG_LOOKUP_MAX", lookup_max)
+    _fill(station)
+    for sort in search.SORTS:
+        for filters in ({}, {"flag": "starts_late"}, {"start_from": EPOCH + timedelta(minutes=10)}):
+            for user in (None, CUSTODIAN):
+                query = ClipQuery(sort=sort, **filters)  # type: ignore[arg-type]
+                by_offset = _pages(station, query, user, keyset=False)
+                by_cursor = _pages(station, query, user, keyset=True)
+                assert by_cursor == by_offset, (sort, filters, user)
+                everything = [clip for page in by_offset for clip in page]
+                assert len(everything) == len(set(everything))
+                if user is not None:
+                    assert not {3, 10, 11, 40} & set(everything)  # linked to a case hidden from them
+                if not filters:
+                    assert len(everything) == 70 - (4 if user else 0)
+
+
+def test_a_cursor_that_is_not_one_is_refused_and_every_one_of_its_form_is_a_place(station: Station) -> None:
+    with station.connect() as connection:
+        with pytest.raises(SearchError):
+            search_clips(connection, ClipQuery(after="2026-01-01_3"), None)
+        for extreme in ("-9999999999999999_0", "9999999999999999_999999999", "_999999999"):
+            search_clips(connection, ClipQuery(after=extreme), None)
+
+
+def test_the_command_line_pages_by_the_cursor_it_prints(
+    station: Station, station_env: dict[str, str]
+) -> None:
+    _fill(station)
+    first = run_cli(["clips", "search", "--limit", "30"], station_env)
+    assert first.code == 0, first.stderr
+    hint = first.stderr.strip().splitlines()[-1]
+    assert hint.startswith("... more: --after ")
+    after = hint.removeprefix("... more: --after ")
+    second = run_cli(["clips", "search", "--limit", "30", "--after", after, "--json"], station_env)
+    by_offset = run_cli(["clips", "search", "--limit", "30", "--offset", "30", "--json"], station_env)
+    assert second.code == by_offset.code == 0, second.stderr
+    assert json.loads(second.stdout)["items"] == json.loads(by_offset.stdout)["items"]
+    assert run_cli(["clips", "search", "--after", "yesterday"], station_env).code == 2
