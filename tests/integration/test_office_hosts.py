@@ -222,8 +222,9 @@ def test_two_stations_dock_at_once_and_every_clip_arrives_once(
 
 
 # A forward on a station host whose link to the backend is cut at the named point (the link is the
-# backend's end of the station's veth pair). "mid-upload": once the first 64 KiB of the forward's bytes
-# have left the host (the link limited to 4 Mbit/s so that a clip takes about a second); "carry-over":
+# backend's end of the station's veth pair). "mid-upload": once the first 16 KiB of the forward's bytes
+# have left the host (a clip is about 60 KB; the link is limited to 1 Mbit/s, so that it takes half a
+# second, and the cut lands before the first clip's upload has returned); "carry-over":
 # as the backend is sent the `spool.forwarded` event that carries the spooled journal entries.
 CUT_LINK = """
 import subprocess, sys, threading, time
@@ -234,10 +235,13 @@ from evidence_store.settings import load_settings
 from ingest.spool import forward_spool, open_backend
 
 cut, backend_namespace, link = sys.argv[1:4]
-MID_UPLOAD_BYTES = 64 * 1024
+MID_UPLOAD_BYTES = 16 * 1024
+
+seen = []  # the steps passed so far
 
 def cut_now():
     subprocess.run(["ip", "netns", "exec", backend_namespace, "ip", "link", "set", link, "down"], check=True)
+    print(f"CUT after steps {seen}", file=sys.stderr, flush=True)
 
 def sent():
     with open("/sys/class/net/eth0/statistics/tx_bytes") as counter:
@@ -249,6 +253,7 @@ def cut_mid_upload(start):
     cut_now()
 
 def step(name):
+    seen.append(name)
     if name == cut:
         cut_now()
     elif cut == "mid-upload" and name == "checked":
@@ -285,13 +290,26 @@ def test_a_station_link_cut_mid_forward_delivers_everything_once_after_restore(
     finally:
         backend.office.restore(station)
 
-    backend.office.limit(station, "4mbit")
+    backend.office.limit(station, "1mbit")
     try:
         forward = subprocess.run(
             ["ip", "netns", "exec", host.namespace, sys.executable, "-c", CUT_LINK, cut,
              backend.office.backend.namespace, host.link],
             env=backend.envs[station], cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
+        cuts = [line for line in forward.stderr.splitlines() if line.startswith("CUT after steps")]
+        assert len(cuts) == 1, forward.stderr  # the cut landed where it was meant to
+        passed = cuts[0].removeprefix("CUT after steps ")
+        synced = "['checked', 'bytes.put:0', 'bytes.put:1', 'bytes.synced'"
+        expected_steps = {
+            "checked": "['checked']",
+            "mid-upload": "['checked']",  # no clip's bytes all sent yet
+            "bytes.put:0": "['checked', 'bytes.put:0']",
+            "bytes.synced": synced + "]",
+            "carry-over": synced + "]",  # in the transaction, before it could commit
+            "committed": synced + ", 'before_commit', 'committed']",
+        }
+        assert passed == expected_steps[cut], forward.stderr
         if cut != "committed":  # before the commit a dead link must fail the forward, never pass for done
             assert forward.returncode != 0, f"the forward went on over a dead link: {forward.stderr}"
     finally:
@@ -313,10 +331,9 @@ class Worker:
         self.log = log
         self._handle = log.open("w")
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", backend.office.hosts[host].namespace, sys.executable, "-m", "entrypoints",
-             "worker", "--processes", "1", "--threads", "1"],
-            env=backend.envs[host], cwd=REPO, stdin=subprocess.DEVNULL, stdout=self._handle,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            backend.argv(host, "-m", "entrypoints", "worker", "--processes", "1", "--threads", "1"),
+            env={**backend.envs[host], "EVIDENCE_PROCESSING_QUEUE": "redis"}, cwd=REPO,
+            stdin=subprocess.DEVNULL, stdout=self._handle, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
     def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = 240) -> None:
