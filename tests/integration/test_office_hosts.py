@@ -300,7 +300,8 @@ def test_a_station_link_cut_mid_forward_delivers_everything_once_after_restore(
         cuts = [line for line in forward.stderr.splitlines() if line.startswith("CUT after steps")]
         assert len(cuts) == 1, forward.stderr  # the cut landed where it was meant to
         passed = cuts[0].removeprefix("CUT after steps ")
-        synced = "['checked', 'bytes.put:0', 'bytes.put:1', 'bytes.synced'"
+        # two clips (bytes.put:0 and 1), then the recorder's device file (bytes.put:2)
+        synced = "['checked', 'bytes.put:0', 'bytes.put:1', 'bytes.put:2', 'bytes.synced'"
         expected_steps = {
             "checked": "['checked']",
             "mid-upload": "['checked']",  # no clip's bytes all sent yet
