@@ -47,6 +47,11 @@ class Settings(BaseModel):
     s3_lock_mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE"
     # Minimum lock on every new object; the retention job extends it from its decisions (R9).
     s3_default_retention_days: int = Field(default=184, ge=1)
+    # A lost WAN link: each S3 request gives up after these (seconds without a connection / without a
+    # byte moving), tried this many times in all, so a forward fails and is retried instead of hanging
+    s3_connect_timeout_s: float = Field(default=10, gt=0)
+    s3_read_timeout_s: float = Field(default=60, gt=0)
+    s3_max_attempts: int = Field(default=5, ge=1)
     station_name: str = Field(default_factory=socket.gethostname)
     unit_name: str = ""
     timezone: str = "Asia/Shanghai"

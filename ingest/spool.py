@@ -46,6 +46,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -100,6 +101,10 @@ from evidence_store.settings import Settings
 from evidence_store.stations import report_spool_depth
 
 log = logging.getLogger(__name__)
+
+# Blobs of one transfer put into the backend store at once: one PUT is one stream to the object store,
+# and a gateway (radosgw) or a long link serves several streams faster than one (bench_forward_wan.py).
+FORWARD_PUTS_AT_ONCE = 4
 
 # the errors that say the backend cannot be reached now (and may be later): a docking then spools
 UNREACHABLE = (DatabaseUnavailableError, TransientError, StoreError)
@@ -481,22 +486,36 @@ def _read_spooled(spool: Station, spool_transfer_id: int) -> _Spooled:
     )
 
 
+def _put_one(spool: Station, backend: Station, sha256: str, size: int) -> StoredBlob:
+    with spool.blobs.open(sha256) as source:
+        blob = backend.blobs.put(source, expected_sha256=sha256, durable=False)
+    if blob.size != size:
+        raise BlobMismatchError(f"blob {sha256} arrived with {blob.size} bytes, spooled with {size}")
+    return blob
+
+
 def _put_bytes(spool: Station, backend: Station, spooled: _Spooled, step: Step) -> dict[str, StoredBlob]:
-    """Every blob of the transfer into the backend store, re-hashed there against its spooled sha256;
-    then one sync: durable before any record names them."""
-    stored: dict[str, StoredBlob] = {}
+    """Every blob of the transfer into the backend store, re-hashed there against its spooled sha256,
+    FORWARD_PUTS_AT_ONCE at a time; then one sync: durable before any record names them. The steps are
+    named in the transfer's order, each once its blob (and every one before it) is stored."""
     wanted = [(c["sha256"], c["size"]) for c in spooled.clips] + [
         (a["sha256"], a["size"]) for a in spooled.attachments
     ]
-    for index, (sha256, size) in enumerate(wanted):
-        if sha256 in stored:
-            continue
-        with spool.blobs.open(sha256) as source:
-            blob = backend.blobs.put(source, expected_sha256=sha256, durable=False)
-        if blob.size != size:
-            raise BlobMismatchError(f"blob {sha256} arrived with {blob.size} bytes, spooled with {size}")
-        stored[sha256] = blob
-        step(f"bytes.put:{index}")
+    stored: dict[str, StoredBlob] = {}
+    with ThreadPoolExecutor(max_workers=FORWARD_PUTS_AT_ONCE, thread_name_prefix="forward-put") as pool:
+        pending: dict[str, Future[StoredBlob]] = {}
+        for sha256, size in wanted:
+            if sha256 not in pending:
+                pending[sha256] = pool.submit(_put_one, spool, backend, sha256, size)
+        try:
+            for index, (sha256, _size) in enumerate(wanted):
+                if sha256 in stored:
+                    continue
+                stored[sha256] = pending[sha256].result()
+                step(f"bytes.put:{index}")
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # the puts not started yet are not started
+            raise
     backend.blobs.sync()
     step("bytes.synced")
     return stored

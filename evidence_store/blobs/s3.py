@@ -74,14 +74,19 @@ _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}
 _NO_LOCK = {"NoSuchObjectLockConfiguration", "ObjectLockConfigurationNotFoundError"}
 
 
-def s3_client_config(*, max_attempts: int = 5) -> Config:
+def s3_client_config(
+    *, max_attempts: int = 5, connect_timeout: float = 10, read_timeout: float = 60
+) -> Config:
     """The botocore config every client for this store needs.
 
     boto3 >= 1.36 sends CRC32 checksums by default, with aws-chunked bodies that older servers (Ceph
     16 among them) reject; "when_required" restores the old behaviour. Path-style addressing works
-    with any endpoint (no per-bucket DNS names needed).
+    with any endpoint (no per-bucket DNS names needed). The timeouts bound how long a request waits on a
+    dead link (botocore's defaults, 60 s each and 5 attempts, held a station's forward for minutes).
     """
     return Config(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         s3={"addressing_style": "path"},
@@ -206,7 +211,11 @@ class S3BlobStore:
                 region_name=settings.s3_region or None,
                 aws_access_key_id=settings.s3_access_key_id or None,
                 aws_secret_access_key=settings.s3_secret_access_key or None,
-                config=s3_client_config(),
+                config=s3_client_config(
+                    max_attempts=settings.s3_max_attempts,
+                    connect_timeout=settings.s3_connect_timeout_s,
+                    read_timeout=settings.s3_read_timeout_s,
+                ),
             )
         except (BotoCoreError, ValueError) as exc:
             raise ConfigurationError(

@@ -72,39 +72,6 @@ class BackendHost:
         return f"postgresql+psycopg://evidence@{self.address}:{self.cluster.port}/{name}?{CLIENT_TIMEOUTS}"
 
 
-class _NamespacedCluster(PostgresCluster):
-    """The test cluster, run inside the backend's namespace and listening on its address only."""
-
-    def __init__(self, bin_dir: Path, namespace: str, address: str) -> None:
-        super().__init__(bin_dir)
-        self.namespace = namespace
-        self.address = address
-
-    def start(self) -> None:
-        subprocess.run(
-            [
-                "runuser", "-u", "postgres", "--", str(self.bin_dir / "initdb"), "-D", str(self.data),
-                "-A", "trust", "-U", "evidence", "--no-sync", "-E", "UTF8", "--locale", "C.UTF-8",
-            ],
-            check=True, capture_output=True, timeout=120,
-        )  # fmt: skip
-        network = self.address.rsplit(".", 1)[0] + ".0/24"
-        with (self.data / "pg_hba.conf").open("a") as hba:
-            hba.write(f"host all all {network} trust\n")
-        options = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses={self.address} -c fsync=off "
-            f"-c full_page_writes=off {SERVER_TIMEOUTS}"
-        )
-        subprocess.run(
-            [
-                "ip", "netns", "exec", self.namespace, "runuser", "-u", "postgres", "--",
-                str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-o", options,
-                "-l", str(self.dir / "server.log"), "-w", "-t", "60", "start",
-            ],
-            check=True, capture_output=True, timeout=90,
-        )  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def backend_host() -> Iterator[BackendHost]:
     require(os.geteuid() == 0, "network namespaces need root")
@@ -125,7 +92,9 @@ def backend_host() -> Iterator[BackendHost]:
         _ip("netns", "exec", namespace, "ip", "link", "set", "lo", "up")
         _ip("netns", "exec", namespace, "ip", "addr", "add", f"{address}/24", "dev", "eth0")
         _ip("netns", "exec", namespace, "ip", "link", "set", "eth0", "up")
-        cluster = _NamespacedCluster(bin_dir, namespace, address)
+        cluster = PostgresCluster(
+            bin_dir, address=address, namespace=namespace, server_options=SERVER_TIMEOUTS
+        )
         try:
             cluster.start()
         except subprocess.CalledProcessError as exc:
