@@ -241,7 +241,9 @@ def test_worker_processes_imported_clips_over_redis(
     assert set(clip_statuses(station).values()) == {ClipStatus.INGESTED}
     assert linked_to(SAMPLING_DOCUMENT, queue_env) == set()  # linking waits for processing
 
-    running = worker()
+    # a delivery that finds its job under another process's live lease looks again when that lease could
+    # have run out (lease + a quarter): with the default 120 s lease the queue is empty only 150 s later
+    running = worker(EVIDENCE_WORKER_LEASE_SECONDS="10")
     names = {*GOOD, TRUNCATED}  # DeviceInfo.txt is a sidecar: an attachment, never a clip (issue 17)
     settled = {ClipStatus.READY, ClipStatus.UNPLAYABLE, ClipStatus.FAILED}
     running.wait_until(
