@@ -45,6 +45,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -137,6 +138,29 @@ def open_backend(settings: Settings, *, clock: Clock = system_clock) -> Station:
         station.close()
         raise
     return station
+
+
+def reach_backend(
+    settings: Settings,
+    *,
+    attempts: int = 3,
+    wait_s: float = 2.0,
+    open_: Callable[[Settings], Station] = open_backend,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Station:
+    """The backend for a one-shot forward, tried `attempts` times `wait_s` apart: a link that has just
+    come back can drop the first connections (the server still holds the sessions of a station that
+    vanished mid-forward), and an operator who runs `evidence spool forward` after the link is back
+    should not have to run it twice. A backend still unreachable after the last try raises as before."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return open_(settings)
+        except UNREACHABLE as exc:
+            if attempt == attempts:
+                raise
+            log.info("backend not reached (attempt %d of %d): %s; trying again", attempt, attempts, exc)
+            sleep(wait_s)
+    raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
 
 def open_for_docking(settings: Settings, *, clock: Clock = system_clock) -> DockTarget:

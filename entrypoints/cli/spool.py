@@ -79,10 +79,12 @@ def spool_forward_command(ctx: click.Context, every: float | None, as_json: bool
     _forward_every(settings, every, as_json)
 
 
-def _forward_once(settings: Any) -> dict[str, Any]:
+def _forward_once(settings: Any, *, attempts: int = 3) -> dict[str, Any]:
+    """One round; the one-shot command tries a backend that does not answer `attempts` times (a link
+    just back), the `--every` loop once per round (its next round is the retry)."""
     from entrypoints.wiring import processing_queue_for  # lazy: start-up (only a forward uses it)
     from evidence_store.bootstrap import open_spool  # lazy: SQLAlchemy; keeps `--help` fast
-    from ingest.spool import forward_spool, local_spool_status, open_backend, report_depth
+    from ingest.spool import UNREACHABLE, forward_spool, local_spool_status, reach_backend, report_depth
 
     waiting = local_spool_status(settings)
     if waiting is None or not (
@@ -90,7 +92,7 @@ def _forward_once(settings: Any) -> dict[str, Any]:
     ):
         # nothing spooled waits or is kept: neither the spool nor the backend is opened
         return {"forwarded": [], "freed": [], "running": 0, "problems": []}
-    backend = open_backend(settings)
+    backend = reach_backend(settings, attempts=attempts)
     try:
         spool = open_spool(settings)
         try:
@@ -101,7 +103,12 @@ def _forward_once(settings: Any) -> dict[str, Any]:
                 keep=timedelta(hours=settings.spool_keep_hours),
                 queue=processing_queue_for(settings),
             )
-            report_depth(spool, backend)  # after the round: what still waits or is kept
+            try:
+                report_depth(spool, backend)  # after the round: what still waits or is kept
+            except UNREACHABLE as exc:
+                # what was forwarded has landed; only the depth shown to other hosts is stale until
+                # the next round, so this is said, not a failed forward
+                logging.getLogger("ingest.spool").warning("spool depth not reported: %s", exc)
         finally:
             spool.close()
     finally:
@@ -127,7 +134,7 @@ def _forward_every(settings: Any, every: float, as_json: bool) -> None:
         signal.signal(sig, lambda _s, _f: stop.set())
     while not stop.is_set():
         try:
-            data = _forward_once(settings)
+            data = _forward_once(settings, attempts=1)
             if data["forwarded"] or data["freed"]:
                 emit(data, as_json, _print_forward)
         except UNREACHABLE as exc:
