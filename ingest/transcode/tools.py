@@ -20,7 +20,7 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -85,8 +85,15 @@ def stderr_tail(stderr: bytes, lines: int = STDERR_TAIL_LINES) -> str:
     return "\n".join(text[-lines:])
 
 
-def run_tool(argv: Sequence[str], timeout_s: float | None, *, tool: str = FFMPEG) -> str:
-    """Run `tool` with `argv` (no stdin, output captured) and return its stderr text on success.
+def run_tool(
+    argv: Sequence[str],
+    timeout_s: float | None,
+    *,
+    tool: str = FFMPEG,
+    extra_env: Mapping[str, str] | None = None,
+) -> str:
+    """Run `tool` with `argv` (no stdin, output captured) and return its stderr text on success;
+    `extra_env` is added to this process's environment for the tool.
 
     Raises `TransientError` or `PermanentError` as classified in the module docstring.
     """
@@ -94,6 +101,7 @@ def run_tool(argv: Sequence[str], timeout_s: float | None, *, tool: str = FFMPEG
     try:
         done = subprocess.run(
             command,
+            env={**os.environ, **extra_env} if extra_env else None,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
