@@ -593,3 +593,63 @@ def _sha256_bytes(data: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(data).hexdigest()
+
+
+FAILING_FFMPEG = """#!/bin/sh
+# the real ffmpeg for its version line; any render fails as on an original it cannot decode
+case "$1" in -version) exec {real} "$@";; esac
+echo "{marker}: Invalid data found when processing input" >&2
+exit 1
+"""
+
+
+def test_a_render_that_ffmpeg_fails_is_refused_clearly_and_leaves_nothing(
+    station: Station,
+    station_env: dict[str, str],
+    face_clip: FaceClip,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An original ffmpeg cannot render (R15, R3): the command exits with ffmpeg's own words and the
+    web answers 409 with them; no copy is recorded or stored, no `redaction.rendered` is audited, the
+    original is untouched and no working file is left behind."""
+    import shutil
+
+    from evidence_store.credentials import hash_password
+    from tests.integration.test_web_access import client_for, login
+
+    clip_id = _clip_id(station)
+    add_user(station, "clerk", "custodian", password_hash=hash_password(PASSWORD))
+    saved = save_spec(station, clip_id, _black_box_spec(320, 240, 3.0, BOX), actor="clerk")
+    original = clip_media(station, clip_id).sha256
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    fake = tools / "ffmpeg"
+    real = shutil.which("ffmpeg")
+    fake.write_text(FAILING_FFMPEG.format(real=real, marker="broken-original"), encoding="utf-8")
+    fake.chmod(0o755)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    failing = {**station_env, "PATH": f"{tools}:{station_env.get('PATH', '')}", "TMPDIR": str(scratch)}
+
+    refused = _editor_cli(["redact", "render", str(clip_id)], failing)
+    assert refused.code != 0 and "broken-original: Invalid data found" in refused.stderr, refused
+    assert "Traceback" not in refused.stderr
+
+    monkeypatch.setenv("PATH", failing["PATH"])
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr("tempfile.tempdir", None)  # read TMPDIR again
+    client = client_for(station)
+    headers = {"X-CSRF-Token": login(client, "clerk", PASSWORD)}
+    answered = client.post(f"/api/clips/{clip_id}/redaction/render", json={}, headers=headers)
+    assert answered.status_code == 409 and "Invalid data found" in answered.json()["error"], answered.text
+
+    with station.connect() as connection:
+        assert connection.execute(select(redaction_renders)).first() is None
+        rendered = connection.execute(
+            select(audit_events.c.action).where(audit_events.c.action == "redaction.rendered")
+        ).first()
+        assert rendered is None
+    assert saved.version == 1 and load_spec(station, clip_id, None).version == 1
+    assert _sha256_of(_blob_copy(station, original, tmp_path / "original.mp4")) == original
+    assert list(scratch.iterdir()) == []  # no unsigned or signed copy left behind
