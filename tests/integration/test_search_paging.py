@@ -140,3 +140,58 @@ def test_the_command_line_pages_by_the_cursor_it_prints(
     assert second.code == by_offset.code == 0, second.stderr
     assert json.loads(second.stdout)["items"] == json.loads(by_offset.stdout)["items"]
     assert run_cli(["clips", "search", "--after", "yesterday"], station_env).code == 2
+
+
+def _links(html: str) -> dict[str, str]:
+    """The results' clip ids and the pager's links of a /search page."""
+    import html as markup
+    import re
+
+    pager = html[html.index('<p class="pager">') :]
+    found = dict(re.findall(r'<a href="(/search\?[^"]*)"[^>]*>([^<]+)</a>', pager.split("</p>")[0]))
+    return {label: markup.unescape(href) for href, label in found.items()}
+
+
+def _ids(html: str) -> list[str]:
+    import re
+
+    return re.findall(r'class="clip-link" href="/clips/(\d+)"', html)
+
+
+def test_the_search_page_reached_by_cursor_still_links_back_page_by_page(station: Station) -> None:
+    """The custodian's /search pages by cursor (issue 21 item 5): a page reached by following "next"
+    links back to the page before it, page by page to the first, each showing what it showed going
+    forward; a trail that is not one drops the back link and nothing else."""
+    from evidence_store.credentials import hash_password
+    from tests.factories import add_user
+    from tests.integration.test_web_access import PASSWORD, client_for, login
+
+    _fill(station)
+    add_user(station, "keeper", "custodian", password_hash=hash_password(PASSWORD))
+    client = client_for(station)
+    login(client, "keeper", PASSWORD)
+    prev, next_ = "上一页", "下一页"
+    url, seen = "/search?go=1&limit=20", []
+    while True:  # forward by the "next" links, noting each page's clips
+        page = client.get(url)
+        assert page.status_code == 200, page.text
+        seen.append((url, _ids(page.text)))
+        links = _links(page.text)
+        if len(seen) > 1:
+            assert prev in links, url
+        if len(seen) > 1 and next_ in links:
+            assert "trail=" in links[next_]
+        if next_ not in links:
+            break
+        assert "after=" in links[next_]
+        url = links[next_]
+    # 70 clips, 4 of them linked to another unit's private case and hidden from this custodian
+    assert len(seen) == 4 and sum(len(ids) for _, ids in seen) == 66
+    assert len({clip for _, ids in seen for clip in ids}) == 66
+    for index in range(len(seen) - 1, 0, -1):  # back by the "previous" links to the first page
+        back = client.get(_links(client.get(seen[index][0]).text)[prev])
+        assert _ids(back.text) == seen[index - 1][1], index
+    assert prev not in _links(client.get(seen[0][0]).text)
+    broken = client.get(seen[2][0].replace("trail=", "trail=yesterday."))
+    assert broken.status_code == 200 and _ids(broken.text) == seen[2][1]
+    assert prev not in _links(broken.text) and next_ in _links(broken.text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -10,7 +11,7 @@ from fastapi.responses import Response
 
 from evidence_store.domain.annotations import MarkerOutsideClip
 from evidence_store.domain.model import ClipStatus, MediaType
-from evidence_store.queries.search import SearchPage
+from evidence_store.queries.search import CURSOR_PATTERN, SearchPage
 from web.bulk import actions_for, run_bulk
 from web.context import Ctx
 from web.deps import AnnotateCtx, ClipCtx, Id, OriginalCtx, SearchCtx, UserCtx, VerifyCtx
@@ -41,14 +42,44 @@ def search_page(ctx: SearchCtx) -> Response:
     return _search_page(ctx, values, page)
 
 
+# The cursors of the pages before this one ride along in `trail` (oldest first, "start" for the first
+# page), so a page reached by cursor still links back: a cursor names where a page ends, and nothing
+# in it leads backwards. Bounded, and any entry that is not a cursor drops the back link.
+TRAIL_FIRST = "start"
+TRAIL_MAX = 100
+CURSOR = re.compile(CURSOR_PATTERN)
+
+
+def _trail(raw: str | None) -> list[str] | None:
+    """The pages before this one, or None when the request carries no usable trail."""
+    if raw is None:
+        return None
+    entries = raw.split(".")
+    if len(entries) > TRAIL_MAX or not all(e == TRAIL_FIRST or CURSOR.match(e) for e in entries):
+        return None
+    return entries
+
+
 def _search_page(ctx: Ctx, values: dict[str, Any], page: SearchPage | None, error: str = "") -> Response:
     """The search form with its values, and the page of results or the error (400)."""
     base = {k: v for k, v in values.items() if v and k not in ("offset", "after")}
     next_link = prev_link = ""
     if page is not None:
+        after = values.get("after") or ""
+        trail = _trail(ctx.request.query_params.get("trail")) if after else []
         if page.has_next and page.next_after:  # keyset: the next page costs what this one did
-            next_link = "/search?" + urlencode({**base, "go": 1, "after": page.next_after})
-        if page.offset > 0 and not values.get("after"):
+            ahead = {**base, "go": 1, "after": page.next_after}
+            if trail is not None:
+                ahead["trail"] = ".".join([*trail, after or TRAIL_FIRST][-TRAIL_MAX:])
+            next_link = "/search?" + urlencode(ahead)
+        if after and trail:  # back along the trail: the cursor of the page before, or the first page
+            back = {**base, "go": 1}
+            if trail[-1] != TRAIL_FIRST:
+                back["after"] = trail[-1]
+            if trail[:-1]:
+                back["trail"] = ".".join(trail[:-1])
+            prev_link = "/search?" + urlencode(back)
+        elif page.offset > 0 and not after:
             prev_link = "/search?" + urlencode({**base, "go": 1, "offset": max(0, page.offset - page.limit)})
     return render(
         ctx,
