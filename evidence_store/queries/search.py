@@ -73,6 +73,13 @@ _HEX_PREFIX = re.compile(r"^[0-9a-f]{1,64}$")
 # within a 32-bit integer column), so the API's pattern is the whole rule
 CURSOR_PATTERN = r"^(-?\d{1,16})?_\d{1,9}$"
 _CURSOR = re.compile(CURSOR_PATTERN)
+
+
+def is_cursor(token: str) -> bool:
+    """Whether `token` has the form of a page cursor (`PageCursor.token`)."""
+    return _CURSOR.match(token) is not None
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -20,9 +20,11 @@ The filtergraph, at the original's resolution (no scaling anywhere):
 The render runs ffmpeg with `RENDER_ENVIRONMENT`, glibc malloc tunables that keep freed memory on the
 heap (no fresh `mmap` below 64 MiB, no trim below 256 MiB). With glibc's defaults, frame-sized buffers
 that the split/crop/overlay graph allocates and frees on every frame went back to the kernel and were
-faulted in again, zeroed, each time: measured with `perf` on a 20 s 1080p render, the kernel's share
-(page clearing and faults) fell from 8 % of the run to 2.7 %, and the render from 1.26x to 1.18x of a
-plain re-encode (which itself gains nothing from the tunables; bench/bench_redaction.py shows both).
+faulted in again, zeroed, each time. Measured by hand (two rounds, a throw-away script, not bench/)
+with `perf` on a 20 s 1080p render: the kernel's share (page clearing and faults) fell from 8 % of the
+run to 2.7 %, and the render from 1.26x to 1.18x of a plain re-encode (which itself gains nothing from
+the tunables). bench/bench_redaction.py measures the 60 s render: 1.25x with them, both plain
+variants side by side.
 
 Encoding is made reproducible: libx264 at fixed preset/crf with ONE thread (x264's multithreaded
 encoder is not bit-exact between runs), `-fflags +bitexact`/`-flags +bitexact` (no version strings or

@@ -419,3 +419,28 @@ def test_an_object_store_that_refuses_spools_and_the_forward_lands_under_object_
         station.close()
     assert spool_status(env)["empty"]
     assert_verified_and_scrubbed(env)
+
+
+def test_a_depth_report_that_fails_after_a_landed_forward_is_a_warning_not_a_failed_forward(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The backend drops between the forward's commit and the spool-depth report: what was forwarded
+    has landed, so the one-shot forward reports it (no error) and says the depth was not reported."""
+    import ingest.spool
+    from entrypoints.cli.spool import _forward_once
+    from evidence_store.errors import DatabaseUnavailableError
+
+    made = recorder(tmp_path / "rec", "ZF0000111")
+    spooled_import(env, tmp_path / "rec")
+
+    def dropped(_spool: Station, _backend: Station) -> None:
+        raise DatabaseUnavailableError("cannot reach database: server closed the connection unexpectedly")
+
+    monkeypatch.setattr(ingest.spool, "report_depth", dropped)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with caplog.at_level("WARNING", logger="ingest.spool"):
+        report = _forward_once(load_settings(env))
+    assert [f["clips"] for f in report["forwarded"]] == [CLIPS] and report["problems"] == []
+    assert "spool depth not reported" in caplog.text and "server closed the connection" in caplog.text
+    assert_delivered_once(env, made)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -11,7 +10,7 @@ from fastapi.responses import Response
 
 from evidence_store.domain.annotations import MarkerOutsideClip
 from evidence_store.domain.model import ClipStatus, MediaType
-from evidence_store.queries.search import CURSOR_PATTERN, SearchPage
+from evidence_store.queries.search import SearchPage, is_cursor
 from web.bulk import actions_for, run_bulk
 from web.context import Ctx
 from web.deps import AnnotateCtx, ClipCtx, Id, OriginalCtx, SearchCtx, UserCtx, VerifyCtx
@@ -47,7 +46,6 @@ def search_page(ctx: SearchCtx) -> Response:
 # in it leads backwards. Bounded, and any entry that is not a cursor drops the back link.
 TRAIL_FIRST = "start"
 TRAIL_MAX = 100
-CURSOR = re.compile(CURSOR_PATTERN)
 
 
 def _trail(raw: str | None) -> list[str] | None:
@@ -55,7 +53,7 @@ def _trail(raw: str | None) -> list[str] | None:
     if raw is None:
         return None
     entries = raw.split(".")
-    if len(entries) > TRAIL_MAX or not all(e == TRAIL_FIRST or CURSOR.match(e) for e in entries):
+    if len(entries) > TRAIL_MAX or not all(e == TRAIL_FIRST or is_cursor(e) for e in entries):
         return None
     return entries
 
