@@ -67,22 +67,6 @@ class FlagChanges:
         return {"flags_opened": self.opened, "flags_updated": self.updated, "flags_cleared": self.cleared}
 
 
-def linked_documents(connection: Connection, clip_ids: Iterable[int]) -> set[int]:
-    """Documents the clips are linked to now (active links)."""
-    found: set[int] = set()
-    for chunk in _chunks(clip_ids):
-        found.update(
-            connection.scalars(
-                select(clip_links.c.document_id).where(
-                    clip_links.c.clip_id.in_(chunk),
-                    clip_links.c.removed_at.is_(None),
-                    clip_links.c.document_id.is_not(None),
-                )
-            )
-        )
-    return found
-
-
 def _chunks(ids: Iterable[int], size: int = CHUNK) -> Iterator[list[int]]:
     ordered = sorted(set(ids))
     for start in range(0, len(ordered), size):
@@ -380,10 +364,9 @@ def refresh_flags(
 
 def _pages(connection: Connection, table: Table) -> Iterator[list[int]]:
     last = 0
+    page_query = select(table.c.id).where(table.c.id > bindparam("last")).order_by(table.c.id).limit(CHUNK)
     while True:
-        page = list(
-            connection.scalars(select(table.c.id).where(table.c.id > last).order_by(table.c.id).limit(CHUNK))
-        )
+        page = [row[0] for row in fetch_raw(connection, page_query, {"last": last})]
         if not page:
             return
         yield page

@@ -31,7 +31,7 @@ from sqlalchemy import Connection, and_, bindparam, func, null, or_, select
 from sqlalchemy.orm import Session
 
 from evidence_store.bootstrap import Station
-from evidence_store.cases.flags_service import linked_documents, refresh_all_flags, refresh_flags
+from evidence_store.cases.flags_service import refresh_all_flags, refresh_flags
 from evidence_store.cases.linking_transaction import lock_linking, tolerance_of
 from evidence_store.db.bulk import BulkWriter
 from evidence_store.db.columns import fetch_raw, is_sqlite, time_column, time_reader
@@ -431,15 +431,13 @@ def link_clip(station: Station, clip_id: int, tolerance: timedelta | None = None
     return changes
 
 
-def link_clip_in(
-    session: Session, station: Station, clip_id: int, tolerance: timedelta | None = None
-) -> LinkChanges:
-    tol = tolerance_of(station, tolerance)
-    connection = session.connection()
-    lock_linking(connection)
-    read_time = time_reader(connection)
-    clip = connection.execute(
-        select(
+def _link_clip_statements(connection: Connection) -> tuple[Any, Any, Any]:
+    """The three selects of `link_clip_in`, built once per dialect (parameters `clip`, `officer`,
+    `first`, `last`): building them per clip cost about as much as running them."""
+    name = connection.dialect.name
+    if name not in _LINK_CLIP_STATEMENTS:
+        clip_id: Any = bindparam("clip")
+        the_clip = select(
             clips.c.id,
             clips.c.officer_id,
             time_column(connection, clips.c.utc_start, "utc_start"),
@@ -447,13 +445,44 @@ def link_clip_in(
             func.lower(clips.c.clock_status).label("clock_status"),
             func.lower(clips.c.status).label("status"),
         ).where(clips.c.id == clip_id)
-    ).first()
+        candidates = (
+            select(
+                documents.c.id,
+                documents.c.case_id,
+                document_officers.c.officer_id,
+                time_column(connection, documents.c.start, "start"),
+                time_column(connection, documents.c.end, "end"),
+            )
+            .join(document_officers, document_officers.c.document_id == documents.c.id)
+            .where(
+                document_officers.c.officer_id == bindparam("officer"),
+                documents.c.start.is_not(None),
+                documents.c.start <= bindparam("last"),
+                func.coalesce(documents.c.end, documents.c.start) >= bindparam("first"),
+            )
+        )
+        links_of_clip = _link_rows_query().where(clip_links.c.clip_id == clip_id)
+        _LINK_CLIP_STATEMENTS[name] = (the_clip, candidates, links_of_clip)
+    return _LINK_CLIP_STATEMENTS[name]
+
+
+_LINK_CLIP_STATEMENTS: dict[str, tuple[Any, Any, Any]] = {}
+
+
+def link_clip_in(
+    session: Session, station: Station, clip_id: int, tolerance: timedelta | None = None
+) -> LinkChanges:
+    tol = tolerance_of(station, tolerance)
+    connection = session.connection()
+    lock_linking(connection)
+    read_time = time_reader(connection)
+    the_clip, candidates_of, links_of_clip = _link_clip_statements(connection)
+    clip = connection.execute(the_clip, {"clip": clip_id}).first()
     if clip is None:
         raise NotFoundError(f"no clip {clip_id}")
     writer = _LinkWriter(connection, station.clock())
     if clip.status == _DELETED:
         return writer.changes
-    before = linked_documents(connection, [clip_id])
     span = ClipSpan(
         clip.id,
         clip.officer_id,
@@ -467,33 +496,23 @@ def link_clip_in(
         candidates = [
             DocumentWindow(row.id, row.case_id, (row.officer_id,), read_time(row.start), read_time(row.end))
             for row in connection.execute(
-                select(
-                    documents.c.id,
-                    documents.c.case_id,
-                    document_officers.c.officer_id,
-                    time_column(connection, documents.c.start, "start"),
-                    time_column(connection, documents.c.end, "end"),
-                )
-                .join(document_officers, document_officers.c.document_id == documents.c.id)
-                .where(
-                    document_officers.c.officer_id == span.officer_id,
-                    documents.c.start.is_not(None),
-                    documents.c.start <= clip_end + tol,
-                    func.coalesce(documents.c.end, documents.c.start) >= span.start - tol,
-                )
+                candidates_of,
+                {"officer": span.officer_id, "last": clip_end + tol, "first": span.start - tol},
             )
         ]
         wanted = link_one_clip(span, candidates, tol)
-    existing, manual, duplicates = _split_links(
-        fetch_raw(connection, _link_rows_query().where(clip_links.c.clip_id == clip_id))
-    )
+    link_rows = fetch_raw(connection, links_of_clip, {"clip": clip_id})
+    # the documents it is linked to now (active links of any origin): their flags change with it
+    before = {row[2] for row in link_rows if row[6]}
+    existing, manual, duplicates = _split_links(link_rows)
     writer.apply(wanted, existing, manual, duplicates)
     writer.flush()
     changes = writer.changes
     refresh_flags(
         session,
         station,
-        document_ids=before | changes.documents | linked_documents(connection, [clip_id]),
+        # the documents linked afterwards are among these: links only come and go through `changes`
+        document_ids=before | changes.documents,
         clip_ids={clip_id},
         tolerance=tol,
     )
