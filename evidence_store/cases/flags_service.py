@@ -84,7 +84,7 @@ class _FlagWriter:
 
         `open_rows` are (id, kind, document_id, clip_id, case_id, details) of the scope's open flags.
         """
-        current: dict[FlagKey, dict[str, Any]] = {}
+        stored: dict[FlagKey, Any] = {}
         ids: dict[FlagKey, int] = {}
         cases: dict[FlagKey, int | None] = {}
         clears: list[tuple[Any, ...]] = []
@@ -94,9 +94,9 @@ class _FlagWriter:
                 clears.append((self.now, self.now, flag_id))
                 continue
             ids[key] = flag_id
-            current[key] = json_value(details)
+            stored[key] = details
             cases[key] = case_id
-        diff = diff_flags(current, computed)
+        diff = diff_flags(self._details_of(stored, computed), computed)
         updates = {flag.key: flag for flag in diff.update}
         if cases:
             for flag in computed:
@@ -125,6 +125,25 @@ class _FlagWriter:
         self.changes.opened += len(inserts)
         self.changes.updated += len(update_rows)
         self.changes.cleared += len(clears)
+
+    def _details_of(self, stored: dict[FlagKey, Any], computed: list[Flag]) -> dict[FlagKey, dict[str, Any]]:
+        """The stored details as values. A stored text equal to what this writer would write for the
+        computed flag is that flag's details (most flags of a relink are unchanged: this saves parsing
+        them); any other text is parsed, so a difference in formatting alone changes nothing."""
+        current: dict[FlagKey, dict[str, Any]] = {}
+        encode = self.bulk.json
+        for flag in computed:
+            key = flag.key
+            if key in stored:
+                text = stored.pop(key)
+                current[key] = (
+                    flag.details
+                    if isinstance(text, str) and text == encode(flag.details)
+                    else json_value(text)
+                )
+        for key, text in stored.items():
+            current[key] = json_value(text)
+        return current
 
 
 def _open_flags(where: ColumnElement[bool]) -> Any:

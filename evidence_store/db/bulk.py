@@ -20,6 +20,9 @@ from evidence_store.db.columns import is_sqlite
 
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # what SQLAlchemy's SQLite DATETIME stores
 WRITE_BATCH = 20_000
+# one encoder for every value: json.dumps with a non-default option builds a new encoder per call,
+# which costs more than encoding a flag's small details
+_ENCODE_JSON = json.JSONEncoder(ensure_ascii=False).encode
 
 
 class BulkWriter:
@@ -36,7 +39,7 @@ class BulkWriter:
         return moment.astimezone(UTC).strftime(_SQLITE_TIME)
 
     def json(self, value: Any) -> Any:
-        return json.dumps(value, ensure_ascii=False) if self.sqlite else value
+        return _ENCODE_JSON(value) if self.sqlite else value
 
     def insert(self, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """Insert rows (tuples in `columns` order, values from `time`/`json` where they apply)."""

@@ -472,6 +472,40 @@ def test_r5_flags_carry_their_numbers_update_and_clear(station: Station, tmp_pat
     )
 
 
+def test_a_relink_puts_back_flag_numbers_edited_in_the_database_and_ignores_formatting(
+    station: Station, tmp_path: Path
+) -> None:
+    """A relink compares stored details by value: an edited number is put back (an update), the same
+    value written with other spacing or escapes is left alone."""
+    import_json(station, tmp_path, "f.json", [case("CASE-F", [doc("F-LATE", ["f1"], 0, 60)])])
+    add_clip(station, "f-late", "f1", 20, 40)
+    relink_all(station)
+    right = open_flags(station)[("starts_late", "F-LATE")]
+    assert right["uncovered_seconds"] == 1200
+
+    def stored_details(value: str) -> None:
+        with station.engine.begin() as connection:
+            connection.execute(
+                update(compliance_flags)
+                .where(compliance_flags.c.kind == "starts_late")
+                .values(details=json.loads(value))
+            )
+            if connection.dialect.name == "sqlite":  # the text itself, as a hand edit would leave it
+                connection.exec_driver_sql(
+                    "UPDATE compliance_flags SET details = ? WHERE kind = 'starts_late'", (value,)
+                )
+
+    stored_details(json.dumps({**right, "uncovered_seconds": 1}, indent=1))
+    repaired = relink_all(station)
+    assert repaired.flag_counts["flags_updated"] == 1
+    assert open_flags(station)[("starts_late", "F-LATE")] == right
+
+    stored_details(json.dumps(right, indent=2, ensure_ascii=True, sort_keys=True))
+    again = relink_all(station)
+    assert (again.flag_counts["flags_opened"], again.flag_counts["flags_updated"]) == (0, 0)
+    assert open_flags(station)[("starts_late", "F-LATE")] == right
+
+
 def test_document_without_end_is_flagged_until_it_has_one(station: Station, tmp_path: Path) -> None:
     cases = [case("CASE-E", [doc("E-1", ["e1"], 0, None)])]
     import_json(station, tmp_path, "e.json", cases)
