@@ -53,6 +53,7 @@ from evidence_store.domain.model import ClipStatus, MediaType
 CHUNK = 2000
 FLAG_INSERT_COLUMNS = ("kind", "document_id", "clip_id", "case_id", "details", "opened_at", "updated_at")
 FlagKey = tuple[str, int | None, int | None]
+_PARSED_TEXTS = 4096  # distinct details texts kept parsed during a run
 _DELETED = ClipStatus.DELETED.value
 _OTHER = MediaType.OTHER.value
 
@@ -78,6 +79,7 @@ class _FlagWriter:
         self.bulk = BulkWriter(connection)
         self.now = self.bulk.time(now)
         self.changes = FlagChanges()
+        self._parsed: dict[str, Any] = {}  # stored details text -> its value (never changed by a caller)
 
     def apply(self, open_rows: list[tuple[Any, ...]], computed: list[Flag]) -> None:
         """Make the open flags of a scope equal to `computed`.
@@ -96,7 +98,7 @@ class _FlagWriter:
             ids[key] = flag_id
             stored[key] = details
             cases[key] = case_id
-        diff = diff_flags(self._details_of(stored, computed), computed)
+        diff = diff_flags(self._details_of(stored), computed)
         updates = {flag.key: flag for flag in diff.update}
         if cases:
             for flag in computed:
@@ -126,23 +128,22 @@ class _FlagWriter:
         self.changes.updated += len(update_rows)
         self.changes.cleared += len(clears)
 
-    def _details_of(self, stored: dict[FlagKey, Any], computed: list[Flag]) -> dict[FlagKey, dict[str, Any]]:
-        """The stored details as values. A stored text equal to what this writer would write for the
-        computed flag is that flag's details (most flags of a relink are unchanged: this saves parsing
-        them); any other text is parsed, so a difference in formatting alone changes nothing."""
+    def _details_of(self, stored: dict[FlagKey, Any]) -> dict[FlagKey, dict[str, Any]]:
+        """The stored details as values. Many flags store the same text (every unassigned clip's is
+        one sentence): each distinct text is parsed once per run, not once per flag."""
         current: dict[FlagKey, dict[str, Any]] = {}
-        encode = self.bulk.json
-        for flag in computed:
-            key = flag.key
-            if key in stored:
-                text = stored.pop(key)
-                current[key] = (
-                    flag.details
-                    if isinstance(text, str) and text == encode(flag.details)
-                    else json_value(text)
-                )
+        parsed = self._parsed
         for key, text in stored.items():
-            current[key] = json_value(text)
+            if not isinstance(text, str):
+                current[key] = text  # PostgreSQL: the driver parsed it
+                continue
+            value = parsed.get(text)
+            if value is None:
+                value = json_value(text)
+                if len(parsed) >= _PARSED_TEXTS:
+                    parsed.clear()
+                parsed[text] = value
+            current[key] = value
         return current
 
 
