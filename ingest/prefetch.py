@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 
 from ingest.names import SYSTEM_DIRS
@@ -56,7 +56,7 @@ class StartupPrefetch:
         that hangs (a FUSE daemon that stopped answering) is not waited for past `STOP_WAIT_S`: the
         pull meets the volume's state itself."""
         self._stopping.set()
-        if self._thread.is_alive() or self._thread.ident is not None:
+        if self._thread.ident is not None:  # started
             self._thread.join(STOP_WAIT_S)
         return self.bytes_read
 
@@ -67,13 +67,15 @@ class StartupPrefetch:
         except OSError:
             self.done.set()
             return
+        files = _files_in_pull_order(root_fd, b"")
         try:
-            for dirfd, path, name in _files_in_pull_order(root_fd, b""):
+            for dirfd, path, name in files:
                 if not self._read(dirfd, path, name, buffer):
                     return
         except OSError:
             return  # the pull meets the same error and records it; here it only ends the prefetch
         finally:
+            files.close()  # its sub-directories' descriptors, before the root's
             os.close(root_fd)
             self.done.set()
 
@@ -100,7 +102,7 @@ class StartupPrefetch:
         return not self._stopping.is_set() and self.bytes_read < self.budget
 
 
-def _files_in_pull_order(dirfd: int, rel: bytes) -> Iterator[tuple[int, bytes, bytes]]:
+def _files_in_pull_order(dirfd: int, rel: bytes) -> Generator[tuple[int, bytes, bytes], None, None]:
     """(directory fd, relative raw path, raw name) of the entries that are not directories, in the
     order `ingest.volume.walk_volume` yields them; links to directories and system folders skipped."""
     dirs: list[bytes] = []
