@@ -2,11 +2,11 @@
 
 Before its pull copies a byte, the import process spends most of a second importing its libraries and
 opening the station: work for one CPU while the disk the footage is on stands idle. `StartupPrefetch`
-reads the files the pull takes first, in the pull's order (`ingest.volume.walk_volume`: a directory's
-files sorted, then its sub-directories sorted), in a thread of its own during that time, so the pull
-finds them in the page cache. The pull stops it before it starts (`stop`): from then on the copy has
-the disk to itself (a cold file is read with O_DIRECT by the store's read-ahead, which a second reader
-would only slow down).
+reads the files the pull takes first (not through FUSE: see `start`), in the pull's order
+(`ingest.volume.walk_volume`: a directory's files sorted, then its sub-directories sorted), in a
+thread of its own during that time, so the pull finds them in the page cache. The pull stops it
+before it starts (`stop`): from then on the copy has the disk to itself (a cold file is read with
+O_DIRECT by the store's read-ahead, which a second reader would only slow down).
 
 It only reads, and what it reads decides nothing: the pull lists, opens, checks and copies every file
 as it would without it. The same safety as the walk's: directories and files are opened relative to
@@ -14,7 +14,8 @@ their directory's descriptor with O_NOFOLLOW, a link is not followed, only regul
 (O_NONBLOCK: a FIFO does not block), and any error ends the prefetch quietly. At most `budget` bytes
 are read, so a large folder does not fill the page cache before the pull starts.
 
-Standard library only: it runs before the command imports anything heavy.
+Light (the standard library and `ingest.mount`'s mount table, which the pull imports anyway): it runs
+before the command imports anything heavy.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ import threading
 from collections.abc import Generator
 from pathlib import Path
 
+from ingest.mount import MountEntry, mount_of
 from ingest.names import SYSTEM_DIRS
 
 CHUNK = 4 * 1024 * 1024
 # ~0.7-1.3 s of start-up at the ~1 GB/s a station's disk reads: more than that is not read in time
 DEFAULT_BUDGET = 1024 * 1024 * 1024
 STOP_WAIT_S = 10.0
+FUSE_TYPES = {"fuse", "fuseblk"}  # as mountinfo names them: "fuse.exfat-fuse", "fuseblk", ...
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
@@ -47,7 +50,18 @@ class StartupPrefetch:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="import-prefetch", daemon=True)
 
-    def start(self) -> StartupPrefetch:
+    def start(self, mounts: list[MountEntry] | None = None) -> StartupPrefetch:
+        """Start reading, unless the volume is read through FUSE (`mounts`: the mount table, for
+        tests): a FUSE file's cached pages are dropped when it is opened again (unless its daemon
+        says to keep them), so the pull would read those bytes a second time; measured, an exFAT
+        import through exfat-fuse took longer with the prefetch (bench/RESULTS.md)."""
+        try:
+            mount = mount_of(self.root, mounts)
+        except OSError:
+            mount = None
+        if mount is not None and mount.fs_type.split(".")[0] in FUSE_TYPES:
+            self.done.set()
+            return self
         self._thread.start()
         return self
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from evidence_store.domain.model import TransferOutcome
+from ingest.mount import parse_mountinfo
 from ingest.prefetch import StartupPrefetch
 from ingest.pull_report import TransferSummary
 from ingest.volume import walk_volume
@@ -74,3 +75,20 @@ def test_a_missing_or_unreadable_root_ends_it_quietly(tmp_path: Path) -> None:
     prefetch = StartupPrefetch(tmp_path / "gone").start()
     assert prefetch.done.wait(30)
     assert prefetch.stop() == 0
+
+
+def test_a_volume_read_through_fuse_is_not_prefetched(tmp_path: Path) -> None:
+    root = tmp_path / "volume"
+    volume_with_traps(root, tmp_path / "outside")
+    fuse = parse_mountinfo(
+        f"22 1 0:50 / {tmp_path} ro,nosuid,nodev,noexec - fuse.exfat-fuse /dev/loop0 ro,user_id=0\n"
+    )
+    plain = parse_mountinfo(f"22 1 0:50 / {tmp_path} rw,relatime - ext4 /dev/vda rw\n")
+
+    skipped = StartupPrefetch(root).start(fuse)
+    assert skipped.done.is_set()
+    assert skipped.stop() == 0
+
+    read = StartupPrefetch(root).start(plain)
+    assert read.done.wait(30)
+    assert read.stop() > 0
