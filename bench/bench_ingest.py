@@ -124,6 +124,7 @@ OPENSSL = "openssl dgst"
 TWO_PASS_FAST = "cp -r; sync; openssl"
 INGEST = "ingest"
 IMPORT = "evidence import"
+IMPORT_AGAINST = "evidence import (against)"
 DOCK = "dock"
 
 
@@ -476,15 +477,52 @@ def init_home(home: Path) -> Path:
     return home
 
 
-def v_import_process(root: Path, _scratch: Path, home: Path) -> dict[str, str]:
+def child_env(tree: Path, home: Path) -> dict[str, str]:
+    """The environment of an `evidence` process of `tree`: as installed, with its bytecode compiled
+    (`BYTECODE` below), so neither tree pays for compiling its sources on every start."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(STATION_ENV)
-    env.update({"EVIDENCE_HOME": str(home), "PYTHONPATH": str(REPO)})
+    env.update({"EVIDENCE_HOME": str(home), "PYTHONPATH": str(tree), "PYTHONPYCACHEPREFIX": str(BYTECODE[0])})
+    return env
+
+
+# where the children's bytecode is kept (set in `_bench`: a folder of the work dir); an installed
+# station has its .pyc files (pip compiles them), a checkout run with PYTHONDONTWRITEBYTECODE=1 has none
+BYTECODE: list[Path] = []
+
+
+def init_home_of(tree: Path) -> Callable[[Path], Path]:
+    """A fresh station made by `tree`'s own `evidence init` (another checkout may have another schema)."""
+
+    def prepare(scratch: Path) -> Path:
+        home = scratch / "home"
+        subprocess.run(
+            [sys.executable, "-m", "entrypoints", "init"],
+            env=child_env(tree, home),
+            cwd=tree,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            check=True,
+        )
+        return home
+
+    return prepare
+
+
+def import_process_of(tree: Path) -> Callable[[Path, Path, Path], dict[str, str]]:
+    def run(root: Path, scratch: Path, home: Path) -> dict[str, str]:
+        return v_import_process(root, scratch, home, tree)
+
+    return run
+
+
+def v_import_process(root: Path, _scratch: Path, home: Path, tree: Path = REPO) -> dict[str, str]:
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as output:
         done = subprocess.run(
             [sys.executable, "-m", "entrypoints", "import", str(root), "--json"],
-            env=env,
-            cwd=REPO,
+            env=child_env(tree, home),
+            cwd=tree,
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.DEVNULL,
@@ -493,7 +531,7 @@ def v_import_process(root: Path, _scratch: Path, home: Path) -> dict[str, str]:
         output.seek(0)
         text = output.read()
     if done.returncode != 0:
-        raise SystemExit(f"evidence import exited {done.returncode}: {text[-400:]}")
+        raise SystemExit(f"evidence import ({tree}) exited {done.returncode}: {text[-400:]}")
     summary = json.loads(text)
     if str(summary["outcome"]).lower() != "complete" or summary["files_failed"]:
         raise SystemExit(f"evidence import ended {summary['outcome']}: {summary['problems']}")
@@ -510,6 +548,11 @@ PART1_VARIANTS: dict[str, Variant] = {
     INGEST: Variant(lambda scratch: new_station(scratch / "home"), v_ingest, lambda station: station.close()),
     IMPORT: Variant(lambda scratch: init_home(scratch / "home"), v_import_process),
 }
+
+
+def import_against(tree: Path) -> None:
+    """`--against DIR`: the whole `evidence import` of another checkout (e.g. main) in the same rounds."""
+    PART1_VARIANTS[IMPORT_AGAINST] = Variant(init_home_of(tree), import_process_of(tree))
 
 
 class Source(NamedTuple):
@@ -795,7 +838,7 @@ def print_part1(
         run = method.median_run(runs[name])
         rows.append(
             [
-                f"**{name}**" if name in {INGEST, IMPORT} else name,
+                f"**{name}**" if name in {INGEST, IMPORT, IMPORT_AGAINST} else name,
                 *s.cells(),
                 f"{size / s.median / 1e6:.0f}",
                 f"{median[HASH_ONLY] / s.median:.2f}x",
@@ -910,6 +953,19 @@ def main() -> int:
     parser.add_argument(
         "--random-clips", action="store_true", help="clips of random bytes only, not MP4 (see the notes)"
     )
+    parser.add_argument(
+        "--sources",
+        choices=["both", "fuse", "plain"],
+        default="both",
+        help="part 1: the exFAT image through FUSE, the plain folder, or both (both)",
+    )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        default=None,
+        help="part 1: another checkout (e.g. `git archive main`); its whole `evidence import` runs "
+        "in the same rounds as a variant of its own",
+    )
     method.add_method_options(parser, caches=(method.COLD, method.WARM))
     parser.add_argument("--child-ingest", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-home", type=Path, help=argparse.SUPPRESS)
@@ -969,6 +1025,19 @@ def _bench(args: argparse.Namespace, work: Path, recorders: list[Recorder]) -> i
         f"store pipeline: chunk {hashing_copy.CHUNK_SIZE // MIB} MiB, queue depth {hashing_copy.QUEUE_DEPTH}"
     )
     args.template = None if args.random_clips else mp4_template()
+    BYTECODE.append(work / "bytecode")
+    trees = [REPO] + ([args.against.resolve()] if args.against else [])
+    if args.against:
+        import_against(args.against.resolve())
+    for i, tree in enumerate(trees):  # one import of an empty folder writes the bytecode it needs
+        warm_up = work / f"warm-up-{i}"
+        (warm_up / "empty").mkdir(parents=True)
+        v_import_process(warm_up / "empty", warm_up, init_home_of(tree)(warm_up), tree)
+        rmtree(warm_up)
+    print(
+        f"`evidence import` processes: {', '.join(map(str, trees))}; their bytecode written once before "
+        "timing (PYTHONPYCACHEPREFIX in the work dir), as an installed station has it"
+    )
     content = (
         "a real 2 s MP4 (moov at the end) with its mdat padded with random bytes"
         if args.template is not None
@@ -1012,7 +1081,16 @@ def _part1(args: argparse.Namespace, work: Path, recorders: list[Recorder]) -> l
         "(read-only)"
     )
     mount_dir = part / "mnt"
-    sources = [fuse_source(rec, mount_dir), folder_source(rec)]
+    chosen = [
+        (where, source)
+        for key, where, source in (
+            ("fuse", "exFAT via FUSE", fuse_source(rec, mount_dir)),
+            ("plain", "plain folder", folder_source(rec)),
+        )
+        if args.sources in {"both", key}
+    ]
+    sources = [source for _where, source in chosen]
+    wheres = {source.name: where for where, source in chosen}
     judged = method.judged(args)
     targets: list[method.Target] = []
     for cache in method.caches_of(args):
@@ -1026,9 +1104,17 @@ def _part1(args: argparse.Namespace, work: Path, recorders: list[Recorder]) -> l
             residency: set[str] = set()
             runs = time_part1(source, rec, part, args, cache, residency)
             medians[source.name] = print_part1(source, runs, size, args, _state(cache, residency))
-        fuse, plain = (medians[s.name] for s in sources)
-        print_fuse_cost(fuse, plain, size, cache)
-        for where, median in (("exFAT via FUSE", fuse), ("plain folder", plain)):
+        if len(sources) == 2:
+            print_fuse_cost(*(medians[s.name] for s in sources), size, cache)
+        for name, median in medians.items():
+            where = wheres[name]
+            if IMPORT_AGAINST in median:
+                this, against, two_pass = median[IMPORT], median[IMPORT_AGAINST], median[TWO_PASS_FAST]
+                print(
+                    f"\nwhole `evidence import` ({where}, {cache}): this checkout {this:.3f} s, "
+                    f"against {against:.3f} s (medians): {against / this:.2f}x; vs cp -r; sync; "
+                    f"openssl: {two_pass / this:.2f}x (against: {two_pass / against:.2f}x)"
+                )
             targets += [
                 method.Target(
                     f"ingest >= {TARGET_VS_HASH}x hashlib alone ({where}, {cache})",

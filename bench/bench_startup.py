@@ -14,6 +14,9 @@ Variants:
 * ``status``              `python -m entrypoints status --json` on a fresh SQLite station
 * ``stations list``       `python -m entrypoints stations list --json` on the same station (a light
   command too; both read SQLite with the standard library's sqlite3 since issue 21)
+* ``import empty folder``  `python -m entrypoints import EMPTY --json` on the same station: what an
+  `evidence import` pays before and after its copy (imports, opening the station, the transfer's
+  record and its audit events), which issue 21's whole-import target includes (no target of its own)
 * with ``--against DIR`` (another checkout, e.g. a `git worktree` of an older commit): the same two
   commands there (`-m evidence_store` where that tree has no `entrypoints`)
 
@@ -65,6 +68,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
         env["EVIDENCE_PROCESSING_QUEUE"] = "none"
+        empty = Path(tmp) / "empty-volume"
+        empty.mkdir()
         trees = [("this checkout", REPO)] + ([("against", args.against.resolve())] if args.against else [])
         variants: dict[str, tuple[list[str], dict[str, str], Path]] = {
             "python -c pass": ([sys.executable, "-c", "pass"], env, REPO)
@@ -90,7 +95,14 @@ def main() -> int:
                 tree_env,
                 tree,
             )
-            if module == "entrypoints":  # older trees have no `stations` command
+            if module == "entrypoints":
+                # the whole `evidence import` process with nothing to copy (issue 21)
+                variants[f"import empty folder ({label})"] = (
+                    [sys.executable, "-m", module, "import", str(empty), "--json"],
+                    tree_env,
+                    tree,
+                )
+                # older trees have no `stations` command
                 variants[f"stations list ({label})"] = (
                     [sys.executable, "-m", module, "stations", "list", "--json"],
                     tree_env,

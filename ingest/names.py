@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# folders an operating system makes on a removable volume: not the recorder's, never walked
+SYSTEM_DIRS = {b"System Volume Information", b"$RECYCLE.BIN", b".Trashes", b".Spotlight-V100", b".fseventsd"}
+
 
 def display_name(raw: bytes) -> tuple[str, bool]:
     """A readable name for raw file-name bytes, and whether it is the exact UTF-8 text.

@@ -22,11 +22,10 @@ from ingest.devices.profiles import (
     parse_device_info,
     read_clock_value,
 )
-from ingest.names import display_name
+from ingest.names import SYSTEM_DIRS, display_name
 from ingest.pull_report import FileResult, PullRequest, TransferSummary
 
 # Folders operating systems create on removable volumes; not recorder content.
-SYSTEM_DIRS = {b"System Volume Information", b"$RECYCLE.BIN", b".Trashes", b".Spotlight-V100", b".fseventsd"}
 # errno values that mean the volume itself is gone (recorder unplugged, FUSE daemon dead).
 VOLUME_GONE = {errno.ENODEV, errno.ENXIO, errno.ENOTCONN, errno.ESHUTDOWN, errno.ENOMEDIUM}
 INFO_FILE_LIMIT = 64 * 1024

@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import click
 
@@ -21,6 +21,9 @@ from entrypoints.cli.support import (
 )
 from entrypoints.wiring import processing_queue_for
 from evidence_store.ports import NoProcessingQueue
+
+if TYPE_CHECKING:
+    from ingest.prefetch import StartupPrefetch
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -70,6 +73,27 @@ def import_command(
     verify_reread: bool,
     as_json: bool,
 ) -> None:
+    # the disk is idle while the command imports its libraries and opens the station: the files the
+    # pull copies first are read into the page cache meanwhile (standard library only; issue 21)
+    from ingest.prefetch import StartupPrefetch  # lazy: `--help` and the other commands need no walk
+
+    prefetch = StartupPrefetch(path).start()
+    try:
+        _import(ctx, path, device_serial, officer, profile_name, verify_reread, as_json, prefetch)
+    finally:
+        prefetch.stop()
+
+
+def _import(
+    ctx: click.Context,
+    path: Path,
+    device_serial: str | None,
+    officer: str | None,
+    profile_name: str | None,
+    verify_reread: bool,
+    as_json: bool,
+    prefetch: StartupPrefetch,
+) -> None:
     # lazy: SQLAlchemy, PyAV and rich; keeps `--help` fast
     from entrypoints.cli.progress import Bars
     from entrypoints.cli.progress import wanted as progress_wanted
@@ -103,6 +127,7 @@ def import_command(
         progress=(lambda state: bars.update(path.name or str(path), state)) if bars is not None else None,
     )
     queue = None if target.spooled else processing_queue_for(station.settings)
+    prefetch.stop()  # from here the copy has the disk to itself
     try:
         summary = pull(station, request, queue)
     finally:
