@@ -51,7 +51,16 @@ from evidence_store.domain.compliance import (
 from evidence_store.domain.model import ClipStatus, MediaType
 
 CHUNK = 2000
-FLAG_INSERT_COLUMNS = ("kind", "document_id", "clip_id", "case_id", "details", "opened_at", "updated_at")
+FLAG_INSERT_COLUMNS = (
+    "kind",
+    "document_id",
+    "clip_id",
+    "case_id",
+    "details",
+    "opened_at",
+    "updated_at",
+    "clip_start",
+)
 FlagKey = tuple[str, int | None, int | None]
 _DELETED = ClipStatus.DELETED.value
 _OTHER = MediaType.OTHER.value
@@ -95,11 +104,19 @@ class _FlagWriter:
         self.now = self.bulk.time(now)
         self.changes = FlagChanges()
 
-    def apply(self, open_rows: list[tuple[Any, ...]], computed: list[Flag]) -> None:
+    def apply(
+        self,
+        open_rows: list[tuple[Any, ...]],
+        computed: list[Flag],
+        clip_starts: dict[int, Any] | None = None,
+    ) -> None:
         """Make the open flags of a scope equal to `computed`.
 
-        `open_rows` are (id, kind, document_id, clip_id, case_id, details) of the scope's open flags.
+        `open_rows` are (id, kind, document_id, clip_id, case_id, details) of the scope's open flags;
+        `clip_starts` the flagged clips' starts as stored (`compliance_flags.clip_start`, for the search;
+        given here, the database's trigger has nothing to look up: see evidence_store/db/triggers.py).
         """
+        starts = clip_starts or {}
         current: dict[FlagKey, dict[str, Any]] = {}
         ids: dict[FlagKey, int] = {}
         cases: dict[FlagKey, int | None] = {}
@@ -128,6 +145,7 @@ class _FlagWriter:
                 self.bulk.json(flag.details),
                 self.now,
                 self.now,
+                starts.get(flag.clip_id) if flag.clip_id is not None else None,
             )
             for flag in diff.open
         ]
@@ -328,6 +346,7 @@ def _refresh_clips(connection: Connection, queries: _Queries, chunk: list[int], 
     flagged = {row[3] for row in open_rows}
     computed: list[Flag] = []
     no_cases: tuple[int, ...] = ()
+    starts: dict[int, Any] = {}
     for clip_id, media_type, status, late_handover, start, end, handed_over_at in rows:
         if clip_id not in wanted or status == _DELETED:
             continue  # what is left of a deleted clip is its tombstone; its flags clear
@@ -337,6 +356,7 @@ def _refresh_clips(connection: Connection, queries: _Queries, chunk: list[int], 
             # `clip_flags` flags a late handover (R1) and footage of no case; a clip linked to a case
             # and handed over in time has none, and none open to clear (see the test that checks this)
             continue
+        starts[clip_id] = start  # as stored (text on SQLite): copied as is into the flag's clip_start
         computed.extend(
             clip_flags(
                 ClipFacts(
@@ -350,7 +370,7 @@ def _refresh_clips(connection: Connection, queries: _Queries, chunk: list[int], 
                 )
             )
         )
-    writer.apply(open_rows, computed)
+    writer.apply(open_rows, computed, starts)
 
 
 def refresh_flags(

@@ -1,8 +1,9 @@
 """cold search: the open flags of a kind in their clips' order (issue 21 item 5)
 
 `compliance_flags.clip_start` holds the start of the flag's clip (`clips.utc_start`), filled here for
-the flags there are and from then on by triggers (the database copies it on every insert of a flag, and
-if a flag's clip or a clip's start ever changes; evidence_store/db/triggers.py has the same statements).
+the flags there are and from then on by triggers (the flag refresh writes it with the flag; the
+database copies it on any other insert of a flag that names a clip without it, and if a flag's clip or
+a clip's start ever changes; evidence_store/db/triggers.py has the same statements).
 The partial index `ix_compliance_flags_open_kind_start` (kind, clip_start, clip_id) of the open flags
 of clips then gives a flag search its page from one short index range, in the search's order, where it
 walked the start index of every clip and probed each clip's flags (a random read per clip when cold).
@@ -34,7 +35,7 @@ depends_on = None
 
 SQLITE_TRIGGERS = (
     """CREATE TRIGGER tr_compliance_flags_clip_start AFTER INSERT ON compliance_flags
-FOR EACH ROW WHEN NEW.clip_id IS NOT NULL
+FOR EACH ROW WHEN NEW.clip_id IS NOT NULL AND NEW.clip_start IS NULL
 BEGIN
     UPDATE compliance_flags SET clip_start = (SELECT utc_start FROM clips WHERE clips.id = NEW.clip_id)
     WHERE id = NEW.id;
@@ -57,7 +58,10 @@ BEGIN
     NEW.clip_start := (SELECT utc_start FROM clips WHERE clips.id = NEW.clip_id);
     RETURN NEW;
 END $$""",
-    """CREATE TRIGGER tr_compliance_flags_clip_start BEFORE INSERT OR UPDATE OF clip_id ON compliance_flags
+    """CREATE TRIGGER tr_compliance_flags_clip_start BEFORE INSERT ON compliance_flags
+FOR EACH ROW WHEN (NEW.clip_id IS NOT NULL AND NEW.clip_start IS NULL)
+EXECUTE FUNCTION compliance_flags_clip_start()""",
+    """CREATE TRIGGER tr_compliance_flags_clip_moved BEFORE UPDATE OF clip_id ON compliance_flags
 FOR EACH ROW EXECUTE FUNCTION compliance_flags_clip_start()""",
     """CREATE FUNCTION clips_start_to_flags() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -113,6 +117,7 @@ def downgrade() -> None:
     op.drop_index("ix_compliance_flags_open_kind_start", table_name="compliance_flags")
     if dialect == "postgresql":
         op.execute("DROP TRIGGER tr_clips_start_to_flags ON clips")
+        op.execute("DROP TRIGGER tr_compliance_flags_clip_moved ON compliance_flags")
         op.execute("DROP TRIGGER tr_compliance_flags_clip_start ON compliance_flags")
         op.execute("DROP FUNCTION clips_start_to_flags()")
         op.execute("DROP FUNCTION compliance_flags_clip_start()")
