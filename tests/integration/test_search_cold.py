@@ -137,6 +137,10 @@ def test_a_flag_search_finds_each_flagged_clip_once_in_order_page_by_page(statio
 def test_a_flag_search_reads_its_page_from_the_open_flags_of_the_kind_in_order(station: Station) -> None:
     _fill(station)
     with station.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # a table of a few rows is read whole whatever its indexes; what matters here is that the
+            # index answers the query in its order, as the planner chooses it at 1M clips
+            connection.execute(text("SET LOCAL enable_seqscan = off"))
         plan = build_query(connection, ClipQuery(flag="starts_late"), CUSTODIAN)
         assert plan is not None
         statement = plan.statement.limit(51).compile(connection, compile_kwargs={"literal_binds": True})
