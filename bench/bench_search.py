@@ -15,7 +15,9 @@ description (thumbnails, officers, flags, cases) included - for random instances
   officer+time   one officer, a 30-day window, newest first, 50 rows
   case number    the clips of one case, newest first
   flag           clips with an open flag of one kind (a common, a rare, a very rare kind), newest first
-  (extras)       sha256 prefix of 6 hex digits; the newest page with no filter
+  (later pages)  officer and flag on pages 2-10, reached by cursor
+  (extras)       late handovers (2 % of clips, the clip's own fact) pages 1-3; sha256 prefix of 6 hex
+                 digits; the newest page with no filter
 
 Method (bench/method.py): ``--queries`` queries of each kind in ``--rounds`` blocks (each a fresh
 process), the kinds alternating query by query (the order rotated each time), so a busy moment of the
@@ -319,6 +321,9 @@ def query_kinds(n_clips: int) -> dict[str, Callable[[random.Random], ClipQuery]]
     def flag(rng: random.Random) -> ClipQuery:
         return ClipQuery(flag=rng.choice(list(FLAG_KINDS)))
 
+    def late(rng: random.Random) -> ClipQuery:
+        return ClipQuery(flag="late_handover", offset=rng.randrange(0, 3) * 50)
+
     def sha_prefix(rng: random.Random) -> ClipQuery:
         return ClipQuery(sha256_prefix=rng.randbytes(3).hex())
 
@@ -337,6 +342,7 @@ def query_kinds(n_clips: int) -> dict[str, Callable[[random.Random], ClipQuery]]
         "flag": flag,
         "officer, pages 2-10": officer_later,
         "flag, pages 2-10": flag_later,
+        "late handover, pages 1-3": late,
         "sha256 prefix": sha_prefix,
         "newest, pages 1-20": newest,
     }

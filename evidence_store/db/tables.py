@@ -741,6 +741,18 @@ Index("ix_audit_events_at", audit_events.c.at)
 # (against a list of flagged ids, or the flags) reads this index alone on PostgreSQL (index-only scan,
 # no heap visits).
 Index("ix_clips_start_id", clips.c.utc_start, clips.c.id)
+# A search for late handovers (R1, a fact kept on the clip, `late_handover`): the few such clips in the
+# search's order, so a cold page is one short index range instead of a walk of every clip testing its
+# row (with the flag column: SQLite counts an index as covering only when it holds every column the
+# query names, its partial condition's too); migration 0013_cold_search.
+Index(
+    "ix_clips_late_start_id",
+    clips.c.utc_start,
+    clips.c.id,
+    clips.c.late_handover,
+    sqlite_where=text("late_handover IS 1"),
+    postgresql_where=text("late_handover IS true"),
+)
 # Cold search (issue 21 item 5): the per-clip probes of a search (a link to a case hidden from the user,
 # an open flag of a kind) and the clips of a case read these small covering indexes alone, never the
 # rows of the link and flag tables (migration 0012_search_indexes). Each holds the column its partial
