@@ -547,6 +547,14 @@ def _run_worker(code: Path, spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _timed_block(args: argparse.Namespace, code: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """One block of queries in a fresh process; with --quiet-below it first waits for a quiet machine
+    (CPU pressure below the limit), as `method.rounds` does before each run."""
+    if args.quiet_below:
+        method.wait_until_quiet(args.quiet_below, args.quiet_max_wait)
+    return _run_worker(code, spec)
+
+
 def run_backend(backend: str, args: argparse.Namespace, data: Path) -> dict[str, Any]:  # noqa: PLR0912
     cluster = _pg_server(data / "cluster") if backend == "postgresql" else None
     try:
@@ -602,7 +610,7 @@ def run_backend(backend: str, args: argparse.Namespace, data: Path) -> dict[str,
             for round_ in range(args.rounds):
                 for name in method.round_order(list(variants), round_):
                     spec = {**specs[name], "cache": cache, "first": round_ * per_round, "n": per_round}
-                    block = _run_worker(variants[name], spec)
+                    block = _timed_block(args, variants[name], spec)
                     for kind, values in block["times"].items():
                         times[name].setdefault(kind, []).extend(values)
                         rows[name].setdefault(kind, []).extend(block["rows"][kind])
