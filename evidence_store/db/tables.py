@@ -794,6 +794,15 @@ Index(
     sqlite_where=text("cleared_at IS NULL AND clip_id IS NOT NULL"),
     postgresql_where=text("cleared_at IS NULL AND clip_id IS NOT NULL"),
 )
+# the same for a search for any open flag
+Index(
+    "ix_compliance_flags_open_start",
+    compliance_flags.c.clip_start,
+    compliance_flags.c.clip_id,
+    compliance_flags.c.cleared_at,
+    sqlite_where=text("cleared_at IS NULL AND clip_id IS NOT NULL"),
+    postgresql_where=text("cleared_at IS NULL AND clip_id IS NOT NULL"),
+)
 
 
 def _create_flag_start_triggers(target: Table, connection: Connection, **_: object) -> None:

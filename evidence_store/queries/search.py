@@ -346,11 +346,11 @@ def _after_cursor(
 
 
 def _walks_flags(query: ClipQuery, user: User | None) -> bool:
-    """Whether the query is answered from the open flags of one kind in their clips' order
-    (`compliance_flags.clip_start`): a flag of one kind, by start, with at most a time range besides,
+    """Whether the query is answered from the open flags of one kind (or of any) in their clips' order
+    (`compliance_flags.clip_start`): a flag, by start, with at most a time range besides,
     for a user who may see all but a few clips (the rule is checked on the page's candidates, see
     `_visible_in_order`; an officer, who sees only their own clips, is answered by the clips' walk)."""
-    if query.flag in (None, LATE_HANDOVER, ANY_FLAG) or query.sort not in ("start_desc", "start_asc"):
+    if query.flag in (None, LATE_HANDOVER) or query.sort not in ("start_desc", "start_asc"):
         return False
     if user is not None and (not user.sees_footage or user.role is Role.OFFICER):
         return False
@@ -371,8 +371,9 @@ def _flag_plan(query: ClipQuery, user: User | None, extra: list[ColumnElement[bo
     page reads a few pages of that index, where walking every clip by start and probing its flags read a
     page per clip walked (issue 21 item 5). A clip with several open flags of the kind is listed once."""
     start, clip_id = compliance_flags.c.clip_start, compliance_flags.c.clip_id
-    where = [compliance_flags.c.kind == query.flag, compliance_flags.c.cleared_at.is_(None)]
-    where += [clip_id.is_not(None), *extra]
+    where = [compliance_flags.c.cleared_at.is_(None), clip_id.is_not(None), *extra]
+    if query.flag != ANY_FLAG:  # any open flag: `ix_compliance_flags_open_start`, the same order
+        where.append(compliance_flags.c.kind == query.flag)
     if query.start_from is not None:
         where.append(start >= query.start_from)
     if query.start_to is not None:

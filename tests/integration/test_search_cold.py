@@ -95,11 +95,10 @@ def _expected(
     if kind == "late_handover":
         flagged = {clip for clip in starts if clip % 7 == 0}
     else:
+        of_kind = [] if kind == "any" else [compliance_flags.c.kind == kind]
         flagged = set(
             connection.scalars(
-                select(compliance_flags.c.clip_id).where(
-                    compliance_flags.c.kind == kind, compliance_flags.c.cleared_at.is_(None)
-                )
+                select(compliance_flags.c.clip_id).where(compliance_flags.c.cleared_at.is_(None), *of_kind)
             )
         )
     found = [c for c in flagged if user is None or c not in HIDDEN]
@@ -130,7 +129,7 @@ def _all_pages(station: Station, query: ClipQuery, user: User | None) -> list[in
 
 def test_a_flag_search_finds_each_flagged_clip_once_in_order_page_by_page(station: Station) -> None:
     starts = _fill(station)
-    for kind in ("starts_late", "coverage_gap", "late_handover"):
+    for kind in ("starts_late", "coverage_gap", "late_handover", "any"):
         for sort in ("start_desc", "start_asc"):
             for start_from in (None, EPOCH + timedelta(minutes=12)):
                 for user in (None, CUSTODIAN):
@@ -142,7 +141,11 @@ def test_a_flag_search_finds_each_flagged_clip_once_in_order_page_by_page(statio
 
 @pytest.mark.parametrize(
     ("kind", "index"),
-    [("starts_late", "ix_compliance_flags_open_kind_start"), ("late_handover", "ix_clips_late_start_id")],
+    [
+        ("starts_late", "ix_compliance_flags_open_kind_start"),
+        ("any", "ix_compliance_flags_open_start"),
+        ("late_handover", "ix_clips_late_start_id"),
+    ],
 )
 def test_a_flag_search_reads_its_page_from_one_index_range_in_order(
     station: Station, kind: str, index: str

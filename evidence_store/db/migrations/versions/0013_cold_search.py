@@ -12,6 +12,7 @@ walked the start index of every clip and probed each clip's flags (a random read
 tests (always NULL in them): SQLite counts an index as covering only when it holds every column a query
 names, the condition's too, so it read the link or flag row behind every probe (PostgreSQL did not).
 
+A search for any open flag reads `ix_compliance_flags_open_start` (clip_start, clip_id) the same way.
 A search for late handovers (a fact kept on the clip) gets `ix_clips_late_start_id`, a partial index of
 the late clips in the search's order.
 
@@ -113,6 +114,12 @@ def upgrade() -> None:
         ["kind", "clip_start", "clip_id", "cleared_at"],
         "cleared_at IS NULL AND clip_id IS NOT NULL",
     )
+    _partial(
+        "ix_compliance_flags_open_start",
+        "compliance_flags",
+        ["clip_start", "clip_id", "cleared_at"],
+        "cleared_at IS NULL AND clip_id IS NOT NULL",
+    )
     op.create_index(
         "ix_clips_late_start_id",
         "clips",
@@ -127,6 +134,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     dialect = op.get_bind().dialect.name
     op.drop_index("ix_clips_late_start_id", table_name="clips")
+    op.drop_index("ix_compliance_flags_open_start", table_name="compliance_flags")
     op.drop_index("ix_compliance_flags_open_kind_start", table_name="compliance_flags")
     if dialect == "postgresql":
         op.execute("DROP TRIGGER tr_clips_start_to_flags ON clips")
