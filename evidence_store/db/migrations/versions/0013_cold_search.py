@@ -17,8 +17,8 @@ A search for late handovers (a fact kept on the clip) gets `ix_clips_late_start_
 the late clips in the search's order.
 
 Upgrade cost at 1M clips, 157,000 flags and 200,000 links: one UPDATE of the flags that name a clip,
-the new flag index, the three remade link and flag indexes, and one read of `clips` for the partial
-index of late clips (its 2 % of rows): 1.7 s on SQLite and 5.6 s on PostgreSQL (the bench's 1M-clip
+the two new flag indexes, the three remade link and flag indexes, and one read of `clips` for the partial
+index of late clips (its 2 % of rows): 2.0 s on SQLite and 6.3 s on PostgreSQL (the bench's 1M-clip
 station, a 2-CPU machine at load 3; PostgreSQL then wants a VACUUM, which autovacuum does, for its
 index-only scans of the flags).
 
