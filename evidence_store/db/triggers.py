@@ -8,6 +8,9 @@ import, a script, a test inserting rows) can leave it out or wrong. The insert t
 flag that comes without it: looking the clip up per row quadrupled the time of inserting 100,000
 flags on SQLite (16.3 s against 4.1 s, random clips, cold). Migration 0013_cold_search
 creates the same triggers (written out there, as a migration must not change with this module).
+
+A later SQLite migration that rebuilds `clips` or `compliance_flags` (Alembic's batch mode copies the
+table into a new one) drops their triggers with the old table: it must create them again.
 """
 
 from __future__ import annotations
