@@ -51,7 +51,16 @@ from evidence_store.domain.compliance import (
 from evidence_store.domain.model import ClipStatus, MediaType
 
 CHUNK = 2000
-FLAG_INSERT_COLUMNS = ("kind", "document_id", "clip_id", "case_id", "details", "opened_at", "updated_at")
+FLAG_INSERT_COLUMNS = (
+    "kind",
+    "document_id",
+    "clip_id",
+    "case_id",
+    "details",
+    "opened_at",
+    "updated_at",
+    "clip_start",
+)
 FlagKey = tuple[str, int | None, int | None]
 _PARSED_TEXTS = 4096  # distinct details texts kept parsed during a run
 _DELETED = ClipStatus.DELETED.value
@@ -81,11 +90,19 @@ class _FlagWriter:
         self.changes = FlagChanges()
         self._parsed: dict[str, Any] = {}  # stored details text -> its value (never changed by a caller)
 
-    def apply(self, open_rows: list[tuple[Any, ...]], computed: list[Flag]) -> None:
+    def apply(
+        self,
+        open_rows: list[tuple[Any, ...]],
+        computed: list[Flag],
+        clip_starts: dict[int, Any] | None = None,
+    ) -> None:
         """Make the open flags of a scope equal to `computed`.
 
-        `open_rows` are (id, kind, document_id, clip_id, case_id, details) of the scope's open flags.
+        `open_rows` are (id, kind, document_id, clip_id, case_id, details) of the scope's open flags;
+        `clip_starts` the flagged clips' starts as stored (`compliance_flags.clip_start`, for the search;
+        given here, the database's trigger has nothing to look up: see evidence_store/db/triggers.py).
         """
+        starts = clip_starts or {}
         stored: dict[FlagKey, Any] = {}
         ids: dict[FlagKey, int] = {}
         cases: dict[FlagKey, int | None] = {}
@@ -114,6 +131,7 @@ class _FlagWriter:
                 self.bulk.json(flag.details),
                 self.now,
                 self.now,
+                starts.get(flag.clip_id) if flag.clip_id is not None else None,
             )
             for flag in diff.open
         ]
@@ -332,6 +350,7 @@ def _refresh_clips(connection: Connection, queries: _Queries, chunk: list[int], 
     flagged = {row[3] for row in open_rows}
     computed: list[Flag] = []
     no_cases: tuple[int, ...] = ()
+    starts: dict[int, Any] = {}
     for clip_id, media_type, status, late_handover, start, end, handed_over_at in rows:
         if clip_id not in wanted or status == _DELETED:
             continue  # what is left of a deleted clip is its tombstone; its flags clear
@@ -341,6 +360,7 @@ def _refresh_clips(connection: Connection, queries: _Queries, chunk: list[int], 
             # `clip_flags` flags a late handover (R1) and footage of no case; a clip linked to a case
             # and handed over in time has none, and none open to clear (see the test that checks this)
             continue
+        starts[clip_id] = start  # as stored (text on SQLite): copied as is into the flag's clip_start
         computed.extend(
             clip_flags(
                 ClipFacts(
@@ -354,7 +374,7 @@ def _refresh_clips(connection: Connection, queries: _Queries, chunk: list[int], 
                 )
             )
         )
-    writer.apply(open_rows, computed)
+    writer.apply(open_rows, computed, starts)
 
 
 def refresh_flags(

@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Connection,
     Float,
     ForeignKey,
     Index,
@@ -18,9 +19,11 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
 
+from evidence_store.db.triggers import flag_start_triggers
 from evidence_store.db.types import HASH, NaiveDateTime, UTCDateTime, WarningList, enum_column
 from evidence_store.domain.disclosure import ApplicationKind, ApplicationState
 from evidence_store.domain.model import (
@@ -241,6 +244,9 @@ compliance_flags = Table(
     Column("opened_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("cleared_at", UTCDateTime, nullable=True),
+    # the start of the flag's clip (`clips.utc_start`), copied by the database itself (see
+    # `flag_start_triggers`), so a search for a flag walks its flags in the search's order (0013)
+    Column("clip_start", UTCDateTime, nullable=True),
     Index(
         "uq_compliance_flags_open",
         "kind",
@@ -750,13 +756,28 @@ Index("ix_audit_events_at", audit_events.c.at)
 # (against a list of flagged ids, or the flags) reads this index alone on PostgreSQL (index-only scan,
 # no heap visits).
 Index("ix_clips_start_id", clips.c.utc_start, clips.c.id)
+# A search for late handovers (R1, a fact kept on the clip, `late_handover`): the few such clips in the
+# search's order, so a cold page is one short index range instead of a walk of every clip testing its
+# row (with the flag column: SQLite counts an index as covering only when it holds every column the
+# query names, its partial condition's too); migration 0014_cold_search.
+Index(
+    "ix_clips_late_start_id",
+    clips.c.utc_start,
+    clips.c.id,
+    clips.c.late_handover,
+    sqlite_where=text("late_handover IS 1"),
+    postgresql_where=text("late_handover IS true"),
+)
 # Cold search (issue 21 item 5): the per-clip probes of a search (a link to a case hidden from the user,
 # an open flag of a kind) and the clips of a case read these small covering indexes alone, never the
-# rows of the link and flag tables (migration 0012_search_indexes).
+# rows of the link and flag tables (migration 0012_search_indexes). Each holds the column its partial
+# condition tests (always NULL in it): SQLite counts an index as covering only when it holds every
+# column the query names, the condition's too (0014_cold_search).
 Index(
     "ix_clip_links_open_clip",
     clip_links.c.clip_id,
     clip_links.c.case_id,
+    clip_links.c.removed_at,
     sqlite_where=text("removed_at IS NULL"),
     postgresql_where=text("removed_at IS NULL"),
 )
@@ -764,6 +785,7 @@ Index(
     "ix_clip_links_open_case",
     clip_links.c.case_id,
     clip_links.c.clip_id,
+    clip_links.c.removed_at,
     sqlite_where=text("removed_at IS NULL"),
     postgresql_where=text("removed_at IS NULL"),
 )
@@ -771,7 +793,38 @@ Index(
     "ix_compliance_flags_open_clip",
     compliance_flags.c.clip_id,
     compliance_flags.c.kind,
+    compliance_flags.c.cleared_at,
     sqlite_where=text("cleared_at IS NULL"),
     postgresql_where=text("cleared_at IS NULL"),
 )
+# Cold flag search (issue 21 item 5): the open flags of a kind in their clips' order, so a page of a
+# flag search is one short range of this index (instead of walking every clip by start and probing its
+# flags, a random read per clip); migration 0014_cold_search.
+Index(
+    "ix_compliance_flags_open_kind_start",
+    compliance_flags.c.kind,
+    compliance_flags.c.clip_start,
+    compliance_flags.c.clip_id,
+    compliance_flags.c.cleared_at,
+    sqlite_where=text("cleared_at IS NULL AND clip_id IS NOT NULL"),
+    postgresql_where=text("cleared_at IS NULL AND clip_id IS NOT NULL"),
+)
+# the same for a search for any open flag
+Index(
+    "ix_compliance_flags_open_start",
+    compliance_flags.c.clip_start,
+    compliance_flags.c.clip_id,
+    compliance_flags.c.cleared_at,
+    sqlite_where=text("cleared_at IS NULL AND clip_id IS NOT NULL"),
+    postgresql_where=text("cleared_at IS NULL AND clip_id IS NOT NULL"),
+)
+
+
+def _create_flag_start_triggers(target: Table, connection: Connection, **_: object) -> None:
+    """A schema made from this metadata (tests' in-memory stations) gets the migration's triggers."""
+    for statement in flag_start_triggers(connection.dialect.name):
+        connection.exec_driver_sql(statement)
+
+
+event.listen(compliance_flags, "after_create", _create_flag_start_triggers)
 # -- end of web UI and API (issue 8) ------------------------------------------------------------------

@@ -49,7 +49,7 @@ from evidence_store.db.tables import (
     documents,
     officers,
 )
-from evidence_store.domain.access import User
+from evidence_store.domain.access import Role, User
 from evidence_store.domain.annotations import MAX_NOTE_CHARS, tag_key
 from evidence_store.domain.model import ClipStatus, DerivativeKind, MediaType
 from evidence_store.errors import InputError
@@ -322,16 +322,17 @@ def _nulls_high(connection: Connection) -> bool:
 
 
 def _after_cursor(
-    connection: Connection, sort: Sort, cursor: PageCursor
+    connection: Connection, sort: Sort, cursor: PageCursor, columns: tuple[Any, Any]
 ) -> tuple[list[ColumnElement[bool]], ColumnElement[bool] | None]:
     """The conditions for the rows after `cursor` in the order `sort` and, when rows of the other kind
-    (start known / unknown) follow them in that order, the condition for those. Each part is a range of
-    an index in the wanted order (`(utc_start, id)`, or `id`), so the database starts the walk at the
-    cursor instead of at the first row; an OR across the two kinds would defeat that."""
+    (start known / unknown) follow them in that order, the condition for those. `columns` are the start
+    and the clip id the query walks (`_walked_columns`). Each part is a range of an index in the wanted
+    order (`(utc_start, id)`, or `id`), so the database starts the walk at the cursor instead of at the
+    first row; an OR across the two kinds would defeat that."""
+    start, clip_id = columns
     if sort in ("id_desc", "id_asc"):
-        return [clips.c.id < cursor.id if sort == "id_desc" else clips.c.id > cursor.id], None
+        return [clip_id < cursor.id if sort == "id_desc" else clip_id > cursor.id], None
     descending = sort == "start_desc"
-    start, clip_id = clips.c.utc_start, clips.c.id
     # in a descending order the high values come first: unknown starts first when they sort high
     unknown_first = _nulls_high(connection) == descending
     if cursor.start is None:
@@ -342,6 +343,44 @@ def _after_cursor(
     else:
         after = [start >= cursor.start, or_(start > cursor.start, clip_id > cursor.id)]
     return after, (None if unknown_first else start.is_(None))
+
+
+def _walks_flags(query: ClipQuery, user: User | None) -> bool:
+    """Whether the query is answered from the open flags of one kind (or of any) in their clips' order
+    (`compliance_flags.clip_start`): a flag, by start, with at most a time range besides,
+    for a user who may see all but a few clips (the rule is checked on the page's candidates, see
+    `_visible_in_order`; an officer, who sees only their own clips, is answered by the clips' walk)."""
+    if query.flag in (None, LATE_HANDOVER) or query.sort not in ("start_desc", "start_asc"):
+        return False
+    if user is not None and (not user.sees_footage or user.role is Role.OFFICER):
+        return False
+    named = (query.officer, query.device, query.case_number, query.document, query.tag, query.note)
+    other = (query.media_type, query.status, query.transfer_id, query.sha256_prefix)
+    return not any(named) and all(value is None for value in other)
+
+
+def _walked_columns(query: ClipQuery, user: User | None) -> tuple[Any, Any]:
+    """The start and the clip id the query's page order (and a cursor) is expressed in."""
+    if _walks_flags(query, user):
+        return compliance_flags.c.clip_start, compliance_flags.c.clip_id
+    return clips.c.utc_start, clips.c.id
+
+
+def _flag_plan(query: ClipQuery, user: User | None, extra: list[ColumnElement[bool]]) -> _Plan:
+    """A flag search as one range of `ix_compliance_flags_open_kind_start` in the wanted order: a cold
+    page reads a few pages of that index, where walking every clip by start and probing its flags read a
+    page per clip walked (issue 21 item 5). A clip with several open flags of the kind is listed once."""
+    start, clip_id = compliance_flags.c.clip_start, compliance_flags.c.clip_id
+    where = [compliance_flags.c.cleared_at.is_(None), clip_id.is_not(None), *extra]
+    if query.flag != ANY_FLAG:  # any open flag: `ix_compliance_flags_open_start`, the same order
+        where.append(compliance_flags.c.kind == query.flag)
+    if query.start_from is not None:
+        where.append(start >= query.start_from)
+    if query.start_to is not None:
+        where.append(start < query.start_to)
+    order = (start.desc(), clip_id.desc()) if query.sort == "start_desc" else (start.asc(), clip_id.asc())
+    statement = select(clip_id, start).where(*where).distinct().order_by(*order)
+    return _Plan(statement, late_visibility=user is not None)
 
 
 def build_query(
@@ -357,6 +396,8 @@ def build_query(
     evaluated for the page rather than for every candidate. Otherwise the rule is part of the query,
     which walks an index in the wanted order and stops after a page."""
     query.check()
+    if _walks_flags(query, user):
+        return _flag_plan(query, user, extra or [])
     try:
         conditions = _named(connection, query)
     except _Nothing:
@@ -440,7 +481,8 @@ def search_clips(connection: Connection, query: ClipQuery, user: User | None) ->
     following: ColumnElement[bool] | None = None
     extra: list[ColumnElement[bool]] = []
     if query.after is not None:
-        extra, following = _after_cursor(connection, query.sort, PageCursor.parse(query.after))
+        cursor = PageCursor.parse(query.after)
+        extra, following = _after_cursor(connection, query.sort, cursor, _walked_columns(query, user))
     plan = build_query(connection, query, user, extra)
     if plan is None:
         return SearchPage([], query.limit, query.offset, False)

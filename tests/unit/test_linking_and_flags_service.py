@@ -131,3 +131,21 @@ def test_partial_footage_is_flagged_with_its_numbers() -> None:
     assert details is not None
     assert details["document_kind"] == "现场检查笔录"
     assert details["uncovered_seconds"] == 12 * 60
+
+
+def test_a_clips_flag_carries_the_clips_start_for_the_flag_search() -> None:
+    station = fake_station()
+    officer, _, _ = inspection(station)
+    early = footage(station, "early", officer, T - timedelta(hours=3), 10)
+    unknown = add_clip_row(station, "no-start", officer_id=officer, status=ClipStatus.READY)
+    for clip in (early, unknown):
+        link_clip(station, clip)
+    with station.engine.connect() as connection:
+        starts = dict(
+            connection.execute(
+                select(compliance_flags.c.clip_id, compliance_flags.c.clip_start).where(
+                    compliance_flags.c.kind == "unassigned_footage"
+                )
+            ).all()
+        )
+    assert starts == {early: T - timedelta(hours=3), unknown: None}
