@@ -98,16 +98,18 @@ class _FlagWriter:
     ) -> None:
         """Make the open flags of a scope equal to `computed`.
 
-        `open_rows` are (id, kind, document_id, clip_id, case_id, details) of the scope's open flags;
-        `clip_starts` the flagged clips' starts as stored (`compliance_flags.clip_start`, for the search;
-        given here, the database's trigger has nothing to look up: see evidence_store/db/triggers.py).
+        `open_rows` are (id, kind, document_id, clip_id, case_id, details, clip_start) of the scope's
+        open flags; `clip_starts` the flagged clips' starts as stored (`compliance_flags.clip_start`,
+        for the flag search: written with each flag opened, and put back on an open flag that carries
+        another value; see evidence_store/db/triggers.py).
         """
         starts = clip_starts or {}
         stored: dict[FlagKey, Any] = {}
         ids: dict[FlagKey, int] = {}
         cases: dict[FlagKey, int | None] = {}
         clears: list[tuple[Any, ...]] = []
-        for flag_id, kind, document_id, clip_id, case_id, details in open_rows:
+        restarts: list[tuple[Any, ...]] = []
+        for flag_id, kind, document_id, clip_id, case_id, details, clip_start in open_rows:
             key = (kind, document_id, clip_id)
             if key in ids:  # a duplicate open flag (should not happen): clear the extra one
                 clears.append((self.now, self.now, flag_id))
@@ -115,6 +117,8 @@ class _FlagWriter:
             ids[key] = flag_id
             stored[key] = details
             cases[key] = case_id
+            if clip_id in starts and starts[clip_id] != clip_start:
+                restarts.append((starts[clip_id], flag_id))
         diff = diff_flags(self._details_of(stored), computed)
         updates = {flag.key: flag for flag in diff.update}
         if cases:
@@ -141,6 +145,8 @@ class _FlagWriter:
         clears.extend((self.now, self.now, ids[key]) for key in diff.clear)
         self.bulk.update(compliance_flags, ("cleared_at", "updated_at"), "id", clears)
         self.bulk.update(compliance_flags, ("details", "case_id", "updated_at"), "id", update_rows)
+        # not a change of the flag (no count): the copy of its clip's start the flag search reads
+        self.bulk.update(compliance_flags, ("clip_start",), "id", restarts)
         self.bulk.insert(compliance_flags, FLAG_INSERT_COLUMNS, inserts)
         self.changes.opened += len(inserts)
         self.changes.updated += len(update_rows)
@@ -174,6 +180,7 @@ def _open_flags(where: ColumnElement[bool]) -> Any:
         compliance_flags.c.clip_id,
         compliance_flags.c.case_id,
         compliance_flags.c.details,
+        compliance_flags.c.clip_start,
     ).where(compliance_flags.c.cleared_at.is_(None), where)
 
 

@@ -2,12 +2,14 @@
 
 `compliance_flags.clip_start` is the start of the flag's clip (`clips.utc_start`): a search for a flag
 walks the open flags of a kind in the clips' order from one index (issue 21 item 5). The flag refresh
-writes it with each flag (it has just read the clip); the database copies it into any other flag that
-names a clip and comes without it, and if a flag's clip or a clip's start ever changes, so no writer (an
-import, a script, a test inserting rows) can leave it out or wrong. The insert trigger fires only for a
-flag that comes without it: looking the clip up per row quadrupled the time of inserting 100,000
-flags on SQLite (16.3 s against 4.1 s, random clips, cold). Migration 0014_cold_search
-creates the same triggers (written out there, as a migration must not change with this module).
+writes it with each flag it opens (it has just read the clip), and puts it back on an open flag that
+carries another value (a relink repairs a row written or edited outside it, as it does a flag's
+numbers). The database keeps it right when a flag's clip or a clip's start changes (these triggers).
+There is no insert trigger: on SQLite its mere presence, firing or not, made inserting flags about
+17 us a row slower (a first relink of 468,597 flags: 25.7 s for the flags part against 15.5 s; a
+250,000-clip relink 7.8-8.0 s with it, 5.8-5.9 s without, measured 2026-12-05).
+Migration 0014_cold_search creates the same triggers (written out there, as a migration must not
+change with this module).
 
 A later SQLite migration that rebuilds `clips` or `compliance_flags` (Alembic's batch mode copies the
 table into a new one) drops their triggers with the old table: it must create them again.
@@ -16,12 +18,6 @@ table into a new one) drops their triggers with the old table: it must create th
 from __future__ import annotations
 
 _SQLITE = (
-    """CREATE TRIGGER tr_compliance_flags_clip_start AFTER INSERT ON compliance_flags
-FOR EACH ROW WHEN NEW.clip_id IS NOT NULL AND NEW.clip_start IS NULL
-BEGIN
-    UPDATE compliance_flags SET clip_start = (SELECT utc_start FROM clips WHERE clips.id = NEW.clip_id)
-    WHERE id = NEW.id;
-END""",
     """CREATE TRIGGER tr_compliance_flags_clip_moved AFTER UPDATE OF clip_id ON compliance_flags
 FOR EACH ROW
 BEGIN
@@ -41,9 +37,6 @@ BEGIN
     NEW.clip_start := (SELECT utc_start FROM clips WHERE clips.id = NEW.clip_id);
     RETURN NEW;
 END $$""",
-    """CREATE TRIGGER tr_compliance_flags_clip_start BEFORE INSERT ON compliance_flags
-FOR EACH ROW WHEN (NEW.clip_id IS NOT NULL AND NEW.clip_start IS NULL)
-EXECUTE FUNCTION compliance_flags_clip_start()""",
     """CREATE TRIGGER tr_compliance_flags_clip_moved BEFORE UPDATE OF clip_id ON compliance_flags
 FOR EACH ROW EXECUTE FUNCTION compliance_flags_clip_start()""",
     """CREATE FUNCTION clips_start_to_flags() RETURNS trigger LANGUAGE plpgsql AS $$

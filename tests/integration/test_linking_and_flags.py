@@ -28,6 +28,7 @@ from evidence_store.domain.model import (
     TransferOutcome,
     TransferSource,
 )
+from evidence_store.queries.search import ClipQuery, search_clips
 from tests.conftest import run_cli
 from tests.factories import add_clip_row
 from workers.steps import _linking_hand_off
@@ -504,6 +505,35 @@ def test_a_relink_puts_back_flag_numbers_edited_in_the_database_and_ignores_form
     again = relink_all(station)
     assert (again.flag_counts["flags_opened"], again.flag_counts["flags_updated"]) == (0, 0)
     assert open_flags(station)[("starts_late", "F-LATE")] == right
+
+
+def test_a_relink_puts_back_a_flags_copy_of_its_clips_start(station: Station, tmp_path: Path) -> None:
+    """The flag search finds a flag by its copy of the clip's start (`clip_start`); a flag written or
+    edited outside the flag refresh with another value is missed there until a relink puts it back."""
+    import_json(station, tmp_path, "s.json", [case("CASE-S", [doc("S-1", ["s1"], 0, 30)])])
+    stray = add_clip(station, "s-stray", "s1", 300, 5)  # linked to nothing: unassigned footage
+    relink_all(station)
+    that_day = ClipQuery(flag="unassigned_footage", start_from=at(200), start_to=at(400))
+
+    def found() -> list[int]:
+        with station.engine.connect() as connection:
+            return [hit.id for hit in search_clips(connection, that_day, None).hits]
+
+    assert found() == [stray]
+    for wrong in (at(-10_000), None):
+        with station.engine.begin() as connection:
+            connection.execute(update(compliance_flags).values(clip_start=wrong))
+        assert found() == []
+        repaired = relink_all(station)
+        assert not repaired.changed and not any(repaired.flag_counts.values())  # no flag changed
+        assert found() == [stray]
+    with station.engine.connect() as connection:
+        start, clip_start = connection.execute(
+            select(clips.c.utc_start, compliance_flags.c.clip_start).join(
+                compliance_flags, compliance_flags.c.clip_id == clips.c.id
+            )
+        ).one()
+    assert clip_start == start
 
 
 def test_document_without_end_is_flagged_until_it_has_one(station: Station, tmp_path: Path) -> None:

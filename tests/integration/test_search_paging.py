@@ -75,7 +75,14 @@ def _fill(station: Station) -> None:
         connection.execute(
             insert(compliance_flags),
             [
-                {"kind": "starts_late", "clip_id": c, "details": {}, "opened_at": now, "updated_at": now}
+                {
+                    "kind": "starts_late",
+                    "clip_id": c,
+                    "details": {},
+                    "opened_at": now,
+                    "updated_at": now,
+                    "clip_start": starts[c - 1],  # as the flag refresh writes it (clip ids from 1)
+                }
                 for c in flagged
             ],
         )

@@ -488,7 +488,13 @@ def test_flag_and_case_searches_apply_the_confidentiality_rule_and_page_correctl
         for clip_id in (world.clip_a, world.clip_b, world.clip_c, world.clip_d):
             session.execute(
                 insert(compliance_flags).values(
-                    kind="coverage_gap", clip_id=clip_id, details={}, opened_at=now, updated_at=now
+                    kind="coverage_gap",
+                    clip_id=clip_id,
+                    details={},
+                    opened_at=now,
+                    updated_at=now,
+                    # as the flag refresh writes it: the clip's start, which the flag search pages by
+                    clip_start=select(clips.c.utc_start).where(clips.c.id == clip_id).scalar_subquery(),
                 )
             )
     u1 = client_for(world.station)

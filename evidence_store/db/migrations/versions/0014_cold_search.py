@@ -1,9 +1,9 @@
 """cold search: the open flags of a kind in their clips' order (issue 21 item 5)
 
 `compliance_flags.clip_start` holds the start of the flag's clip (`clips.utc_start`), filled here for
-the flags there are and from then on by triggers (the flag refresh writes it with the flag; the
-database copies it on any other insert of a flag that names a clip without it, and if a flag's clip or
-a clip's start ever changes; evidence_store/db/triggers.py has the same statements).
+the flags there are and from then on by the flag refresh (with each flag it opens; a relink puts back a
+value written or edited outside it) and by triggers when a flag's clip or a clip's start changes
+(evidence_store/db/triggers.py has the same statements; no insert trigger: it slowed every flag insert).
 The partial index `ix_compliance_flags_open_kind_start` (kind, clip_start, clip_id) of the open flags
 of clips then gives a flag search its page from one short index range, in the search's order, where it
 walked the start index of every clip and probed each clip's flags (a random read per clip when cold).
@@ -40,12 +40,6 @@ branch_labels = None
 depends_on = None
 
 SQLITE_TRIGGERS = (
-    """CREATE TRIGGER tr_compliance_flags_clip_start AFTER INSERT ON compliance_flags
-FOR EACH ROW WHEN NEW.clip_id IS NOT NULL AND NEW.clip_start IS NULL
-BEGIN
-    UPDATE compliance_flags SET clip_start = (SELECT utc_start FROM clips WHERE clips.id = NEW.clip_id)
-    WHERE id = NEW.id;
-END""",
     """CREATE TRIGGER tr_compliance_flags_clip_moved AFTER UPDATE OF clip_id ON compliance_flags
 FOR EACH ROW
 BEGIN
@@ -64,9 +58,6 @@ BEGIN
     NEW.clip_start := (SELECT utc_start FROM clips WHERE clips.id = NEW.clip_id);
     RETURN NEW;
 END $$""",
-    """CREATE TRIGGER tr_compliance_flags_clip_start BEFORE INSERT ON compliance_flags
-FOR EACH ROW WHEN (NEW.clip_id IS NOT NULL AND NEW.clip_start IS NULL)
-EXECUTE FUNCTION compliance_flags_clip_start()""",
     """CREATE TRIGGER tr_compliance_flags_clip_moved BEFORE UPDATE OF clip_id ON compliance_flags
 FOR EACH ROW EXECUTE FUNCTION compliance_flags_clip_start()""",
     """CREATE FUNCTION clips_start_to_flags() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -139,14 +130,12 @@ def downgrade() -> None:
     if dialect == "postgresql":
         op.execute("DROP TRIGGER tr_clips_start_to_flags ON clips")
         op.execute("DROP TRIGGER tr_compliance_flags_clip_moved ON compliance_flags")
-        op.execute("DROP TRIGGER tr_compliance_flags_clip_start ON compliance_flags")
         op.execute("DROP FUNCTION clips_start_to_flags()")
         op.execute("DROP FUNCTION compliance_flags_clip_start()")
     elif dialect == "sqlite":
         for name in (
             "tr_clips_start_to_flags",
             "tr_compliance_flags_clip_moved",
-            "tr_compliance_flags_clip_start",
         ):
             op.execute(f"DROP TRIGGER {name}")
     with op.batch_alter_table("compliance_flags") as batch:
