@@ -431,6 +431,17 @@ def link_clip(station: Station, clip_id: int, tolerance: timedelta | None = None
     return changes
 
 
+def _document_windows(connection: Connection) -> Any:
+    """Documents with each of their officers and their window: what a `DocumentWindow` is made of."""
+    return select(
+        documents.c.id,
+        documents.c.case_id,
+        document_officers.c.officer_id,
+        time_column(connection, documents.c.start, "start"),
+        time_column(connection, documents.c.end, "end"),
+    ).join(document_officers, document_officers.c.document_id == documents.c.id)
+
+
 def _link_clip_statements(connection: Connection) -> tuple[Any, Any, Any]:
     """The three selects of `link_clip_in`, built once per dialect (parameters `clip`, `officer`,
     `first`, `last`): building them per clip cost about as much as running them."""
@@ -445,21 +456,11 @@ def _link_clip_statements(connection: Connection) -> tuple[Any, Any, Any]:
             func.lower(clips.c.clock_status).label("clock_status"),
             func.lower(clips.c.status).label("status"),
         ).where(clips.c.id == clip_id)
-        candidates = (
-            select(
-                documents.c.id,
-                documents.c.case_id,
-                document_officers.c.officer_id,
-                time_column(connection, documents.c.start, "start"),
-                time_column(connection, documents.c.end, "end"),
-            )
-            .join(document_officers, document_officers.c.document_id == documents.c.id)
-            .where(
-                document_officers.c.officer_id == bindparam("officer"),
-                documents.c.start.is_not(None),
-                documents.c.start <= bindparam("last"),
-                func.coalesce(documents.c.end, documents.c.start) >= bindparam("first"),
-            )
+        candidates = _document_windows(connection).where(
+            document_officers.c.officer_id == bindparam("officer"),
+            documents.c.start.is_not(None),
+            documents.c.start <= bindparam("last"),
+            func.coalesce(documents.c.end, documents.c.start) >= bindparam("first"),
         )
         links_of_clip = _link_rows_query().where(clip_links.c.clip_id == clip_id)
         _LINK_CLIP_STATEMENTS[name] = (the_clip, candidates, links_of_clip)
@@ -566,15 +567,7 @@ def link_documents_in(
     for chunk in _chunks(ids):
         by_officer: dict[int, list[DocumentWindow]] = {}
         for row in connection.execute(
-            select(
-                documents.c.id,
-                documents.c.case_id,
-                document_officers.c.officer_id,
-                time_column(connection, documents.c.start, "start"),
-                time_column(connection, documents.c.end, "end"),
-            )
-            .join(document_officers, document_officers.c.document_id == documents.c.id)
-            .where(documents.c.id.in_(chunk), documents.c.start.is_not(None))
+            _document_windows(connection).where(documents.c.id.in_(chunk), documents.c.start.is_not(None))
         ):
             by_officer.setdefault(row.officer_id, []).append(
                 DocumentWindow(

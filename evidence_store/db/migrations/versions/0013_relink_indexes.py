@@ -7,7 +7,8 @@ walk stays in the index: `ix_clips_officer_start_cover` (which also serves what
 `ix_clips_officer_start_id` served: an officer's clips by start, then id), `ix_clip_links_clip_cover`
 and `ix_clip_links_document_cover` (which replace the single-column `clip_id` and `document_id` ones).
 On SQLite at 250,000 clips the relink's per-officer select went from 1.0-1.4 s to 0.5-0.7 s, the flags'
-footage select from 0.54 s to 0.23 s (warm; bench/RESULTS.md). Building them on a million clips takes a
+footage select from 0.54 s to 0.23 s (warm; timed by hand with a throw-away script of the raw
+selects, not in bench/; bench_linking.py times the whole relink). Building them on a million clips takes a
 few seconds.
 
 Revision ID: 0013_relink_indexes
