@@ -223,18 +223,23 @@ def cases_exception(
     "relink",
     help="Link every clip to the documents it matches again (R5) and recompute every flag (R1, R5-R8): "
     "the links and flags that linking each clip and document as it arrived would give. "
-    "Links made or removed by hand are kept.",
+    "Links made or removed by hand are kept. It reads only what was written since the last relink "
+    "(the relink journal) unless --full, a first relink, or another tolerance, filing window or "
+    "version of the rules.",
 )
 @click.option("--tolerance", type=click.FloatRange(min=0), default=None, help="Minutes (default: settings).")
-# every relink recomputes every flag (one definition, issue 21): the option is accepted so that scripts
-# written for the old two-way relink keep working, and does nothing more
+@click.option(
+    "--full", is_flag=True, help="Read every clip, document, link and flag, not only the journal's."
+)
+# the old name of --full (issue 21: one definition), kept so that scripts written for it keep working
 @click.option("--all-flags", is_flag=True, hidden=True)
 @json_option
 @click.pass_context
-def cases_relink(ctx: click.Context, tolerance: float | None, all_flags: bool, as_json: bool) -> None:
+def cases_relink(
+    ctx: click.Context, tolerance: float | None, full: bool, all_flags: bool, as_json: bool
+) -> None:
     from evidence_store.cases.linking_service import relink_all  # lazy: SQLAlchemy; keeps `--help` fast
 
-    del all_flags  # what every relink does now
     station = open_station_from(ctx)
     setting = station.settings.link_tolerance_minutes
     if tolerance is not None and tolerance != setting:
@@ -251,14 +256,21 @@ def cases_relink(ctx: click.Context, tolerance: float | None, all_flags: bool, a
             station,
             timedelta(minutes=tolerance) if tolerance is not None else None,
             actor=cli_actor(),
+            full=full or all_flags,
         )
     finally:
         station.close()
-    data = {**changes.as_dict(), **changes.flag_counts, "seconds": round(changes.seconds, 2)}
+    data = {
+        **changes.as_dict(),
+        **changes.flag_counts,
+        "full": changes.full,
+        "seconds": round(changes.seconds, 2),
+    }
     _done(
         data,
         as_json,
-        f"relinked in {changes.seconds:.1f} s: {changes.added} link(s) added, {changes.removed} removed; "
+        f"relinked ({'everything' if changes.full else 'what changed since the last relink'}) in "
+        f"{changes.seconds:.1f} s: {changes.added} link(s) added, {changes.removed} removed; "
         f"flags {changes.flag_counts.get('flags_opened', 0)} opened, "
         f"{changes.flag_counts.get('flags_updated', 0)} updated, "
         f"{changes.flag_counts.get('flags_cleared', 0)} cleared",

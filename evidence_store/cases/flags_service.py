@@ -437,6 +437,24 @@ def refresh_all_flags(session: Session, station: Station, tolerance: timedelta |
     return writer.changes
 
 
+def documents_due_between(
+    connection: Connection, earlier: datetime, later: datetime, window: timedelta
+) -> set[int]:
+    """R8's clock moving from `earlier` to `later` (either way): the documents needing video whose
+    filing window ends in between (the end of the act, or its start when no end is written, plus
+    `window`), whose filing flag may therefore open or close with no fact written."""
+    low, high = sorted((earlier, later))
+    low, high = low - window, high - window
+    act_end = func.coalesce(documents.c.end, documents.c.start)
+    return set(
+        connection.scalars(
+            select(documents.c.id).where(
+                documents.c.requires_video.is_(True), act_end >= low, act_end <= high
+            )
+        )
+    )
+
+
 def flag_overdue_filing(session: Session, station: Station, now: datetime) -> FlagChanges:
     """R8 as of `now`: open the filing flag of every document needing video whose filing window has
     passed with no footage linked, and clear those filed since (or excused by an approved exception).

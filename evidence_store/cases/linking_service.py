@@ -20,6 +20,8 @@ clock was not read links as uncertain. Links the rules no longer imply are kept 
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -27,15 +29,24 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, null, or_, select
+from sqlalchemy import Connection, and_, bindparam, delete, func, null, or_, select
 from sqlalchemy.orm import Session
 
 from evidence_store.bootstrap import Station
-from evidence_store.cases.flags_service import refresh_all_flags, refresh_flags
+from evidence_store.cases.flags_service import documents_due_between, refresh_all_flags, refresh_flags
 from evidence_store.cases.linking_transaction import lock_linking, tolerance_of
 from evidence_store.db.bulk import BulkWriter
 from evidence_store.db.columns import fetch_raw, is_sqlite, time_column, time_reader
-from evidence_store.db.tables import clip_links, clips, document_officers, documents, officers
+from evidence_store.db.relink_journal import journal_paused, journal_supported
+from evidence_store.db.tables import (
+    clip_links,
+    clips,
+    document_officers,
+    documents,
+    officers,
+    relink_journal,
+    relink_state,
+)
 from evidence_store.domain.linking import (
     AutoLink,
     ClipSpan,
@@ -46,6 +57,7 @@ from evidence_store.domain.linking import (
 )
 from evidence_store.domain.model import ClipStatus, ClockStatus, LinkOrigin
 from evidence_store.errors import NotFoundError
+from evidence_store.station_trust import software_version
 
 SYSTEM_ACTOR = "auto-linking"
 AUTO_REASON = "R5: recorded by an officer of the document within its window (± tolerance)"
@@ -82,6 +94,7 @@ class LinkChanges:
     seconds: float = 0.0
     link_seconds: float = 0.0  # of `seconds`, the linking itself (the rest: flags, audit, commit)
     flag_counts: dict[str, int] = field(default_factory=dict)
+    full: bool = True  # a relink that read everything (False: what the relink journal named)
 
     @property
     def changed(self) -> bool:
@@ -225,28 +238,57 @@ def _link_rows_query() -> Any:
 # -- everything ---------------------------------------------------------------------------------------
 
 
-def relink_all(station: Station, tolerance: timedelta | None = None, *, actor: str = "system") -> LinkChanges:
+def relink_all(
+    station: Station,
+    tolerance: timedelta | None = None,
+    *,
+    actor: str = "system",
+    full: bool = False,
+) -> LinkChanges:
     """R5-R8 for the whole station, one definition whatever the state of its tables.
 
     Afterwards the active automatic links are exactly those `link_clips` implies for every clip and
     document (pairs decided by hand kept), and the open flags exactly those the rules compute from the
-    stored facts for every document and clip (`refresh_all_flags`): the state that linking each
-    document and clip as it arrives (`link_documents`, `link_clip`) keeps. The flags of everything are
-    recomputed, not only of what the links changed: flags never computed (data that came in without
-    linking), or computed under another tolerance, kinds table or version of the rules, would stay as
-    they are, and a first relink would disagree with linking clip by clip (issue 21: 146k flags where
-    the same data needs 324k).
+    stored facts for every document and clip: the state that linking each document and clip as it
+    arrives (`link_documents`, `link_clip`) keeps.
+
+    What it reads to get there: everything (`full`, or the first relink, or one under another
+    tolerance, filing window or version of the rules than the last: every officer, every flag), or
+    only what the relink journal names (`evidence_store.db.relink_journal`: the clips, documents and
+    officers whose facts were written since the last relink, by anyone), plus the documents whose
+    filing window (R8) ended since. Everything else is as the last relink left it, which was that
+    state. Both ways end in the same links and flags (property-tested in
+    tests/integration/test_relink_agreement.py).
     """
     started = time.perf_counter()
     tol = tolerance_of(station, tolerance)
+    now = station.clock()
+    basis = RelinkBasis(tol.total_seconds(), station.settings.retention_filing_window_days, rules_version())
     with station.transaction() as session:
         connection = session.connection()
         lock_linking(connection)
-        with _large_page_cache(connection):
-            changes = relink_all_in(connection, station.clock(), tol, track=True)
-            changes.link_seconds = time.perf_counter() - started
-            flags = refresh_all_flags(session, station, tol)
+        with _large_page_cache(connection), journal_paused(connection):
+            last = _last_relink(connection)
+            scope = _journal_scope(connection, full=full or last is None or last[0] != basis)
+            if scope is None:
+                changes = relink_all_in(connection, now, tol, track=True)
+                changes.link_seconds = time.perf_counter() - started
+                flags = refresh_all_flags(session, station, tol)
+            else:
+                assert last is not None
+                changes = _relink_scope(connection, now, tol, scope, last[1], basis.filing_window)
+                changes.link_seconds = time.perf_counter() - started
+                flags = refresh_flags(
+                    session,
+                    station,
+                    document_ids=scope.documents | changes.documents,
+                    clip_ids=scope.clips | changes.clips,
+                    tolerance=tol,
+                    as_of=now,
+                )
+            _record_relink(connection, basis, now)
         changes.flag_counts = flags.as_dict()
+        changes.full = scope is None
         station.audit.record(
             session,
             actor=actor,
@@ -257,10 +299,165 @@ def relink_all(station: Station, tolerance: timedelta | None = None, *, actor: s
                 **changes.as_dict(),
                 **changes.flag_counts,
                 "tolerance_minutes": tol.total_seconds() / 60,
+                "full": changes.full,
+                "journal_rows": scope.rows if scope is not None else None,
             },
         )
     changes.seconds = time.perf_counter() - started
     return changes
+
+
+# -- what a relink reads: everything, or what the journal names -------------------------------------
+
+# above this many journal rows a relink reads everything: per row it reads more than a full relink does
+JOURNAL_FULL_ABOVE = 200_000
+_RULES_MODULES = ("evidence_store.domain.linking", "evidence_store.domain.compliance", __name__)
+
+
+@functools.cache
+def rules_version() -> str:
+    """The installed version and a digest of the rules' code (the core's linking and compliance
+    modules, and the services reading their facts): a relink under other rules recomputes everything,
+    even in a checkout whose version number did not change."""
+    import importlib.util  # lazy: once per process
+    from pathlib import Path
+
+    digest = hashlib.sha256()
+    for name in (*_RULES_MODULES, "evidence_store.cases.flags_service"):
+        spec = importlib.util.find_spec(name)
+        origin = spec.origin if spec is not None else None
+        digest.update(Path(origin).read_bytes() if origin else name.encode())
+    return f"{software_version()}+{digest.hexdigest()[:16]}"
+
+
+@dataclass(frozen=True)
+class RelinkBasis:
+    """What a relink computes under: the tolerance (s), the filing window (days), the rules."""
+
+    tolerance_s: float
+    filing_window_days: int
+    rules: str
+
+    @property
+    def filing_window(self) -> timedelta:
+        return timedelta(days=self.filing_window_days)
+
+
+@dataclass
+class JournalScope:
+    """What the journal names: clips, documents, officers, and how many rows named them."""
+
+    clips: set[int]
+    documents: set[int]
+    officers: set[int]
+    rows: int
+
+
+def _last_relink(connection: Connection) -> tuple[RelinkBasis, datetime] | None:
+    row = connection.execute(
+        select(
+            relink_state.c.tolerance_s,
+            relink_state.c.filing_window_days,
+            relink_state.c.rules_version,
+            relink_state.c.relinked_at,
+        ).where(relink_state.c.id == 1)
+    ).first()
+    if row is None:
+        return None
+    return RelinkBasis(float(row[0]), int(row[1]), str(row[2])), row[3]
+
+
+def _record_relink(connection: Connection, basis: RelinkBasis, now: datetime) -> None:
+    connection.execute(delete(relink_state))
+    connection.execute(
+        relink_state.insert().values(
+            id=1,
+            tolerance_s=basis.tolerance_s,
+            filing_window_days=basis.filing_window_days,
+            rules_version=basis.rules,
+            relinked_at=now,
+        )
+    )
+
+
+def _journal_scope(connection: Connection, *, full: bool) -> JournalScope | None:
+    """Take the journal's rows (deleted in this transaction: a rollback puts them back); None for a
+    relink of everything. Rows written by transactions that commit later stay for the next relink."""
+    if not journal_supported(connection.dialect.name):
+        return None
+    if not full:
+        count = connection.scalar(select(func.count()).select_from(relink_journal)) or 0
+        full = count > JOURNAL_FULL_ABOVE
+    if full:
+        connection.execute(delete(relink_journal))
+        return None
+    taken = connection.execute(
+        delete(relink_journal).returning(
+            relink_journal.c.clip_id, relink_journal.c.document_id, relink_journal.c.officer_id
+        )
+    ).all()
+    scope = JournalScope(set(), set(), set(), len(taken))
+    for clip_id, document_id, officer_id in taken:
+        if clip_id is not None:
+            scope.clips.add(clip_id)
+        if document_id is not None:
+            scope.documents.add(document_id)
+        if officer_id is not None:
+            scope.officers.add(officer_id)
+    return scope
+
+
+def _relink_scope(
+    connection: Connection,
+    now: datetime,
+    tolerance: timedelta,
+    scope: JournalScope,
+    last_relinked: datetime,
+    filing_window: timedelta,
+) -> LinkChanges:
+    """Relink the officers the journal's rows lead to, and widen `scope` to every flag that can differ:
+    - the officers named, those of the clips named (as they are now) and of the documents named: an
+      officer's links are one sweep over all their clips and documents;
+    - the documents the named clips are linked to now (their footage is those clips); the documents
+      and clips whose links change are added by the caller (`LinkChanges`);
+    - the documents whose filing window (R8) ended between the last relink's clock and this one."""
+    officers_now: set[int] = set(scope.officers)
+    without_officer: list[int] = []
+    for chunk in _chunks(sorted(scope.clips)):
+        for clip_id, officer_id, deleted in connection.execute(
+            select(
+                clips.c.id, clips.c.officer_id, (clips.c.status == ClipStatus.DELETED).label("deleted")
+            ).where(clips.c.id.in_(chunk))
+        ):
+            if officer_id is not None:
+                officers_now.add(officer_id)
+            elif not deleted:
+                without_officer.append(clip_id)
+        scope.documents.update(
+            connection.scalars(
+                select(clip_links.c.document_id).where(
+                    clip_links.c.clip_id.in_(chunk),
+                    clip_links.c.removed_at.is_(None),
+                    clip_links.c.document_id.is_not(None),
+                )
+            )
+        )
+    for chunk in _chunks(sorted(scope.documents)):
+        officers_now.update(
+            connection.scalars(
+                select(document_officers.c.officer_id).where(document_officers.c.document_id.in_(chunk))
+            )
+        )
+    scope.documents.update(documents_due_between(connection, last_relinked, now, filing_window))
+    return _relink_officers(
+        connection,
+        now,
+        tolerance,
+        track=True,
+        empty=False,
+        officer_ids=sorted(officers_now),
+        without_officer=without_officer,
+    )
 
 
 def _relink_statements(connection: Connection) -> tuple[Any, Any]:
@@ -350,14 +547,24 @@ def relink_all_in(
 
 
 def _relink_officers(
-    connection: Connection, now: datetime, tolerance: timedelta, *, track: bool, empty: bool
+    connection: Connection,
+    now: datetime,
+    tolerance: timedelta,
+    *,
+    track: bool,
+    empty: bool,
+    officer_ids: list[int] | None = None,
+    without_officer: list[int] | None = None,
 ) -> LinkChanges:
+    """Relink these officers (default: every officer), then remove the automatic links of clips that
+    have no officer: of these clips (default: every such clip)."""
     read_time = time_reader(connection, naive=True)  # only compared with each other
     writer = _LinkWriter(connection, now, track=track)
     docs_statement, clips_statement = _relink_statements(connection)
     if empty:
         clips_statement = _clips_without_links_statement(connection)
-    officer_ids = connection.scalars(select(officers.c.id).order_by(officers.c.id)).all()
+    if officer_ids is None:
+        officer_ids = list(connection.scalars(select(officers.c.id).order_by(officers.c.id)))
     for officer_id in officer_ids:
         officer = (officer_id,)
         params = {"officer": officer_id}
@@ -385,16 +592,17 @@ def _relink_officers(
         existing, manual, duplicates = _split_links(link_rows)
         writer.apply(link_clips(spans, docs, tolerance), existing, manual, duplicates)
     # automatic links of clips whose officer was taken away (no officer: nothing to link to)
-    stale = (
-        []
-        if empty
-        else fetch_raw(
-            connection,
-            _link_rows_query()
-            .join(clips, clips.c.id == clip_links.c.clip_id)
-            .where(clips.c.status != ClipStatus.DELETED, clips.c.officer_id.is_(None)),
-        )
+    stale_query = (
+        _link_rows_query()
+        .join(clips, clips.c.id == clip_links.c.clip_id)
+        .where(clips.c.status != ClipStatus.DELETED, clips.c.officer_id.is_(None))
     )
+    stale: list[Any] = []
+    if without_officer is None:
+        stale = [] if empty else list(fetch_raw(connection, stale_query))
+    else:
+        for chunk in _chunks(without_officer):
+            stale.extend(fetch_raw(connection, stale_query.where(clips.c.id.in_(chunk))))
     if stale:
         existing, manual, duplicates = _split_links(stale)
         writer.apply(set(), existing, manual, duplicates)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # the newest migration in migrations/versions (tests/unit/test_migration_head.py keeps it true)
-HEAD_REVISION = "0014_cold_search"
+HEAD_REVISION = "0015_relink_journal"
 VERSION_TABLE = "alembic_version"
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     text,
 )
 
+from evidence_store.db.relink_journal import journal_triggers
 from evidence_store.db.triggers import flag_start_triggers
 from evidence_store.db.types import HASH, NaiveDateTime, UTCDateTime, WarningList, enum_column
 from evidence_store.domain.disclosure import ApplicationKind, ApplicationState
@@ -827,4 +828,38 @@ def _create_flag_start_triggers(target: Table, connection: Connection, **_: obje
 
 
 event.listen(compliance_flags, "after_create", _create_flag_start_triggers)
+
+# The relink journal (issue 21 item 4; evidence_store/db/relink_journal.py): the clips, documents and
+# officers whose facts changed since the last relink, appended by triggers on the tables holding those
+# facts; a relink recomputes what they name and empties it. No foreign keys: it names deleted rows too.
+relink_journal = Table(
+    "relink_journal",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("clip_id", Integer, nullable=True),
+    Column("document_id", Integer, nullable=True),
+    Column("officer_id", Integer, nullable=True),
+)
+
+# What the last relink computed under (one row, id 1): a relink under another tolerance, filing window
+# or version of the rules recomputes everything; the R8 clock it used, for the filing windows that
+# ended since.
+relink_state = Table(
+    "relink_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tolerance_s", Float, nullable=False),
+    Column("filing_window_days", Integer, nullable=False),
+    Column("rules_version", String(100), nullable=False),
+    Column("relinked_at", UTCDateTime, nullable=False),
+)
+
+
+def _create_journal_triggers(target: MetaData, connection: Connection, **_: object) -> None:
+    """A schema made from this metadata gets the migration's journal triggers (after every table)."""
+    for statement in journal_triggers(connection.dialect.name):
+        connection.exec_driver_sql(statement)
+
+
+event.listen(metadata, "after_create", _create_journal_triggers)
 # -- end of web UI and API (issue 8) ------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """One relink definition whatever the state of the link table (R5-R8, issue 21 item 4): on small random
 stations, linking each document and clip as it arrives (the import and processing paths, in a random
 order), a full relink into an empty link table with no flags, a relink with nothing to change, and a
-relink with `all_flags` all end in the same active links and the same open flags. Property-tested with
-hypothesis on SQLite."""
+relink with `all_flags` all end in the same active links and the same open flags. And a relink that
+reads only what the relink journal names, after random edits made straight in the database (facts,
+links, flags, exceptions) and a later clock, ends where a full relink ends. Property-tested with
+hypothesis on SQLite (tests/integration/test_relink_journal.py has the triggers on both databases)."""
 
 from __future__ import annotations
 
@@ -20,12 +22,19 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select, update
 
 from evidence_store.bootstrap import Station, initialise
 from evidence_store.cases.linking_service import LinkChanges, link_clip, link_documents, relink_all
 from evidence_store.db.columns import json_value
-from evidence_store.db.tables import clip_links, compliance_flags
+from evidence_store.db.tables import (
+    clip_links,
+    clips,
+    compliance_flags,
+    document_officers,
+    documents,
+    recording_exceptions,
+)
 from evidence_store.domain.model import ClipStatus, ClockStatus, MediaType
 from evidence_store.settings import load_settings
 from tests.factories import add_case, add_clip_row, add_document, add_officer
@@ -105,7 +114,7 @@ def new_station() -> Iterator[Any]:
     base = Path(tempfile.mkdtemp(prefix="evidence-relink-"))
     made: list[Station] = []
 
-    def make() -> Station:
+    def make(clock: Any = lambda: NOW) -> Station:
         n = next(_counter)
         env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
         env.update(
@@ -115,7 +124,7 @@ def new_station() -> Iterator[Any]:
                 "EVIDENCE_PROCESSING_QUEUE": "none",
             }
         )
-        station, _ = initialise(load_settings(env), clock=lambda: NOW)
+        station, _ = initialise(load_settings(env), clock=clock)
         made.append(station)
         return station
 
@@ -238,3 +247,148 @@ def test_every_relink_path_agrees_with_linking_as_things_arrive(
     relink_all(station, timedelta(minutes=other_tolerance))
     relink_all(station, tolerance)
     assert snapshot(station) == incremental
+
+
+# -- edits made straight in the database, then a relink of what the journal names --------------------
+
+EDITS = (
+    "move clip",
+    "clip officer",
+    "clip deleted",
+    "clip late",
+    "move document",
+    "document needs video",
+    "document officer",
+    "drop link",
+    "remove link",
+    "drop flag",
+    "edit flag",
+    "clear flag",
+    "exception",
+    "case exception",
+    "clock",
+)
+edits_ = st.lists(st.tuples(st.sampled_from(EDITS), st.integers(0, 50), st.integers(-3, 3)), max_size=6)
+
+
+def _clip_edits(clip: Any, step: int) -> dict[str, Any]:
+    where = clips.c.id == clip.id
+    shift = timedelta(minutes=10 * step)
+    moved = (
+        {"utc_start": clip.utc_start + shift, "utc_end": clip.utc_end + shift if clip.utc_end else None}
+        if clip.utc_start is not None
+        else {}
+    )
+    return {
+        "move clip": update(clips).where(where).values(**moved) if moved else None,
+        "clip officer": update(clips)
+        .where(where)
+        .values(officer_id=None if step == 0 else (clip.officer_id or 0) % 3 + 1),
+        "clip deleted": update(clips)
+        .where(where)
+        .values(status=ClipStatus.DELETED if step > 0 else ClipStatus.READY),
+        "clip late": update(clips).where(where).values(late_handover=step > 0),
+    }
+
+
+def _document_edits(connection: Any, document: Any, pick: int, step: int) -> dict[str, Any]:
+    where = documents.c.id == document.id
+    shift = timedelta(minutes=10 * step)
+    officer = pick % 3 + 1
+    pair = (document_officers.c.document_id == document.id, document_officers.c.officer_id == officer)
+    has_officer = connection.execute(select(document_officers.c.officer_id).where(*pair)).first()
+    exception = {
+        "case_id": document.case_id,
+        "reason": "the recorder failed",
+        "approved_by": "chief" if step >= 0 else "",
+        "approved_at": NOW if step >= 0 else None,
+        "created_at": NOW,
+    }
+    return {
+        "move document": update(documents)
+        .where(where)
+        .values(
+            start=document.start + shift if document.start is not None else None,
+            end=document.end + shift if document.end is not None else None,
+        ),
+        "document needs video": update(documents).where(where).values(requires_video=step > 0),
+        "document officer": delete(document_officers).where(*pair)
+        if has_officer
+        else insert(document_officers).values(document_id=document.id, officer_id=officer),
+        "exception": insert(recording_exceptions).values(document_id=document.id, **exception),
+        "case exception": insert(recording_exceptions).values(document_id=None, **exception),
+    }
+
+
+def _link_and_flag_edits(link: Any, flag: Any, step: int) -> dict[str, Any]:
+    edits: dict[str, Any] = {}
+    if link is not None:
+        where = clip_links.c.id == link.id
+        edits["drop link"] = delete(clip_links).where(where)
+        edits["remove link"] = (
+            update(clip_links).where(where).values(removed_at=NOW, removed_by="auto-linking")
+        )
+    if flag is not None:
+        where = compliance_flags.c.id == flag.id
+        edits["drop flag"] = delete(compliance_flags).where(where)
+        edits["edit flag"] = update(compliance_flags).where(where).values(details={"edited": step})
+        edits["clear flag"] = update(compliance_flags).where(where).values(cleared_at=NOW)
+    return edits
+
+
+def edit_directly(station: Station, edit: tuple[str, int, int], clock: list[datetime]) -> None:
+    """One edit as someone with the database open would make it (no service, no relink)."""
+    what, pick, step = edit
+    if what == "clock":
+        clock[0] += timedelta(days=10 * step)  # filing windows (30 days) end, or un-end, with no write
+        return
+    with station.engine.begin() as connection:
+
+        def nth(query: Any) -> Any:
+            rows = connection.execute(query).all()
+            return rows[pick % len(rows)] if rows else None
+
+        clip = nth(
+            select(clips.c.id, clips.c.utc_start, clips.c.utc_end, clips.c.officer_id).order_by(clips.c.id)
+        )
+        document = nth(
+            select(documents.c.id, documents.c.case_id, documents.c.start, documents.c.end).order_by(
+                documents.c.id
+            )
+        )
+        link = nth(select(clip_links.c.id).order_by(clip_links.c.id))
+        flag = nth(select(compliance_flags.c.id).order_by(compliance_flags.c.id))
+        statements = _link_and_flag_edits(link, flag, step)
+        if clip is not None:
+            statements.update(_clip_edits(clip, step))
+        if document is not None:
+            statements.update(_document_edits(connection, document, pick, step))
+        if statements.get(what) is not None:
+            connection.execute(statements[what])
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(world=worlds(), edits=edits_)
+def test_a_relink_of_what_the_journal_names_ends_where_a_full_relink_ends(
+    new_station: Any, world: World, edits: list[tuple[str, int, int]]
+) -> None:
+    clock = [NOW]
+    station: Station = new_station(lambda: clock[0])
+    tolerance = timedelta(minutes=world.tolerance_minutes)
+    arrive_incrementally(station, world, tolerance)
+    assert relink_all(station, tolerance).full  # the first relink reads everything
+    assert not relink_all(station, tolerance).full  # then only what the journal names: nothing
+
+    for edit in edits:
+        edit_directly(station, edit, clock)
+    journaled = relink_all(station, tolerance)
+    assert not journaled.full
+    after_journal = snapshot(station)
+
+    # a relink of everything finds nothing left to do
+    assert_nothing_changed(relink_all(station, tolerance, full=True))
+    assert snapshot(station) == after_journal
