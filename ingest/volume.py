@@ -87,15 +87,21 @@ def _facts_from_names(
     root_fd: int, profile: RecorderProfile, limit: int = 500
 ) -> tuple[str | None, str | None] | None:
     seen = 0
-    for _dirpath, _dirs, files, _fd in os.fwalk(".", dir_fd=root_fd, follow_symlinks=False):
-        for raw in sorted(files):
-            name, _exact = display_name(os.fsencode(raw))
-            facts = profile.parse_name(name)
-            if facts and (facts.serial or facts.officer):
-                return facts.serial, facts.officer
-            seen += 1
-            if seen >= limit:
-                return None
+    try:
+        for _dirpath, _dirs, files, _fd in os.fwalk(".", dir_fd=root_fd, follow_symlinks=False):
+            for raw in sorted(files):
+                name, _exact = display_name(os.fsencode(raw))
+                facts = profile.parse_name(name)
+                if facts and (facts.serial or facts.officer):
+                    return facts.serial, facts.officer
+                seen += 1
+                if seen >= limit:
+                    return None
+    except OSError:
+        # os.fwalk passes a failing listing to `onerror`, but not one failing part-way (EIO from a
+        # recorder pulled out): names are only a hint to the identity, and the pull's own walk meets
+        # the same error and records it
+        return None
     return None
 
 

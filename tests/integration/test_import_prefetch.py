@@ -1,19 +1,29 @@
 """`evidence import` reads the volume's first files into the page cache while it starts (issue 21):
-in the pull's own order, without following a link or blocking on a FIFO, within its budget. (That
-the import still records every file and leaves the volume as it was is what
+in the pull's own order, without following a link or blocking on a FIFO, within its budget; a
+recorder pulled out while it reads ends it quietly, and the import then records what it could not
+read. (That the import still records every file and leaves the volume as it was is what
 tests/integration/test_pull_folder.py checks; it runs the command, prefetch included.)"""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from evidence_store.bootstrap import Station
 from evidence_store.domain.model import TransferOutcome
-from ingest.mount import parse_mountinfo
+from ingest.mount import kernel_supports, parse_mountinfo
 from ingest.prefetch import StartupPrefetch
 from ingest.pull_report import TransferSummary
 from ingest.volume import walk_volume
+from tests.conftest import run_cli
+from tests.fixtures.recorders import LoopDevice, require_tools
+from tests.fixtures.services import require
 
 
 def volume_with_traps(root: Path, outside: Path) -> None:
@@ -92,3 +102,72 @@ def test_a_volume_read_through_fuse_is_not_prefetched(tmp_path: Path) -> None:
     read = StartupPrefetch(root).start(plain)
     assert read.done.wait(30)
     assert read.stop() > 0
+
+
+CLIP_BYTES = 8 * 1024 * 1024
+
+
+@pytest.fixture
+def recorder_on_a_block_device(tmp_path: Path) -> Iterator[tuple[Path, LoopDevice]]:
+    """Three 8 MiB clips on an ext4 volume on a loop device, mounted read-only by the kernel (not
+    FUSE, so the prefetch reads it), the loop device reading its image with O_DIRECT, so every read
+    of the volume reaches the device."""
+    require(os.geteuid() == 0, "mounting a volume needs root")
+    require_tools("mkfs.ext4", "mount", "umount", "losetup")
+    require(kernel_supports("ext4"), "this kernel has no ext4 driver")
+    content = tmp_path / "content" / "DCIM" / "100MEDIA"
+    content.mkdir(parents=True)
+    for n in range(3):
+        (content / f"CLIP{n}.MP4").write_bytes(os.urandom(CLIP_BYTES))
+    image = tmp_path / "recorder.img"
+    with image.open("wb") as handle:
+        handle.truncate(64 * 1024 * 1024)
+    subprocess.run(["mkfs.ext4", "-q", "-d", str(tmp_path / "content"), str(image)], check=True, timeout=120)
+    mount_point = tmp_path / "mnt"
+    mount_point.mkdir()
+    loop = LoopDevice(image, read_only=True, direct_io=True)
+    with loop as devnode:
+        subprocess.run(["mount", "-t", "ext4", "-o", "ro", devnode, str(mount_point)], check=True, timeout=60)
+        try:
+            yield mount_point, loop
+        finally:
+            if subprocess.run(["umount", str(mount_point)], check=False, timeout=60).returncode:
+                subprocess.run(["umount", "-l", str(mount_point)], check=False, timeout=60)
+
+
+@pytest.mark.slow
+def test_a_recorder_pulled_out_while_it_reads_ends_it_quietly_and_the_import_records_it(
+    recorder_on_a_block_device: tuple[Path, LoopDevice],
+    station: Station,
+    station_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mount_point, loop = recorder_on_a_block_device
+    real_readv = os.readv
+    first_reads: list[int] = []
+
+    def read_then_pull_out(fd: int, buffers: list[bytearray]) -> int:
+        n = real_readv(fd, buffers)
+        if not first_reads:  # the recorder goes after the prefetch's first chunk
+            first_reads.append(n)
+            loop.unplug()
+        return n
+
+    monkeypatch.setattr(os, "readv", read_then_pull_out)
+    prefetch = StartupPrefetch(mount_point).start()
+    assert prefetch.done.wait(30), "the prefetch hung on a device that is gone"
+    read = prefetch.stop()
+    monkeypatch.undo()
+    assert first_reads and first_reads[0] > 0
+    assert first_reads[0] <= read < 3 * CLIP_BYTES  # it stopped reading what was not there
+    assert not prefetch._thread.is_alive()
+
+    # the import then meets the same volume: nothing ingested as if it were whole, and it says why (it
+    # crashed with a traceback here before: `os.fwalk` raises a listing that fails part-way)
+    result = run_cli(["import", str(mount_point), "--json"], station_env, timeout=300)
+    assert result.stdout, (result.code, result.stderr)
+    summary = json.loads(result.stdout)
+    assert result.code != 0, result.stdout
+    assert summary["outcome"] != "complete"
+    assert summary["files_ingested"] < 3
+    assert any("Input/output error" in problem for problem in summary["problems"]), summary["problems"]
