@@ -4,8 +4,10 @@ in `evidence_store.domain.linking`.
 - `relink_all`: every officer's clips against every document of that officer, one officer at a time
   (two Core selects per officer: its documents, and its clips with their links in one pass; rows as the
   driver gives them, never ORM objects; writes by executemany; memory bounded by one officer's data),
-  then every flag. One definition whatever the tables hold: it ends where linking each document and
-  clip as it arrives ends (property-tested in `tests/integration/test_relink_agreement.py`).
+  then every flag; or, when the relink journal (`evidence_store.db.relink_journal`) can say what
+  changed since the last relink, the same for the officers and flags it leads to. One definition
+  whatever the tables hold: it ends where linking each document and clip as it arrives ends
+  (property-tested in `tests/integration/test_relink_agreement.py`).
 - `link_clip`: one clip against the documents a range query finds through `document_officers`.
 - `link_documents`: documents just imported against the clips of their officers.
 
@@ -14,8 +16,8 @@ documents, or everything), so re-running changes nothing. Pairs a custodian deci
 link, a link removed by a person, a link marked as evidence - are never touched. A clip whose recorder
 clock was not read links as uncertain. Links the rules no longer imply are kept as history (`removed_at`,
 `removed_by = "auto-linking"`), not deleted. Flags are refreshed in the same transaction
-(`flags_service`): of everything touched by `link_clip` and `link_documents`, of everything by
-`relink_all`.
+(`flags_service`): of everything touched by `link_clip` and `link_documents`, of everything (or of
+what the journal leads to) by `relink_all`.
 """
 
 from __future__ import annotations
