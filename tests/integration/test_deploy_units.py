@@ -50,11 +50,21 @@ def test_every_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     "unit", [u for u in UNITS if "ExecStart=" + INSTALLED_COMMAND in u.read_text()], ids=lambda u: u.name
 )
 def test_each_unit_runs_an_evidence_command_that_exists(unit: Path) -> None:
-    words = _exec_start(unit).split()
-    assert words[0] == INSTALLED_COMMAND
-    subcommand = [w for w in words[1:] if not w.startswith("-")]
-    result = run_cli([*subcommand, "--help"], env={"PATH": "/usr/bin:/bin"})
-    assert result.code == 0, f"{unit.name}: `evidence {' '.join(subcommand)}` does not exist: {result.stderr}"
+    commands = [_exec_start(unit)]
+    commands += re.findall(r"^ExecStartPre=(.*)$", unit.read_text(), re.MULTILINE)
+    for command in commands:
+        words = command.split()
+        assert words[0] == INSTALLED_COMMAND
+        subcommand = [w for w in words[1:] if not w.startswith("-")]
+        result = run_cli([*subcommand, "--help"], env={"PATH": "/usr/bin:/bin"})
+        assert result.code == 0, (
+            f"{unit.name}: `evidence {' '.join(subcommand)}` does not exist: {result.stderr}"
+        )
+
+
+def test_the_nightly_run_relinks_before_it_decides_what_to_keep() -> None:
+    unit = (REPO / "deploy" / "systemd" / "evidence-retention.service").read_text()
+    assert re.search(r"^ExecStartPre=\S+ cases relink\b", unit, re.MULTILINE)
 
 
 @pytest.mark.parametrize("example", ENV_EXAMPLES, ids=lambda p: p.name)
