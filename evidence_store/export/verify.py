@@ -451,12 +451,14 @@ def _check_events(manifest: dict[str, Any], keys: dict[str, PublicKey], verdict:
             ]
             canonical = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
             rehashed = chain_hash(event["prev_hash"], canonical)
+            claimed = event["hash"]
             signature = base64.b64decode(event["signature"], validate=True)
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
+            # a tampered manifest can name a field anything, or hold anything where an event was
             bad += 1
-            verdict.add(False, MANIFEST_NAME, "custody event", f"malformed event: {exc}")
+            verdict.add(False, MANIFEST_NAME, "custody event", f"malformed event: missing or bad {exc}")
             continue
-        if rehashed != event["hash"]:
+        if rehashed != claimed:
             bad += 1
             verdict.add(
                 False, MANIFEST_NAME, "custody event", f"event {event['seq']} does not hash to its hash"
@@ -469,7 +471,7 @@ def _check_events(manifest: dict[str, Any], keys: dict[str, PublicKey], verdict:
                 "custody event",
                 f"event {event['seq']} is signed by key {signer}, which the package does not carry",
             )
-        elif not key.verify(signed_message_for_event(event["hash"]), signature):
+        elif not key.verify(signed_message_for_event(claimed), signature):
             bad += 1
             verdict.add(False, MANIFEST_NAME, "custody event", f"event {event['seq']}: bad station signature")
     if not bad:

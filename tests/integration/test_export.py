@@ -736,6 +736,29 @@ TAMPERED = [
 ]
 
 
+@pytest.mark.parametrize("field", ["hash", "seq", "signature"])
+def test_a_custody_event_missing_a_field_is_named_malformed_not_a_crash(
+    full_package: dict[str, object], tmp_path: Path, field: str
+) -> None:
+    """What a flipped byte did to "hash" in one CI run ("hasi"): verify said KeyError and stopped."""
+    copy = tmp_path / "package"
+    shutil.copytree(Path(str(full_package["dir"])), copy)
+    manifest_path = copy / "manifest.json"
+    manifest = json.loads(manifest_path.read_bytes())
+    event = manifest["items"][0]["custody_events"][0]
+    event[field[:-1] + chr(ord(field[-1]) ^ 1)] = event.pop(field)
+    manifest["items"][0]["custody_events"].append("not an event")
+    manifest_path.chmod(0o644)
+    manifest_path.write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+
+    verdict = verify_package(copy)
+
+    assert not verdict.ok
+    malformed = [p.detail for p in verdict.problems if p.check == "custody event"]
+    assert any(field in detail for detail in malformed), verdict.problems
+    assert len(malformed) >= 2  # the renamed field and the string where an event was
+
+
 @pytest.mark.parametrize("where", ["first", "middle", "last"])
 @pytest.mark.parametrize("which", TAMPERED)
 def test_one_flipped_byte_anywhere_fails_verification_and_says_where(
