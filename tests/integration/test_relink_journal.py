@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from evidence_store.bootstrap import Station, initialise
+from evidence_store.cases import linking_service
 from evidence_store.cases.linking_service import link_clip, relink_all
 from evidence_store.db.tables import (
     clip_links,
@@ -230,11 +231,37 @@ def test_cases_relink_says_what_it_read_and_full_reads_everything(
     assert relink("--full")["full"] is True
     assert relink("--all-flags")["full"] is True  # the old name
     assert table_count(station, relink_journal) == 0
-    with station.engine.connect() as connection:
-        events = connection.execute(
-            select(func.count()).select_from(relink_state).where(relink_state.c.relinked_at.is_not(None))
-        ).scalar()
-    assert events == 1
+    assert table_count(station, relink_state, relink_state.c.relinked_at.is_not(None)) == 1  # one row, kept
+
+
+def test_a_relink_that_fails_leaves_the_journal_and_its_triggers_as_they_were(
+    station: Station, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash inside the relink (here: its flag refresh) rolls back the journal's emptying and, on
+    SQLite, the dropping of the link and flag triggers: the next relink still sees every change, and
+    edits made afterwards are still journaled."""
+    import_json(station, tmp_path, "x.json", [case("CASE-X", [doc("X-1", ["x1"], 0, 30)])])
+    clip = add_clip(station, "x-clip", "x1", 5, 10)
+    relink_all(station)
+    with station.engine.begin() as connection:
+        connection.execute(delete(clip_links).where(clip_links.c.clip_id == clip))
+    pending = journal(station)
+    assert pending
+
+    def crash(*_args: Any, **_kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(linking_service, "refresh_flags", crash)
+    with pytest.raises(OSError):
+        relink_all(station)
+    monkeypatch.undo()
+    assert journal(station) == pending  # nothing taken
+    with station.engine.begin() as connection:  # the link trigger is there: this edit is journaled too
+        connection.execute(update(compliance_flags).values(details={}))
+    assert journal(station) > pending
+    repaired = relink_all(station)
+    assert not repaired.full and repaired.added == 1
+    assert active_links(station) == {("x-clip", "X-1", False)}
 
 
 def test_a_station_with_no_relink_yet_reads_everything_even_with_an_empty_journal(station: Station) -> None:
