@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, func, select
+from sqlalchemy import Connection, Table, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from evidence_store.bootstrap import Station
 from evidence_store.cases.linking_transaction import lock_linking, tolerance_of
-from evidence_store.db.bulk import BulkWriter
+from evidence_store.db.bulk import BulkWriter, indexes_down_if_empty
 from evidence_store.db.columns import fetch_raw, json_value, time_column, time_reader
 from evidence_store.db.tables import (
     clip_links,
@@ -222,8 +222,23 @@ class _Queries:
             )
         )
         self.document_flags = self._both(lambda where: _open_flags(where(compliance_flags.c.document_id)))
-        self.clips = self._both(
-            lambda where: (
+        # the clips that can have a flag, or have one open: `clip_flags` flags a late handover (R1) and
+        # footage linked to no case; a clip linked to a case and handed over in time has none, and
+        # unless one is open there is nothing to clear (tests/unit/test_linking_and_flags_service.py)
+        linked = (
+            select(clip_links.c.id)
+            .where(clip_links.c.clip_id == clips.c.id, clip_links.c.removed_at.is_(None))
+            .exists()
+        )
+        flagged = (
+            select(compliance_flags.c.id)
+            .where(compliance_flags.c.clip_id == clips.c.id, compliance_flags.c.cleared_at.is_(None))
+            .exists()
+        )
+
+        def candidate_clips(where: Where, *, none_open: bool) -> Any:
+            may_have_flags = or_(clips.c.late_handover.is_(True), ~linked)
+            return (
                 select(
                     clips.c.id,
                     clips.c.media_type,
@@ -232,15 +247,17 @@ class _Queries:
                     time_column(connection, clips.c.utc_start, "utc_start"),
                     time_column(connection, clips.c.utc_end, "utc_end"),
                     time_column(connection, transfers.c.started_at, "handed_over_at"),
+                    linked.label("linked"),
                 )
                 .outerjoin(transfers, transfers.c.id == clips.c.transfer_id)
-                .where(where(clips.c.id))
+                .where(where(clips.c.id), may_have_flags if none_open else or_(may_have_flags, flagged))
             )
-        )
-        self.clip_cases = self._both(
-            lambda where: select(clip_links.c.clip_id, clip_links.c.case_id).where(
-                where(clip_links.c.clip_id), clip_links.c.removed_at.is_(None)
-            )
+
+        self.clips = self._both(lambda where: candidate_clips(where, none_open=False))
+        # with no flag in the table at all (a first relink), nothing can be open: not even looked for
+        self.clips_none_open = self._both(lambda where: candidate_clips(where, none_open=True))
+        self.clip_cases = select(clip_links.c.clip_id, clip_links.c.case_id).where(
+            clip_links.c.clip_id.in_(bindparam("ids", expanding=True)), clip_links.c.removed_at.is_(None)
         )
         self.clip_flags = self._both(lambda where: _open_flags(where(compliance_flags.c.clip_id)))
 
@@ -278,6 +295,19 @@ def _filing(station: Station, as_of: datetime | None) -> _Filing:
     return _Filing(as_of or station.clock(), timedelta(days=station.settings.retention_filing_window_days))
 
 
+def _open_rows(
+    connection: Connection, statement: Any, params: dict[str, Any], wanted: set[int], column: int
+) -> list[tuple[Any, ...]]:
+    """The open flags of the scope's documents (`column` 2) or clips (3), each only of its own kind:
+    a document's flag has no clip, a clip's no document."""
+    other = 5 - column
+    return [
+        row
+        for row in fetch_raw(connection, statement, params)
+        if row[column] in wanted and row[other] is None
+    ]
+
+
 def _refresh_documents(
     connection: Connection,
     queries: _Queries,
@@ -285,6 +315,8 @@ def _refresh_documents(
     writer: _FlagWriter,
     tolerance: timedelta,
     filing: _Filing,
+    *,
+    none_open: bool = False,
 ) -> None:
     read_time = time_reader(connection)
     wanted = set(chunk)
@@ -333,40 +365,38 @@ def _refresh_documents(
         overdue = filing_flag(facts, bool(linked_footage), filing.now, filing.window)
         if overdue is not None:
             computed.append(overdue)
-    open_rows = [
-        row
-        for row in fetch_raw(connection, queries.document_flags[shape], params)
-        if row[2] in wanted and row[3] is None
-    ]
+    open_rows = [] if none_open else _open_rows(connection, queries.document_flags[shape], params, wanted, 2)
     writer.apply(open_rows, computed)
 
 
-def _refresh_clips(connection: Connection, queries: _Queries, chunk: list[int], writer: _FlagWriter) -> None:
+def _refresh_clips(
+    connection: Connection,
+    queries: _Queries,
+    chunk: list[int],
+    writer: _FlagWriter,
+    *,
+    none_open: bool = False,
+) -> None:
     read_time = time_reader(connection)
     wanted = set(chunk)
     shape, params = queries.shape(chunk)
-    rows = fetch_raw(connection, queries.clips[shape], params)
+    candidates = queries.clips_none_open if none_open else queries.clips
+    rows = [row for row in fetch_raw(connection, candidates[shape], params) if row[0] in wanted]
+    open_rows = [] if none_open else _open_rows(connection, queries.clip_flags[shape], params, wanted, 3)
+    # the cases of the candidates that have a link (a late handover, or a flag open): few
     linked: dict[int, set[int]] = defaultdict(set)
-    for clip_id, case_id in fetch_raw(connection, queries.clip_cases[shape], params):
-        linked[clip_id].add(case_id)
-    open_rows = [
-        row
-        for row in fetch_raw(connection, queries.clip_flags[shape], params)
-        if row[3] in wanted and row[2] is None
-    ]
-    flagged = {row[3] for row in open_rows}
+    with_links = [row[0] for row in rows if row[7]]
+    if with_links:
+        for clip_id, case_id in fetch_raw(connection, queries.clip_cases, {"ids": with_links}):
+            linked[clip_id].add(case_id)
     computed: list[Flag] = []
     no_cases: tuple[int, ...] = ()
     starts: dict[int, Any] = {}
-    for clip_id, media_type, status, late_handover, start, end, handed_over_at in rows:
-        if clip_id not in wanted or status == _DELETED:
+    for clip_id, media_type, status, late_handover, start, end, handed_over_at, _linked in rows:
+        if status == _DELETED:
             continue  # what is left of a deleted clip is its tombstone; its flags clear
         case_ids = linked.get(clip_id)
         late = bool(late_handover)
-        if case_ids and not late and clip_id not in flagged:
-            # `clip_flags` flags a late handover (R1) and footage of no case; a clip linked to a case
-            # and handed over in time has none, and none open to clear (see the test that checks this)
-            continue
         starts[clip_id] = start  # as stored (text on SQLite): copied as is into the flag's clip_start
         computed.extend(
             clip_flags(
@@ -429,10 +459,12 @@ def refresh_all_flags(session: Session, station: Station, tolerance: timedelta |
     writer = _FlagWriter(connection, station.clock())
     queries = _Queries.for_connection(connection)
     filing = _filing(station, None)
-    for page in _pages(connection, documents):
-        _refresh_documents(connection, queries, page, writer, tol, filing)
-    for page in _pages(connection, clips):
-        _refresh_clips(connection, queries, page, writer)
+    # a first relink's flags go into an empty table: on SQLite its indexes are built once afterwards
+    with indexes_down_if_empty(connection, compliance_flags) as none_open:
+        for page in _pages(connection, documents):
+            _refresh_documents(connection, queries, page, writer, tol, filing, none_open=none_open)
+        for page in _pages(connection, clips):
+            _refresh_clips(connection, queries, page, writer, none_open=none_open)
     # open flags of rows that no longer exist cannot happen: flags reference them by foreign key
     return writer.changes
 

@@ -37,8 +37,8 @@ from sqlalchemy.orm import Session
 from evidence_store.bootstrap import Station
 from evidence_store.cases.flags_service import documents_due_between, refresh_all_flags, refresh_flags
 from evidence_store.cases.linking_transaction import lock_linking, tolerance_of
-from evidence_store.db.bulk import BulkWriter
-from evidence_store.db.columns import fetch_raw, is_sqlite, time_column, time_reader
+from evidence_store.db.bulk import BulkWriter, indexes_down_if_empty
+from evidence_store.db.columns import fetch_raw, time_column, time_reader
 from evidence_store.db.relink_journal import journal_paused, journal_supported
 from evidence_store.db.tables import (
     clip_links,
@@ -521,30 +521,11 @@ def _clips_without_links_statement(connection: Connection) -> Any:
     ).where(clips.c.officer_id == officer, clips.c.status != ClipStatus.DELETED)
 
 
-@contextmanager
-def _indexes_down_if_empty(connection: Connection) -> Iterator[bool]:
-    """A station's first relink inserts every link (700,000 rows for a million clips) into an empty
-    table: on SQLite, drop the link table's indexes for the inserts and build them again afterwards
-    in one sorted pass each, instead of maintaining three B-trees row by row in no useful order.
-    Yields whether that is the case (the table is empty). The drop is part of the transaction: if
-    anything fails, the rollback restores the indexes with the rows."""
-    empty = is_sqlite(connection) and connection.scalar(select(clip_links.c.id).limit(1)) is None
-    if not empty:
-        yield False
-        return
-    indexes = sorted(clip_links.indexes, key=lambda index: str(index.name))
-    for index in indexes:
-        index.drop(connection)
-    yield True
-    for index in indexes:
-        index.create(connection)
-
-
 def relink_all_in(
     connection: Connection, now: datetime, tolerance: timedelta, *, track: bool = False
 ) -> LinkChanges:
     """The whole relink inside the caller's transaction (no flags, no audit)."""
-    with _indexes_down_if_empty(connection) as empty:
+    with indexes_down_if_empty(connection, clip_links) as empty:
         return _relink_officers(connection, now, tolerance, track=track, empty=empty)
 
 

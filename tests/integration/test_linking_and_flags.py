@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, inspect, select, update
 
 from evidence_store.bootstrap import Station
-from evidence_store.cases import linking_service
+from evidence_store.cases import flags_service, linking_service
 from evidence_store.cases.importer import import_cases
 from evidence_store.cases.linking_service import link_clip, link_documents, relink_all
 from evidence_store.db.tables import audit_events, clip_links, clips, compliance_flags, documents, officers
@@ -226,7 +226,8 @@ def test_a_first_relink_into_an_empty_link_table_finds_the_same_links(
     station: Station, tmp_path: Path
 ) -> None:
     """On SQLite the first relink takes the link table's indexes down for the bulk insert (see
-    `_indexes_down_if_empty`): the links, the flags and the indexes must come out as always."""
+    `evidence_store.db.bulk.indexes_down_if_empty`): the links, the flags and the indexes must come
+    out as always."""
     import_json(station, tmp_path, "e.json", scenario_cases("e"))  # no footage yet: no links
     for label, badge, start, length in CLIPS:
         add_clip(station, f"e-{label}", f"e{badge}", start, length)  # not handed to linking
@@ -286,6 +287,63 @@ def test_a_first_relink_that_fails_leaves_the_link_table_and_its_indexes_as_they
     assert indexes_before == {index.name for index in clip_links.indexes}  # every declared one
     relink_all(station)  # and the next relink does the work
     assert active_links(station) == expected_links("g")
+
+
+def test_a_first_relink_into_an_empty_flag_table_opens_the_flags_linking_each_clip_opened(
+    station: Station, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A relink into a flag table with no row at all (a station's first relink) takes, on SQLite, the
+    table's indexes down for the inserts and does not look for open flags (`flags_service`'s
+    `none_open`): it must open exactly the flags linking each clip as it came opened - a late handover
+    of linked footage, footage of no case, a document without an end, footage cut short - and leave the
+    indexes as declared; a failure half-way puts the indexes back with the rollback."""
+    import_json(station, tmp_path, "n.json", scenario_cases("n"))
+    for label, badge, start, length in CLIPS:
+        late = label == "a"  # linked to d1, and handed over 30 hours after it was recorded
+        clip_id = add_clip(
+            station, f"n-{label}", f"n{badge}", start, length, late=late, handed_over_min=start + 30 * 60
+        )
+        link_clip(station, clip_id)
+    as_linked = open_flags(station)
+    kinds = {kind for kind, _subject in as_linked}
+    assert {"late_handover", "unassigned_footage", "document_without_end"} <= kinds, kinds
+    with station.engine.connect() as connection:
+        indexes_before = {i["name"] for i in inspect(connection).get_indexes("compliance_flags")}
+    assert indexes_before == {index.name for index in compliance_flags.indexes}  # every declared one
+
+    def empty_the_flag_table() -> None:
+        with station.transaction() as session:
+            session.execute(compliance_flags.delete())
+        assert table_count(station, compliance_flags) == 0
+
+    empty_the_flag_table()
+    real_apply = flags_service._FlagWriter.apply
+    calls = 0
+
+    def fail_on_the_second_page(self: Any, *args: Any, **kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("disk full")
+        real_apply(self, *args, **kwargs)
+
+    monkeypatch.setattr(flags_service._FlagWriter, "apply", fail_on_the_second_page)
+    with pytest.raises(RuntimeError, match="disk full"):
+        relink_all(station, full=True)
+    monkeypatch.undo()
+    assert table_count(station, compliance_flags) == 0
+    with station.engine.connect() as connection:
+        assert {i["name"] for i in inspect(connection).get_indexes("compliance_flags")} == indexes_before
+
+    changes = relink_all(station, full=True)
+
+    assert changes.flag_counts["flags_opened"] == len(as_linked)
+    assert open_flags(station) == as_linked
+    with station.engine.connect() as connection:
+        assert {i["name"] for i in inspect(connection).get_indexes("compliance_flags")} == indexes_before
+    # and the usual path (indexes up, open flags read) finds nothing to change
+    again = relink_all(station, full=True)
+    assert not again.changed and not any(again.flag_counts.values())
 
 
 def test_relink_with_all_flags_is_the_same_relink(
