@@ -26,7 +26,8 @@ best as an extra column; targets judged by the median):
 4. The naive clips x documents definition (`link_naively`) against the sweep (`link_clips`) on a
    10,000 x 2,000 subset, in memory, to show the growth; both must give the same links.
 
-Targets: issue 5's first relink <= 30 s and `link_clip` median <= 10 ms; issue 21's full relink <= 15 s,
+Targets: issue 5's first relink <= 30 s and `link_clip` median <= 10 ms; issue 21's full relink <= 15 s
+(judged twice: on the first relink, and on `--full` with nothing to change, both relinks of everything),
 no-change relink <= 5 s (medians) and `link_clip` p95 <= 5 ms over >= 1,000 samples.
 
 Usage: .venv/bin/python bench/bench_linking.py [--clips 1000000] [--documents 200000] [--officers 2000]
@@ -500,6 +501,7 @@ def _bench(args: argparse.Namespace, home: Path) -> int:  # noqa: PLR0915
         }
         medians[(cache, "first")] = spreads["full relink, first run (links + flags)"].median
         medians[(cache, "second")] = spreads["relink, nothing to change (journal)"].median
+        medians[(cache, "full")] = spreads["relink --full, nothing to change"].median
         rows += [[name, cache, *s.cells(digits=2), notes.get(name, "")] for name, s in spreads.items()]
     rows += [
         [
@@ -550,8 +552,16 @@ def _bench(args: argparse.Namespace, home: Path) -> int:  # noqa: PLR0915
                 judged=judged,
             ),
             method.Target(
-                f"full relink <= {TARGET_RELINK_21_S:.0f} s (issue 21), {cache}",
+                f"full relink <= {TARGET_RELINK_21_S:.0f} s (issue 21): the first, {cache}",
                 medians[(cache, "first")],
+                TARGET_RELINK_21_S,
+                higher_is_better=False,
+                unit=" s",
+                judged=judged,
+            ),
+            method.Target(
+                f"full relink <= {TARGET_RELINK_21_S:.0f} s (issue 21): `--full`, nothing to change, {cache}",
+                medians[(cache, "full")],
                 TARGET_RELINK_21_S,
                 higher_is_better=False,
                 unit=" s",

@@ -16,15 +16,12 @@ targets judged by the median. Between runs, not timed, the output is deleted and
   openssl dgst -sha256 DST`` (issue 21)
 * ``disk: copy (dd direct)`` ``dd iflag=direct oflag=direct conv=fsync bs=4M``: the disk's best plain
   copy, no hashing, each block read and then written (no overlap)
-* ``disk: read + write at once`` hashlib of the source (as ``hashlib``) while a second thread writes as
-  many bytes from memory to a new file with O_DIRECT and fsyncs it: the floor of any one-pass copy
-  that hashes, whose reads and writes share this disk (the copy must do both; it can at best overlap
-  them). Where this floor is above hashing / 0.85, the 0.85x target is beyond the disk
-* ``store.put``          LocalBlobStore.put into a fresh store (creates the blob; fsyncs the file and
-  the directories, links, makes it read-only); a cold source is read with O_DIRECT by a thread
-  ahead of the hashing (issue 21)
-* ``store.put, no read-ahead`` the same as before issue 21 (``LocalBlobStore(read_ahead=False)``: the
-  source read in the hashing thread through the page cache), side by side
+* ``store.put``          LocalBlobStore.put into a fresh store as a station makes it (creates the blob;
+  fsyncs the file and the directories, links, makes it read-only); the source read in the hashing
+  thread through the page cache (the default)
+* ``store.put, O_DIRECT read-ahead`` the same with ``EVIDENCE_STORE_DIRECT_READS=true``
+  (``LocalBlobStore(read_ahead=True)``): a cold source read with O_DIRECT by a thread ahead of the
+  hashing (issue 21), side by side
 
 Cache (``--cache cold|warm|both``, default both): **cold** drops the source's pages before every run
 (fsync, ``posix_fadvise(DONTNEED)``; ``fincore`` shows how much stayed resident), as a file just
@@ -162,42 +159,10 @@ def v_dd_direct(src: Path, scratch: Path) -> None:
     run("dd", f"if={src}", f"of={scratch / 'copy'}", "bs=4M", "iflag=direct", "oflag=direct", "conv=fsync")
 
 
-def v_read_and_write_at_once(src: Path, scratch: Path) -> str:
-    """The disk floor of a hashing one-pass copy: read and hash the source while as many bytes are
-    written (O_DIRECT, fsynced) to another file in a second thread."""
-    import mmap
-    import threading
-
-    size = src.stat().st_size
-    failure: list[BaseException] = []
-
-    def write_as_much() -> None:
-        try:
-            buffer = mmap.mmap(-1, HASH_CHUNK)  # page-aligned, for O_DIRECT
-            buffer.write(os.urandom(HASH_CHUNK))
-            fd = os.open(scratch / "copy", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_DIRECT, 0o600)
-            try:
-                left = size
-                while left > 0:
-                    left -= os.write(fd, buffer if left >= HASH_CHUNK else buffer[: -(-left // 4096) * 4096])
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except BaseException as exc:  # reported by the caller
-            failure.append(exc)
-
-    writer = threading.Thread(target=write_as_much)
-    writer.start()
-    digest = hashlib_file(src)
-    writer.join()
-    if failure:
-        raise failure[0]
-    return digest
-
-
-def make_store_put(*, read_ahead: bool = True) -> Variant:
-    """`LocalBlobStore.put`; `read_ahead=False`: as before issue 21 (the source read in the hashing
-    thread, through the page cache), for the side-by-side comparison."""
+def make_store_put(*, read_ahead: bool = False) -> Variant:
+    """`LocalBlobStore.put` as a station makes it; `read_ahead=True`: as with
+    `EVIDENCE_STORE_DIRECT_READS=true` (a cold source read with O_DIRECT ahead of the hashing), for the
+    side-by-side comparison."""
     from evidence_store.blobs.local import LocalBlobStore
 
     def v_store_put(src: Path, scratch: Path) -> str:
@@ -215,9 +180,8 @@ TWO_PASS = "cp; sha256sum"
 TWO_PASS_FAST = "cp; sync; openssl"
 HASH_ONLY = "hashlib"
 STORE = "store.put"
-STORE_BEFORE = "store.put, no read-ahead"
+STORE_DIRECT = "store.put, O_DIRECT read-ahead"
 DISK_COPY = "disk: copy (dd direct)"
-DISK_FLOOR = "disk: read + write at once"
 
 
 def time_variants(
@@ -234,9 +198,8 @@ def time_variants(
         "cp; sync; sha256sum": v_cp_sync_sha256sum,
         TWO_PASS_FAST: v_cp_sync_openssl,
         DISK_COPY: v_dd_direct,
-        DISK_FLOOR: v_read_and_write_at_once,
         STORE: make_store_put(),
-        STORE_BEFORE: make_store_put(read_ahead=False),
+        STORE_DIRECT: make_store_put(read_ahead=True),
     }
     scratch = work / "scratch"
     residency: list[str] = []
@@ -429,12 +392,9 @@ def _bench(args: argparse.Namespace, work: Path, size: int) -> int:
             "than the durable two-pass with openssl (`cp --reflink=never; sync; openssl dgst -sha256`), "
             "by medians"
         )
-        floor = median[HASH_ONLY] / median[DISK_FLOOR]
         print(
-            f"the disk's floor ({cache}): reading the source and writing as much at once reaches "
-            f"{floor:.2f}x of hashing alone (target {TARGET_VS_HASH}x); store.put is at "
-            f"{median[DISK_FLOOR] / median[STORE]:.2f}x of that floor, and "
-            f"{median[DISK_COPY] / median[STORE]:.2f}x the speed of dd's direct copy"
+            f"for reference ({cache}): store.put is {median[DISK_COPY] / median[STORE]:.2f}x the speed of "
+            "dd's direct copy (no hashing), by medians"
         )
     if args.check and not method.targets_ok(targets):
         return 1

@@ -96,7 +96,7 @@ def make_blob_store(settings: Settings, clock: Clock) -> BlobStore:
         from evidence_store.blobs.s3 import S3BlobStore
 
         return S3BlobStore.from_settings(settings, clock)
-    return LocalBlobStore(settings.effective_store_path)
+    return LocalBlobStore(settings.effective_store_path, read_ahead=settings.store_direct_reads)
 
 
 def initialise(settings: Settings, *, clock: Clock = system_clock) -> tuple[Station, list[str]]:

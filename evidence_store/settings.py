@@ -39,6 +39,10 @@ class Settings(BaseModel):
     database_url: str = ""  # default: SQLite in home
     blob_store: Literal["local", "s3"] = "local"
     local_store_path: Path | None = None  # default: home/blobs
+    # Read a cold source with O_DIRECT in a thread ahead of the hashing when storing it (issue 21): it
+    # won on one disk under load and lost on another idle one (bench/RESULTS.md, Store write); off by
+    # default, measure with bench/bench_store_write.py before turning it on
+    store_direct_reads: bool = False
     s3_endpoint_url: str = ""
     s3_bucket: str = ""
     s3_region: str = "us-east-1"

@@ -50,10 +50,11 @@ def _fsync_dir(path: Path) -> None:
 class LocalBlobStore:
     name = "local"
 
-    def __init__(self, root: Path, *, chunk_size: int = CHUNK_SIZE, read_ahead: bool = True) -> None:
+    def __init__(self, root: Path, *, chunk_size: int = CHUNK_SIZE, read_ahead: bool = False) -> None:
         self.root = root
         self.chunk_size = chunk_size
-        # a cold source read with O_DIRECT by a thread ahead of the hashing (`copy_hashing`; issue 21)
+        # a cold source read with O_DIRECT by a thread ahead of the hashing (`copy_hashing`; issue 21):
+        # the setting `store_direct_reads`, off unless a disk is measured to gain from it
         self.read_ahead = read_ahead
         self._blobs = root / "sha256"
         self._incoming = root / "incoming"

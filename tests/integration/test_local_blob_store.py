@@ -216,7 +216,7 @@ def test_a_cold_file_read_ahead_with_o_direct_is_byte_identical(
     seen = spy_direct(monkeypatch)
     data = payload(12 * 1024 * 1024 + 4099, seed=5)
     source = cold_file(tmp_path / "clip.MP4", data)
-    store = LocalBlobStore(tmp_path / "store", chunk_size=1024 * 1024)
+    store = LocalBlobStore(tmp_path / "store", chunk_size=1024 * 1024, read_ahead=True)
     with source.open("rb", buffering=0) as handle:
         flags = fcntl.fcntl(handle.fileno(), fcntl.F_GETFL)
         stored = store.put(handle)
@@ -232,7 +232,7 @@ def test_a_cached_or_small_file_is_read_through_the_page_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen = spy_direct(monkeypatch)
-    store = LocalBlobStore(tmp_path / "store", chunk_size=1024 * 1024)
+    store = LocalBlobStore(tmp_path / "store", chunk_size=1024 * 1024, read_ahead=True)
     warm = tmp_path / "warm.MP4"
     warm.write_bytes(payload(6 * 1024 * 1024, seed=6))
     small = cold_file(tmp_path / "small.JPG", payload(1024 * 1024, seed=7))
@@ -258,9 +258,30 @@ def test_a_read_error_ahead_of_the_hashing_stores_nothing_and_is_raised_as_it_is
                 raise OSError(5, "Input/output error")
             return super().readinto(buffer)
 
-    store = LocalBlobStore(tmp_path / "store", chunk_size=1024 * 1024)
+    store = LocalBlobStore(tmp_path / "store", chunk_size=1024 * 1024, read_ahead=True)
     with Failing(source, "rb") as handle, pytest.raises(OSError, match="Input/output"):
         store.put(handle)  # type: ignore[arg-type]
     assert seen == [True]
     assert list(store.iter_blobs()) == []
     assert store.stale_incoming() == []
+
+
+def test_the_stations_store_reads_with_o_direct_only_when_the_setting_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`store_direct_reads` (EVIDENCE_STORE_DIRECT_READS): off by default, since the O_DIRECT
+    read-ahead lost to the page cache on an idle disk (issue 21, bench/RESULTS.md); on, a cold source
+    is read with it."""
+    from evidence_store.bootstrap import make_blob_store, system_clock
+    from evidence_store.settings import load_settings
+
+    seen = spy_direct(monkeypatch)
+    data = payload(12 * 1024 * 1024, seed=9)
+    for env, expected in (({}, False), ({"EVIDENCE_STORE_DIRECT_READS": "true"}, True)):
+        settings = load_settings({"EVIDENCE_HOME": str(tmp_path / f"home-{expected}"), **env})
+        assert settings.store_direct_reads is expected
+        store = make_blob_store(settings, system_clock)
+        source = cold_file(tmp_path / f"clip-{expected}.MP4", data)
+        with source.open("rb", buffering=0) as handle:
+            assert store.put(handle).sha256 == hashlib.sha256(data).hexdigest()
+    assert seen == [True]  # the first store never tried O_DIRECT; the second read the cold file with it
