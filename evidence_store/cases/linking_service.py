@@ -278,12 +278,14 @@ def relink_all(
                 flags = refresh_all_flags(session, station, tol)
             else:
                 assert last is not None
-                changes = _relink_scope(connection, now, tol, scope, last[1], basis.filing_window)
+                changes, documents_due = _relink_scope(
+                    connection, now, tol, scope, last[1], basis.filing_window
+                )
                 changes.link_seconds = time.perf_counter() - started
                 flags = refresh_flags(
                     session,
                     station,
-                    document_ids=scope.documents | changes.documents,
+                    document_ids=documents_due | changes.documents,
                     clip_ids=scope.clips | changes.clips,
                     tolerance=tol,
                     as_of=now,
@@ -416,14 +418,15 @@ def _relink_scope(
     scope: JournalScope,
     last_relinked: datetime,
     filing_window: timedelta,
-) -> LinkChanges:
-    """Relink the officers the journal's rows lead to, and widen `scope` to every flag that can differ:
-    - the officers named, those of the clips named (as they are now) and of the documents named: an
-      officer's links are one sweep over all their clips and documents;
-    - the documents the named clips are linked to now (their footage is those clips); the documents
-      and clips whose links change are added by the caller (`LinkChanges`);
-    - the documents whose filing window (R8) ended between the last relink's clock and this one."""
+) -> tuple[LinkChanges, set[int]]:
+    """Relink the officers the journal's rows lead to: the officers named, those of the clips named (as
+    they are now) and of the documents named (an officer's links are one sweep over all their clips and
+    documents). Returns the changes and the documents whose flags can differ besides those the changes
+    touch (which the caller adds, with the named clips): the documents named, the documents the named
+    clips are linked to now (their footage is those clips), and the documents whose filing window (R8)
+    ended between the last relink's clock and this one."""
     officers_now: set[int] = set(scope.officers)
+    documents_due: set[int] = set(scope.documents)
     without_officer: list[int] = []
     for chunk in _chunks(sorted(scope.clips)):
         for clip_id, officer_id, deleted in connection.execute(
@@ -435,7 +438,7 @@ def _relink_scope(
                 officers_now.add(officer_id)
             elif not deleted:
                 without_officer.append(clip_id)
-        scope.documents.update(
+        documents_due.update(
             connection.scalars(
                 select(clip_links.c.document_id).where(
                     clip_links.c.clip_id.in_(chunk),
@@ -444,14 +447,14 @@ def _relink_scope(
                 )
             )
         )
-    for chunk in _chunks(sorted(scope.documents)):
+    for chunk in _chunks(sorted(documents_due)):
         officers_now.update(
             connection.scalars(
                 select(document_officers.c.officer_id).where(document_officers.c.document_id.in_(chunk))
             )
         )
-    scope.documents.update(documents_due_between(connection, last_relinked, now, filing_window))
-    return _relink_officers(
+    documents_due.update(documents_due_between(connection, last_relinked, now, filing_window))
+    changes = _relink_officers(
         connection,
         now,
         tolerance,
@@ -460,6 +463,7 @@ def _relink_scope(
         officer_ids=sorted(officers_now),
         without_officer=without_officer,
     )
+    return changes, documents_due
 
 
 def _relink_statements(connection: Connection) -> tuple[Any, Any]:

@@ -750,6 +750,9 @@ supervision_items = Table(
     Index("ix_supervision_items_reviewer_status", "reviewer_id", "status"),
 )
 
+# -- end of web UI and API (issue 8) ------------------------------------------------------------------
+
+# -- indexes across tables (audit, search, flags), and the relink journal -------------------------------
 # The auditor filters the audit log by actor and by time (R17).
 Index("ix_audit_events_actor_seq", audit_events.c.actor, audit_events.c.seq)
 Index("ix_audit_events_at", audit_events.c.at)
@@ -862,4 +865,3 @@ def _create_journal_triggers(target: MetaData, connection: Connection, **_: obje
 
 
 event.listen(metadata, "after_create", _create_journal_triggers)
-# -- end of web UI and API (issue 8) ------------------------------------------------------------------
