@@ -224,7 +224,7 @@ class _Queries:
         self.document_flags = self._both(lambda where: _open_flags(where(compliance_flags.c.document_id)))
         # the clips that can have a flag, or have one open: `clip_flags` flags a late handover (R1) and
         # footage linked to no case; a clip linked to a case and handed over in time has none, and
-        # unless one is open there is nothing to clear (tests/unit/test_linking_and_flags_service.py)
+        # unless one is open there is nothing to clear (`test_a_linked_clip_handed_over_in_time_has_no_flag`)
         linked = (
             select(clip_links.c.id)
             .where(clip_links.c.clip_id == clips.c.id, clip_links.c.removed_at.is_(None))
