@@ -563,6 +563,25 @@ def verify_package(path: Path, *, expected_fingerprint: str | None = None) -> Ve
         except (UnicodeDecodeError, ValueError) as exc:
             verdict.add(False, MANIFEST_NAME, "format", f"not JSON: {exc}")
             return verdict
+        _check_manifest(source, manifest, manifest_bytes, key, names, hashes, verdict)
+    finally:
+        source.close()
+    return verdict
+
+
+def _check_manifest(
+    source: _Source,
+    manifest: dict[str, Any],
+    manifest_bytes: bytes,
+    key: PublicKey | None,
+    names: set[str],
+    hashes: dict[str, tuple[str, int]],
+    verdict: Verdict,
+) -> None:
+    """Every check that reads the manifest's structure. A tampered manifest can hold anything where an
+    object or a list was (a string, a number, null): whichever check meets it first reports the
+    manifest as malformed, and verification fails instead of stopping with a traceback."""
+    try:
         verdict.add(
             manifest.get("format") == MANIFEST_FORMAT and canonical_json(manifest) == manifest_bytes,
             MANIFEST_NAME,
@@ -584,6 +603,5 @@ def verify_package(path: Path, *, expected_fingerprint: str | None = None) -> Ve
         _check_timestamps(source, manifest, keys, names, verdict)
         _check_credentials(source, manifest, names, verdict)
         _check_events(manifest, keys, verdict)
-    finally:
-        source.close()
-    return verdict
+    except (AttributeError, TypeError, KeyError, IndexError) as exc:
+        verdict.add(False, MANIFEST_NAME, "format", f"malformed manifest: {type(exc).__name__}: {exc}")

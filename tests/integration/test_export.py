@@ -759,6 +759,50 @@ def test_a_custody_event_missing_a_field_is_named_malformed_not_a_crash(
     assert len(malformed) >= 2  # the renamed field and the string where an event was
 
 
+def _manifest_paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Every key of the manifest's objects and the first element of its lists, three levels deep."""
+    if isinstance(value, dict):
+        for name, inner in value.items():
+            yield (*prefix, name)
+            if len(prefix) < 3:
+                yield from _manifest_paths(inner, (*prefix, name))
+    elif isinstance(value, list) and value:
+        yield (*prefix, 0)
+        if len(prefix) < 3:
+            yield from _manifest_paths(value[0], (*prefix, 0))
+
+
+def test_a_manifest_of_any_wrong_shape_fails_verification_and_never_crashes(
+    full_package: dict[str, object], tmp_path: Path
+) -> None:
+    """A tampered manifest can hold a string, a number, null, a list or an object where anything else
+    was: at 24 such places verify stopped with a traceback (AttributeError, TypeError) until it was
+    made to say "malformed manifest". Every place, every wrong value: a failed verdict, no exception."""
+    source = Path(str(full_package["dir"]))
+    original = json.loads((source / "manifest.json").read_bytes())
+    copy = tmp_path / "package"
+    shutil.copytree(source, copy)
+    manifest_path = copy / "manifest.json"
+    manifest_path.chmod(0o644)
+    tried = 0
+    for path in _manifest_paths(original):
+        for wrong in ("x", 7, None, [], {}):
+            manifest = json.loads(json.dumps(original))
+            parent = manifest
+            for step in path[:-1]:
+                parent = parent[step]
+            if parent[path[-1]] == wrong:
+                continue
+            parent[path[-1]] = wrong
+            manifest_path.write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+
+            verdict = verify_package(copy)
+
+            assert not verdict.ok, (path, wrong)
+            tried += 1
+    assert tried > 200  # the walk reached the items, their originals, time-stamps and custody events
+
+
 @pytest.mark.parametrize("where", ["first", "middle", "last"])
 @pytest.mark.parametrize("which", TAMPERED)
 def test_one_flipped_byte_anywhere_fails_verification_and_says_where(
