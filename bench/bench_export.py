@@ -19,6 +19,10 @@ an extra column; targets judged by the median; between runs, not timed, the outp
 * ``disk: 2 copies, 8 deep``  the same two copies, each written by 8 threads at once (O_DIRECT
                         pwrite of 4 MiB, fsynced): whether a deeper write queue than `dd`'s (one write
                         in flight per copy) raises the floor on this disk
+* ``copy as the build makes it``  the build's one copy alone: `copy_hashing` of the blob (opened as the
+                        export opens it) into a new file with the package writer's O_DIRECT
+                        flush-behind writer, fsynced: what a directory build costs beyond its note
+                        and manifest
 * ``build (dir)``       `build_package(..., make_zip=False)`: the package directory only
 * ``build (dir+zip)``   `build_package(...)`: the directory and the .zip, as `evidence export build`
 
@@ -61,6 +65,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import method  # noqa: E402  (bench/method.py: the method every benchmark shares)
 from bench_store_write import hashlib_file, make_random_file  # noqa: E402  (shared with the store benchmark)
+
+from evidence_store.blobs.hashing_copy import copy_hashing, write_all  # noqa: E402
 
 MIB = 1024 * 1024
 CHUNK = 4 * MIB
@@ -219,6 +225,19 @@ def deep_direct(blob: Path, size: int, out: Path, copies: int, depth: int = 8) -
     return targets
 
 
+def copy_as_built(blob: Path, out: Path) -> str:
+    """The build's one copy alone: the blob opened as the export opens it, `copy_hashing` into a new
+    file with the package writer's `write_all(flush_behind=True, direct=True)`, fsynced."""
+    fd = os.open(out / "copy", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o444)
+    try:
+        with blob.open("rb") as source:
+            copied = copy_hashing(source, write_all(fd, flush_behind=True, direct=True), reuse_buffers=True)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return copied.sha256
+
+
 def _bench(args: argparse.Namespace, work: Path, size: int) -> int:
     from evidence_store.export.package import build_package
 
@@ -264,6 +283,7 @@ def _bench(args: argparse.Namespace, work: Path, size: int) -> int:
         "disk: 1 copy": lambda out: dd_direct(blob, out, 1),
         "disk: 2 copies": lambda out: dd_direct(blob, out, 2),
         "disk: 2 copies, 8 deep": lambda out: deep_direct(blob, size, out, 2),
+        "copy as the build makes it": lambda out: copy_as_built(blob, out),
         "build (dir)": make_build(False),
         "build (dir+zip)": make_build(True),
     }

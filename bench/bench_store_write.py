@@ -14,8 +14,9 @@ targets judged by the median. Between runs, not timed, the output is deleted and
 * ``cp; sync; sha256sum`` the coreutils two-pass baseline made durable
 * ``cp; sync; openssl``  the fast durable two-pass baseline: ``cp --reflink=never SRC DST; sync DST;
   openssl dgst -sha256 DST`` (issue 21)
-* ``disk: copy (dd direct)`` ``dd iflag=direct oflag=direct conv=fsync bs=4M``: the disk's best plain
-  copy, no hashing, each block read and then written (no overlap)
+* ``disk: copy (dd direct)`` ``dd iflag=direct oflag=direct conv=fsync bs=4M``: a plain durable copy a
+  user could script, no hashing, each block read and then written (no overlap; not a floor: on
+  2026-12-05 `store.put` was faster)
 * ``store.put``          LocalBlobStore.put into a fresh store as a station makes it (creates the blob;
   fsyncs the file and the directories, links, makes it read-only); the source read in the hashing
   thread through the page cache (the default)

@@ -295,16 +295,17 @@ def _filing(station: Station, as_of: datetime | None) -> _Filing:
     return _Filing(as_of or station.clock(), timedelta(days=station.settings.retention_filing_window_days))
 
 
+_DOCUMENT_COLUMN, _CLIP_COLUMN = 2, 3  # of an `_open_flags` row
+
+
 def _open_rows(
-    connection: Connection, statement: Any, params: dict[str, Any], wanted: set[int], column: int
+    connection: Connection, statement: Any, params: dict[str, Any], wanted: set[int], *, of_clips: bool
 ) -> list[tuple[Any, ...]]:
-    """The open flags of the scope's documents (`column` 2) or clips (3), each only of its own kind:
-    a document's flag has no clip, a clip's no document."""
-    other = 5 - column
+    """The open flags of the scope's clips (`of_clips`) or documents, each only of its own kind: a
+    document's flag has no clip, a clip's no document."""
+    own, other = (_CLIP_COLUMN, _DOCUMENT_COLUMN) if of_clips else (_DOCUMENT_COLUMN, _CLIP_COLUMN)
     return [
-        row
-        for row in fetch_raw(connection, statement, params)
-        if row[column] in wanted and row[other] is None
+        row for row in fetch_raw(connection, statement, params) if row[own] in wanted and row[other] is None
     ]
 
 
@@ -365,7 +366,11 @@ def _refresh_documents(
         overdue = filing_flag(facts, bool(linked_footage), filing.now, filing.window)
         if overdue is not None:
             computed.append(overdue)
-    open_rows = [] if none_open else _open_rows(connection, queries.document_flags[shape], params, wanted, 2)
+    open_rows = (
+        []
+        if none_open
+        else _open_rows(connection, queries.document_flags[shape], params, wanted, of_clips=False)
+    )
     writer.apply(open_rows, computed)
 
 
@@ -382,7 +387,9 @@ def _refresh_clips(
     shape, params = queries.shape(chunk)
     candidates = queries.clips_none_open if none_open else queries.clips
     rows = [row for row in fetch_raw(connection, candidates[shape], params) if row[0] in wanted]
-    open_rows = [] if none_open else _open_rows(connection, queries.clip_flags[shape], params, wanted, 3)
+    open_rows = (
+        [] if none_open else _open_rows(connection, queries.clip_flags[shape], params, wanted, of_clips=True)
+    )
     # the cases of the candidates that have a link (a late handover, or a flag open): few
     linked: dict[int, set[int]] = defaultdict(set)
     with_links = [row[0] for row in rows if row[7]]

@@ -256,7 +256,7 @@ def test_a_relink_that_fails_leaves_the_journal_and_its_triggers_as_they_were(
         relink_all(station)
     monkeypatch.undo()
     assert journal(station) == pending  # nothing taken
-    with station.engine.begin() as connection:  # the link trigger is there: this edit is journaled too
+    with station.engine.begin() as connection:  # the flag trigger is back: this edit is journaled too
         connection.execute(update(compliance_flags).values(details={}))
     assert journal(station) > pending
     repaired = relink_all(station)
