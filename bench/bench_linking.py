@@ -19,6 +19,8 @@ best as an extra column; targets judged by the median):
    (they need its links); each round runs the three in order.
    ``--cache cold|warm|both`` (default both): cold drops the database file and its WAL from the page
    cache (fsync, ``posix_fadvise(DONTNEED)``) before each relink; the cold and warm rounds alternate.
+   A relink of everything reads the database file ahead (evidence_store/db/prewarm.py); cold rounds
+   also run the `--full` relink without that (its baseline), the two in alternating order.
 3. `link_clip` for ``--incremental`` (default 1,000) new clips (each inserted first, then linked in
    its own transaction with its flags, its audit event and the commit): median, p95 and spread, warm;
    in 5 batches, each followed by a relink (what the journal names: the batch's clips, and their
@@ -53,6 +55,7 @@ from sqlalchemy import delete, func, select
 from evidence_store.bootstrap import Station, initialise
 from evidence_store.cases.kinds import load_kinds
 from evidence_store.cases.linking_service import link_clip, relink_all
+from evidence_store.db import prewarm
 from evidence_store.db.bulk import BulkWriter
 from evidence_store.db.tables import (
     cases,
@@ -425,6 +428,7 @@ def _bench(args: argparse.Namespace, home: Path) -> int:  # noqa: PLR0915
     first_runs: dict[str, list[tuple[Any, float]]] = {cache: [] for cache in caches}
     second_runs: dict[str, list[tuple[Any, float]]] = {cache: [] for cache in caches}
     full_runs: dict[str, list[tuple[Any, float]]] = {cache: [] for cache in caches}
+    full_no_read_ahead: dict[str, list[tuple[Any, float]]] = {cache: [] for cache in caches}
     after_first: dict[str, int] = {}
     for round_ in range(args.rounds):
         for cache in method.round_order(caches, round_):
@@ -442,13 +446,22 @@ def _bench(args: argparse.Namespace, home: Path) -> int:  # noqa: PLR0915
             second_runs[cache].append((second, time.process_time() - cpu))
             assert not second.changed and not any(second.flag_counts.values()), "a second relink changed"
             assert not second.full, "the second relink read everything"
-            prepare(cache)
-            cpu = time.process_time()
-            second_full = relink_all(station, TOLERANCE, full=True)
-            full_runs[cache].append((second_full, time.process_time() - cpu))
-            assert not second_full.changed and not any(second_full.flag_counts.values()), (
-                "a full relink changed"
-            )
+            # cold, the `--full` relink also without reading the database file ahead (the baseline of
+            # evidence_store/db/prewarm.py), in alternating order with it
+            shares = [prewarm.MAX_SHARE_OF_AVAILABLE_MEMORY] + ([0.0] if cache == method.COLD else [])
+            for share in shares if round_ % 2 == 0 else shares[::-1]:
+                prepare(cache)
+                prewarm.MAX_SHARE_OF_AVAILABLE_MEMORY = share
+                cpu = time.process_time()
+                try:
+                    second_full = relink_all(station, TOLERANCE, full=True)
+                finally:
+                    prewarm.MAX_SHARE_OF_AVAILABLE_MEMORY = shares[0]
+                runs = full_runs if share else full_no_read_ahead
+                runs[cache].append((second_full, time.process_time() - cpu))
+                assert not second_full.changed and not any(second_full.flag_counts.values()), (
+                    "a full relink changed"
+                )
             assert _counts(station) == after_first
             print(
                 f"  {cache} round {round_ + 1}/{args.rounds}: first {first.seconds:.2f} s, "
@@ -492,12 +505,17 @@ def _bench(args: argparse.Namespace, home: Path) -> int:  # noqa: PLR0915
             "relink --full, nothing to change": method.spread(r.seconds for r, _ in full_runs[cache]),
             "  CPU time of the process  ": method.spread(c for _, c in full_runs[cache]),
         }
+        if full_no_read_ahead[cache]:
+            spreads["relink --full, without reading the file ahead"] = method.spread(
+                r.seconds for r, _ in full_no_read_ahead[cache]
+            )
         notes = {
             "full relink, first run (links + flags)": f"{f0.added:,} links, "
             f"{f0.flag_counts.get('flags_opened', 0):,} flags",
             "  of which linking": f"{f0.uncertain_added:,} uncertain links",
             "relink, nothing to change (journal)": "0 links, 0 flags changed; reads the empty journal",
             "relink --full, nothing to change": "0 links, 0 flags changed; reads everything",
+            "relink --full, without reading the file ahead": "the same, prewarm.py off (baseline)",
         }
         medians[(cache, "first")] = spreads["full relink, first run (links + flags)"].median
         medians[(cache, "second")] = spreads["relink, nothing to change (journal)"].median

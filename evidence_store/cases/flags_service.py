@@ -89,6 +89,7 @@ class _FlagWriter:
         self.now = self.bulk.time(now)
         self.changes = FlagChanges()
         self._parsed: dict[str, Any] = {}  # stored details text -> its value (never changed by a caller)
+        self._encoded: dict[tuple[tuple[str, str], ...], Any] = {}  # details of text only -> stored form
 
     def apply(
         self,
@@ -132,7 +133,7 @@ class _FlagWriter:
                 flag.document_id,
                 flag.clip_id,
                 flag.case_id,
-                self.bulk.json(flag.details),
+                self._stored(flag.details),
                 self.now,
                 self.now,
                 starts.get(flag.clip_id) if flag.clip_id is not None else None,
@@ -140,7 +141,7 @@ class _FlagWriter:
             for flag in diff.open
         ]
         update_rows = [
-            (self.bulk.json(flag.details), flag.case_id, self.now, ids[key]) for key, flag in updates.items()
+            (self._stored(flag.details), flag.case_id, self.now, ids[key]) for key, flag in updates.items()
         ]
         clears.extend((self.now, self.now, ids[key]) for key in diff.clear)
         self.bulk.update(compliance_flags, ("cleared_at", "updated_at"), "id", clears)
@@ -151,6 +152,21 @@ class _FlagWriter:
         self.changes.opened += len(inserts)
         self.changes.updated += len(update_rows)
         self.changes.cleared += len(clears)
+
+    def _stored(self, details: dict[str, Any]) -> Any:
+        """The details in stored form. Details whose values are all text repeat (every unassigned
+        clip's is one sentence, a third of a first relink's flags): each is encoded once per run.
+        Other values are encoded each time: 1, 1.0 and True would share a key but not a text."""
+        if not all(type(value) is str for value in details.values()):
+            return self.bulk.json(details)
+        key = tuple(details.items())
+        text = self._encoded.get(key)
+        if text is None:
+            text = self.bulk.json(details)
+            if len(self._encoded) >= _PARSED_TEXTS:
+                self._encoded.clear()
+            self._encoded[key] = text
+        return text
 
     def _details_of(self, stored: dict[FlagKey, Any]) -> dict[FlagKey, dict[str, Any]]:
         """The stored details as values. Many flags store the same text (every unassigned clip's is

@@ -183,13 +183,18 @@ def test_a_chunk_the_kernel_refuses_without_the_page_cache_is_written_through_it
 def cold_file(path: Path, data: bytes) -> Path:
     """`data` in a file on disk, dropped from the page cache (as a docked recorder's clip is)."""
     path.write_bytes(data)
+    drop_cached(path)
+    return path
+
+
+def drop_cached(path: Path) -> None:
+    """A file on disk out of the page cache: written out (fsync), then dropped."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
-    return path
 
 
 def spy_direct(monkeypatch: pytest.MonkeyPatch) -> list[bool]:

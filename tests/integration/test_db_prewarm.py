@@ -1,0 +1,138 @@
+"""A relink of everything reads the SQLite database file ahead (evidence_store/db/prewarm.py; issue 21
+item 4, the cold `--full` relink): a thread reads the file into the page cache beside the pass, only
+when it fits in the available memory, and stops when the pass ends. PostgreSQL keeps its own buffers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, insert
+
+from evidence_store.bootstrap import Station
+from evidence_store.cases import linking_service
+from evidence_store.cases.linking_service import relink_all
+from evidence_store.db import prewarm
+from evidence_store.db.prewarm import database_files, prewarmed, worth_reading
+from tests.integration.test_linking_and_flags import add_clip, case, doc, import_json
+from tests.integration.test_local_blob_store import drop_cached
+
+PAGE = 4096
+
+
+def _sqlite_file(path: Path, megabytes: int) -> str:
+    """A SQLite database of about `megabytes` MiB at `path` (WAL folded into the file)."""
+    url = f"sqlite:///{path}"
+    engine = create_engine(url)
+    rows = Table("rows", MetaData(), Column("id", Integer, primary_key=True), Column("text", String))
+    with engine.begin() as connection:
+        connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+        rows.create(connection)
+        text = "x" * 1000
+        connection.execute(insert(rows), [{"text": text} for _ in range(megabytes * 1024)])
+    with engine.begin() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return url
+
+
+def _cached_pages(path: Path, samples: int = 64) -> int:
+    """How many of `samples` pages spread over the file a read that may not wait for the disk gets."""
+    size = path.stat().st_size
+    fd = os.open(path, os.O_RDONLY)
+    cached = 0
+    try:
+        for i in range(samples):
+            offset = (size * i // samples) // PAGE * PAGE
+            with contextlib.suppress(BlockingIOError):  # not cached
+                cached += os.preadv(fd, [bytearray(PAGE)], offset, os.RWF_NOWAIT) > 0
+    finally:
+        os.close(fd)
+    return cached
+
+
+def test_a_cold_database_file_is_read_into_the_page_cache_beside_the_pass(tmp_path: Path) -> None:
+    path = tmp_path / "evidence.db"
+    engine = create_engine(_sqlite_file(path, 24))
+    drop_cached(path)
+    if _cached_pages(path) > 8:
+        pytest.skip(f"{tmp_path} keeps dropped pages cached (tmpfs?): nothing cold to read ahead")
+    with engine.connect() as connection, prewarmed(connection) as warm:
+        assert warm.files == [path]
+        assert warm.wait(60), "the read ahead did not finish"
+        assert warm.bytes_read == path.stat().st_size
+        assert _cached_pages(path) == 64
+    assert not warm.reading
+    engine.dispose()
+
+
+def test_the_read_stops_when_the_pass_ends(tmp_path: Path) -> None:
+    path = tmp_path / "evidence.db"
+    engine = create_engine(_sqlite_file(path, 24))
+    drop_cached(path)
+    with engine.connect() as connection:
+        with prewarmed(connection) as warm:
+            assert warm.files == [path]
+        assert not warm.reading
+        assert warm.bytes_read <= path.stat().st_size
+    engine.dispose()
+
+
+def test_only_files_that_fit_in_the_available_memory_are_read(tmp_path: Path) -> None:
+    file = tmp_path / "evidence.db"
+    file.write_bytes(b"\0" * 1_000_000)
+    assert worth_reading([file], available=4_000_000, share=0.5)
+    assert not worth_reading([file], available=1_500_000, share=0.5)
+    assert not worth_reading([file], available=None, share=0.5)  # unknown: not read
+    assert not worth_reading([file], available=4_000_000, share=0)  # turned off
+    assert not worth_reading([], available=4_000_000, share=0.5)
+    assert not worth_reading([tmp_path / "gone.db"], available=4_000_000, share=0.5)
+
+
+def test_the_share_of_memory_setting_turns_the_read_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "evidence.db"
+    engine = create_engine(_sqlite_file(path, 1))
+    monkeypatch.setattr(prewarm, "MAX_SHARE_OF_AVAILABLE_MEMORY", 0)
+    with engine.connect() as connection, prewarmed(connection) as warm:
+        assert warm.files == []
+        assert warm.wait(0) and warm.bytes_read == 0
+    engine.dispose()
+
+
+def test_memory_databases_and_postgresql_have_no_file_to_read(station: Station) -> None:
+    memory = create_engine("sqlite://")
+    with memory.connect() as connection:
+        assert database_files(connection) == []
+    memory.dispose()
+    with station.engine.connect() as connection:
+        files = database_files(connection)
+        if connection.dialect.name == "postgresql":
+            assert files == []
+        else:
+            assert files and files[0].name == "evidence.db" and files[0].exists()
+
+
+def test_a_relink_of_everything_reads_the_file_ahead_and_a_journal_relink_does_not(
+    station: Station, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import_json(station, tmp_path, "cases.json", [case("C-1", [doc("D-1", ["31001"], 0, 30)])])
+    add_clip(station, "a.mp4", "31001", 0, 25)
+    passes: list[list[Path]] = []
+    real = linking_service.prewarmed
+
+    def recording(connection):  # type: ignore[no-untyped-def]
+        context = real(connection)
+        passes.append(database_files(connection))
+        return context
+
+    monkeypatch.setattr(linking_service, "prewarmed", recording)
+    assert relink_all(station).full  # the first relink reads everything
+    assert not relink_all(station).full  # the journal names nothing
+    assert relink_all(station, full=True).full
+    assert len(passes) == 2
+    if station.engine.dialect.name == "sqlite":
+        assert all(files and files[0].name == "evidence.db" for files in passes)
