@@ -1,11 +1,14 @@
 """A relink of everything reads the SQLite database file ahead (evidence_store/db/prewarm.py; issue 21
-item 4, the cold `--full` relink): a thread reads the file into the page cache beside the pass, only
-when it fits in the available memory, and stops when the pass ends. PostgreSQL keeps its own buffers."""
+item 4, the cold `--full` relink): a child process reads the file into the page cache beside the
+pass, only when it is large enough and fits in the available memory, and stops when the pass ends;
+the connections keep their locks. PostgreSQL keeps its own buffers."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,7 +56,10 @@ def _cached_pages(path: Path, samples: int = 64) -> int:
     return cached
 
 
-def test_a_cold_database_file_is_read_into_the_page_cache_beside_the_pass(tmp_path: Path) -> None:
+def test_a_cold_database_file_is_read_into_the_page_cache_beside_the_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prewarm, "MIN_BYTES", 0)
     path = tmp_path / "evidence.db"
     engine = create_engine(_sqlite_file(path, 24))
     drop_cached(path)
@@ -63,12 +69,13 @@ def test_a_cold_database_file_is_read_into_the_page_cache_beside_the_pass(tmp_pa
         assert warm.files == [path]
         assert warm.wait(60), "the read ahead did not finish"
         assert warm.bytes_read == path.stat().st_size
-        assert _cached_pages(path) == 64
-    assert not warm.reading
     engine.dispose()
+    assert not warm.reading
+    assert _cached_pages(path) == 64
 
 
-def test_the_read_stops_when_the_pass_ends(tmp_path: Path) -> None:
+def test_the_read_stops_when_the_pass_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prewarm, "MIN_BYTES", 0)
     path = tmp_path / "evidence.db"
     engine = create_engine(_sqlite_file(path, 24))
     drop_cached(path)
@@ -76,14 +83,48 @@ def test_the_read_stops_when_the_pass_ends(tmp_path: Path) -> None:
         with prewarmed(connection) as warm:
             assert warm.files == [path]
         assert not warm.reading
-        assert warm.bytes_read <= path.stat().st_size
+        assert warm.bytes_read in (0, path.stat().st_size)  # killed, or it had finished
     engine.dispose()
+
+
+def test_reading_ahead_keeps_the_connections_locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's locks are POSIX record locks, dropped for the whole process when any descriptor of the
+    file closes. Had the read closed one here, another process closing its last connection would
+    take the database for unused, checkpoint it and delete the WAL under this one's open connection
+    (the first version of the read ahead, a thread, did: the relink's later writes went astray)."""
+    monkeypatch.setattr(prewarm, "MIN_BYTES", 0)
+    path = tmp_path / "evidence.db"
+    wal = path.with_name("evidence.db-wal")
+    engine = create_engine(_sqlite_file(path, 2))
+    with engine.connect() as connection:
+        connection.exec_driver_sql("INSERT INTO rows (text) VALUES ('in the WAL')")
+        connection.commit()
+        assert wal.exists()
+        with prewarmed(connection) as warm:
+            assert warm.files == [path, wal]
+            assert warm.wait(60)
+        subprocess.run(
+            [sys.executable, "-c", _OPEN_AND_CLOSE, str(path)], check=True, capture_output=True, timeout=60
+        )
+        assert wal.exists(), "another process found the database unused: this one had lost its locks"
+        assert connection.exec_driver_sql("SELECT count(*) FROM rows WHERE text = 'in the WAL'").scalar() == 1
+    engine.dispose()
+
+
+_OPEN_AND_CLOSE = """
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1])
+connection.execute("SELECT count(*) FROM rows").fetchone()
+connection.close()
+"""
 
 
 def test_only_files_that_fit_in_the_available_memory_are_read(tmp_path: Path) -> None:
     file = tmp_path / "evidence.db"
     file.write_bytes(b"\0" * 1_000_000)
     assert worth_reading([file], available=4_000_000, share=0.5)
+    assert worth_reading([file], available=4_000_000, share=0.5, smallest=1_000_000)
+    assert not worth_reading([file], available=4_000_000, share=0.5, smallest=1_000_001)  # too small to pay
     assert not worth_reading([file], available=1_500_000, share=0.5)
     assert not worth_reading([file], available=None, share=0.5)  # unknown: not read
     assert not worth_reading([file], available=4_000_000, share=0)  # turned off
