@@ -129,7 +129,7 @@ class _FlagWriter:
                     updates[key] = flag
         inserts = [
             (
-                flag.kind.value,
+                flag.key[0],
                 flag.document_id,
                 flag.clip_id,
                 flag.case_id,
