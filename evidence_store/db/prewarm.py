@@ -64,7 +64,7 @@ class Prewarm:
         self.files = files
         self.bytes_read = 0
         self._child: subprocess.Popen[str] | None = None
-        if files:
+        if files and sys.executable:  # an embedded interpreter may have none to start
             try:  # isolated, no site: it starts in a few milliseconds and imports nothing of ours
                 self._child = subprocess.Popen(
                     [sys.executable, "-I", "-S", "-c", _READER, *map(str, files)],
