@@ -21,6 +21,9 @@ best as an extra column; targets judged by the median):
    cache (fsync, ``posix_fadvise(DONTNEED)``) before each relink; the cold and warm rounds alternate.
    A relink of everything reads the database file ahead (evidence_store/db/prewarm.py); cold rounds
    also run the `--full` relink without that (its baseline), the two in alternating order.
+   Then, as a floor for the first relink, its writes alone (`writes_alone`): the links and flags it
+   stored, written again into the emptied tables as it writes them (journal paused, indexes down and
+   built again, commit), warm, once per round.
 3. `link_clip` for ``--incremental`` (default 1,000) new clips (each inserted first, then linked in
    its own transaction with its flags, its audit event and the commit): median, p95 and spread, warm;
    in 5 batches, each followed by a relink (what the journal names: the batch's clips, and their
@@ -54,9 +57,11 @@ from sqlalchemy import delete, func, select
 
 from evidence_store.bootstrap import Station, initialise
 from evidence_store.cases.kinds import load_kinds
-from evidence_store.cases.linking_service import link_clip, relink_all
+from evidence_store.cases.linking_service import RELINK_CACHE_KIB, link_clip, relink_all
 from evidence_store.db import prewarm
-from evidence_store.db.bulk import BulkWriter
+from evidence_store.db.bulk import BulkWriter, indexes_down_if_empty
+from evidence_store.db.columns import fetch_raw
+from evidence_store.db.relink_journal import journal_paused
 from evidence_store.db.tables import (
     cases,
     clip_links,
@@ -289,6 +294,40 @@ def _counts(station: Station) -> dict[str, int]:
         }
 
 
+def stored_rows(station: Station) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
+    """Every row of the link and flag tables as stored (all columns but the id; the driver's values:
+    times as text, JSON as text, booleans as 0/1), for `writes_alone`."""
+    rows: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}
+    with station.engine.connect() as connection:
+        for table in (clip_links, compliance_flags):
+            columns = [column.name for column in table.columns if column.name != "id"]
+            statement = select(*(table.c[name] for name in columns)).order_by(table.c.id)
+            rows[table.name] = (columns, fetch_raw(connection, statement))
+    return rows
+
+
+def writes_alone(station: Station, rows: dict[str, tuple[list[str], list[tuple[Any, ...]]]]) -> float:
+    """A floor for the first relink: only its writes, made as it makes them - the same links and flags
+    (`rows`, in stored form) into the emptied tables in one transaction, the relink journal's triggers
+    paused, each table's indexes down for the inserts and built again afterwards, the relink's page
+    cache, and the commit. No read and no rule: the rest of a first relink is those."""
+    started = time.perf_counter()
+    with station.engine.begin() as connection:
+        before = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+        connection.exec_driver_sql(f"PRAGMA cache_size = {-RELINK_CACHE_KIB:d}")
+        try:
+            with journal_paused(connection):
+                bulk = BulkWriter(connection)
+                for table in (clip_links, compliance_flags):
+                    columns, table_rows = rows[table.name]
+                    with indexes_down_if_empty(connection, table) as empty:
+                        assert empty, f"{table.name} is not empty"
+                        bulk.insert(table, columns, table_rows)
+        finally:
+            connection.exec_driver_sql(f"PRAGMA cache_size = {int(before or -2000):d}")
+    return time.perf_counter() - started
+
+
 def incremental(
     station: Station, rng: random.Random, docs: list[DocumentWindow], first_id: int, count: int
 ) -> list[float]:
@@ -468,6 +507,18 @@ def _bench(args: argparse.Namespace, home: Path) -> int:  # noqa: PLR0915
                 f"no change {second.seconds:.2f} s, no change (full) {second_full.seconds:.2f} s",
                 file=sys.stderr,
             )
+    # the first relink's writes alone, warm, once per round (the station's relink state put back after)
+    written = stored_rows(station)
+    write_floor: list[float] = []
+    for round_ in range(args.rounds):
+        _empty_links_and_flags(station)
+        prepare(method.WARM)
+        write_floor.append(writes_alone(station, written))
+        assert _counts(station) == after_first, "the writes alone stored other links or flags"
+        print(f"  writes alone {round_ + 1}/{args.rounds}: {write_floor[-1]:.2f} s", file=sys.stderr)
+    del written
+    restored = relink_all(station, TOLERANCE, full=True)
+    assert not restored.changed and not any(restored.flag_counts.values()), "the writes alone differ"
     timings: list[float] = []
     after_batch: list[tuple[Any, float]] = []
     batch = max(1, args.incremental // 5)
@@ -522,6 +573,12 @@ def _bench(args: argparse.Namespace, home: Path) -> int:  # noqa: PLR0915
         medians[(cache, "full")] = spreads["relink --full, nothing to change"].median
         rows += [[name, cache, *s.cells(digits=2), notes.get(name, "")] for name, s in spreads.items()]
     rows += [
+        [
+            "the first relink's writes alone (a floor)",
+            "warm",
+            *method.spread(write_floor).cells(digits=2),
+            "the same rows, indexes down and built again, commit; no read, no rule",
+        ],
         [
             "incremental link_clip (ms)",
             "warm",
