@@ -62,7 +62,7 @@ FLAG_INSERT_COLUMNS = (
     "clip_start",
 )
 FlagKey = tuple[str, int | None, int | None]
-_PARSED_TEXTS = 4096  # distinct details texts kept parsed during a run
+_KEPT_TEXTS = 4096  # distinct details texts kept parsed (and encoded) during a run
 _DELETED = ClipStatus.DELETED.value
 _OTHER = MediaType.OTHER.value
 
@@ -163,7 +163,7 @@ class _FlagWriter:
         text = self._encoded.get(key)
         if text is None:
             text = self.bulk.json(details)
-            if len(self._encoded) >= _PARSED_TEXTS:
+            if len(self._encoded) >= _KEPT_TEXTS:
                 self._encoded.clear()
             self._encoded[key] = text
         return text
@@ -180,7 +180,7 @@ class _FlagWriter:
             value = parsed.get(text)
             if value is None:
                 value = json_value(text)
-                if len(parsed) >= _PARSED_TEXTS:
+                if len(parsed) >= _KEPT_TEXTS:
                     parsed.clear()
                 parsed[text] = value
             current[key] = value

@@ -38,7 +38,6 @@ class BulkWriter:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.sqlite = is_sqlite(connection)
-        self._sql = _COMPILED
 
     def time(self, moment: datetime | None) -> Any:
         if moment is None or not self.sqlite:
@@ -61,11 +60,11 @@ class BulkWriter:
             return
         names = [f"p_{name}" for name in columns]
         key = ("insert", table.name, tuple(columns), "")
-        if key not in self._sql:
+        if key not in _COMPILED:
             statement = insert(table).values(
                 {name: bindparam(param) for name, param in zip(columns, names, strict=True)}
             )
-            self._sql[key] = self._compiled(statement, names)
+            _COMPILED[key] = self._compiled(statement, names)
         self._driver_many(key, names, rows)
 
     def update(
@@ -86,8 +85,8 @@ class BulkWriter:
                 self.connection.execute(statement, [dict(zip(names, row, strict=True)) for row in chunk])
             return
         key = ("update", table.name, tuple(columns), key_column)
-        if key not in self._sql:
-            self._sql[key] = self._compiled(statement, names)
+        if key not in _COMPILED:
+            _COMPILED[key] = self._compiled(statement, names)
         self._driver_many(key, names, rows)
 
     def _compiled(self, statement: Any, names: Sequence[str]) -> tuple[str, list[str]]:
@@ -101,7 +100,7 @@ class BulkWriter:
     def _driver_many(
         self, key: tuple[str, str, tuple[str, ...], str], names: Sequence[str], rows: Iterable[Sequence[Any]]
     ) -> None:
-        sql, order = self._sql[key]
+        sql, order = _COMPILED[key]
         if order != list(names):
             index = [list(names).index(name) for name in order]
             rows = [tuple(row[i] for i in index) for row in rows]

@@ -160,20 +160,60 @@ def test_memory_databases_and_postgresql_have_no_file_to_read(station: Station) 
 def test_a_relink_of_everything_reads_the_file_ahead_and_a_journal_relink_does_not(
     station: Station, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(prewarm, "MIN_BYTES", 0)  # a test station's file is small
     import_json(station, tmp_path, "cases.json", [case("C-1", [doc("D-1", ["31001"], 0, 30)])])
     add_clip(station, "a.mp4", "31001", 0, 25)
-    passes: list[list[Path]] = []
+    passes: list[prewarm.Prewarm] = []
     real = linking_service.prewarmed
 
+    @contextlib.contextmanager
     def recording(connection):  # type: ignore[no-untyped-def]
-        context = real(connection)
-        passes.append(database_files(connection))
-        return context
+        with real(connection) as warm:
+            assert warm.wait(60)  # within the pass, so that what the child read is known
+            passes.append(warm)
+            yield warm
 
     monkeypatch.setattr(linking_service, "prewarmed", recording)
     assert relink_all(station).full  # the first relink reads everything
     assert not relink_all(station).full  # the journal names nothing
     assert relink_all(station, full=True).full
     assert len(passes) == 2
-    if station.engine.dialect.name == "sqlite":
-        assert all(files and files[0].name == "evidence.db" for files in passes)
+    for warm in passes:
+        if station.engine.dialect.name == "sqlite":
+            assert warm.files and warm.files[0].name == "evidence.db"
+            assert warm.bytes_read >= warm.files[0].stat().st_size > 0  # the file, and its WAL if any
+        else:
+            assert warm.files == [] and warm.bytes_read == 0
+
+
+def test_a_relink_goes_on_when_no_reader_can_start(
+    station: Station, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prewarm, "MIN_BYTES", 0)
+    monkeypatch.setattr(prewarm.sys, "executable", str(tmp_path / "no-such-python"))
+    import_json(station, tmp_path, "cases.json", [case("C-1", [doc("D-1", ["31001"], 0, 30)])])
+    add_clip(station, "a.mp4", "31001", 0, 25)
+    with station.engine.connect() as connection, prewarmed(connection) as warm:
+        assert not warm.reading and warm.wait(0) and warm.bytes_read == 0
+    relinked = relink_all(station)
+    assert relinked.full and relinked.added == 1
+
+
+def test_a_pass_that_fails_stops_the_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prewarm, "MIN_BYTES", 0)
+    path = tmp_path / "evidence.db"
+    engine = create_engine(_sqlite_file(path, 24))
+    drop_cached(path)
+    with engine.connect() as connection:
+        with pytest.raises(RuntimeError, match="the pass failed"), prewarmed(connection) as warm:
+            raise RuntimeError("the pass failed")
+        assert not warm.reading
+    engine.dispose()
+
+
+def test_a_file_that_went_is_skipped_and_the_others_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "evidence.db"
+    create_engine(_sqlite_file(path, 1)).dispose()
+    warm = prewarm.Prewarm([tmp_path / "gone.db", path])
+    assert warm.wait(60)
+    assert warm.bytes_read == path.stat().st_size
