@@ -74,14 +74,22 @@ def test_a_cold_database_file_is_read_into_the_page_cache_beside_the_pass(
     assert _cached_pages(path) == 64
 
 
-def test_the_read_stops_when_the_pass_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("ending", ["ends", "raises"])
+def test_the_read_stops_when_the_pass_ends_or_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ending: str
+) -> None:
     monkeypatch.setattr(prewarm, "MIN_BYTES", 0)
     path = tmp_path / "evidence.db"
     engine = create_engine(_sqlite_file(path, 24))
     drop_cached(path)
     with engine.connect() as connection:
-        with prewarmed(connection) as warm:
-            assert warm.files == [path]
+        with contextlib.ExitStack() as failing:
+            if ending == "raises":
+                failing.enter_context(pytest.raises(RuntimeError, match="the pass failed"))
+            with prewarmed(connection) as warm:
+                assert warm.files == [path]
+                if ending == "raises":
+                    raise RuntimeError("the pass failed")
         assert not warm.reading
         assert warm.bytes_read in (0, path.stat().st_size)  # killed, or it had finished
     engine.dispose()
@@ -197,18 +205,6 @@ def test_a_relink_goes_on_when_no_reader_can_start(
         assert not warm.reading and warm.wait(0) and warm.bytes_read == 0
     relinked = relink_all(station)
     assert relinked.full and relinked.added == 1
-
-
-def test_a_pass_that_fails_stops_the_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(prewarm, "MIN_BYTES", 0)
-    path = tmp_path / "evidence.db"
-    engine = create_engine(_sqlite_file(path, 24))
-    drop_cached(path)
-    with engine.connect() as connection:
-        with pytest.raises(RuntimeError, match="the pass failed"), prewarmed(connection) as warm:
-            raise RuntimeError("the pass failed")
-        assert not warm.reading
-    engine.dispose()
 
 
 def test_a_file_that_went_is_skipped_and_the_others_are_read(tmp_path: Path) -> None:
