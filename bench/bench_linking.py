@@ -21,6 +21,9 @@ best as an extra column; targets judged by the median):
    cache (fsync, ``posix_fadvise(DONTNEED)``) before each relink; the cold and warm rounds alternate.
    A relink of everything reads the database file ahead (evidence_store/db/prewarm.py); cold rounds
    also run the `--full` relink without that (its baseline), the two in alternating order.
+   Every round also runs a first relink without pausing Python's cyclic garbage collector
+   (evidence_store/garbage_collection.py; the baseline of that pause), in alternating order with the
+   first relink as it runs, warm and cold.
    Then, as a floor for the first relink, its writes alone (`writes_alone`): the links and flags it
    stored, written again into the emptied tables as it writes them (journal paused, indexes down and
    built again, commit), warm, once per round.
@@ -43,6 +46,7 @@ Usage: .venv/bin/python bench/bench_linking.py [--clips 1000000] [--documents 20
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import shutil
 import statistics
@@ -56,6 +60,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 
 from evidence_store.bootstrap import Station, initialise
+from evidence_store.cases import linking_service
 from evidence_store.cases.kinds import load_kinds
 from evidence_store.cases.linking_service import RELINK_CACHE_KIB, link_clip, relink_all
 from evidence_store.db import prewarm
@@ -426,6 +431,16 @@ def main() -> int:
             shutil.rmtree(home)
 
 
+@contextlib.contextmanager
+def _patched(owner: Any, name: str, value: Any) -> Any:
+    real = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, real)
+
+
 def _empty_links_and_flags(station: Station) -> None:
     """Back to a station that was never relinked: no links, no flags, no relink recorded, and the
     journal (which the deletes just filled) empty."""
@@ -468,9 +483,23 @@ def _bench(args: argparse.Namespace, home: Path) -> int:  # noqa: PLR0915
     second_runs: dict[str, list[tuple[Any, float]]] = {cache: [] for cache in caches}
     full_runs: dict[str, list[tuple[Any, float]]] = {cache: [] for cache in caches}
     full_no_read_ahead: dict[str, list[tuple[Any, float]]] = {cache: [] for cache in caches}
+    first_collecting: dict[str, list[tuple[Any, float]]] = {cache: [] for cache in caches}
     after_first: dict[str, int] = {}
+
+    def first_relink_collecting(cache: str) -> None:
+        """The baseline of the collector's pause: a first relink with the collector running."""
+        _empty_links_and_flags(station)
+        prepare(cache)
+        cpu = time.process_time()
+        with _patched(linking_service, "collector_paused", contextlib.nullcontext):
+            relinked = relink_all(station, TOLERANCE)
+        first_collecting[cache].append((relinked, time.process_time() - cpu))
+        assert not after_first or _counts(station) == after_first, "the relinks without the pause differ"
+
     for round_ in range(args.rounds):
         for cache in method.round_order(caches, round_):
+            if round_ % 2 == 1:
+                first_relink_collecting(cache)
             _empty_links_and_flags(station)
             prepare(cache)
             cpu = time.process_time()
@@ -502,8 +531,11 @@ def _bench(args: argparse.Namespace, home: Path) -> int:  # noqa: PLR0915
                     "a full relink changed"
                 )
             assert _counts(station) == after_first
+            if round_ % 2 == 0:
+                first_relink_collecting(cache)
             print(
-                f"  {cache} round {round_ + 1}/{args.rounds}: first {first.seconds:.2f} s, "
+                f"  {cache} round {round_ + 1}/{args.rounds}: first {first.seconds:.2f} s "
+                f"(collecting: {first_collecting[cache][-1][0].seconds:.2f} s), "
                 f"no change {second.seconds:.2f} s, no change (full) {second_full.seconds:.2f} s",
                 file=sys.stderr,
             )
@@ -551,6 +583,9 @@ def _bench(args: argparse.Namespace, home: Path) -> int:  # noqa: PLR0915
             "  of which linking": method.spread(r.link_seconds for r, _ in firsts),
             "  of which flags, audit, commit": method.spread(r.seconds - r.link_seconds for r, _ in firsts),
             "  CPU time of the process": method.spread(c for _, c in firsts),
+            "first run with the collector running": method.spread(
+                r.seconds for r, _ in first_collecting[cache]
+            ),
             "relink, nothing to change (journal)": method.spread(r.seconds for r, _ in seconds),
             "  CPU time of the process ": method.spread(c for _, c in seconds),
             "relink --full, nothing to change": method.spread(r.seconds for r, _ in full_runs[cache]),
@@ -564,6 +599,7 @@ def _bench(args: argparse.Namespace, home: Path) -> int:  # noqa: PLR0915
             "full relink, first run (links + flags)": f"{f0.added:,} links, "
             f"{f0.flag_counts.get('flags_opened', 0):,} flags",
             "  of which linking": f"{f0.uncertain_added:,} uncertain links",
+            "first run with the collector running": "the same, garbage_collection.py off (baseline)",
             "relink, nothing to change (journal)": "0 links, 0 flags changed; reads the empty journal",
             "relink --full, nothing to change": "0 links, 0 flags changed; reads everything",
             "relink --full, without reading the file ahead": "the same, prewarm.py off (baseline)",

@@ -60,6 +60,7 @@ from evidence_store.domain.linking import (
 )
 from evidence_store.domain.model import ClipStatus, ClockStatus, LinkOrigin
 from evidence_store.errors import NotFoundError
+from evidence_store.garbage_collection import collector_paused
 from evidence_store.station_trust import software_version
 
 SYSTEM_ACTOR = "auto-linking"
@@ -267,7 +268,8 @@ def relink_all(
     tol = tolerance_of(station, tolerance)
     now = station.clock()
     basis = RelinkBasis(tol.total_seconds(), station.settings.retention_filing_window_days, rules_version())
-    with station.transaction() as session:
+    # millions of rows alive at once: the cyclic collector's full passes would find nothing to free
+    with collector_paused(), station.transaction() as session:
         connection = session.connection()
         lock_linking(connection)
         with _large_page_cache(connection), journal_paused(connection):

@@ -5,6 +5,7 @@ decisions by hand survive automatic linking and are audited."""
 
 from __future__ import annotations
 
+import gc
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -287,6 +288,55 @@ def test_a_first_relink_that_fails_leaves_the_link_table_and_its_indexes_as_they
     assert indexes_before == {index.name for index in clip_links.indexes}  # every declared one
     relink_all(station)  # and the next relink does the work
     assert active_links(station) == expected_links("g")
+
+
+def test_a_relink_runs_with_the_cyclic_collector_paused_and_puts_it_back(
+    station: Station, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Both passes of a relink (links, then flags) run with no cyclic collection, for every kind of
+    relink; the collector is on again after it, also after a relink that fails."""
+    import_json(station, tmp_path, "h.json", scenario_cases("h"))
+    for label, badge, start, length in CLIPS:
+        add_clip(station, f"h-{label}", f"h{badge}", start, length)
+    seen: list[tuple[str, bool]] = []
+    real_links, real_all_flags, real_flags = (
+        linking_service._relink_officers,
+        linking_service.refresh_all_flags,
+        linking_service.refresh_flags,
+    )
+
+    def spy(name: str, real: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            seen.append((name, gc.isenabled()))
+            return real(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(linking_service, "_relink_officers", spy("links", real_links))
+    monkeypatch.setattr(linking_service, "refresh_all_flags", spy("all flags", real_all_flags))
+    monkeypatch.setattr(linking_service, "refresh_flags", spy("flags", real_flags))
+    assert gc.isenabled()
+    assert relink_all(station).full  # the first: everything
+    add_clip(station, "h-late", "h1", 40, 5)
+    assert not relink_all(station).full  # what the journal names
+    assert relink_all(station, full=True).full
+    assert seen == [
+        ("links", False),
+        ("all flags", False),
+        ("links", False),
+        ("flags", False),
+        ("links", False),
+        ("all flags", False),
+    ]
+    assert gc.isenabled()
+
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(linking_service, "refresh_all_flags", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        relink_all(station, full=True)
+    assert gc.isenabled()
 
 
 def test_a_first_relink_into_an_empty_flag_table_opens_the_flags_linking_each_clip_opened(
