@@ -2,12 +2,14 @@
 
 Layout: ``<root>/sha256/ab/cd/<sha256>`` for blobs, ``<root>/incoming/`` for writes in progress (same
 filesystem, so the final step is an atomic link). A write hashes inline, fsyncs the file, links it to
-its content address (link, unlike rename, never replaces an existing file), fsyncs the directory and
-makes the blob read-only. A crash leaves at worst a temp file in ``incoming/``, never a partial blob.
+its content address (link, unlike rename, never replaces an existing file), fsyncs the directory (and
+the parent of each directory the write had to make) and makes the blob read-only. A crash leaves at
+worst a temp file in ``incoming/``, never a partial blob.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -45,6 +47,30 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _directories_made(directory: Path) -> list[Path]:
+    """Make `directory` and any of its parents missing; return those that were missing, topmost
+    first (also one another writer made meanwhile: its entry may not be durable yet either)."""
+    missing: list[Path] = []
+    while not directory.is_dir():
+        missing.append(directory)
+        directory = directory.parent
+    missing.reverse()
+    for each in missing:
+        # made meanwhile by another writer (or not a directory: the link then fails)
+        with contextlib.suppress(FileExistsError):
+            each.mkdir()
+    return missing
+
+
+def _fsync_entries(path: Path, made: list[Path]) -> None:
+    """Make the entry of `path` durable, and the entry of each directory made for it: a new
+    directory's own fsync does not, its parent's does (ext4's journal happens to cover it; POSIX does
+    not say so)."""
+    for directory in made:
+        _fsync_dir(directory.parent)
+    _fsync_dir(path.parent)
 
 
 class LocalBlobStore:
@@ -109,7 +135,7 @@ class LocalBlobStore:
                 )
             final = self.path_for(result.sha256)
             try:
-                final.parent.mkdir(parents=True, exist_ok=True)
+                made = _directories_made(final.parent)
                 os.chmod(temp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
                 try:
                     os.link(temp, final)
@@ -127,7 +153,7 @@ class LocalBlobStore:
                     os.replace(temp, final)
                     linked = True
                 if durable:
-                    _fsync_dir(final.parent)
+                    _fsync_entries(final, made)
             except OSError as exc:
                 raise StoreError(f"storing blob {result.sha256} failed: {exc.strerror or exc}") from exc
             return StoredBlob(result.sha256, result.size, created=True)

@@ -290,3 +290,52 @@ def test_the_stations_store_reads_with_o_direct_only_when_the_setting_says_so(
         with source.open("rb", buffering=0) as handle:
             assert store.put(handle).sha256 == hashlib.sha256(data).hexdigest()
     assert seen == [True]  # the first store never tried O_DIRECT; the second read the cold file with it
+
+
+def test_a_durable_write_makes_the_new_directories_of_its_path_durable_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fsync of a file and of its directory does not make a directory created for it durable: the
+    entry naming that directory is in its parent, which needs its own fsync (POSIX; ext4's journal
+    happens to cover it, other filesystems need not). A blob whose fan-out directories are new has
+    each one's parent synced; a blob that finds them in place syncs only its own directory."""
+    from evidence_store.blobs import local
+
+    synced: list[Path] = []
+    real = local._fsync_dir
+
+    def recording(path: Path) -> None:
+        synced.append(Path(path))
+        real(path)
+
+    monkeypatch.setattr(local, "_fsync_dir", recording)
+    store = LocalBlobStore(tmp_path / "store")
+    first = store.put(io.BytesIO(b"the first blob"))
+    final = store.path_for(first.sha256)
+    fan_out, top = final.parent, final.parent.parent
+    blobs = top.parent
+    assert set(synced) >= {blobs, top, fan_out}
+
+    # its directories in place: only its own directory is synced
+    second = b"the second blob"
+    second_dir = store.path_for(hashlib.sha256(second).hexdigest()).parent
+    second_dir.mkdir(parents=True, exist_ok=True)
+    synced.clear()
+    store.put(io.BytesIO(second))
+    assert synced.count(second_dir) == 1 and blobs not in synced and second_dir.parent not in synced
+
+    # its first level in place, the second new: the first level is synced (it names the new one)
+    third = b"the third blob"
+    third_dir = store.path_for(hashlib.sha256(third).hexdigest()).parent
+    third_dir.parent.mkdir(exist_ok=True)
+    assert not third_dir.exists()
+    synced.clear()
+    store.put(io.BytesIO(third))
+    assert third_dir.parent in synced and third_dir in synced and blobs not in synced
+
+    # a write that is not durable (the ingest's batches, which syncfs the whole store) syncs nothing
+    synced.clear()
+    batch = store.put(io.BytesIO(b"a batch's blob"), durable=False)
+    with store.open(batch.sha256) as handle:
+        assert handle.read() == b"a batch's blob"
+    assert synced == []
