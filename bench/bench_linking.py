@@ -56,6 +56,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from sqlalchemy import delete, func, select
 
@@ -431,16 +432,6 @@ def main() -> int:
             shutil.rmtree(home)
 
 
-@contextlib.contextmanager
-def _patched(owner: Any, name: str, value: Any) -> Any:
-    real = getattr(owner, name)
-    setattr(owner, name, value)
-    try:
-        yield
-    finally:
-        setattr(owner, name, real)
-
-
 def _empty_links_and_flags(station: Station) -> None:
     """Back to a station that was never relinked: no links, no flags, no relink recorded, and the
     journal (which the deletes just filled) empty."""
@@ -491,7 +482,7 @@ def _bench(args: argparse.Namespace, home: Path) -> int:  # noqa: PLR0915
         _empty_links_and_flags(station)
         prepare(cache)
         cpu = time.process_time()
-        with _patched(linking_service, "collector_paused", contextlib.nullcontext):
+        with mock.patch.object(linking_service, "collector_paused", contextlib.nullcontext):
             relinked = relink_all(station, TOLERANCE)
         first_collecting[cache].append((relinked, time.process_time() - cpu))
         assert not after_first or _counts(station) == after_first, "the relinks without the pause differ"
