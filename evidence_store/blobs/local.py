@@ -73,6 +73,12 @@ def _fsync_entries(path: Path, made: list[Path]) -> None:
     _fsync_dir(path.parent)
 
 
+def _directories_in(directory: Path) -> list[Path]:
+    """The directories (not symlinks) in `directory`, by name."""
+    with os.scandir(directory) as entries:
+        return sorted(Path(e.path) for e in entries if e.is_dir(follow_symlinks=False))
+
+
 class LocalBlobStore:
     name = "local"
 
@@ -209,11 +215,20 @@ class LocalBlobStore:
             return hash_stream(handle, self.chunk_size).sha256
 
     def iter_blobs(self) -> Iterator[BlobListing]:
-        for first in sorted(self._blobs.iterdir()):
-            for second in sorted(first.iterdir()):
+        """The blobs at their content address. Anything else in the tree (a stray file where a
+        directory belongs, a name that is not a digest, a blob under another address) is not one of
+        ours and is left out, as the S3 store's listing leaves out keys not its own."""
+        for first in _directories_in(self._blobs):
+            for second in _directories_in(first):
                 for entry in os.scandir(second):
-                    if entry.is_file(follow_symlinks=False):
-                        yield BlobListing(entry.name, entry.stat(follow_symlinks=False).st_size)
+                    name = entry.name
+                    if (
+                        entry.is_file(follow_symlinks=False)
+                        and _SHA256.match(name)
+                        and name[:2] == first.name
+                        and name[2:4] == second.name
+                    ):
+                        yield BlobListing(name, entry.stat(follow_symlinks=False).st_size)
 
     def stale_incoming(self) -> list[Path]:
         """Temp files left by a crash mid-write: never blobs, safe to report and clear."""

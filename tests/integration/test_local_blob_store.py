@@ -14,6 +14,7 @@ import pytest
 
 from evidence_store.blobs.local import LocalBlobStore
 from evidence_store.errors import BlobMismatchError, BlobNotFoundError, StoreError
+from evidence_store.ports import BlobListing
 
 
 def payload(size: int, seed: int = 1) -> bytes:
@@ -339,3 +340,58 @@ def test_a_durable_write_makes_the_new_directories_of_its_path_durable_too(
     with store.open(batch.sha256) as handle:
         assert handle.read() == b"a batch's blob"
     assert synced == []
+
+
+@pytest.mark.parametrize("failure", ["a file in the way", "disk full"])
+def test_a_fan_out_directory_that_cannot_be_made_stores_nothing_and_the_next_write_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """Making the blob's directories fails (a file where a directory should be, ENOSPC from mkdir): a
+    StoreError, no blob and no temp file left; once the cause is gone the same bytes store."""
+    store = LocalBlobStore(tmp_path / "store")
+    data = b"footage whose directory cannot be made"
+    sha256 = hashlib.sha256(data).hexdigest()
+    top = store.path_for(sha256).parent.parent
+    if failure == "a file in the way":
+        top.write_bytes(b"not a directory")
+    else:
+        real_mkdir = Path.mkdir
+
+        def full(self: Path, *args: object, **kwargs: object) -> None:
+            if self == top:
+                raise OSError(28, "No space left on device")
+            real_mkdir(self, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(Path, "mkdir", full)
+    with pytest.raises(StoreError, match=f"storing blob {sha256} failed"):
+        store.put(io.BytesIO(data))
+    assert not store.exists(sha256)
+    assert list(store.iter_blobs()) == []
+    assert store.stale_incoming() == []
+    if failure == "a file in the way":
+        top.unlink()
+    else:
+        monkeypatch.undo()
+    stored = store.put(io.BytesIO(data))
+    assert stored.created and stored.sha256 == sha256
+    with store.open(sha256) as handle:
+        assert handle.read() == data
+
+
+def test_only_blobs_at_their_address_are_listed(tmp_path: Path) -> None:
+    """A stray file where a fan-out directory belongs, a name that is not a digest, a blob under
+    another address or a symlink are not blobs: the listing (which `evidence scrub` walks) leaves them
+    out instead of failing on them."""
+    store = LocalBlobStore(tmp_path / "store")
+    stored = store.put(io.BytesIO(b"the one blob"))
+    fan_out = store.path_for(stored.sha256).parent
+    blobs = fan_out.parent.parent
+    (blobs / "zz").write_bytes(b"a stray file at the first level")
+    (fan_out.parent / "yy").write_bytes(b"a stray file at the second level")
+    (fan_out / "notes.txt").write_bytes(b"not a digest")
+    other = hashlib.sha256(b"elsewhere").hexdigest()
+    if other[:4] == stored.sha256[:4]:  # pragma: no cover - a 1 in 65,536 chance
+        other = hashlib.sha256(b"elsewhere, again").hexdigest()
+    (fan_out / other).write_bytes(b"elsewhere")  # a digest name under another address
+    (fan_out / (stored.sha256[:4] + "0" * 60)).symlink_to(store.path_for(stored.sha256))  # its address
+    assert list(store.iter_blobs()) == [BlobListing(stored.sha256, len(b"the one blob"))]
