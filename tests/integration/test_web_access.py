@@ -149,18 +149,15 @@ def world(station: Station) -> World:
     _link(station, clip_b, case_private)
     _link(station, clip_c, case_state)
     for role in Role:
-        create_user(
+        factories.create_account(
             station,
-            username=role.value,
-            password=PASSWORD,
+            role.value,
+            PASSWORD,
             role=role,
             unit="U1",
             officer_badge="1001" if role is Role.OFFICER else None,
-            actor="test",
         )
-    create_user(
-        station, username="custodian-u2", password=PASSWORD, role="custodian", unit="U2", actor="test"
-    )
+    factories.create_account(station, "custodian-u2", PASSWORD, role="custodian", unit="U2")
     with station.engine.connect() as connection:
         supervisor_id = connection.scalar(select(users.c.id).where(users.c.username == "supervisor"))
     drawer = User(supervisor_id, "supervisor", "", Role.SUPERVISOR, "U1")

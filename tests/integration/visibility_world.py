@@ -21,7 +21,6 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from evidence_store.accounts import create_user
 from evidence_store.bootstrap import Station
 from evidence_store.db.tables import clip_links, clips, supervision_items, users
 from evidence_store.domain.access import Role, User
@@ -107,24 +106,16 @@ def build_world(station: Station) -> World:
     factories.add_link(station, clip_c, case_state)
     link_c_normal = factories.add_link(station, clip_c, case_normal, reason=SECRET_REASON)
     for role in Role:
-        create_user(
+        factories.create_account(
             station,
-            username=role.value,
-            password=PASSWORD,
+            role.value,
+            PASSWORD,
             role=role,
             unit="U1",
             officer_badge="1001" if role is Role.OFFICER else None,
-            actor="test",
         )
     for username in U2_USERS:
-        create_user(
-            station,
-            username=username,
-            password=PASSWORD,
-            role=username.removesuffix("-u2"),
-            unit="U2",
-            actor="test",
-        )
+        factories.create_account(station, username, PASSWORD, role=username.removesuffix("-u2"), unit="U2")
     drawer = user_of(station, "supervisor")
     clip_draw = create_draw(
         station, DrawRequest(kind="clip", size=2, officer="1001", seed=11), drawer, source="test"
