@@ -239,7 +239,7 @@ def _password_hash(username: str, password: str) -> str:
 def create_account(station: Station, username: str, password: str, **account: Any) -> int:
     """A user made by the account service (`create_user`: checked, audited), with a real argon2id hash
     of `password` that is made once per test session for this user name: the worlds of the web tests
-    make their eight to ten users for each of some 250 tests, at about 0.12 s a hash here. Each user
+    make their eight to ten users for each of some 180 tests, at about 0.12 s a hash here. Each user
     still has a hash of its own (its own salt), and sign-ins verify it at full cost."""
     with mock.patch.object(accounts, "hash_password", functools.partial(_password_hash, username)):
         return accounts.create_user(station, username=username, password=password, actor="test", **account)
